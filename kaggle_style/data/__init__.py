@@ -1,0 +1,1 @@
+"""Reading, generating, decoding and augmenting the competition's data."""

@@ -1,0 +1,1 @@
+"""Animal detection and cropping: boxes in MegaDetector's batch-output format, crops on disk."""

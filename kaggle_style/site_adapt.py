@@ -1,0 +1,221 @@
+"""Per-site label-shift adaptation (Saerens, Latinne & Decaestecker, 2002).
+
+Each camera site sees its own mix of animals (a forest floor camera sees rodents, a clearing
+sees antelope), but a classifier predicts as if every site had the training mix. Under label
+shift p(x|y) stays fixed and only p(y) changes, so the site's class prior can be re-estimated
+from the model's own (calibrated) predictions on that site with EM, without any label, and the
+predictions re-weighted by prior_site(y) / prior_train(y).
+
+Small sites give noisy EM estimates, so the M-step is a Dirichlet-MAP update that shrinks
+toward the training prior with a pseudo-count `strength` (alpha):
+    prior_site = (sum_i p'(y|x_i) + alpha * prior_train) / (n_site + alpha).
+alpha = 0 is plain EM; alpha -> inf (`None` here) is no adaptation. alpha is chosen on OOF
+predictions: train folds are grouped by site, so OOF rows are predictions on unseen sites,
+exactly the situation of the test sites.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kaggle_style.constants import CLASSES
+
+# Pseudo-counts to try; a site of n images moves halfway to its EM estimate when n == alpha.
+DEFAULT_STRENGTHS: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
+PROB_FLOOR = 1e-12
+
+
+def _site_index(sites: Sequence[object] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unique site names, index of each row's site), so EM runs on all sites at once."""
+    names, index = np.unique(np.asarray(sites).astype(str), return_inverse=True)
+    return names, index.reshape(-1)
+
+
+def _prepared(probs: np.ndarray) -> np.ndarray:
+    probs = np.clip(np.asarray(probs, dtype=np.float64), PROB_FLOOR, None)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def reweight(probs: np.ndarray, row_priors: np.ndarray, train_prior: np.ndarray) -> np.ndarray:
+    """p'(y|x) ∝ p(y|x) * prior_new(y) / prior_train(y), row by row."""
+    out = _prepared(probs) * (np.asarray(row_priors) / np.asarray(train_prior))
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def em_priors(
+    probs: np.ndarray,
+    site_index: np.ndarray,
+    n_sites: int,
+    train_prior: np.ndarray,
+    strength: float,
+    tol: float = 1e-8,
+    max_iter: int = 2000,
+) -> np.ndarray:
+    """(n_sites, n_classes) MAP-EM prior estimates, every site iterated together."""
+    probs = _prepared(probs)
+    train_prior = np.asarray(train_prior, dtype=np.float64)
+    n_classes = probs.shape[1]
+    counts = np.bincount(site_index, minlength=n_sites).astype(np.float64)
+    priors = np.tile(train_prior, (n_sites, 1))
+    for _ in range(max_iter):
+        adjusted = reweight(probs, priors[site_index], train_prior)
+        sums = np.stack(
+            [np.bincount(site_index, weights=adjusted[:, k], minlength=n_sites)
+             for k in range(n_classes)],
+            axis=1,
+        )
+        new = (sums + strength * train_prior) / (counts + strength)[:, None]
+        new = np.clip(new, PROB_FLOOR, None)
+        new /= new.sum(axis=1, keepdims=True)
+        change = float(np.max(np.abs(new - priors)))
+        priors = new
+        if change < tol:
+            break
+    return priors
+
+
+def adapt_site_priors(
+    probs: np.ndarray,
+    sites: Sequence[object] | np.ndarray,
+    train_prior: np.ndarray,
+    strength: float | None,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(adapted probabilities, EM prior of each site); `strength=None` returns `probs` as they are.
+
+    Uses no labels, so it can be applied to test sites as well as to OOF sites.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    names, index = _site_index(sites)
+    if strength is None:
+        priors = np.tile(np.asarray(train_prior, dtype=np.float64), (len(names), 1))
+        return probs.copy(), dict(zip(names.tolist(), priors, strict=True))
+    if strength < 0:
+        raise ValueError(f"strength must be >= 0, got {strength}")
+    priors = em_priors(probs, index, len(names), train_prior, strength)
+    adapted = reweight(probs, priors[index], train_prior)
+    return adapted, dict(zip(names.tolist(), priors, strict=True))
+
+
+def _row_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return -np.log(np.clip(probs[np.arange(len(y)), y], PROB_FLOOR, None))
+
+
+def _options(
+    probs: np.ndarray,
+    sites: Sequence[object] | np.ndarray,
+    train_prior: np.ndarray,
+    strengths: Sequence[float],
+) -> list[np.ndarray]:
+    """Probabilities without adaptation, then adapted with each strength."""
+    adapted = [adapt_site_priors(probs, sites, train_prior, s)[0] for s in strengths]
+    return [_prepared(probs), *adapted]
+
+
+def strength_losses(
+    probs: np.ndarray,
+    y: np.ndarray,
+    sites: Sequence[object] | np.ndarray,
+    train_prior: np.ndarray,
+    strengths: Sequence[float] = DEFAULT_STRENGTHS,
+) -> np.ndarray:
+    """(1 + len(strengths), n) per-row log losses; row 0 is no adaptation.
+
+    Adapting a site never looks at labels, so the losses are computed once and any subset of
+    rows (e.g. k-1 folds) can choose its strength from them.
+    """
+    y = np.asarray(y, dtype=np.int64)
+    return np.stack([_row_losses(p, y) for p in _options(probs, sites, train_prior, strengths)])
+
+
+def _best(losses: np.ndarray, strengths: Sequence[float], mask: np.ndarray) -> float | None:
+    means = losses[:, mask].mean(axis=1)
+    best = int(np.argmin(means))  # ties go to the first: no adaptation
+    return None if best == 0 else float(strengths[best - 1])
+
+
+def choose_strength(
+    probs: np.ndarray,
+    y: np.ndarray,
+    sites: Sequence[object] | np.ndarray,
+    train_prior: np.ndarray,
+    strengths: Sequence[float] = DEFAULT_STRENGTHS,
+) -> tuple[float | None, dict[str, float]]:
+    """(best strength, None meaning "no adaptation"; mean log loss of each option) on OOF rows."""
+    losses = strength_losses(probs, y, sites, train_prior, strengths)
+    means = losses.mean(axis=1)
+    table = {"none": float(means[0])}
+    table.update({f"{s:g}": float(m) for s, m in zip(strengths, means[1:], strict=True)})
+    return _best(losses, strengths, np.ones(losses.shape[1], bool)), table
+
+
+@dataclass
+class NestedSiteAdapt:
+    """Strength chosen on k-1 folds and applied to the held-out fold, for every fold."""
+
+    probs: np.ndarray  # held-out adapted probabilities, one row per input row
+    log_loss_before: float
+    log_loss_after: float
+    strength_per_fold: dict[str, float | None]
+
+
+def nested_site_adapt(
+    probs: np.ndarray,
+    y: np.ndarray,
+    sites: Sequence[object] | np.ndarray,
+    folds: np.ndarray,
+    train_prior: np.ndarray,
+    strengths: Sequence[float] = DEFAULT_STRENGTHS,
+) -> NestedSiteAdapt:
+    """An honest estimate of what adaptation does on sites whose labels chose nothing."""
+    folds = np.asarray(folds)
+    adapted_by_option = _options(probs, sites, train_prior, strengths)
+    y = np.asarray(y, dtype=np.int64)
+    losses = np.stack([_row_losses(p, y) for p in adapted_by_option])
+    out = np.empty_like(adapted_by_option[0])
+    chosen: dict[str, float | None] = {}
+    after = np.empty(len(folds))
+    for fold in np.unique(folds):
+        held = folds == fold
+        strength = _best(losses, strengths, ~held) if (~held).any() else None
+        option = 0 if strength is None else 1 + list(strengths).index(strength)
+        out[held] = adapted_by_option[option][held]
+        after[held] = losses[option, held]
+        chosen[str(fold)] = strength
+    return NestedSiteAdapt(
+        probs=out,
+        log_loss_before=float(losses[0].mean()),
+        log_loss_after=float(after.mean()),
+        strength_per_fold=chosen,
+    )
+
+
+def site_prior_table(
+    probs_before: np.ndarray,
+    sites: Sequence[object] | np.ndarray,
+    em: dict[str, np.ndarray],
+    y: np.ndarray | None = None,
+    classes: tuple[str, ...] = CLASSES,
+) -> dict[str, dict[str, Any]]:
+    """Per site: images, mean prediction ("before"), EM prior ("after") and, with labels, the truth.
+
+    This is what a report plots to show whether adaptation moved each site toward its real mix.
+    """
+    names, index = _site_index(sites)
+    probs_before = np.asarray(probs_before, dtype=np.float64)
+    table: dict[str, dict[str, Any]] = {}
+    for i, name in enumerate(names.tolist()):
+        rows = index == i
+        entry: dict[str, Any] = {
+            "n": int(rows.sum()),
+            "before": dict(zip(classes, map(float, probs_before[rows].mean(axis=0)), strict=True)),
+            "after": dict(zip(classes, map(float, em[name]), strict=True)),
+        }
+        if y is not None:
+            freq = np.bincount(np.asarray(y)[rows], minlength=len(classes)) / rows.sum()
+            entry["true"] = dict(zip(classes, map(float, freq), strict=True))
+        table[name] = entry
+    return table

@@ -1,0 +1,298 @@
+"""Write, validate and score submission files (`kaggle-style submit | validate | score`).
+
+A rejected upload costs a day's submission slot, so `submit` checks the file it wrote before
+that file replaces the previous one, and `validate` lists every problem at once rather than
+stopping at the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL
+from kaggle_style.data.tables import read_labels, read_table
+from kaggle_style.io import atomic_path
+from kaggle_style.metrics import format_summary, log_loss, score
+from kaggle_style.predictions import PredictionError, few_ids, read_predictions
+
+MULTI_STAGE = True
+# Clipping bounds the damage of one confident mistake (log(1e-6) ~ -13.8 instead of -34.5).
+DEFAULT_CLIP = 1e-6
+SUM_TOLERANCE = 1e-6
+NAN_WORDS = frozenset({"", "nan", "na", "n/a", "null", "none", "-nan"})
+
+
+class SubmissionError(ValueError):
+    """A submission that could not be written or does not pass validation."""
+
+
+def _read_format(format_path: str | os.PathLike) -> pd.DataFrame:
+    return read_table(format_path, (ID_COL, *CLASSES))
+
+
+def make_submission(
+    predictions_path: str | os.PathLike,
+    format_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    clip: float = DEFAULT_CLIP,
+) -> Path:
+    """Write `out_path` in the format file's id order and column order, clipped and renormalised.
+
+    The file is validated at its temporary path; a file that fails never replaces the old one.
+    """
+    preds = read_predictions(predictions_path)
+    fmt = _read_format(format_path)
+    fmt_ids = fmt[ID_COL].astype(str)
+    have = set(preds[ID_COL])
+    lacks = [i for i in fmt_ids if i not in have]
+    extra = sorted(have - set(fmt_ids))
+    if lacks or extra:
+        parts = []
+        if lacks:
+            parts.append(
+                f"{len(lacks)} id(s) of the format file have no prediction: {few_ids(lacks)}"
+            )
+        if extra:
+            parts.append(
+                f"{len(extra)} predicted id(s) are not in the format file: {few_ids(extra)}"
+            )
+        raise SubmissionError(f"{predictions_path}: " + "; ".join(parts))
+    columns = [c for c in fmt.columns if c != ID_COL]
+    probs = preds.set_index(ID_COL).loc[fmt_ids, columns].to_numpy(np.float64)
+    probs = np.clip(probs, clip, 1.0)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    out = pd.DataFrame(probs, columns=columns)
+    out.insert(0, ID_COL, fmt_ids.to_numpy())
+    out = out[list(fmt.columns)]
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp:
+        out.to_csv(tmp, index=False, float_format="%.17g")
+        problems, _ = check_submission(tmp, format_path, strict_order=True)
+        if problems:
+            raise SubmissionError(
+                f"{out_path}: the written file failed validation, not replaced:\n  "
+                + "\n  ".join(problems)
+            )
+    return out_path
+
+
+def check_submission(
+    path: str | os.PathLike, format_path: str | os.PathLike, strict_order: bool = False
+) -> tuple[list[str], list[str]]:
+    """(problems, notes) of a submission file; notes are facts that do not make it invalid."""
+    path = Path(path)
+    fmt = _read_format(format_path)
+    if not path.is_file():
+        return [f"{path}: file not found"], []
+    try:
+        sub = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        return [f"{path}: the file is empty"], []
+    problems: list[str] = []
+    notes: list[str] = []
+    expected_cols = list(fmt.columns)
+    cols = [str(c) for c in sub.columns]
+    if ID_COL not in cols:
+        return [f"{path}: no '{ID_COL}' column; columns must be {', '.join(expected_cols)}"], []
+    if len(sub) == 0:
+        return [f"{path}: the file is empty (a header but no rows)"], []
+    missing_cols = [c for c in expected_cols if c not in cols]
+    extra_cols = [c for c in cols if c not in expected_cols]
+    if missing_cols:
+        problems.append(f"missing column(s): {', '.join(missing_cols)}")
+    if extra_cols:
+        problems.append(f"unexpected column(s): {', '.join(extra_cols)}")
+    if not missing_cols and not extra_cols and cols != expected_cols:
+        problems.append(
+            f"columns are misordered: got {', '.join(cols)}; expected {', '.join(expected_cols)}"
+        )
+    if len(sub) != len(fmt):
+        problems.append(f"wrong row count: {len(sub)} rows, the format file has {len(fmt)}")
+    problems += _id_problems(sub[ID_COL].str.strip(), fmt[ID_COL].astype(str), strict_order, notes)
+    class_cols = [c for c in expected_cols if c != ID_COL and c in cols]
+    problems += _value_problems(sub, class_cols, ID_COL)
+    return [f"{path}: {p}" for p in problems], notes
+
+
+def _id_problems(
+    ids: pd.Series, fmt_ids: pd.Series, strict_order: bool, notes: list[str]
+) -> list[str]:
+    problems = []
+    dup = ids[ids.duplicated()].unique()
+    if len(dup):
+        problems.append(f"{len(dup)} duplicate id(s): {few_ids(dup)}")
+    have, want = set(ids), set(fmt_ids)
+    missing = [i for i in fmt_ids if i not in have]
+    extra = sorted(have - want)
+    if missing:
+        problems.append(f"{len(missing)} missing id(s): {few_ids(missing)}")
+    if extra:
+        problems.append(f"{len(extra)} extra id(s) not in the format file: {few_ids(extra)}")
+    if not missing and not extra and not len(dup) and list(ids) != list(fmt_ids):
+        message = "rows are in a different order than the format file"
+        if strict_order:
+            problems.append(f"{message} (--strict-order)")
+        else:
+            notes.append(f"note: {message} (allowed; ids are matched, not positions)")
+    return problems
+
+
+def _value_problems(sub: pd.DataFrame, class_cols: list[str], id_col: str) -> list[str]:
+    """Cell-level problems: each kind reported once, with the rows it affects."""
+    if not class_cols:
+        return []
+    raw = sub[class_cols].apply(lambda s: s.str.strip())
+    values = raw.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    nan_word = raw.apply(lambda s: s.str.lower().isin(NAN_WORDS)).to_numpy()
+    ids = sub[id_col].to_numpy()
+    problems = []
+    non_numeric = np.isnan(values) & ~nan_word
+    if non_numeric.any():
+        cells = raw.to_numpy()[non_numeric]
+        problems.append(
+            f"{int(non_numeric.sum())} non-numeric cell(s) (e.g. {cells[0]!r}) "
+            f"in rows with ids {few_ids(ids[non_numeric.any(axis=1)])}"
+        )
+    is_nan = np.isnan(values) & nan_word
+    if is_nan.any():
+        problems.append(
+            f"{int(is_nan.sum())} NaN or empty value(s) in rows with ids "
+            f"{few_ids(ids[is_nan.any(axis=1)])}"
+        )
+    is_inf = np.isinf(values)
+    if is_inf.any():
+        problems.append(
+            f"{int(is_inf.sum())} infinite value(s) in rows with ids "
+            f"{few_ids(ids[is_inf.any(axis=1)])}"
+        )
+    finite = np.isfinite(values)
+    outside = finite & ((values < 0) | (values > 1))
+    if outside.any():
+        problems.append(
+            f"{int(outside.sum())} value(s) outside [0, 1] in rows with ids "
+            f"{few_ids(ids[outside.any(axis=1)])}"
+        )
+    complete = finite.all(axis=1) & (len(class_cols) == len(CLASSES))
+    off = complete & (np.abs(values.sum(axis=1) - 1.0) > SUM_TOLERANCE)
+    if off.any():
+        worst = float(np.max(np.abs(values[off].sum(axis=1) - 1.0)))
+        problems.append(
+            f"{int(off.sum())} row(s) whose probabilities do not sum to 1 (off by up to "
+            f"{worst:.3g}, tolerance {SUM_TOLERANCE:g}): ids {few_ids(ids[off])}"
+        )
+    return problems
+
+
+def validate_submission(
+    path: str | os.PathLike, format_path: str | os.PathLike, strict_order: bool = False
+) -> list[str]:
+    """Every problem of a submission file; an empty list means it can be uploaded."""
+    return check_submission(path, format_path, strict_order)[0]
+
+
+def score_predictions(
+    predictions_path: str | os.PathLike, labels_path: str | os.PathLike
+) -> dict[str, Any]:
+    """metrics.score of the predicted ids that have a label, plus how many were scored."""
+    preds = read_predictions(predictions_path)
+    labels = read_labels(labels_path)
+    merged = preds.merge(labels, on=ID_COL, how="inner")
+    if merged.empty:
+        raise SubmissionError(
+            f"{predictions_path}: none of its {len(preds)} ids has a label in {labels_path}"
+        )
+    y = merged[LABEL_COL].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    probs = merged[list(CLASSES)].to_numpy(np.float64)
+    result = score(y, probs)
+    result["n_predictions"] = len(preds)
+    result["n_unlabelled"] = int(len(preds) - len(merged))
+    if FOLD_COL in merged.columns:
+        folds = merged[FOLD_COL].to_numpy()
+        result["per_fold_log_loss"] = {
+            str(f): log_loss(y[folds == f], probs[folds == f]) for f in sorted(set(folds))
+        }
+    return result
+
+
+def format_scores(name: str, result: dict[str, Any]) -> str:
+    """The printed report of `kaggle-style score`."""
+    lines = [
+        f"scored {result['n']} of {result['n_predictions']} predicted ids "
+        f"({result['n_unlabelled']} without a label were skipped)",
+        format_summary(name, result),
+    ]
+    if "per_fold_log_loss" in result:
+        lines.append(
+            "per-fold log loss: "
+            + ", ".join(f"{f}: {v:.4f}" for f, v in result["per_fold_log_loss"].items())
+        )
+    lines.append("per-class accuracy:")
+    for cls, acc in result["per_class_accuracy"].items():
+        lines.append(f"  {cls:<18} {'-' if acc is None else f'{acc:.3f}'}")
+    lines.append("confusion matrix (rows: true, columns: predicted):")
+    width = max(6, *(len(str(v)) for row in result["confusion_matrix"] for v in row))
+    short = [c[:width] for c in result["classes"]]
+    lines.append(" " * 18 + " ".join(f"{c:>{width}}" for c in short))
+    for cls, row in zip(result["classes"], result["confusion_matrix"], strict=True):
+        lines.append(f"  {cls:<16}" + " ".join(f"{v:>{width}}" for v in row))
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
+    if stage == "submit":
+        parser.add_argument("--predictions", required=True, type=Path,
+                            help="a prediction file, e.g. runs/<name>/test.csv")
+        parser.add_argument("--format", required=True, type=Path, dest="format_path",
+                            help="the competition's submission_format.csv")
+        parser.add_argument("--out", required=True, type=Path,
+                            help="submission file to write, e.g. submissions/<name>.csv")
+        parser.add_argument("--clip", type=float, default=DEFAULT_CLIP,
+                            help=f"lower bound for each probability (default {DEFAULT_CLIP:g})")
+    elif stage == "validate":
+        parser.add_argument("submission", type=Path, help="the submission CSV to check")
+        parser.add_argument("--format", required=True, type=Path, dest="format_path",
+                            help="the competition's submission_format.csv")
+        parser.add_argument("--strict-order", action="store_true",
+                            help="also require the format file's row order")
+    elif stage == "score":
+        parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
+        parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
+        parser.add_argument("--json", action="store_true",
+                            help="print the scores as one JSON object at the end")
+    else:
+        raise ValueError(f"unknown stage {stage!r}")
+
+
+def run(args: argparse.Namespace, stage: str) -> int:
+    try:
+        if stage == "submit":
+            out = make_submission(args.predictions, args.format_path, args.out, args.clip)
+            print(f"wrote {out} (validated against {args.format_path})")
+            return 0
+        if stage == "validate":
+            problems, notes = check_submission(args.submission, args.format_path, args.strict_order)
+            for line in notes + problems:
+                print(line)
+            if problems:
+                print(f"INVALID: {len(problems)} problem(s)")
+                return 1
+            print(f"valid: {args.submission}")
+            return 0
+        if stage == "score":
+            result = score_predictions(args.predictions, args.labels)
+            print(format_scores(str(args.predictions), result))
+            if args.json:
+                print(json.dumps(result))
+            return 0
+    except (PredictionError, SubmissionError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    raise ValueError(f"unknown stage {stage!r}")

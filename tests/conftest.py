@@ -1,0 +1,49 @@
+"""Shared fixtures: the real data beside the checkout, and tiny generated datasets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real Conser-vision CSVs, images, weights); a clear failure if absent."""
+    if not (SHARED_DATA / "README.md").exists():
+        pytest.fail(
+            f"the real test data is missing: expected {SHARED_DATA} beside the checkout "
+            "(CI always provides it)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny demo dataset (DrivenData layout, 12+ sites) shared by the session's tests."""
+    from kaggle_style.data.demo import generate_demo_data
+
+    out = tmp_path_factory.mktemp("tiny") / "data"
+    generate_demo_data(out, seed=1, n_train=96, n_test=24, width=128, height=72)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_folds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from kaggle_style.data.tables import load_dataset
+    from kaggle_style.folds import make_folds
+    from kaggle_style.io import write_csv
+
+    out = tmp_path_factory.mktemp("folds") / "folds.csv"
+    write_csv(out, make_folds(load_dataset(tiny_data).train, n_splits=3, seed=0))
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _quiet_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two CI cores: keep libraries from oversubscribing them."""
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))

@@ -1,0 +1,65 @@
+"""Folds on the real Conser-vision site distribution and on generated data."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from kaggle_style.constants import FOLD_COL, ID_COL, SITE_COL
+from kaggle_style.data.tables import TableError, load_dataset, read_folds
+from kaggle_style.folds import fold_table, make_folds
+
+
+@pytest.fixture(scope="module")
+def real_train(shared_data: Path) -> pd.DataFrame:
+    return load_dataset(shared_data / "conservision").train
+
+
+def test_real_folds_group_sites_cover_ids_and_balance(real_train: pd.DataFrame) -> None:
+    assert len(real_train) == 16_488 and real_train[SITE_COL].nunique() == 148
+    folds = make_folds(real_train, n_splits=5, seed=42)
+    assert folds[ID_COL].is_unique and set(folds[ID_COL]) == set(real_train[ID_COL])
+    assert (folds[FOLD_COL] >= 0).all()
+    assert (folds.groupby(SITE_COL)[FOLD_COL].nunique() == 1).all(), "a site spans two folds"
+    sizes = folds.groupby(FOLD_COL).size()
+    assert ((sizes - sizes.mean()).abs() <= 0.25 * sizes.mean()).all(), sizes.to_dict()
+
+
+def test_fold_table_lists_images_sites_and_class_shares(real_train: pd.DataFrame) -> None:
+    table = fold_table(make_folds(real_train, n_splits=5, seed=0))
+    assert table["images"].sum() == 16_488
+    assert table["sites"].sum() == 148
+    assert table.drop(columns=["images", "sites"]).sum(axis=1).round(2).eq(1.0).all()
+
+
+def test_folds_are_deterministic_for_a_seed(real_train: pd.DataFrame) -> None:
+    a = make_folds(real_train, n_splits=5, seed=3)
+    b = make_folds(real_train, n_splits=5, seed=3)
+    assert a.equals(b)
+
+
+def test_folds_cli_writes_file_and_table(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "folds" / "folds.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "kaggle_style", "folds", "--data", str(tiny_data), "--out", str(out),
+         "--n-splits", "3"],
+        capture_output=True, text=True, check=True,
+    )
+    assert "images" in result.stdout and "sites" in result.stdout
+    folds = read_folds(out, load_dataset(tiny_data).train)
+    assert sorted(folds[FOLD_COL].unique()) == [0, 1, 2]
+    assert (out.parent / "folds.config.yaml").exists()
+
+
+def test_folds_file_that_does_not_match_the_data_is_an_error(tiny_data: Path, tiny_folds: Path,
+                                                              tmp_path: Path) -> None:
+    train = load_dataset(tiny_data).train
+    broken = pd.read_csv(tiny_folds, dtype={ID_COL: str}).iloc[1:]
+    path = tmp_path / "folds.csv"
+    broken.to_csv(path, index=False)
+    with pytest.raises(TableError, match="have no fold"):
+        read_folds(path, train)

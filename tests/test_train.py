@@ -1,0 +1,148 @@
+"""The trainer on tiny generated data with timm's test_* models: outputs, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL
+from kaggle_style.data.tables import load_dataset
+from kaggle_style.train import (
+    TrainConfig,
+    mix_batch,
+    run_training,
+    soft_cross_entropy,
+)
+
+
+def tiny_config(data: Path, folds_file: Path, tmp: Path, **kw) -> TrainConfig:
+    base = dict(
+        name="tiny", data=str(data), folds_file=str(folds_file), runs_dir=str(tmp / "runs"),
+        cache_dir=str(tmp / "cache"), backbone="test_resnet", image_size=48, epochs=2,
+        batch_size=16, lr=3e-3, num_workers=0, progress=False, tta_hflip=True,
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_writes_the_run_contract(tiny_data: Path, tiny_folds: Path, tmp_path: Path):
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path)
+    summary = run_training(cfg)
+    run = cfg.run_dir
+    data = load_dataset(tiny_data)
+    oof = pd.read_csv(run / "oof.csv", dtype={ID_COL: str})
+    test = pd.read_csv(run / "test.csv", dtype={ID_COL: str})
+    assert list(oof.columns) == [ID_COL, *CLASSES, FOLD_COL]
+    assert list(oof[ID_COL]) == list(pd.read_csv(tiny_folds, dtype={ID_COL: str})[ID_COL])
+    assert list(test.columns) == [ID_COL, *CLASSES]
+    assert list(test[ID_COL]) == list(data.test[ID_COL])
+    for frame in (oof, test):
+        probs = frame[list(CLASSES)].to_numpy()
+        assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics["per_fold"]) == {"0", "1", "2"}
+    assert metrics["overall"]["log_loss"] == pytest.approx(summary["overall"]["log_loss"])
+    config = (run / "config.yaml").read_text()
+    assert "git_commit" in config and "backbone: test_resnet" in config
+    for fold in range(3):
+        assert (run / f"fold{fold}" / "model.safetensors").exists()
+        assert not (run / f"fold{fold}" / "checkpoints").exists()
+
+
+def test_finished_folds_are_skipped_and_changed_config_retrains(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path, capsys
+):
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1, folds=[0])
+    run_training(cfg)
+    first = (cfg.run_dir / "fold0" / "oof.csv").stat().st_mtime_ns
+    run_training(cfg)
+    assert "up to date" in capsys.readouterr().out
+    assert (cfg.run_dir / "fold0" / "oof.csv").stat().st_mtime_ns == first
+    assert not (cfg.run_dir / "oof.csv").exists(), "oof.csv needs every fold"
+    run_training(tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1, folds=[0], lr=1e-2))
+    assert (cfg.run_dir / "fold0" / "oof.csv").stat().st_mtime_ns != first
+
+
+def test_killed_training_resumes_to_the_same_oof(tiny_data: Path, tiny_folds: Path, tmp_path: Path):
+    """SIGKILL after the first epoch's checkpoint, --resume, and the OOF equals a clean run's."""
+    args = ["--data", str(tiny_data), "--folds-file", str(tiny_folds), "--backbone", "test_resnet",
+            "--epochs", "3", "--fold", "1", "--quiet", "--set", "image_size=48", "batch_size=16",
+            "num_workers=0", "lr=3e-3", "mixup_alpha=0.4", "drop_path_rate=0.1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    clean = tmp_path / "clean"
+    killed = tmp_path / "killed"
+    base = [sys.executable, "-m", "kaggle_style", "train", "--name", "r"]
+    subprocess.run([*base, "--runs-dir", str(clean), *args, f"cache_dir={tmp_path}/c"],
+                   check=True, env=env, capture_output=True)
+    proc = subprocess.Popen([*base, "--runs-dir", str(killed), *args, f"cache_dir={tmp_path}/c"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pointer = killed / "r" / "fold1" / "checkpoints" / "latest.json"
+    deadline = time.time() + 120
+    while not pointer.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert pointer.exists(), "no checkpoint was written before the run ended"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "r" / "fold1" / "oof.csv").exists()
+    out = subprocess.run([*base, "--runs-dir", str(killed), *args, f"cache_dir={tmp_path}/c",
+                          "--resume"], check=True, env=env, capture_output=True, text=True)
+    assert "resumed after epoch" in out.stdout
+    a = pd.read_csv(clean / "r" / "fold1" / "oof.csv")[list(CLASSES)].to_numpy()
+    b = pd.read_csv(killed / "r" / "fold1" / "oof.csv")[list(CLASSES)].to_numpy()
+    assert np.abs(a - b).max() < 1e-5
+
+
+def test_unreadable_training_image_is_left_out_and_bad_test_image_stops(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    frame = load_dataset(data)
+    (data / frame.train.filepath[0]).write_bytes(b"")  # zero-byte
+    path = data / frame.train.filepath[1]
+    path.write_bytes(path.read_bytes()[:200])  # truncated JPEG
+    cfg = tiny_config(data, tiny_folds, tmp_path, epochs=1, folds=[0])
+    with pytest.warns(UserWarning, match="cannot be read and are left out"):
+        run_training(cfg)
+    bad = list(Path(cfg.cache_dir).glob("*/bad_images.csv"))
+    assert any(len(pd.read_csv(b)) == 2 for b in bad)
+    (data / frame.test.filepath[0]).unlink()
+    with pytest.raises(ValueError, match="test image.*cannot be read"):
+        run_training(tiny_config(data, tiny_folds, tmp_path, epochs=1, folds=[0], name="t2"))
+
+
+def test_nan_loss_stops_with_fold_epoch_and_step(tiny_data: Path, tiny_folds: Path, tmp_path):
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1, folds=[0], lr=1e30)
+    with pytest.raises(FloatingPointError, match=r"fold 0, epoch 1, step \d+"):
+        run_training(cfg)
+
+
+def test_soft_cross_entropy_matches_torch_for_hard_targets() -> None:
+    logits = torch.randn(6, 8)
+    y = torch.tensor([0, 1, 2, 3, 4, 7])
+    weights = torch.rand(8) + 0.5
+    expected = torch.nn.functional.cross_entropy(logits, y, weight=weights)
+    got = soft_cross_entropy(logits, torch.nn.functional.one_hot(y, 8).float(), weights)
+    assert torch.allclose(got, expected, atol=1e-6)
+
+
+def test_mixing_keeps_targets_distributions() -> None:
+    cfg = TrainConfig(mixup_alpha=0.4, cutmix_alpha=1.0)
+    rng = np.random.default_rng(0)
+    images = torch.randn(4, 3, 16, 16)
+    targets = torch.nn.functional.one_hot(torch.arange(4), 8).float()
+    for _ in range(5):
+        mixed, soft = mix_batch(images, targets, cfg, rng)
+        assert mixed.shape == images.shape
+        assert torch.allclose(soft.sum(dim=1), torch.ones(4))
