@@ -46,6 +46,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev,detect]'
+	$(PY) -m pip install -q --no-deps pixeltable-yolox==0.4.3
 	touch $@
 
 install: $(STAMP) ## create .venv: pinned torch from local disk, the package (editable), dev tools

@@ -10,7 +10,8 @@ Blending spaces:
   its members, so it is robust when one model is badly over-confident.
 - "logprob": weighted geometric mean (sum of weighted log-probabilities, renormalised). Models
   that agree reinforce each other; usually better when members are well calibrated.
-- "auto": whichever has the lower nested log loss (after temperature scaling).
+- "auto": whichever has the lower nested log loss (after temperature scaling). Picking the
+  better of two makes that one nested number slightly optimistic; the choice is reported.
 
 Optional stacking (multinomial logistic regression on the models' log-probabilities, fitted
 fold-wise) replaces weighted averaging only when its nested log loss is lower.
@@ -96,7 +97,7 @@ class EnsembleConfig:
     site_strengths: list[float] = field(default_factory=lambda: list(DEFAULT_STRENGTHS))
     features: str | None = None  # test_features.csv: sites of the test ids
     train_features: str | None = None  # train_features.csv: sites of the OOF ids
-    n_starts: int = 8  # optimiser starts for the weights (equal weights + random)
+    n_starts: int = 3  # optimiser starts for the weights (equal weights + random)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -186,12 +187,14 @@ def _weight_objective(
 
 
 def fit_weights(
-    probs: Sequence[np.ndarray], y: np.ndarray, space: str, n_starts: int = 8, seed: int = 0
+    probs: Sequence[np.ndarray], y: np.ndarray, space: str, n_starts: int = 3, seed: int = 0
 ) -> np.ndarray:
     """Non-negative weights summing to 1 that minimise log loss (before temperature).
 
     Softmax-parameterised L-BFGS from equal weights and random starts; equal weights and each
     single model are candidates too, so the blend is never worse than the best single model.
+    (Both objectives are convex in the weights, so extra starts only guard against a stalled
+    optimiser, not against local minima.)
     """
     n_models = len(probs)
     y = np.asarray(y, dtype=np.int64)
@@ -233,7 +236,7 @@ def fit_blend(
     y: np.ndarray,
     space: str,
     temperature: bool = True,
-    n_starts: int = 8,
+    n_starts: int = 3,
     seed: int = 0,
 ) -> Blend:
     """Weights first, then one temperature on the blend (the order the report shows)."""
@@ -273,16 +276,19 @@ def _stack_features(probs: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _fit_stacker(x: np.ndarray, y: np.ndarray, c: float) -> Any:
+    """Standardised features: log-probabilities span [-14, 0] and L-BFGS crawls unscaled."""
     # sklearn imported here: it is only needed when stacking runs.
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    return LogisticRegression(C=c, max_iter=2000).fit(x, y)
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(x, y)
 
 
 def _stack_predict(model: Any, x: np.ndarray, n_classes: int) -> np.ndarray:
     """Full-width probabilities even when a fold's training rows lacked a class."""
     out = np.full((len(x), n_classes), STACK_FLOOR)
-    out[:, model.classes_] = model.predict_proba(x)
+    out[:, model[-1].classes_] = model.predict_proba(x)
     return out / out.sum(axis=1, keepdims=True)
 
 
@@ -596,7 +602,7 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
         "method": method,
         "space": space,
         "space_choice": {"mode": cfg.space, "log_loss": space_losses,
-                         "estimate": "nested" if final_nested is not None else "in_sample"},
+                         "estimate": "in_sample" if nested_blend.tempered is None else "nested"},
         "weights": dict(zip(inputs.names, map(float, blend.weights), strict=True)),
         "temperature": blend.temperature if cfg.temperature else None,
         "nested_fits": nested_blend.fits,

@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import random
 import re
 import shutil
 import socket
+import sys
 import time
 import typing
 import warnings
@@ -115,7 +117,7 @@ def parse_search_space(space: Mapping[str, Any]) -> dict[str, Param]:
 
     if not space:
         raise ConfigError("the config has no search_space: nothing to tune (see configs/"
-                          "tune-demo.yaml for the format)")
+                          "demo-crop.yaml for the format)")
     known = {f.name for f in fields(TrainConfig)}
     hints = typing.get_type_hints(TrainConfig)
     params: dict[str, Param] = {}
@@ -244,6 +246,7 @@ def open_storage(
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
 
     parsed = make_url(url)
     engine_kwargs: dict[str, Any] = {}
@@ -256,9 +259,20 @@ def open_storage(
     if heartbeat_interval:
         kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
                   **_retry_callback(max_retry)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+
+    def connect() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+
+    for attempt in range(5):
+        try:
+            return connect()
+        except (IntegrityError, ProgrammingError):
+            # Workers starting together on an empty database race to create Optuna's tables;
+            # the losers find them made on the next try.
+            time.sleep(0.2 + random.random() * (attempt + 1))
+    return connect()
 
 
 def _retry_callback(max_retry: int | None) -> dict[str, Any]:
@@ -351,12 +365,14 @@ def _warn_if_different(base: Mapping[str, Any], cfg: TrainConfig) -> None:
 
 
 def process_rank() -> tuple[int, int]:
-    """(rank, world size) under `accelerate launch` / torchrun; (0, 1) for a plain process."""
+    """(rank, world size) under `accelerate launch --multi_gpu` / torchrun; (0, 1) otherwise."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()  # joins the process group the launcher set up
+    # joins the process group the launcher set up (gloo on CPU, as the trainer's Accelerator)
+    state = PartialState(cpu=not torch.cuda.is_available())
     return state.process_index, state.num_processes
 
 
@@ -526,7 +542,10 @@ def export_best(
 
     from kaggle_style.train import TrainConfig
 
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError as err:
+        raise TuneError(f"no study {study_name!r} in {storage_label or 'the storage'}") from err
     base = study.user_attrs.get(BASE_CONFIG_ATTR)
     if base is None:
         raise TuneError(f"study {study_name!r} has no '{BASE_CONFIG_ATTR}' user attr: not made "
@@ -550,7 +569,8 @@ def export_best(
         f"# Best trial of Optuna study '{study_name}'"
         + (f" ({storage_label})" if storage_label else "") + ", by kaggle-style tune-export.",
         f"# best trial: {best.number}  value (OOF log loss): {best.value!r}  "
-        f"folds: {tuned_folds if tuned_folds is not None else 'all'}",
+        f"folds: {tuned_folds if tuned_folds is not None else 'all'}  "
+        f"run: {best.user_attrs.get('run_dir', '?')}",
         "# defaults trial: " + (f"{defaults[0].number}  value: {defaults[0].value!r}" if defaults
                                 else "not complete"),
         "# trials: " + ", ".join(f"{n} {s}" for s, n in counts.items())
@@ -606,16 +626,34 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str = "tune") -> None:
 
 def run(args: argparse.Namespace, stage: str = "tune") -> int:
     url = args.storage or default_storage(args.study)
-    if stage == "tune-export":
-        storage = open_storage(url)
-        out = export_best(args.study, storage, args.out, args.name, storage_label=masked(url))
-        print(f"wrote {out}")
-        return 0
+    try:
+        if stage == "tune-export":
+            _export(args, url)
+        else:
+            _tune(args, url)
+    except (ValueError, TuneError) as err:  # config, search space, storage, study
+        print(f"{stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _export(args: argparse.Namespace, url: str) -> None:
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise TuneError(f"no study file {url[len('sqlite:///'):]} (give --storage)")
+    storage = open_storage(url)
+    out = export_best(args.study, storage, args.out, args.name, storage_label=masked(url))
+    print(f"wrote {out}")
+
+
+def _tune(args: argparse.Namespace, url: str) -> None:
     from kaggle_style.train import TrainConfig
 
     cfg = resolve_config(TrainConfig, args.config, args.overrides,
                          progress=False if args.quiet else None)
     space = parse_search_space(cfg.search_space)
+    if url.startswith(JOURNAL_PREFIX):
+        print("note: a journal storage has no heartbeat (Optuna 5): a trial whose worker dies "
+              "stays RUNNING and is not retried; use an RDB storage for that", file=sys.stderr)
     storage = open_storage(url, args.heartbeat_interval or None, args.grace_period, args.max_retry)
     pruner = make_pruner(args.pruner, args.pruner_startup_trials, args.pruner_warmup_steps)
     train = None
@@ -625,7 +663,6 @@ def run(args: argparse.Namespace, stage: str = "tune") -> int:
                       pruner=pruner, sampler_seed=args.sampler_seed, train=train)
     if study is not None:
         _print_summary(study, url)
-    return 0
 
 
 def _print_summary(study: optuna.Study, url: str) -> None:

@@ -23,7 +23,7 @@ from kaggle_style.submission import (
 )
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def format_path() -> Path:
     path = Path(__file__).resolve().parents[2] / "shared" / "data" / "conservision"
     path = path / "submission_format.csv"
@@ -32,9 +32,13 @@ def format_path() -> Path:
     return path
 
 
-@pytest.fixture
-def valid_submission(tmp_path: Path, format_path: Path) -> Path:
-    """A submission made by `submit` from a uniform prediction in shuffled row/column order."""
+@pytest.fixture(scope="module")
+def valid_submission(tmp_path_factory: pytest.TempPathFactory, format_path: Path) -> Path:
+    """A submission made by `submit` from a uniform prediction in shuffled row/column order.
+
+    Module-scoped (made once); tests that overwrite it copy it first.
+    """
+    tmp_path = tmp_path_factory.mktemp("submit")
     ids = pd.read_csv(format_path, dtype={ID_COL: str})[ID_COL].to_numpy()
     rng = np.random.default_rng(0)
     shuffled = rng.permutation(ids)
@@ -70,15 +74,17 @@ def test_submit_clips_and_renormalises(tmp_path: Path, format_path: Path):
 def test_submit_refuses_missing_ids_and_keeps_previous_file(
     tmp_path: Path, format_path: Path, valid_submission: Path
 ):
-    before = valid_submission.read_bytes()
+    previous = tmp_path / "previous.csv"
+    previous.write_bytes(valid_submission.read_bytes())
+    before = previous.read_bytes()
     ids = pd.read_csv(format_path, dtype={ID_COL: str})[ID_COL].to_numpy()[:-2]
     pred_path = tmp_path / "partial.csv"
     make_frame(ids, np.full((len(ids), len(CLASSES)), 1.0 / len(CLASSES))).to_csv(
         pred_path, index=False
     )
     with pytest.raises(SubmissionError, match="2 id"):
-        make_submission(pred_path, format_path, valid_submission)
-    assert valid_submission.read_bytes() == before
+        make_submission(pred_path, format_path, previous)
+    assert previous.read_bytes() == before
 
 
 def _set_cell(value: str, row: int = 5) -> Callable[[pd.DataFrame], pd.DataFrame]:

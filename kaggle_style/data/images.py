@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from kaggle_style.io import atomic_path, write_csv, write_json
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: JPEGs decoded with draft (DCT) scaling
 MIN_SIDE = 8  # smaller images carry no usable signal
 MAX_PIXELS = 200_000_000  # guard against decompression bombs, far above any camera
 
@@ -32,10 +32,12 @@ class BadImageError(ValueError):
     """An image that cannot be decoded into RGB pixels."""
 
 
-def decode_rgb(path: str | os.PathLike) -> np.ndarray:
+def decode_rgb(path: str | os.PathLike, draft: int | None = None) -> np.ndarray:
     """RGB uint8 pixels of any image PIL reads (grayscale, IR, CMYK, PNG named .jpg...).
 
-    Truncated files are errors, not silently padded images.
+    Truncated files are errors, not silently padded images. With `draft`, a JPEG is decoded at
+    the smallest power-of-two reduction that keeps both sides at least `draft` px (libjpeg's DCT
+    scaling): 2-4x faster than a full decode when the target is much smaller than the frame.
     """
     path = Path(path)
     if not path.is_file():
@@ -47,21 +49,24 @@ def decode_rgb(path: str | os.PathLike) -> np.ndarray:
         with Image.open(path) as img:
             if img.width * img.height > MAX_PIXELS:
                 raise BadImageError(f"{path}: {img.width}x{img.height} is too large to decode")
+            width, height = img.size
+            if draft:
+                img.draft("RGB", (draft, draft))
             img.load()
             rgb = img.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise BadImageError(f"{path}: cannot decode ({err})") from err
-    if min(rgb.size) < MIN_SIDE:
-        raise BadImageError(f"{path}: {rgb.width}x{rgb.height} is too small")
+    if min(width, height) < MIN_SIDE:
+        raise BadImageError(f"{path}: {width}x{height} is too small")
     return np.asarray(rgb)
 
 
 def load_resized(path: str | os.PathLike, size: int) -> np.ndarray:
     """Decode and resize to a `size` x `size` square (the classifier's input is square)."""
-    pixels = decode_rgb(path)
+    pixels = decode_rgb(path, draft=size)
     img = Image.fromarray(pixels)
     if img.size != (size, size):
-        # draft-free high-quality downscale; BILINEAR with reducing_gap keeps it fast
+        # what the draft left (under 2x on a side) and the aspect change; BILINEAR is smooth here
         img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(img)
 

@@ -206,11 +206,34 @@ def _finished(det: mdjson.DetectionFile, info: dict[str, Any]) -> mdjson.Detecti
     )
 
 
+def _detect_batches(
+    loader: Any, detector: Detector, det: mdjson.DetectionFile, part: Path, every: int, total: int
+) -> None:
+    """Fill `det` batch by batch, checkpointing to `part` every `every` images."""
+    from tqdm import tqdm
+
+    since_checkpoint = 0
+    desc = f"detect ({detector.name})"
+    with tqdm(total=total, desc=desc, unit="img", disable=None) as bar:
+        for batch in loader:
+            good = [b for b in batch if b[3] is None]
+            for key, _, _, why in batch:
+                if why is not None:
+                    det.failures[key] = why
+            results = detector.predict([b[1] for b in good], [b[2] for b in good])
+            for (key, *_), dets in zip(good, results, strict=True):
+                det.images[key] = dets
+            since_checkpoint += len(batch)
+            bar.update(len(batch))
+            if since_checkpoint >= every:
+                mdjson.write(part, det)
+                since_checkpoint = 0
+
+
 def run_detect(cfg: DetectConfig) -> Path:
     """Detect every image not yet done; return the finished file (or the partial one when
     `limit` stopped the run early)."""
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
 
     out = Path(cfg.out)
     if out.is_file() and not cfg.force:
@@ -226,6 +249,8 @@ def run_detect(cfg: DetectConfig) -> Path:
     )
     det.info = info
     todo = [(k, p) for k, p in items if k not in det.images and k not in det.failures]
+    if len(todo) < len(items):
+        print(f"detect: {len(items) - len(todo)} images already done ({part})", file=sys.stderr)
     stopping = cfg.limit is not None and cfg.limit < len(todo)
     if stopping:
         todo = todo[: cfg.limit]
@@ -235,33 +260,20 @@ def run_detect(cfg: DetectConfig) -> Path:
         num_workers=cfg.num_workers,
         collate_fn=_keep_batch,
         worker_init_fn=_worker_init if cfg.num_workers > 0 else None,
-        pin_memory=str(getattr(detector, "device", "cpu")).startswith("cuda"),
     )
-    since_checkpoint = 0
-    if len(todo) < len(items):
-        print(f"detect: {len(items) - len(todo)} images already done ({part})", file=sys.stderr)
-    desc = f"detect ({detector.name})"
-    with tqdm(total=len(todo), desc=desc, unit="img", disable=None) as bar:
-        for batch in loader:
-            good = [b for b in batch if b[3] is None]
-            for key, _, _, why in batch:
-                if why is not None:
-                    det.failures[key] = why
-            results = detector.predict([b[1] for b in good], [b[2] for b in good])
-            for (key, *_), dets in zip(good, results, strict=True):
-                det.images[key] = dets
-            since_checkpoint += len(batch)
-            bar.update(len(batch))
-            if since_checkpoint >= cfg.checkpoint_every:
-                mdjson.write(part, det)
-                since_checkpoint = 0
+    try:
+        _detect_batches(loader, detector, det, part, cfg.checkpoint_every, len(todo))
+    except BaseException:  # Ctrl-C or a crash: keep what is done for the next run
+        mdjson.write(part, det)
+        raise
     if stopping:
         mdjson.write(part, det)
         print(f"detect: stopped after {len(todo)} new images (limit); partial results in "
               f"{part}; run again to finish", file=sys.stderr)
         return part
     mdjson.write(out, _finished(det, info))
-    write_yaml(config_path(out), {**config_dict(cfg), "git_commit": info["git_commit"]})
+    resolved = {**config_dict(cfg), "weights": str(detector.weights)}
+    write_yaml(config_path(out), {**resolved, "git_commit": info["git_commit"]})
     part.unlink(missing_ok=True)
     n_boxes = sum(1 for dets in det.images.values() if dets)
     print(f"detect: {len(det.images)} images ({n_boxes} with a box >= {cfg.conf_threshold}), "

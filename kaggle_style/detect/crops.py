@@ -1,0 +1,353 @@
+"""`kaggle-style crop`: cache animal crops at several detection thresholds + a manifest.
+
+Which threshold and padding make the best classifier input is a question for the trainer, so
+crops are made once for every threshold asked for and a manifest says, per (id, threshold),
+which file to read. An image with no box over a threshold falls back to its full frame.
+
+The cache is keyed: `crops/<key>/` where key hashes what decides the pixels of a crop (the
+detector, its weights, the boxes themselves, padding, mode, minimum size, JPEG quality).
+Another detector, other weights or another padding land in another folder, so stale crops are
+never reused; the same key reuses every crop already on disk, so an interrupted run resumes.
+A crop file belongs to one box (`<id>__b<k>.jpg`, k = the box's place in the detections
+file), not to a threshold: the same box chosen at five thresholds is stored once.
+
+Manifest columns: `id, threshold, crop_path, x, y, w, h, conf, fallback`.
+- x, y, w, h: the region the crop shows (padded, clipped box), normalised to the frame;
+  0, 0, 1, 1 for a fallback.
+- conf: the box's confidence; for a fallback, the image's best animal confidence (0 if none),
+  a feature the trainer may use.
+- crop_path: in the file, relative to the manifest's folder (crops) or absolute (fallbacks:
+  the original image); `load_manifest` makes every path absolute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from kaggle_style.config import ConfigError, add_config_arguments, config_dict, resolve_config
+from kaggle_style.constants import ID_COL
+from kaggle_style.detect import mdjson
+from kaggle_style.detect.sources import (
+    KEY_COL,
+    PATH_COL,
+    animal_categories,
+    image_table,
+    load_rgb,
+    match_entries,
+)
+from kaggle_style.io import atomic_path, git_commit, write_csv, write_yaml
+
+MANIFEST = "manifest.csv"
+CROP_CONFIG = "crop_config.yaml"
+MANIFEST_COLUMNS = (ID_COL, "threshold", "crop_path", "x", "y", "w", "h", "conf", "fallback")
+FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
+
+
+@dataclass
+class CropConfig:
+    """Options of the crop stage (defaults < --config YAML < --set < flags)."""
+
+    detections: Path = Path("detections/detections.json")
+    data: Path | None = None  # DrivenData folder: ids are DrivenData ids
+    images: Path | None = None  # or a folder of images: ids are relative paths
+    thresholds: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
+    pad: float = 0.1  # added on each side, as a fraction of the box's width / height
+    mode: Literal["best", "all"] = "best"  # best box per image, or every box as a sample
+    min_size: int = 32  # crops smaller than this (px) grow around their centre
+    max_boxes: int = 10  # --mode all: at most this many boxes per image and threshold
+    jpeg_quality: int = 95
+    num_workers: int = 2
+    out: Path = Path("crops")
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One image's crops to make: picklable, for the worker processes."""
+
+    src: str
+    boxes: tuple[tuple[str, tuple[float, float, float, float]], ...]  # (dst, normalised bbox)
+    pad: float
+    min_size: int
+    quality: int
+
+
+def crop_region(
+    bbox: tuple[float, float, float, float], pad: float, min_size: int, width: int, height: int
+) -> tuple[int, int, int, int]:
+    """Pixel (left, top, right, bottom) of a padded box, at least min_size where the frame
+    allows, clipped to the frame. Padding is relative to the box so small and large animals
+    keep the same share of context."""
+    x, y, w, h = (float(v) for v in bbox)
+    left, right = (x - pad * w) * width, (x + w + pad * w) * width
+    top, bottom = (y - pad * h) * height, (y + h + pad * h) * height
+    left, right = _grow(left, right, min_size, width)
+    top, bottom = _grow(top, bottom, min_size, height)
+    eps = 1e-6  # (0.2 + 0.2 + 0.02) * 200 is 84.00000000000001: not a reason for pixel 85
+    left_px = max(0, math.floor(left + eps))
+    top_px = max(0, math.floor(top + eps))
+    right_px = min(width, max(left_px + 1, math.ceil(right - eps)))
+    bottom_px = min(height, max(top_px + 1, math.ceil(bottom - eps)))
+    return left_px, top_px, right_px, bottom_px
+
+
+def _grow(lo: float, hi: float, min_size: int, limit: int) -> tuple[float, float]:
+    """Widen [lo, hi] to min_size around its centre, shifted back inside [0, limit]."""
+    size = min(float(min_size), float(limit))
+    if hi - lo >= size:
+        return max(0.0, lo), min(float(limit), hi)
+    centre = (lo + hi) / 2
+    lo, hi = centre - size / 2, centre + size / 2
+    if lo < 0:
+        lo, hi = 0.0, size
+    if hi > limit:
+        lo, hi = limit - size, float(limit)
+    return lo, hi
+
+
+def _image_size(path: str) -> tuple[int, int]:
+    """(width, height) after the EXIF rotation, read from the header only."""
+    from PIL import Image
+
+    with Image.open(path) as handle:
+        width, height = handle.size
+        if handle.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
+            width, height = height, width
+    return width, height
+
+
+def _make_crops(job: _Job) -> tuple[tuple[int, int] | None, str | None]:
+    """Write the job's missing crops; return the frame size, or None and why it failed."""
+    try:
+        size = _image_size(job.src)
+        missing = [(dst, box) for dst, box in job.boxes if not Path(dst).exists()]
+        if missing:
+            image = load_rgb(job.src)
+            size = image.size
+            for dst, box in missing:
+                region = crop_region(box, job.pad, job.min_size, *size)
+                with atomic_path(dst) as tmp:
+                    image.crop(region).save(tmp, format="JPEG", quality=job.quality)
+    except (OSError, ValueError, SyntaxError) as err:
+        return None, f"{type(err).__name__}: {err}"
+    return size, None
+
+
+def cache_key(detections: mdjson.DetectionFile, cfg: CropConfig) -> str:
+    """12 hex digits over everything that decides a crop's pixels."""
+    boxes = json.dumps(
+        sorted((k, [d.to_json() for d in v]) for k, v in detections.images.items()),
+        sort_keys=True,
+    )
+    payload = {
+        "detector": detections.info.get("detector"),
+        "weights": detections.info.get("detector_weights"),
+        "weights_sha256": detections.info.get("detector_weights_sha256"),
+        "boxes_sha256": hashlib.sha256(boxes.encode()).hexdigest(),
+        "pad": cfg.pad,
+        "mode": cfg.mode,
+        "min_size": cfg.min_size,
+        "jpeg_quality": cfg.jpeg_quality,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _crop_name(image_id: str, index: int) -> str:
+    safe = "/".join(p for p in image_id.replace("\\", "/").split("/") if p not in ("", ".", ".."))
+    return f"{safe}__b{index}.jpg"
+
+
+def _selected(
+    dets: list[mdjson.Detection], animals: set[str], threshold: float, mode: str, max_boxes: int
+) -> list[tuple[int, mdjson.Detection]]:
+    """(index in the file, detection) of the animal boxes used at this threshold, best first."""
+    ranked = sorted(
+        ((i, d) for i, d in enumerate(dets) if d.category in animals and d.conf >= threshold
+         and d.bbox[2] > 0 and d.bbox[3] > 0),
+        key=lambda item: (-item[1].conf, item[0]),
+    )
+    return ranked[: 1 if mode == "best" else max_boxes]
+
+
+def _plan(
+    table: pd.DataFrame, detections: mdjson.DetectionFile, cfg: CropConfig, folder: Path
+) -> tuple[list[dict[str, Any]], dict[str, _Job]]:
+    """Manifest rows (crop regions filled in later) and the crop jobs, per image."""
+    animals = animal_categories(detections)
+    entries = match_entries(detections, list(table[KEY_COL]))
+    rows: list[dict[str, Any]] = []
+    jobs: dict[str, _Job] = {}
+    unmatched = 0
+    for image_id, key, path in zip(table[ID_COL], table[KEY_COL], table[PATH_COL], strict=True):
+        entry = entries[key]
+        unmatched += entry is None
+        dets = entry if isinstance(entry, list) else []
+        best_conf = max((d.conf for d in dets if d.category in animals), default=0.0)
+        boxes: dict[str, tuple[float, float, float, float]] = {}
+        for threshold in cfg.thresholds:
+            chosen = _selected(dets, animals, threshold, cfg.mode, cfg.max_boxes)
+            for index, det in chosen:
+                dst = folder / _crop_name(image_id, index)
+                boxes[str(dst)] = det.bbox
+                rows.append({ID_COL: image_id, "threshold": threshold, "crop_path": str(dst),
+                             "bbox": det.bbox, "conf": det.conf, "fallback": False})
+            if not chosen:
+                rows.append({ID_COL: image_id, "threshold": threshold, "crop_path": str(path),
+                             "bbox": None, "conf": best_conf, "fallback": True})
+        jobs[image_id] = _Job(str(path), tuple(boxes.items()), cfg.pad, cfg.min_size,
+                              cfg.jpeg_quality)
+    if unmatched:
+        print(f"crop: {unmatched} image(s) have no entry in the detections file: full frames",
+              file=sys.stderr)
+    return rows, jobs
+
+
+def _run_jobs(jobs: dict[str, _Job], workers: int) -> dict[str, tuple[int, int] | None]:
+    """Frame size per image id (None: unreadable), making the missing crops on the way."""
+    from tqdm import tqdm
+
+    ids = [i for i, job in jobs.items() if job.boxes]  # full frames need no reading
+    todo = [jobs[i] for i in ids]
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(tqdm(pool.map(_make_crops, todo, chunksize=16), total=len(todo),
+                                desc="crop", unit="img", disable=None))
+    else:
+        results = [_make_crops(j) for j in tqdm(todo, desc="crop", unit="img", disable=None)]
+    failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
+    if failed:
+        shown = "; ".join(f"{i}: {why}" for i, why in failed[:3])
+        print(f"crop: {len(failed)} unreadable image(s) fall back to full frames ({shown})",
+              file=sys.stderr)
+    return {i: size for i, (size, _) in zip(ids, results, strict=True)}
+
+
+def _finish_rows(
+    rows: list[dict[str, Any]], jobs: dict[str, _Job], sizes: dict[str, Any], cfg: CropConfig
+) -> pd.DataFrame:
+    out = []
+    for row in rows:
+        size = sizes.get(row[ID_COL])
+        if row["bbox"] is None or size is None:
+            region = FULL_FRAME
+            if not row["fallback"]:  # an unreadable image: no crop could be made
+                row = {**row, "crop_path": jobs[row[ID_COL]].src, "fallback": True}
+        else:
+            width, height = size
+            left, top, right, bottom = crop_region(row["bbox"], cfg.pad, cfg.min_size, *size)
+            region = (left / width, top / height, (right - left) / width, (bottom - top) / height)
+        out.append({**{k: v for k, v in row.items() if k != "bbox"},
+                    **dict(zip("xywh", region, strict=True))})
+    frame = pd.DataFrame(out, columns=list(MANIFEST_COLUMNS))
+    # An unreadable image's boxes all became the same full-frame row.
+    return frame.drop_duplicates([ID_COL, "threshold", "crop_path"], ignore_index=True)
+
+
+def _write_manifest(frame: pd.DataFrame, path: Path) -> Path:
+    """Crop paths under the manifest's folder become relative, so the cache can move."""
+    base = path.parent.resolve()
+
+    def rel(p: str) -> str:
+        try:
+            return Path(p).resolve().relative_to(base).as_posix()
+        except ValueError:
+            return str(p)
+
+    stored = frame.assign(crop_path=frame["crop_path"].map(rel))
+    return write_csv(path, stored, float_format=None)  # shortest exact repr: 0.05, not 0.0500..3
+
+
+def run_crops(cfg: CropConfig) -> Path:
+    """Make (or reuse) every crop; write `<out>/<key>/manifest.csv`, its config, and the
+    pointer `<out>/manifest.csv`; return the keyed manifest's path."""
+    detections = mdjson.read(cfg.detections)
+    if not cfg.thresholds:
+        raise ConfigError("crop: give at least one threshold")
+    table = image_table(cfg.data, cfg.images)
+    key = cache_key(detections, cfg)
+    folder = (Path(cfg.out) / key).resolve()
+    rows, jobs = _plan(table, detections, cfg, folder)
+    sizes = _run_jobs(jobs, cfg.num_workers)
+    manifest = _finish_rows(rows, jobs, sizes, cfg)
+    path = _write_manifest(manifest, folder / MANIFEST)
+    write_yaml(folder / CROP_CONFIG, {
+        **config_dict(cfg),
+        "key": key,
+        "detections_info": detections.info,
+        "git_commit": git_commit(),
+    })
+    _write_manifest(manifest, Path(cfg.out) / MANIFEST)
+    crops = int((~manifest["fallback"]).sum())
+    print(f"crop: {len(manifest)} rows ({crops} crops, {len(manifest) - crops} full-frame) "
+          f"-> {path}", file=sys.stderr)
+    return path
+
+
+def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """A manifest with `id` as str, `fallback` as bool and every `crop_path` absolute."""
+    path = Path(path)
+    frame = pd.read_csv(path, dtype={ID_COL: str, "crop_path": str})
+    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: not a crop manifest, missing column(s) {', '.join(missing)}")
+    base = path.parent.resolve()
+    frame["crop_path"] = [str(base / p) for p in frame["crop_path"]]  # absolute stays absolute
+    frame["fallback"] = frame["fallback"].astype(str).str.lower().eq("true")
+    return frame
+
+
+def crop_paths(manifest: pd.DataFrame, threshold: float) -> dict[str, list[Path]]:
+    """id -> the images to use at this threshold (one in best mode, best box first in all
+    mode), as absolute paths when the manifest came from `load_manifest`."""
+    available = np.unique(manifest["threshold"].to_numpy(dtype=float))
+    match = available[np.isclose(available, threshold)]
+    if not len(match):
+        raise ValueError(
+            f"threshold {threshold} is not in the manifest; it has {', '.join(map(str, available))}"
+        )
+    rows = manifest[np.isclose(manifest["threshold"].to_numpy(dtype=float), match[0])]
+    out: dict[str, list[Path]] = {}
+    for image_id, crop in zip(rows[ID_COL], rows["crop_path"], strict=True):
+        out.setdefault(str(image_id), []).append(Path(crop))
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detections", type=Path, help="MegaDetector JSON (any producer)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--data", type=Path, help="DrivenData folder (ids = DrivenData ids)")
+    source.add_argument("--images", type=Path, help="folder of images (ids = relative paths)")
+    parser.add_argument("--thresholds", type=float, nargs="+",
+                        help="confidence thresholds (0.05 0.1 0.2 0.35 0.5)")
+    parser.add_argument("--pad", type=float, help="padding per side, fraction of the box (0.1)")
+    parser.add_argument("--mode", choices=("best", "all"), help="best box or every box (best)")
+    parser.add_argument("--min-size", type=int, help="smallest crop side in pixels (32)")
+    parser.add_argument("--num-workers", type=int, help="cropping processes (2)")
+    parser.add_argument("--out", type=Path, help="crop cache folder (crops)")
+    add_config_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        cfg = resolve_config(
+            CropConfig, args.config, args.overrides,
+            detections=args.detections, data=args.data, images=args.images,
+            thresholds=args.thresholds, pad=args.pad, mode=args.mode, min_size=args.min_size,
+            num_workers=args.num_workers, out=args.out,
+        )
+        run_crops(cfg)
+    except (ValueError, FileNotFoundError) as err:  # config, tables, sources, JSON
+        print(f"crop: error: {err}", file=sys.stderr)
+        return 2
+    return 0

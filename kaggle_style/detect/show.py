@@ -1,0 +1,113 @@
+"""`kaggle-style show-detections`: draw boxes and confidences on images into PNGs.
+
+Thresholds and padding are chosen by looking: a box that sits beside the animal, or a
+confident box on a tree trunk, is invisible in a manifest and obvious in a picture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from kaggle_style.detect import mdjson
+from kaggle_style.detect.sources import (
+    KEY_COL,
+    PATH_COL,
+    animal_categories,
+    image_table,
+    load_rgb,
+    match_entries,
+)
+from kaggle_style.io import atomic_path
+
+COLOURS = {"animal": (255, 64, 0), "person": (0, 160, 255), "vehicle": (255, 220, 0)}
+
+
+def draw_detections(
+    image: Image.Image,
+    detections: list[mdjson.Detection],
+    categories: dict[str, str],
+    min_conf: float = 0.1,
+) -> Image.Image:
+    """A copy of `image` with each box >= min_conf outlined and labelled 'name conf'."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    width, height = out.size
+    line = max(2, round(min(width, height) / 200))
+    font = ImageFont.load_default(size=max(12, round(min(width, height) / 30)))
+    for det in sorted(detections, key=lambda d: d.conf):  # strongest drawn last, on top
+        if det.conf < min_conf:
+            continue
+        name = categories.get(det.category, det.category)
+        colour = COLOURS.get(name, (255, 0, 255))
+        x, y, w, h = det.bbox
+        box = (x * width, y * height, (x + w) * width, (y + h) * height)
+        draw.rectangle(box, outline=colour, width=line)
+        label = f"{name} {det.conf:.2f}"
+        left, top, right, bottom = draw.textbbox((box[0], box[1]), label, font=font)
+        shift = min(box[1], bottom - top + line)  # label above the box when there is room
+        draw.rectangle((left, top - shift, right + line, bottom - shift), fill=colour)
+        draw.text((box[0], box[1] - shift), label, fill=(0, 0, 0), font=font)
+    return out
+
+
+def _png_name(key: str) -> str:
+    return key.replace("\\", "/").strip("/").replace("/", "__").rsplit(".", 1)[0] + ".png"
+
+
+def show_detections(
+    detections: Path,
+    out: Path,
+    data: Path | None = None,
+    images: Path | None = None,
+    min_conf: float = 0.1,
+    limit: int | None = None,
+) -> list[Path]:
+    """Write one PNG per image that has an entry in the detections file; return their paths."""
+    det_file = mdjson.read(detections)
+    table = image_table(data, images)
+    entries = match_entries(det_file, list(table[KEY_COL]))
+    animals = animal_categories(det_file)
+    written: list[Path] = []
+    for key, path in zip(table[KEY_COL], table[PATH_COL], strict=True):
+        entry = entries[key]
+        if not isinstance(entry, list):
+            continue  # not detected, or a failure: nothing to draw
+        if limit is not None and len(written) >= limit:
+            break
+        picture = draw_detections(load_rgb(path), entry, det_file.categories, min_conf)
+        target = Path(out) / _png_name(key)
+        with atomic_path(target) as tmp:
+            picture.save(tmp, format="PNG")
+        written.append(target)
+    n_animals = sum(
+        any(d.category in animals and d.conf >= min_conf for d in entries[k] or [])
+        for k in table[KEY_COL]
+        if isinstance(entries[k], list)
+    )
+    print(f"show-detections: {len(written)} PNGs in {out} ({n_animals} images with an animal "
+          f">= {min_conf})", file=sys.stderr)
+    return written
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--detections", type=Path, required=True, help="MegaDetector JSON")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, help="folder of images (keys = relative paths)")
+    source.add_argument("--data", type=Path, help="DrivenData folder (keys = filepath)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
+    parser.add_argument("--min-conf", type=float, default=0.1, help="hide weaker boxes (0.1)")
+    parser.add_argument("--limit", type=int, help="at most N images")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        show_detections(args.detections, args.out, args.data, args.images, args.min_conf,
+                        args.limit)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"show-detections: error: {err}", file=sys.stderr)
+        return 2
+    return 0

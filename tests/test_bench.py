@@ -1,0 +1,110 @@
+"""The benchmark at a tiny size on CPU, and the data-path pieces it measures. No timing asserts:
+speed targets live in the benchmark's printed figures, never in tests."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import albumentations as A
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from kaggle_style.bench import BenchConfig, make_frames
+from kaggle_style.cli import main
+from kaggle_style.data.images import decode_rgb, load_resized
+from kaggle_style.train import CachedImages
+
+FIGURES = (
+    "bound_train_img_s", "e2e_train_img_s", "e2e_train_first_epoch_img_s", "bound_infer_img_s",
+    "e2e_infer_img_s", "decode_per_worker_img_s", "cached_per_worker_img_s", "cache_build_s",
+)
+RATIOS = {
+    "e2e_train_ratio": ("e2e_train_img_s", "bound_train_img_s"),
+    "e2e_train_first_epoch_ratio": ("e2e_train_first_epoch_img_s", "bound_train_img_s"),
+    "e2e_infer_ratio": ("e2e_infer_img_s", "bound_infer_img_s"),
+    "cached_vs_decode_ratio": ("cached_per_worker_img_s", "decode_per_worker_img_s"),
+}
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """A tiny model gains nothing from a second thread; on a busy box it only spins."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_bench_prints_a_table_then_every_figure_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], one_thread: None
+) -> None:
+    code = main([
+        "bench", "--device", "cpu", "--backbone", "test_resnet", "--image-size", "32",
+        "--batch-size", "4", "--n-images", "12", "--epochs", "2", "--workers", "1",
+        "--frame-size", "96x54", "--work-dir", str(tmp_path), "--json",
+    ])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0
+    result = json.loads(lines[-1])
+    assert any("e2e training, epochs 2+" in line for line in lines[:-1])
+    assert result["device"] == "cpu" and result["gpu_name"] is None
+    asked = ("backbone", "image_size", "batch_size", "workers", "n_images", "frame_size")
+    assert [result[k] for k in asked] == ["test_resnet", 32, 4, 1, 12, "96x54"]
+    assert result["torch"] and result["date"] and result["cpu_count"] >= 1
+    for key in (*FIGURES, *RATIOS):
+        value = result[key]
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, key
+    for key, (num, den) in RATIOS.items():
+        assert result[key] == pytest.approx(result[num] / result[den], rel=1e-12), key
+    # the frames stay for the next run; the run's cache (built inside epoch 1) does not
+    assert [p.name.startswith("frames_96x54") for p in tmp_path.iterdir()] == [True]
+
+
+def test_frames_are_rendered_once_at_full_size_and_reused(tmp_path: Path) -> None:
+    cfg = BenchConfig(n_images=6, unique_frames=2, frame_width=64, frame_height=36,
+                      work_dir=str(tmp_path))
+    paths = make_frames(cfg)
+    assert len(paths) == 6 and all(p.is_file() for p in paths)
+    assert decode_rgb(paths[0]).shape == (36, 64, 3)
+    assert paths[0].read_bytes() == paths[2].read_bytes() != paths[1].read_bytes()
+    stamps = [p.stat().st_mtime_ns for p in paths]
+    assert make_frames(cfg) == paths
+    assert [p.stat().st_mtime_ns for p in paths] == stamps
+    assert make_frames(replace(cfg, n_images=3)) == paths[:3]
+
+
+def test_cached_images_draw_each_transform_independently_and_reproducibly(tmp_path: Path) -> None:
+    """Seeding every transform alike made their coin flips coincide; now all four outcomes of two
+    p=0.5 flips occur, and a (index, seed) item still gives the same pixels every time."""
+    pixels = np.arange(4 * 4 * 3, dtype=np.uint8).reshape(1, 4, 4, 3) * 3
+    np.save(tmp_path / "pixels.npy", pixels)
+    transform = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5)])
+    dataset = CachedImages(tmp_path / "pixels.npy", np.array([0]), np.array([5]), transform)
+    image = pixels[0]
+    outcomes = {
+        "none": image, "h": image[:, ::-1], "v": image[::-1], "hv": image[::-1, ::-1],
+    }
+    seen = set()
+    for seed in range(64):
+        out, label = dataset[(0, seed)]
+        assert label == 5
+        assert np.array_equal(out, dataset[(0, seed)][0])
+        seen |= {name for name, ref in outcomes.items() if np.array_equal(out, ref)}
+    assert seen == set(outcomes)
+
+
+def test_resized_load_with_jpeg_draft_matches_a_full_decode(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.integers(0, 255, (27, 48, 3)), np.ones((20, 20, 1))).astype(np.uint8)
+    path = tmp_path / "frame.jpg"
+    Image.fromarray(smooth).save(path, quality=95)  # 960x540
+    fast = load_resized(path, 111)
+    full = np.asarray(Image.fromarray(decode_rgb(path)).resize((111, 111), Image.BILINEAR))
+    assert fast.shape == (111, 111, 3) and fast.dtype == np.uint8
+    assert np.abs(fast.astype(float) - full).mean() < 3.0
