@@ -104,7 +104,7 @@ report: $(REPORT) ## HTML report with tables, confusion matrices, calibration, p
 tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STORAGE, TRIALS)
 	$(KS) tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
 		--set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		runs_dir=$(OUT)/studies/runs progress=false
+		runs_dir=$(OUT)/studies/runs progress=false "folds=[0]"
 
 tune-export: | $(STAMP) ## write the study's best trial as configs/<study>.best.yaml
 	$(KS) tune-export --study $(STUDY) --storage $(STORAGE) --out configs/$(STUDY).best.yaml
@@ -127,8 +127,8 @@ bench: $(STAMP) ## throughput benchmark: model-only bound vs end-to-end (prints 
 real-check: $(STAMP) ## pretrained vs random vs prior on the real camtrapR thumbnails
 	$(PY) -m kaggle_style.real_check
 
-lb-check: $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
-	$(PY) -m kaggle_style.lb_check --data $(DATA)
+lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
+	$(PY) -m kaggle_style.lb_check --data $(DATA) --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
 
 faults: $(STAMP) ## kill a demo training run at random points; the submission must not change
 	$(VENV)/bin/pytest -q -m slow tests/test_faults.py

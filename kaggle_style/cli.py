@@ -13,7 +13,7 @@ import sys
 
 # name -> (module, one-line help). The order is the pipeline's order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo-data": ("kaggle_style.data.demo", "generate the embedded demo dataset (DrivenData layout)"),
+    "demo-data": ("kaggle_style.data.demo", "generate the embedded demo dataset"),
     "folds": ("kaggle_style.folds", "site-grouped, class-stratified folds -> folds/folds.csv"),
     "detect": ("kaggle_style.detect.run", "run an animal detector once -> MegaDetector JSON"),
     "crop": ("kaggle_style.detect.crops", "cache crops at several thresholds + a manifest"),
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"kaggle-style {name}", description=help_)
-    add_arguments = getattr(module, "add_arguments")
-    run = getattr(module, "run")
+    add_arguments = module.add_arguments
+    run = module.run
     # Modules serving several stages take the stage name to tell them apart.
     if getattr(module, "MULTI_STAGE", False):
         add_arguments(parser, name)

@@ -31,7 +31,9 @@ class FoldsConfig:
     group_by: str = "site"
 
 
-def make_folds(train: pd.DataFrame, n_splits: int, seed: int, group_by: str = "site") -> pd.DataFrame:
+def make_folds(
+    train: pd.DataFrame, n_splits: int, seed: int, group_by: str = "site"
+) -> pd.DataFrame:
     """`id, site, label, fold` for every training row; no site spans two folds when grouped."""
     labels = train[LABEL_COL].to_numpy()
     folds = np.full(len(train), -1, dtype=int)

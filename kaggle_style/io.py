@@ -42,7 +42,8 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
+    return write_text(path, text + "\n")
 
 
 def write_yaml(path: str | os.PathLike, obj: Any) -> Path:
@@ -59,7 +60,7 @@ def write_csv(path: str | os.PathLike, frame: pd.DataFrame, **kwargs: Any) -> Pa
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """The commit of the code that made an output ('unknown' outside a checkout; '+dirty' if edited)."""
+    """The commit of the code that made an output ('unknown' outside a checkout, '+dirty')."""
     here = Path(cwd) if cwd else Path(__file__).resolve().parent
     try:
         sha = subprocess.run(

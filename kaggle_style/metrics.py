@@ -52,7 +52,7 @@ def score(
         for avg in ("micro", "macro", "weighted")
     }
     return {
-        "n": int(len(y_true)),
+        "n": len(y_true),
         "log_loss": log_loss(y_true, probs),
         "prior_log_loss": prior_log_loss(y_true, len(classes)),
         "accuracy": float((y_pred == y_true).mean()) if len(y_true) else float("nan"),

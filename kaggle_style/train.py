@@ -311,7 +311,9 @@ def class_weight_vector(labels: np.ndarray, mode: str) -> torch.Tensor:
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
     """Cross-entropy with soft targets (smoothing, mixup) and class weights in one formula."""
     log_probs = F.log_softmax(logits.float(), dim=1)
     per_sample = -(targets * log_probs).sum(dim=1)
@@ -456,7 +458,9 @@ def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = N
 
     cfg = prep.cfg
     use_cuda = torch.cuda.is_available()
-    precision = ("bf16" if use_cuda else "no") if cfg.mixed_precision == "auto" else cfg.mixed_precision
+    precision = cfg.mixed_precision
+    if precision == "auto":  # bf16 needs no loss scaler; fp16 is never chosen for the user
+        precision = "bf16" if use_cuda else "no"
     accelerator = Accelerator(
         mixed_precision=precision, gradient_accumulation_steps=cfg.grad_accum,
         cpu=not use_cuda, log_with=cfg.log_with, project_dir=str(cfg.run_dir),
@@ -571,7 +575,8 @@ def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = N
         val_loss = log_loss(np.array([prep.label_of[i] for i in val_frame[ID_COL]]),
                             val_frame[list(CLASSES)].to_numpy())
         history.append(val_loss)
-        accelerator.print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: val log loss {val_loss:.4f}")
+        accelerator.print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: "
+                          f"val log loss {val_loss:.4f}")
         if cfg.log_with:
             accelerator.log({"val_log_loss": val_loss, "fold": fold}, step=epoch)
         if accelerator.is_main_process:

@@ -35,7 +35,7 @@ def _edit(path: Path, change) -> None:
     [
         (TRAIN_FEATURES, lambda f: f.rename(columns={"site": "sight"}), "missing column.*site"),
         (TRAIN_FEATURES, lambda f: pd.concat([f, f.iloc[:2]]), "duplicate ids"),
-        (TRAIN_FEATURES, lambda f: f.assign(site=[None] + list(f.site[1:])), "'site' is missing"),
+        (TRAIN_FEATURES, lambda f: f.assign(site=[None, *f.site[1:]]), "'site' is missing"),
         (TRAIN_FEATURES, lambda f: f.iloc[1:], "ids without a row in train_features|label ids"),
         (TRAIN_LABELS, lambda f: f.iloc[1:], "ids without a row in train_labels"),
         (TRAIN_LABELS, lambda f: f.assign(hog=1.0), "not one-hot"),
@@ -82,7 +82,7 @@ def test_config_rejects_unknown_keys_and_wrong_types(bad: str) -> None:
 def test_unknown_yaml_key_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text("learning_rate: 0.1\n")
-    with pytest.raises(ConfigError, match="c.yaml.*learning_rate"):
+    with pytest.raises(ConfigError, match=r"c\.yaml.*learning_rate"):
         resolve_config(_Cfg, path)
 
 

@@ -118,7 +118,7 @@ def test_unreadable_training_image_is_left_out_and_bad_test_image_stops(
     bad = list(Path(cfg.cache_dir).glob("*/bad_images.csv"))
     assert any(len(pd.read_csv(b)) == 2 for b in bad)
     (data / frame.test.filepath[0]).unlink()
-    with pytest.raises(ValueError, match="test image.*cannot be read"):
+    with pytest.raises(ValueError, match=r"test image.*cannot be read"):
         run_training(tiny_config(data, tiny_folds, tmp_path, epochs=1, folds=[0], name="t2"))
 
 

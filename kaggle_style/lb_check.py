@@ -1,0 +1,108 @@
+"""Play the leaderboard locally: hold out whole sites as a pseudo-test set, train on the rest
+with the usual site-grouped folds, and compare the local OOF estimate with the held-out score.
+
+A local estimate well below the pseudo-leaderboard means the validation is optimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_style.config import config_dict, resolve_config
+from kaggle_style.constants import CLASSES, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.data.tables import load_dataset
+from kaggle_style.folds import make_folds
+from kaggle_style.io import write_csv, write_json
+from kaggle_style.metrics import score
+from kaggle_style.train import TrainConfig, run_training
+
+
+def pseudo_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, held-out) with about `share` of the images in held-out sites."""
+    rng = np.random.default_rng(seed)
+    sizes = train.groupby(SITE_COL).size()
+    order = rng.permutation(sizes.index.to_numpy())
+    held, total = [], 0
+    for site in order:
+        if total >= share * len(train):
+            break
+        held.append(site)
+        total += sizes[site]
+    mask = train[SITE_COL].isin(held)
+    return train[~mask].reset_index(drop=True), train[mask].reset_index(drop=True)
+
+
+def write_pseudo_dataset(data: Path, out: Path, share: float, seed: int) -> Path:
+    """A DrivenData folder whose test set is the held-out sites (images are linked, not copied)."""
+    dataset = load_dataset(data)
+    kept, held = pseudo_split(dataset.train, share, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for frame, prefix in ((kept, "train"), (held, "test")):
+        write_csv(out / f"{prefix}_features.csv", frame[[ID_COL, "filepath", SITE_COL]])
+    labels = pd.get_dummies(kept[LABEL_COL]).reindex(columns=list(CLASSES), fill_value=0)
+    write_csv(out / "train_labels.csv", pd.concat([kept[[ID_COL]], labels.astype(float)], axis=1))
+    fmt = pd.DataFrame({ID_COL: held[ID_COL], **{c: 1 / len(CLASSES) for c in CLASSES}})
+    write_csv(out / "submission_format.csv", fmt)
+    write_csv(out / "held_out_labels.csv", held[[ID_COL, SITE_COL, LABEL_COL]])
+    for folder in ("train_features", "test_features"):
+        link = out / folder
+        if not link.exists() and (data / folder).exists():
+            link.symlink_to((data / folder).resolve())
+    return out
+
+
+def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Path) -> dict:
+    data = write_pseudo_dataset(Path(cfg.data), work / "data", share, seed)
+    dataset = load_dataset(data)
+    folds = work / "folds.csv"
+    write_csv(folds, make_folds(dataset.train, n_splits, seed))
+    run_cfg = resolve_config(TrainConfig, overrides={
+        **config_dict(cfg), "data": str(data), "folds_file": str(folds),
+        "runs_dir": str(work / "runs"), "name": "lb-check", "folds": None,
+    })
+    summary = run_training(run_cfg)
+    held = pd.read_csv(data / "held_out_labels.csv", dtype={ID_COL: str})
+    test = pd.read_csv(run_cfg.run_dir / "test.csv", dtype={ID_COL: str}).set_index(ID_COL)
+    y = held[LABEL_COL].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    pseudo = score(y, test.loc[held[ID_COL], list(CLASSES)].to_numpy())
+    result = {
+        "local_oof_log_loss": summary["overall"]["log_loss"],
+        "pseudo_lb_log_loss": pseudo["log_loss"],
+        "gap": pseudo["log_loss"] - summary["overall"]["log_loss"],
+        "held_out_sites": int(held[SITE_COL].nunique()),
+        "held_out_images": len(held),
+    }
+    write_json(work / "lb_check.json", result)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kaggle_style.lb_check", description=__doc__)
+    parser.add_argument("--config", type=Path, default=Path("configs/demo-crop.yaml"))
+    parser.add_argument("--data", default="data/demo")
+    parser.add_argument("--share", type=float, default=0.2, help="share of images held out")
+    parser.add_argument("--n-splits", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--work", type=Path, default=Path("lb_check"))
+    parser.add_argument("--set", dest="overrides", nargs="+", default=[])
+    args = parser.parse_args(argv)
+    cfg = resolve_config(TrainConfig, args.config, args.overrides, data=args.data, progress=False)
+    if cfg.view != "full":
+        print(f"note: {args.config} uses view={cfg.view}; the crops manifest must cover the data")
+    shutil.rmtree(args.work / "runs", ignore_errors=True)
+    result = lb_check(cfg, args.share, args.n_splits, args.seed, args.work)
+    print(f"local OOF estimate {result['local_oof_log_loss']:.4f} | pseudo-leaderboard "
+          f"{result['pseudo_lb_log_loss']:.4f} on {result['held_out_sites']} held-out sites "
+          f"| gap {result['gap']:+.4f}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
