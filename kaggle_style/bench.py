@@ -39,6 +39,7 @@ from kaggle_style.train import (
     SeededSampler,
     TrainConfig,
     default_workers,
+    loader_kwargs,
     predict,
     soft_cross_entropy,
 )
@@ -240,12 +241,6 @@ def _bound_infer(model, accelerator, cfg: BenchConfig, channels_last: bool, step
 # -------------------------------------------------------------------------------- data path
 
 
-def _loader_kwargs(workers: int, use_cuda: bool) -> dict[str, Any]:
-    """The trainer's DataLoader settings (mirrors `train_fold`)."""
-    return {"num_workers": workers, "pin_memory": use_cuda, "persistent_workers": workers > 0,
-            "prefetch_factor": 4 if workers else None}
-
-
 def _e2e_train(model, optimizer, accelerator, cfg: BenchConfig, paths: list[Path],
                cache_dir: Path, data_cfg: dict[str, Any], workers: int,
                channels_last: bool) -> dict[str, Any]:
@@ -268,7 +263,7 @@ def _e2e_train(model, optimizer, accelerator, cfg: BenchConfig, paths: list[Path
                            train_transform(data_cfg, cfg.augment))
     loader = accelerator.prepare(DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=SeededSampler(n, seed=cfg.seed),
-        drop_last=n > cfg.batch_size, **_loader_kwargs(workers, device.type == "cuda"),
+        drop_last=n > cfg.batch_size, **loader_kwargs(workers, device.type == "cuda"),
     ))
     seconds, images = [], []
     model.train()
@@ -299,7 +294,7 @@ def _e2e_infer(model, accelerator, cfg: BenchConfig, cache, data_cfg: dict[str, 
     dataset = CachedImages(cache.folder / "pixels.npy", np.arange(n), np.full(n, -1),
                            eval_transform(data_cfg))
     loader = accelerator.prepare(DataLoader(
-        dataset, batch_size=2 * cfg.batch_size, **_loader_kwargs(workers, device.type == "cuda")
+        dataset, batch_size=2 * cfg.batch_size, **loader_kwargs(workers, device.type == "cuda")
     ))
     if workers:
         predict(model, loader, accelerator, cfg.tta_hflip, channels_last)

@@ -16,11 +16,12 @@ def summarise(run_dir: Path, submission: Path) -> str:
     lines.append(format_summary(f"{run_dir.name} OOF", metrics["overall"]))
     ensemble_path = run_dir / ENSEMBLE_FILE
     if ensemble_path.exists():
-        ensemble = json.loads(ensemble_path.read_text())
-        nested = ensemble.get("nested", {})
-        if nested:
-            lines.append(f"nested OOF estimate (weights and T fitted on the other folds): "
-                         f"{json.dumps(nested)[:300]}")
+        final = json.loads(ensemble_path.read_text())["final"]
+        lines.append(
+            f"ensemble OOF log loss: in-sample {final['in_sample']['log_loss']:.4f}, nested "
+            f"{final['nested']['log_loss']:.4f} (weights and T fitted on the other folds: the "
+            "honest estimate)"
+        )
     lines.append(f"submission: {submission} (validated)")
     return "\n".join(lines)
 

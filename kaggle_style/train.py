@@ -448,13 +448,116 @@ class Checkpoints:
         return int(info["epoch"]), list(info["history"])
 
 
+def loader_kwargs(workers: int, use_cuda: bool) -> dict[str, Any]:
+    """DataLoader settings for this machine: the trainer and the benchmark share them."""
+    return {"num_workers": workers, "pin_memory": use_cuda, "persistent_workers": workers > 0,
+            "prefetch_factor": 4 if workers else None}
+
+
+@dataclass
+class FoldData:
+    """One fold's loaders and the rows (samples) they read."""
+
+    train_loader: DataLoader
+    val_loader: DataLoader
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    train_targets: np.ndarray
+
+
+def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
+    """Train on the other folds' readable samples; validate on this fold's."""
+    from kaggle_style.data.transforms import eval_transform, train_transform
+
+    cfg, samples, cache = prep.cfg, prep.train_samples, prep.train_cache
+    sample_fold = np.array([prep.fold_of[i] for i in samples.ids])
+    targets = np.array([prep.label_of[i] for i in samples.ids])
+    train_rows = np.flatnonzero((sample_fold != fold) & cache.ok)
+    val_rows = np.flatnonzero((sample_fold == fold) & cache.ok)
+    pixels_file = cache.folder / "pixels.npy"
+    train_ds = CachedImages(pixels_file, train_rows, targets[train_rows],
+                            train_transform(prep.data_cfg, cfg.augment, cfg.augment_strength))
+    val_ds = CachedImages(pixels_file, val_rows, targets[val_rows], eval_transform(prep.data_cfg))
+    kw = loader_kwargs(default_workers(cfg), use_cuda)
+    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size,
+                              sampler=SeededSampler(len(train_ds), seed=cfg.seed * 1000 + fold),
+                              drop_last=len(train_ds) > cfg.batch_size, **kw)
+    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, **kw)
+    return FoldData(train_loader, val_loader, train_rows, val_rows, targets[train_rows])
+
+
+def make_test_loader(prep: Prepared, use_cuda: bool) -> DataLoader:
+    """The test images, in order, through the evaluation transform."""
+    from kaggle_style.data.transforms import eval_transform
+
+    rows = np.arange(len(prep.test_samples))
+    dataset = CachedImages(prep.test_cache.folder / "pixels.npy", rows, np.full(len(rows), -1),
+                           eval_transform(prep.data_cfg))
+    return DataLoader(dataset, batch_size=prep.cfg.batch_size * 2,
+                      **loader_kwargs(default_workers(prep.cfg), use_cuda))
+
+
+def build_optimizer(cfg: TrainConfig, model, steps_per_epoch: int, use_cuda: bool):
+    """AdamW with a head/backbone learning-rate split and a per-update cosine schedule."""
+    from kaggle_style.models import classifier_parameters
+
+    backbone_params, head_params = classifier_parameters(model)
+    groups = [{"params": backbone_params, "lr": cfg.lr},
+              {"params": head_params, "lr": cfg.lr * cfg.head_lr_mult}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, fused=use_cuda)
+    updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lr_lambda(updates_per_epoch * cfg.epochs, int(updates_per_epoch * cfg.warmup_epochs),
+                  cfg.min_lr_ratio),
+    )
+    return optimizer, scheduler, backbone_params
+
+
+def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, optimizer, scheduler,
+                    ema, accelerator, weights: torch.Tensor, steps: int,
+                    channels_last: bool) -> None:
+    """One pass over the training loader: prepare'd objects, accumulate, backward."""
+    mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
+    model.train()
+    bar = tqdm(total=steps, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
+               disable=not (cfg.progress and accelerator.is_local_main_process), leave=False)
+    for step, (images, labels) in enumerate(loader):
+        if step >= steps:
+            break
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        soft = F.one_hot(labels, len(CLASSES)).float()
+        soft = soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(CLASSES)
+        images, soft = mix_batch(images, soft, cfg, mix_rng)
+        with accelerator.accumulate(model):
+            with accelerator.autocast():
+                logits = model(images)
+            loss = soft_cross_entropy(logits, soft, weights)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite loss ({loss.item()}) at fold {fold}, epoch {epoch + 1}, "
+                    f"step {step + 1}: lower lr, check the inputs, or use bf16 rather than fp16"
+                )
+            accelerator.backward(loss)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if accelerator.sync_gradients:
+                scheduler.step()
+                if ema is not None:
+                    ema.update(accelerator.unwrap_model(model))
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        bar.update(1)
+    bar.close()
+
+
 def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = None) -> FoldResult:
     """Train on every fold but `fold`; predict `fold` (OOF) and the test set."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
-    from kaggle_style.data.transforms import eval_transform, train_transform
-    from kaggle_style.models import classifier_parameters, create_model, freeze
+    from kaggle_style.models import create_model, freeze
 
     cfg = prep.cfg
     use_cuda = torch.cuda.is_available()
@@ -470,53 +573,27 @@ def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = N
     # Seed before the model is built so a fold's initial weights do not depend on which folds ran
     # before it in this process (and so a resumed fold rebuilds the same model).
     set_seed(cfg.seed + fold)
-    samples, cache = prep.train_samples, prep.train_cache
-    sample_fold = np.array([prep.fold_of[i] for i in samples.ids])
-    targets = np.array([prep.label_of[i] for i in samples.ids])
-    train_rows = np.flatnonzero((sample_fold != fold) & cache.ok)
-    val_rows = np.flatnonzero((sample_fold == fold) & cache.ok)
-    pixels_file = cache.folder / "pixels.npy"
-    train_ds = CachedImages(pixels_file, train_rows, targets[train_rows],
-                            train_transform(prep.data_cfg, cfg.augment, cfg.augment_strength))
-    val_ds = CachedImages(pixels_file, val_rows, targets[val_rows], eval_transform(prep.data_cfg))
-    workers = default_workers(cfg)
-    loader_kw = {"num_workers": workers, "pin_memory": use_cuda,
-                 "persistent_workers": workers > 0, "prefetch_factor": 4 if workers else None}
-    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size,
-                              sampler=SeededSampler(len(train_ds), seed=cfg.seed * 1000 + fold),
-                              drop_last=len(train_ds) > cfg.batch_size, **loader_kw)
-    val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, **loader_kw)
-
+    data = fold_loaders(prep, fold, use_cuda)
     model = create_model(cfg.backbone, len(CLASSES), cfg.pretrained, image_size=cfg.image_size,
                          drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path_rate)
     use_channels_last = cfg.channels_last and use_cuda
     if use_channels_last:
         model = model.to(memory_format=torch.channels_last)
-    backbone_params, head_params = classifier_parameters(model)
-    groups = [{"params": backbone_params, "lr": cfg.lr},
-              {"params": head_params, "lr": cfg.lr * cfg.head_lr_mult}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, fused=use_cuda)
-    steps_per_epoch = len(train_loader)
+    steps = len(data.train_loader)
     if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lr_lambda(updates_per_epoch * cfg.epochs, int(updates_per_epoch * cfg.warmup_epochs),
-                  cfg.min_lr_ratio),
-    )
+        steps = min(steps, cfg.max_steps_per_epoch)
+    optimizer, scheduler, backbone_params = build_optimizer(cfg, model, steps, use_cuda)
     ema = None
     if cfg.ema_decay > 0:
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(model, decay=cfg.ema_decay)
     model, optimizer, train_loader, val_loader = accelerator.prepare(
-        model, optimizer, train_loader, val_loader
+        model, optimizer, data.train_loader, data.val_loader
     )
     if cfg.compile:
         model = torch.compile(model)
-    weights = class_weight_vector(targets[train_rows], cfg.class_weights).to(accelerator.device)
+    weights = class_weight_vector(data.train_targets, cfg.class_weights).to(accelerator.device)
 
     fold_dir = cfg.run_dir / f"fold{fold}"
     checkpoints = Checkpoints(fold_dir / "checkpoints")
@@ -535,43 +612,13 @@ def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = N
         train_loader.set_epoch(epoch)
         # Per-epoch seeds make dropout and mixing reproducible after a resume, with no RNG state.
         torch.manual_seed(cfg.seed * 100_003 + fold * 1_009 + epoch)
-        mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
         freeze(backbone_params, frozen=epoch < cfg.freeze_epochs)
-        model.train()
-        bar = tqdm(total=steps_per_epoch, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not (cfg.progress and accelerator.is_local_main_process), leave=False)
-        for step, (images, labels) in enumerate(train_loader):
-            if step >= steps_per_epoch:
-                break
-            if use_channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
-            soft = F.one_hot(labels, len(CLASSES)).float()
-            soft = soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(CLASSES)
-            images, soft = mix_batch(images, soft, cfg, mix_rng)
-            with accelerator.accumulate(model):
-                with accelerator.autocast():
-                    logits = model(images)
-                loss = soft_cross_entropy(logits, soft, weights)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"non-finite loss ({loss.item()}) at fold {fold}, epoch {epoch + 1}, "
-                        f"step {step + 1}: lower lr, check the inputs, or use bf16 rather than fp16"
-                    )
-                accelerator.backward(loss)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if accelerator.sync_gradients:
-                    scheduler.step()
-                    if ema is not None:
-                        ema.update(accelerator.unwrap_model(model))
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            bar.update(1)
-        bar.close()
+        train_one_epoch(cfg, fold, epoch, model, train_loader, optimizer, scheduler, ema,
+                        accelerator, weights, steps, use_channels_last)
         eval_model = ema.module if ema is not None else model
         val_probs = predict(eval_model, val_loader, accelerator, cfg.tta_hflip,
                             use_channels_last, cfg.max_steps_per_epoch_eval)
-        val_ids = samples.ids[val_rows][: len(val_probs)]
-        val_frame = per_image(val_probs, val_ids)
+        val_frame = per_image(val_probs, prep.train_samples.ids[data.val_rows][: len(val_probs)])
         val_loss = log_loss(np.array([prep.label_of[i] for i in val_frame[ID_COL]]),
                             val_frame[list(CLASSES)].to_numpy())
         history.append(val_loss)
@@ -587,17 +634,13 @@ def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = N
             on_epoch_end(fold, epoch, val_loss)
 
     final_model = ema.module if ema is not None else model
-    oof = _oof_frame(prep, fold, final_model, val_loader, val_rows, accelerator, use_channels_last)
+    oof = _oof_frame(prep, fold, final_model, val_loader, data.val_rows, accelerator,
+                     use_channels_last)
     test = None
     if prep.test_cache is not None:
-        test_rows = np.arange(len(prep.test_samples))
-        test_ds = CachedImages(prep.test_cache.folder / "pixels.npy", test_rows,
-                               np.full(len(test_rows), -1), eval_transform(prep.data_cfg))
-        test_loader = accelerator.prepare(
-            DataLoader(test_ds, batch_size=cfg.batch_size * 2, **loader_kw)
-        )
         keep = prep.test_cache.ok
-        probs = predict(final_model, test_loader, accelerator, cfg.tta_hflip, use_channels_last)
+        probs = predict(final_model, accelerator.prepare(make_test_loader(prep, use_cuda)),
+                        accelerator, cfg.tta_hflip, use_channels_last)
         test = per_image(probs[keep], prep.test_samples.ids[keep])
     if accelerator.is_main_process:
         from safetensors.torch import save_model

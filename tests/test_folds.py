@@ -63,3 +63,12 @@ def test_folds_file_that_does_not_match_the_data_is_an_error(tiny_data: Path, ti
     broken.to_csv(path, index=False)
     with pytest.raises(TableError, match="have no fold"):
         read_folds(path, train)
+
+
+def test_pseudo_leaderboard_split_holds_out_whole_sites(real_train: pd.DataFrame) -> None:
+    from kaggle_style.lb_check import pseudo_split
+
+    kept, held = pseudo_split(real_train, share=0.2, seed=0)
+    assert len(kept) + len(held) == len(real_train)
+    assert not set(kept[SITE_COL]) & set(held[SITE_COL])
+    assert 0.2 <= len(held) / len(real_train) < 0.35
