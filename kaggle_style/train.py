@@ -42,8 +42,9 @@ from kaggle_style.constants import (
 from kaggle_style.data.images import ImageCache, build_cache
 from kaggle_style.data.tables import Dataset as TableDataset
 from kaggle_style.data.tables import load_dataset, read_folds
-from kaggle_style.io import git_commit, write_csv, write_json, write_yaml
+from kaggle_style.io import git_commit, write_json, write_yaml
 from kaggle_style.metrics import format_summary, log_loss, score
+from kaggle_style.predictions import write_predictions
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
@@ -695,9 +696,9 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
         done = _read_done(fold_dir, key)
         if done is None:
             result = train_fold(prep, fold, on_epoch_end)
-            write_csv(fold_dir / OOF_FILE, result.oof)
+            write_predictions(fold_dir / OOF_FILE, result.oof)
             if result.test is not None:
-                write_csv(fold_dir / TEST_FILE, result.test)
+                write_predictions(fold_dir / TEST_FILE, result.test)
             oof_scores = _score_frame(prep, result.oof)
             done = {"model_hash": key, "history": result.history, "scores": oof_scores}
             write_json(fold_dir / "done.json", done)
@@ -727,13 +728,13 @@ def _combine(prep: Prepared, folds: list[int], run_dir: Path) -> dict[str, Any]:
     oof = pd.concat([pd.read_csv(run_dir / f"fold{f}" / OOF_FILE, dtype={ID_COL: str})
                      for f in folds])
     oof = oof.set_index(ID_COL).loc[prep.folds[ID_COL]].reset_index()
-    write_csv(run_dir / OOF_FILE, oof[[ID_COL, *CLASSES, FOLD_COL]])
+    write_predictions(run_dir / OOF_FILE, oof)
     if prep.test_cache is not None:
         tests = [pd.read_csv(run_dir / f"fold{f}" / TEST_FILE, dtype={ID_COL: str})
                  .set_index(ID_COL) for f in folds]
         test = sum(t[list(CLASSES)] for t in tests) / len(tests)
         test = test.div(test.sum(axis=1), axis=0).loc[prep.dataset.test[ID_COL]].reset_index()
-        write_csv(run_dir / TEST_FILE, test[[ID_COL, *CLASSES]])
+        write_predictions(run_dir / TEST_FILE, test)
     overall = _score_frame(prep, oof)
     per_fold = {str(f): _score_frame(prep, oof[oof[FOLD_COL] == f]) for f in folds}
     metrics = {"overall": overall, "per_fold": per_fold, "git_commit": git_commit()}
