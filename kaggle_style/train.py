@@ -262,7 +262,7 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
         test_cache = build_cache(test_samples.paths, cache_size, cfg.cache_dir, workers,
                                  cfg.progress, desc="cache test")
         _check_test_images(test_samples, test_cache)
-    _warn_bad_train_images(train_samples, train_cache)
+    _warn_bad_train_images(train_cache)
     label_index = {c: i for i, c in enumerate(CLASSES)}
     return Prepared(
         cfg=cfg, dataset=dataset, folds=folds, train_samples=train_samples,
@@ -285,7 +285,7 @@ def _check_test_images(samples: Samples, cache: ImageCache) -> None:
         )
 
 
-def _warn_bad_train_images(samples: Samples, cache: ImageCache) -> None:
+def _warn_bad_train_images(cache: ImageCache) -> None:
     if cache.errors:
         warnings.warn(
             f"{len(cache.errors)} training image(s) cannot be read and are left out of training "
