@@ -32,6 +32,9 @@ CONFIG ?= configs/demo-crop.yaml
 STUDY ?= demo
 STORAGE ?= sqlite:///$(OUT)/studies/$(STUDY).db
 TRIALS ?= 8
+IMAGES ?=
+RUN ?= $(RUNS)/$(ENSEMBLE)
+SITE_FROM_FOLDER ?= 1
 
 .PHONY: help install demo demo-data folds detect crops train ensemble submit validate report \
 	predict test test-slow test-all lint bench real-check lb-check tune tune-export faults clean
@@ -101,6 +104,11 @@ $(REPORT): $(RUNS)/$(ENSEMBLE)/test.csv
 
 report: $(REPORT) ## HTML report with tables, confusion matrices, calibration, per-site errors
 
+predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> predictions.csv
+	@test -n "$(IMAGES)" || { echo "make predict: set IMAGES=folder of images (one sub-folder per site)"; exit 2; }
+	$(KS) predict --images $(IMAGES) --run $(RUN) --out $(OUT)/predictions.csv \
+		$(if $(filter 1,$(SITE_FROM_FOLDER)),--site-from-folder) $(QUIET)
+
 tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STORAGE, TRIALS)
 	$(KS) tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
 		--set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
@@ -135,4 +143,5 @@ faults: $(STAMP) ## kill a demo training run at random points; the submission mu
 
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \
-		$(OUT)/submissions/*.csv $(OUT)/reports $(OUT)/studies
+		$(OUT)/submissions/*.csv $(OUT)/reports $(OUT)/studies $(OUT)/predictions.csv \
+		$(OUT)/.predictions_work

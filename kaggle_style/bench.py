@@ -181,9 +181,9 @@ def _rate(*parts: tuple[int, float]) -> float:
 
 
 def _train_step(model, optimizer, accelerator, images: torch.Tensor, labels: torch.Tensor,
-                channels_last: bool) -> float:
-    """One optimisation step as `train_fold` takes it, including its per-step `loss.item()`
-    (progress bar and finite check): the bound pays the same synchronisation as the loop."""
+                channels_last: bool) -> torch.Tensor:
+    """One optimisation step as `train_one_epoch` takes it; like the trainer (which reads the
+    loss only every `log_every` steps) it does not wait for the device."""
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     soft = F.one_hot(labels, len(CLASSES)).float()
@@ -195,7 +195,7 @@ def _train_step(model, optimizer, accelerator, images: torch.Tensor, labels: tor
         accelerator.backward(loss)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return float(loss.item())
+    return loss.detach()
 
 
 def _bound_train(model, optimizer, accelerator, cfg: BenchConfig, channels_last: bool,

@@ -64,6 +64,7 @@ from kaggle_style.site_adapt import (
     choose_strength,
     nested_site_adapt,
     site_prior_table,
+    source_priors,
 )
 
 LOG_FLOOR = 1e-15  # probabilities are floored before a log so one zero cannot give -inf
@@ -512,21 +513,22 @@ def _site_adaptation(
         info["skipped"] = inputs.site_note
         return oof, test, nested, info
     y, sites = inputs.y, inputs.oof_sites
-    train_prior = np.bincount(y, minlength=len(CLASSES)) / len(y)
-    strength, grid = choose_strength(oof, y, sites, train_prior, cfg.site_strengths)
+    oof_source, test_source = source_priors(oof, y, inputs.folds)
+    strength, grid = choose_strength(oof, y, sites, oof_source, cfg.site_strengths)
     if strength is None and cfg.site_adapt == "on":
         finite = {k: v for k, v in grid.items() if k != "none"}
         strength = float(min(finite, key=finite.__getitem__))
-    adapted_oof, oof_priors = adapt_site_priors(oof, sites, train_prior, strength)
+    adapted_oof, oof_priors = adapt_site_priors(oof, sites, oof_source, strength)
     info.update({
         "strength": strength,
         "grid_log_loss": grid,
-        "train_prior": dict(zip(CLASSES, map(float, train_prior), strict=True)),
+        "source_prior": dict(zip(CLASSES, map(float, test_source), strict=True)),
         "in_sample": {"before": log_loss(y, oof), "after": log_loss(y, adapted_oof)},
     })
     adapted_nested = None
     if nested is not None:
-        result = nested_site_adapt(nested, y, sites, inputs.folds, train_prior,
+        result = nested_site_adapt(nested, y, sites, inputs.folds,
+                                   source_priors(nested, y, inputs.folds)[0],
                                    cfg.site_strengths)
         adapted_nested = result.probs
         info["nested"] = {
@@ -538,7 +540,7 @@ def _site_adaptation(
     else:
         improves = info["in_sample"]["after"] < info["in_sample"]["before"]
     apply = strength is not None and (cfg.site_adapt == "on" or improves)
-    adapted_test, test_priors = adapt_site_priors(test, inputs.test_sites, train_prior, strength)
+    adapted_test, test_priors = adapt_site_priors(test, inputs.test_sites, test_source, strength)
     info["applied"] = bool(apply)
     info["priors"] = {
         "classes": list(CLASSES),

@@ -45,16 +45,39 @@ def create_model(
                 "(safetensors or a PyTorch state dict with timm key names) there, or set "
                 "`pretrained: false`"
             )
-        return timm.create_model(
+        return zero_head(timm.create_model(
             backbone, pretrained=True, num_classes=num_classes,
             pretrained_cfg_overlay={"file": str(path.resolve())}, **kwargs,
-        )
+        ))
     if not pretrained:
         return timm.create_model(backbone, pretrained=False, num_classes=num_classes, **kwargs)
     try:
-        return timm.create_model(backbone, pretrained=True, num_classes=num_classes, **kwargs)
+        return zero_head(timm.create_model(backbone, pretrained=True, num_classes=num_classes,
+                                           **kwargs))
     except Exception as err:  # hub errors come in many types; all mean "no weights here"
         raise PretrainedWeightsError(_offline_help(backbone, err)) from err
+
+
+def zero_head(model: nn.Module) -> nn.Module:
+    """Start a new classifier's last layer at zero: uniform predictions, no random opinion.
+
+    Why: timm initialises a fresh head for training from scratch (EfficientNet's head gives
+    logits with a standard deviation of about 2 on pretrained features), so on a small dataset
+    fine-tuning spends its few steps undoing a confident random classifier, and a short
+    head-only warm-up ends worse than the class prior. A zero head is the usual fine-tuning start.
+    """
+    kept = getattr(model, "pretrained_cfg", {}).get("num_classes") == model.num_classes
+    if kept:  # same classes as the weights (e.g. the ImageNet head): timm loaded it, keep it
+        return model
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    layers = [m for m in head.modules() if isinstance(m, nn.Linear | nn.Conv2d)] if isinstance(
+        head, nn.Module) else []
+    if layers:  # only the last layer: zeroing every layer of an MLP head would stop its gradients
+        with torch.no_grad():
+            layers[-1].weight.zero_()
+            if layers[-1].bias is not None:
+                layers[-1].bias.zero_()
+    return model
 
 
 def _has_fixed_size(backbone: str, image_size: int) -> bool:
@@ -118,6 +141,20 @@ def count_parameters(model: nn.Module) -> int:
 def freeze(params: list[nn.Parameter], frozen: bool) -> None:
     for p in params:
         p.requires_grad_(not frozen)
+
+
+def batch_norm_eval(model: nn.Module) -> int:
+    """Put every BatchNorm layer in eval mode (running statistics used, never updated).
+
+    Why: with a frozen backbone, train-mode BatchNorm normalises by the statistics of each small
+    batch, so the head learns on features that evaluation (running statistics) never produces;
+    on a few hundred images that mismatch alone can make predictions confidently wrong. Returns
+    how many layers were switched.
+    """
+    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for layer in layers:
+        layer.eval()
+    return len(layers)
 
 
 def channels_last(model: nn.Module, enabled: bool) -> nn.Module:

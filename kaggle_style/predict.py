@@ -174,7 +174,7 @@ def combine(frames: list[pd.DataFrame], report: dict[str, Any] | None,
     out = blend.predict(probs)
     site = report.get("site_adapt") or {}
     if site.get("applied") and sites is not None:
-        prior = np.asarray([site["train_prior"][c] for c in CLASSES], dtype=float)
+        prior = np.asarray([site["source_prior"][c] for c in CLASSES], dtype=float)
         out, _ = adapt_site_priors(out, sites.to_numpy(), prior, site["strength"])
     elif site.get("applied"):
         print("predict: the ensemble adapts to each site, but no sites are known "

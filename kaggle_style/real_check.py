@@ -1,9 +1,9 @@
 """`make real-check`: does pretraining help on REAL camera-trap images? (issue 9)
 
-Trains one recipe twice on the camtrapR thumbnails (67 labelled images, 5 species, 3
-stations): from the real ImageNet weights of tf_efficientnet_lite0 and from random weights,
-with stratified 3-fold CV (three species live at one station only, so stations cannot be
-folds). The pretrained OOF log loss must beat both the random-init one and the class prior;
+Trains one recipe on the camtrapR thumbnails (67 labelled images, 5 species, 3 stations): from
+the real ImageNet weights of tf_efficientnet_lite0 and from random weights (see RUNS), with
+stratified 3-fold CV (three species live at one station only, so stations cannot be
+folds). The pretrained OOF log loss must beat the random-init ones and the class prior;
 synthetic demo data cannot show this, real images can.
 
 Our trainer has the 8 Conser-vision class columns, so camtrapR's 5 species are mapped in
@@ -27,12 +27,23 @@ from kaggle_style.io import write_csv
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 WEIGHTS = "models/tf_efficientnet_lite0.in1k.safetensors"
-# Not yet tuned: on this recipe pretrained beats random but NOT the prior (see the report).
+# A small-data fine-tuning recipe: the thumbnails upsampled to the backbone's 224 px, two
+# head-only epochs, then everything at a low rate with BatchNorm statistics kept from ImageNet
+# (batches of 16 near-identical night frames make poor statistics).
 RECIPE: dict[str, Any] = dict(
-    backbone="tf_efficientnet_lite0", image_size=128, epochs=6, batch_size=16, lr=1e-3,
-    head_lr_mult=10.0, freeze_epochs=1, weight_decay=0.01, augment="light", tta_hflip=True,
-    view="full", num_workers=0, progress=False, seed=0,
+    backbone="tf_efficientnet_lite0", image_size=224, epochs=12, batch_size=16, lr=3e-4,
+    head_lr_mult=10.0, freeze_epochs=2, freeze_bn=True, label_smoothing=0.1,
+    weight_decay=0.01, augment="light", tta_hflip=True, view="full", num_workers=0,
+    progress=False, seed=0,
 )
+# From random weights, a frozen warm-up and frozen BatchNorm would freeze random features and
+# initial statistics; so random weights are run twice: the very same recipe, and the recipe with
+# those two pretrained-only steps off (the fair from-scratch baseline).
+RUNS: dict[str, dict[str, Any]] = {
+    "random_same_recipe": dict(pretrained=False),
+    "random": dict(pretrained=False, freeze_epochs=0, freeze_bn=False),
+    "pretrained": dict(pretrained=WEIGHTS),
+}
 
 
 def build_camtrapr_data(source: Path, out: Path) -> dict[str, str]:
@@ -53,8 +64,8 @@ def build_camtrapr_data(source: Path, out: Path) -> dict[str, str]:
     return mapping
 
 
-def real_check(shared: Path, work: Path) -> dict[str, float]:
-    """Train pretrained and random-init runs; return prior and both OOF log losses."""
+def real_check(shared: Path, work: Path) -> dict[str, Any]:
+    """Train the RUNS; return the prior's and each run's OOF log loss, and a predict check."""
     from kaggle_style.data.tables import load_dataset
     from kaggle_style.folds import make_folds
     from kaggle_style.metrics import log_loss
@@ -72,15 +83,40 @@ def real_check(shared: Path, work: Path) -> dict[str, float]:
     counts = np.bincount(list(y_of.values()), minlength=len(CLASSES))[present]
     prior = counts / counts.sum()
     results = {"prior_logloss": float(-(prior * np.log(prior)).sum())}
-    for name, pretrained in (("random", False), ("pretrained", str(shared / WEIGHTS))):
+    for name, changes in RUNS.items():
+        recipe = {**RECIPE, **changes}
+        if recipe["pretrained"]:
+            recipe["pretrained"] = str(shared / recipe["pretrained"])
         cfg = TrainConfig(name=name, data=str(data), folds_file=str(work / "folds.csv"),
-                          runs_dir=str(work / "runs"), cache_dir=str(work / "cache"),
-                          pretrained=pretrained, **RECIPE)
+                          runs_dir=str(work / "runs"), cache_dir=str(work / "cache"), **recipe)
         run_training(cfg)
         oof = pd.read_csv(cfg.run_dir / OOF_FILE, dtype={ID_COL: str})
         y = np.array([y_of[i] for i in oof[ID_COL]])
         results[f"oof_logloss_{name}"] = float(log_loss(y, oof[list(CLASSES)].to_numpy()))
+    results["predict_stations"] = predict_stations(shared / "camtrapr", work, mapping)
     return results
+
+
+def predict_stations(source: Path, work: Path, mapping: dict[str, str]) -> dict[str, float]:
+    """`predict --site-from-folder` on the camtrapR folders with the pretrained run.
+
+    An end-to-end check of the deployment path (stations as sites, every image, the UNID one
+    too), not an estimate: each image was in the training set of two of the three fold models.
+    Returns the top-1 agreement with the species folder per station.
+    """
+    from kaggle_style.predict import DetectorChoice, run_predict
+
+    out = work / "predict_camtrapr.csv"
+    frame = run_predict(source, work / "runs" / "pretrained", out, site_from_folder=True,
+                        detector=DetectorChoice(enabled=False), progress=False)
+    species = frame["file"].str.split("/").str[1]
+    labelled = species.isin(list(mapping))
+    hits = frame["top_class"][labelled] == species[labelled].map(mapping)
+    per_station = hits.groupby(frame["site"][labelled]).mean()
+    print(f"predict --site-from-folder: {len(frame)} images, {frame['site'].nunique()} stations "
+          f"-> {out.name}; top-1 = species folder: "
+          + ", ".join(f"{s} {v:.2f}" for s, v in per_station.items()))
+    return {str(s): float(v) for s, v in per_station.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,13 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"{args.shared}/camtrapr not found: the real data must sit beside the repo")
     with tempfile.TemporaryDirectory(prefix="real_check_") as tmp:
         results = real_check(args.shared, args.work or Path(tmp))
-    print(f"{'baseline':<12} {'OOF log loss':>12}")
-    for key in ("prior_logloss", "oof_logloss_random", "oof_logloss_pretrained"):
-        print(f"{key.split('_')[-1] if key != 'prior_logloss' else 'prior':<12} "
-              f"{results[key]:>12.4f}")
-    ok = results["oof_logloss_pretrained"] < min(results["prior_logloss"],
-                                                 results["oof_logloss_random"])
-    print("pretrained beats prior and random: " + ("yes" if ok else "NO"))
+    print(f"{'run':<20} {'OOF log loss':>12}")
+    print(f"{'class prior':<20} {results['prior_logloss']:>12.4f}")
+    for name in RUNS:
+        print(f"{name:<20} {results[f'oof_logloss_{name}']:>12.4f}")
+    baselines = ["prior_logloss", *(f"oof_logloss_{n}" for n in RUNS if n != "pretrained")]
+    ok = results["oof_logloss_pretrained"] < min(results[k] for k in baselines)
+    print("pretrained beats the prior and every random-weights run: " + ("yes" if ok else "NO"))
     print(json.dumps(results))
     return 0 if ok else 1
 

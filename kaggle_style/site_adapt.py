@@ -12,6 +12,11 @@ toward the training prior with a pseudo-count `strength` (alpha):
 alpha = 0 is plain EM; alpha -> inf (`None` here) is no adaptation. alpha is chosen on OOF
 predictions: train folds are grouped by site, so OOF rows are predictions on unseen sites,
 exactly the situation of the test sites.
+
+The "source prior" (the class mix the model's probabilities assume) is not simply the training
+labels' frequencies: an OOF row of fold k comes from a model trained on the other folds, whose
+mix differs from the whole set's when sites differ, and class-weighted losses tilt every model
+toward rare classes. `source_priors` accounts for both; on the demo it is most of the gain.
 """
 
 from __future__ import annotations
@@ -40,35 +45,78 @@ def _prepared(probs: np.ndarray) -> np.ndarray:
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-def reweight(probs: np.ndarray, row_priors: np.ndarray, train_prior: np.ndarray) -> np.ndarray:
-    """p'(y|x) ∝ p(y|x) * prior_new(y) / prior_train(y), row by row."""
-    out = _prepared(probs) * (np.asarray(row_priors) / np.asarray(train_prior))
+def reweight(probs: np.ndarray, row_priors: np.ndarray, source_prior: np.ndarray) -> np.ndarray:
+    """p'(y|x) ∝ p(y|x) * prior_new(y) / prior_source(y), row by row (either may be per row)."""
+    out = _prepared(probs) * (np.asarray(row_priors) / np.asarray(source_prior))
     return out / out.sum(axis=1, keepdims=True)
+
+
+def source_priors(
+    probs: np.ndarray, y: np.ndarray, folds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per-row source prior of the OOF rows, source prior of test predictions).
+
+    The labels' frequencies in the folds a row's model was trained on, times the tilt of the
+    models' own marginal: mean OOF probability / label frequency, per class (class weights,
+    calibration). Test predictions average models trained on every fold, so their source prior
+    is the tilted frequency of all the labels, which is the mean OOF probability.
+    """
+    probs = _prepared(probs)
+    y, folds = np.asarray(y, dtype=np.int64), np.asarray(folds)
+    n_classes = probs.shape[1]
+    freq = np.maximum(np.bincount(y, minlength=n_classes) / len(y), PROB_FLOOR)
+    tilt = probs.mean(axis=0) / freq
+    rows = np.empty_like(probs)
+    for fold in np.unique(folds):
+        held = folds == fold
+        rest = y[~held] if (~held).any() else y
+        rest_freq = np.bincount(rest, minlength=n_classes) / len(rest)
+        rows[held] = np.maximum(rest_freq * tilt, PROB_FLOOR)
+    rows /= rows.sum(axis=1, keepdims=True)
+    test = freq * tilt
+    return rows, test / test.sum()
+
+
+def _per_row(prior: np.ndarray, n: int) -> np.ndarray:
+    prior = np.asarray(prior, dtype=np.float64)
+    return np.broadcast_to(prior, (n, prior.shape[-1])) if prior.ndim == 1 else prior
+
+
+def _per_site(row_priors: np.ndarray, site_index: np.ndarray, n_sites: int) -> np.ndarray:
+    """Each site's mean source prior (rows of one site share a fold, so they agree anyway)."""
+    sums = np.stack([np.bincount(site_index, weights=row_priors[:, k], minlength=n_sites)
+                     for k in range(row_priors.shape[1])], axis=1)
+    means = sums / np.maximum(np.bincount(site_index, minlength=n_sites), 1)[:, None]
+    return means / means.sum(axis=1, keepdims=True)
 
 
 def em_priors(
     probs: np.ndarray,
     site_index: np.ndarray,
     n_sites: int,
-    train_prior: np.ndarray,
+    source_prior: np.ndarray,
     strength: float,
     tol: float = 1e-8,
     max_iter: int = 2000,
 ) -> np.ndarray:
-    """(n_sites, n_classes) MAP-EM prior estimates, every site iterated together."""
+    """(n_sites, n_classes) MAP-EM prior estimates, every site iterated together.
+
+    `source_prior`: the class mix the probabilities assume, one for all rows or one per row
+    (see `source_priors`).
+    """
     probs = _prepared(probs)
-    train_prior = np.asarray(train_prior, dtype=np.float64)
     n_classes = probs.shape[1]
+    site_source = _per_site(_per_row(source_prior, len(probs)), site_index, n_sites)
     counts = np.bincount(site_index, minlength=n_sites).astype(np.float64)
-    priors = np.tile(train_prior, (n_sites, 1))
+    priors = site_source.copy()
     for _ in range(max_iter):
-        adjusted = reweight(probs, priors[site_index], train_prior)
+        adjusted = reweight(probs, priors[site_index], site_source[site_index])
         sums = np.stack(
             [np.bincount(site_index, weights=adjusted[:, k], minlength=n_sites)
              for k in range(n_classes)],
             axis=1,
         )
-        new = (sums + strength * train_prior) / (counts + strength)[:, None]
+        new = (sums + strength * site_source) / (counts + strength)[:, None]
         new = np.clip(new, PROB_FLOOR, None)
         new /= new.sum(axis=1, keepdims=True)
         change = float(np.max(np.abs(new - priors)))
@@ -81,7 +129,7 @@ def em_priors(
 def adapt_site_priors(
     probs: np.ndarray,
     sites: Sequence[object] | np.ndarray,
-    train_prior: np.ndarray,
+    source_prior: np.ndarray,
     strength: float | None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(adapted probabilities, EM prior of each site); `strength=None` returns `probs` as they are.
@@ -90,13 +138,13 @@ def adapt_site_priors(
     """
     probs = np.asarray(probs, dtype=np.float64)
     names, index = _site_index(sites)
+    site_source = _per_site(_per_row(source_prior, len(probs)), index, len(names))
     if strength is None:
-        priors = np.tile(np.asarray(train_prior, dtype=np.float64), (len(names), 1))
-        return probs.copy(), dict(zip(names.tolist(), priors, strict=True))
+        return probs.copy(), dict(zip(names.tolist(), site_source, strict=True))
     if strength < 0:
         raise ValueError(f"strength must be >= 0, got {strength}")
-    priors = em_priors(probs, index, len(names), train_prior, strength)
-    adapted = reweight(probs, priors[index], train_prior)
+    priors = em_priors(probs, index, len(names), source_prior, strength)
+    adapted = reweight(probs, priors[index], site_source[index])
     return adapted, dict(zip(names.tolist(), priors, strict=True))
 
 
@@ -107,11 +155,11 @@ def _row_losses(probs: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _options(
     probs: np.ndarray,
     sites: Sequence[object] | np.ndarray,
-    train_prior: np.ndarray,
+    source_prior: np.ndarray,
     strengths: Sequence[float],
 ) -> list[np.ndarray]:
     """Probabilities without adaptation, then adapted with each strength."""
-    adapted = [adapt_site_priors(probs, sites, train_prior, s)[0] for s in strengths]
+    adapted = [adapt_site_priors(probs, sites, source_prior, s)[0] for s in strengths]
     return [_prepared(probs), *adapted]
 
 
@@ -119,7 +167,7 @@ def strength_losses(
     probs: np.ndarray,
     y: np.ndarray,
     sites: Sequence[object] | np.ndarray,
-    train_prior: np.ndarray,
+    source_prior: np.ndarray,
     strengths: Sequence[float] = DEFAULT_STRENGTHS,
 ) -> np.ndarray:
     """(1 + len(strengths), n) per-row log losses; row 0 is no adaptation.
@@ -128,7 +176,7 @@ def strength_losses(
     rows (e.g. k-1 folds) can choose its strength from them.
     """
     y = np.asarray(y, dtype=np.int64)
-    return np.stack([_row_losses(p, y) for p in _options(probs, sites, train_prior, strengths)])
+    return np.stack([_row_losses(p, y) for p in _options(probs, sites, source_prior, strengths)])
 
 
 def _best(losses: np.ndarray, strengths: Sequence[float], mask: np.ndarray) -> float | None:
@@ -141,11 +189,11 @@ def choose_strength(
     probs: np.ndarray,
     y: np.ndarray,
     sites: Sequence[object] | np.ndarray,
-    train_prior: np.ndarray,
+    source_prior: np.ndarray,
     strengths: Sequence[float] = DEFAULT_STRENGTHS,
 ) -> tuple[float | None, dict[str, float]]:
     """(best strength, None meaning "no adaptation"; mean log loss of each option) on OOF rows."""
-    losses = strength_losses(probs, y, sites, train_prior, strengths)
+    losses = strength_losses(probs, y, sites, source_prior, strengths)
     means = losses.mean(axis=1)
     table = {"none": float(means[0])}
     table.update({f"{s:g}": float(m) for s, m in zip(strengths, means[1:], strict=True)})
@@ -167,12 +215,12 @@ def nested_site_adapt(
     y: np.ndarray,
     sites: Sequence[object] | np.ndarray,
     folds: np.ndarray,
-    train_prior: np.ndarray,
+    source_prior: np.ndarray,
     strengths: Sequence[float] = DEFAULT_STRENGTHS,
 ) -> NestedSiteAdapt:
     """An honest estimate of what adaptation does on sites whose labels chose nothing."""
     folds = np.asarray(folds)
-    adapted_by_option = _options(probs, sites, train_prior, strengths)
+    adapted_by_option = _options(probs, sites, source_prior, strengths)
     y = np.asarray(y, dtype=np.int64)
     losses = np.stack([_row_losses(p, y) for p in adapted_by_option])
     out = np.empty_like(adapted_by_option[0])

@@ -49,7 +49,7 @@ from kaggle_style.predictions import write_predictions
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
     {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "log_with",
-     "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval"}
+     "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every"}
 )
 EpochCallback = Callable[[int, int, float], None]  # (fold, epoch, val_log_loss)
 
@@ -81,7 +81,8 @@ class TrainConfig:
     weight_decay: float = 0.05
     warmup_epochs: float = 0.0
     min_lr_ratio: float = 0.01
-    freeze_epochs: int = 0  # train only the head for the first N epochs
+    freeze_epochs: int = 0  # train only the head for the first N epochs (BatchNorm frozen too)
+    freeze_bn: bool = False  # keep BatchNorm statistics fixed all run (small data, small batches)
     grad_accum: int = 1
     label_smoothing: float = 0.0
     class_weights: str = "none"  # none | balanced | sqrt (against the rare hog class)
@@ -105,6 +106,7 @@ class TrainConfig:
     max_steps_per_epoch_eval: int | None = None
     resume: bool = False
     progress: bool = True
+    log_every: int = 20  # steps between loss reads (each read waits for the GPU)
     log_with: str | None = None  # tensorboard | wandb | mlflow (never a network call by default)
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
 
@@ -520,10 +522,15 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
                     ema, accelerator, weights: torch.Tensor, steps: int,
                     channels_last: bool) -> None:
     """One pass over the training loader: prepare'd objects, accumulate, backward."""
+    from kaggle_style.models import batch_norm_eval
+
     mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
     model.train()
+    if cfg.freeze_bn or epoch < cfg.freeze_epochs:
+        batch_norm_eval(model)
     bar = tqdm(total=steps, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
                disable=not (cfg.progress and accelerator.is_local_main_process), leave=False)
+    running, since = torch.zeros((), device=accelerator.device), 0
     for step, (images, labels) in enumerate(loader):
         if step >= steps:
             break
@@ -536,11 +543,6 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
             with accelerator.autocast():
                 logits = model(images)
             loss = soft_cross_entropy(logits, soft, weights)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite loss ({loss.item()}) at fold {fold}, epoch {epoch + 1}, "
-                    f"step {step + 1}: lower lr, check the inputs, or use bf16 rather than fp16"
-                )
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -548,9 +550,29 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
                 scheduler.step()
                 if ema is not None:
                     ema.update(accelerator.unwrap_model(model))
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
+        running += loss.detach()
+        since += 1
+        # Reading the loss waits for the GPU, so it is read every `log_every` steps, not each one.
+        if since == max(1, cfg.log_every):
+            _read_loss(running, since, f"fold {fold}, epoch {epoch + 1}, step {step + 1}", bar)
+            bar.set_postfix_str(f"{bar.postfix}, lr={scheduler.get_last_lr()[0]:.2e}")
+            since = 0
         bar.update(1)
+    if since:
+        _read_loss(running, since, f"fold {fold}, epoch {epoch + 1}, step {step + 1}", bar)
     bar.close()
+
+
+def _read_loss(running: torch.Tensor, steps: int, where: str, bar) -> None:
+    """Mean loss of the last `steps` steps onto the progress bar; stop on a non-finite one."""
+    mean = running.item() / steps
+    running.zero_()
+    if not math.isfinite(mean):
+        raise FloatingPointError(
+            f"non-finite loss ({mean}) at {where} (or up to {steps - 1} steps before): lower lr, "
+            "check the inputs, or use bf16 rather than fp16"
+        )
+    bar.set_postfix(loss=f"{mean:.3f}")
 
 
 def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = None) -> FoldResult:

@@ -84,7 +84,7 @@ def test_ensemble_run_blends_members_and_adapts_sites(
     write_json(ens / "ensemble.json", {
         "runs": {"a": str(tiny_run), "b": str(tiny_run)}, "method": "weighted",
         "space": "logprob", "weights": {"a": 0.3, "b": 0.7}, "temperature": 1.0,
-        "site_adapt": {"applied": True, "strength": 3.0, "train_prior": prior},
+        "site_adapt": {"applied": True, "strength": 3.0, "source_prior": prior},
     })
     out = tmp_path / "ens.csv"
     assert main(["predict", "--images", str(new_deployment), "--run", str(ens),

@@ -146,3 +146,26 @@ def test_mixing_keeps_targets_distributions() -> None:
         mixed, soft = mix_batch(images, targets, cfg, rng)
         assert mixed.shape == images.shape
         assert torch.allclose(soft.sum(dim=1), torch.ones(4))
+
+
+def test_frozen_epochs_keep_batchnorm_statistics(tiny_data: Path, tiny_folds: Path,
+                                                 tmp_path: Path) -> None:
+    """During a frozen warm-up (or with freeze_bn) BatchNorm running statistics do not move."""
+    from kaggle_style.train import TrainConfig, run_training
+
+    def running_means(run: Path) -> dict[str, torch.Tensor]:
+        from safetensors.torch import load_file
+
+        state = load_file(str(run / "fold0" / "model.safetensors"))
+        return {k: v for k, v in state.items() if k.endswith("running_mean")}
+
+    base = dict(data=str(tiny_data), folds_file=str(tiny_folds), runs_dir=str(tmp_path / "runs"),
+                cache_dir=str(tmp_path / "cache"), backbone="test_resnet", image_size=32,
+                epochs=1, batch_size=16, folds=[0], num_workers=0, progress=False)
+    run_training(TrainConfig(name="frozen", freeze_epochs=1, **base))
+    run_training(TrainConfig(name="bn", freeze_bn=True, **base))
+    run_training(TrainConfig(name="free", **base))
+    frozen, bn, free = (running_means(tmp_path / "runs" / n) for n in ("frozen", "bn", "free"))
+    assert frozen and all(torch.all(v == 0) for v in frozen.values())  # timm inits them at 0
+    assert all(torch.all(v == 0) for v in bn.values())
+    assert any(torch.any(v != 0) for v in free.values())
