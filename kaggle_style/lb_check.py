@@ -2,6 +2,10 @@
 with the usual site-grouped folds, and compare the local OOF estimate with the held-out score.
 
 A local estimate well below the pseudo-leaderboard means the validation is optimistic.
+
+The run then goes through the ensemble stage twice, with site adaptation off and on, and both
+pseudo-test files are scored: held-out sites are the one place where the post-processing that was
+fitted on OOF rows meets sites no label of which chose anything.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.config import config_dict, resolve_config
-from kaggle_style.constants import CLASSES, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.constants import CLASSES, ID_COL, LABEL_COL, SITE_COL, TEST_FILE
 from kaggle_style.data.tables import load_dataset
+from kaggle_style.ensemble import EnsembleConfig, ensemble
 from kaggle_style.folds import make_folds
 from kaggle_style.io import write_csv, write_json
 from kaggle_style.metrics import score
@@ -68,16 +73,28 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
     })
     summary = run_training(run_cfg)
     held = pd.read_csv(data / "held_out_labels.csv", dtype={ID_COL: str})
-    test = pd.read_csv(run_cfg.run_dir / "test.csv", dtype={ID_COL: str}).set_index(ID_COL)
     y = held[LABEL_COL].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
-    pseudo = score(y, test.loc[held[ID_COL], list(CLASSES)].to_numpy())
+
+    def pseudo_lb(test_file: Path) -> float:
+        test = pd.read_csv(test_file, dtype={ID_COL: str}).set_index(ID_COL)
+        return score(y, test.loc[held[ID_COL], list(CLASSES)].to_numpy())["log_loss"]
+
+    pseudo = pseudo_lb(run_cfg.run_dir / TEST_FILE)
     result = {
         "local_oof_log_loss": summary["overall"]["log_loss"],
-        "pseudo_lb_log_loss": pseudo["log_loss"],
-        "gap": pseudo["log_loss"] - summary["overall"]["log_loss"],
+        "pseudo_lb_log_loss": pseudo,
+        "gap": pseudo - summary["overall"]["log_loss"],
         "held_out_sites": int(held[SITE_COL].nunique()),
         "held_out_images": len(held),
     }
+    for mode in ("off", "on"):
+        out = work / f"ensemble_site_{mode}"
+        report = ensemble(EnsembleConfig(runs=[str(run_cfg.run_dir)], data=str(data),
+                                         out=str(out), site_adapt=mode, stacking=False)).report
+        result[f"pseudo_lb_log_loss_site_{mode}"] = pseudo_lb(out / TEST_FILE)
+        if mode == "on":
+            nested = report["site_adapt"].get("nested", {})
+            result["site_adapt_nested_oof"] = [nested.get("before"), nested.get("after")]
     write_json(work / "lb_check.json", result)
     return result
 
@@ -100,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"local OOF estimate {result['local_oof_log_loss']:.4f} | pseudo-leaderboard "
           f"{result['pseudo_lb_log_loss']:.4f} on {result['held_out_sites']} held-out sites "
           f"| gap {result['gap']:+.4f}")
+    before, after = result["site_adapt_nested_oof"]
+    print(f"temperature only {result['pseudo_lb_log_loss_site_off']:.4f} | with site adaptation "
+          f"{result['pseudo_lb_log_loss_site_on']:.4f} on the held-out sites (nested OOF estimate "
+          f"{before:.4f} -> {after:.4f})")
     print(json.dumps(result))
     return 0
 

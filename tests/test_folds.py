@@ -72,3 +72,24 @@ def test_pseudo_leaderboard_split_holds_out_whole_sites(real_train: pd.DataFrame
     assert len(kept) + len(held) == len(real_train)
     assert not set(kept[SITE_COL]) & set(held[SITE_COL])
     assert 0.2 <= len(held) / len(real_train) < 0.35
+
+
+def test_lb_check_scores_held_out_sites_with_and_without_site_adaptation(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    from kaggle_style.lb_check import lb_check
+    from kaggle_style.train import TrainConfig
+
+    cfg = TrainConfig(data=str(tiny_data), backbone="test_resnet", image_size=32, epochs=1,
+                      batch_size=16, num_workers=0, progress=False,
+                      cache_dir=str(tmp_path / "cache"))
+    result = lb_check(cfg, share=0.25, n_splits=3, seed=0, work=tmp_path / "lb")
+    held = pd.read_csv(tmp_path / "lb" / "data" / "held_out_labels.csv")
+    assert result["held_out_images"] == len(held) > 0
+    for key in ("local_oof_log_loss", "pseudo_lb_log_loss", "pseudo_lb_log_loss_site_off",
+                "pseudo_lb_log_loss_site_on"):
+        assert 0 < result[key] < 10, key
+    for mode in ("off", "on"):
+        test = pd.read_csv(tmp_path / "lb" / f"ensemble_site_{mode}" / "test.csv")
+        assert set(test[ID_COL]) == set(held[ID_COL])
+    assert result["pseudo_lb_log_loss_site_on"] != result["pseudo_lb_log_loss_site_off"]
