@@ -40,8 +40,8 @@ from kaggle_style.train import (
     TrainConfig,
     default_workers,
     loader_kwargs,
+    optimisation_step,
     predict,
-    soft_cross_entropy,
 )
 
 FRAMES_META = "frames.json"
@@ -182,20 +182,12 @@ def _rate(*parts: tuple[int, float]) -> float:
 
 def _train_step(model, optimizer, accelerator, images: torch.Tensor, labels: torch.Tensor,
                 channels_last: bool) -> torch.Tensor:
-    """One optimisation step as `train_one_epoch` takes it; like the trainer (which reads the
-    loss only every `log_every` steps) it does not wait for the device."""
+    """The trainer's own step (`optimisation_step`), with hard labels and unit class weights."""
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     soft = F.one_hot(labels, len(CLASSES)).float()
-    weights = soft.new_ones(len(CLASSES))
-    with accelerator.accumulate(model):
-        with accelerator.autocast():
-            logits = model(images)
-        loss = soft_cross_entropy(logits, soft, weights)
-        accelerator.backward(loss)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-    return loss.detach()
+    return optimisation_step(model, optimizer, accelerator, images, soft,
+                             soft.new_ones(len(CLASSES)))
 
 
 def _bound_train(model, optimizer, accelerator, cfg: BenchConfig, channels_last: bool,

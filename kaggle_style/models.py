@@ -67,11 +67,10 @@ def zero_head(model: nn.Module) -> nn.Module:
     head-only warm-up ends worse than the class prior. A zero head is the usual fine-tuning start.
     """
     kept = getattr(model, "pretrained_cfg", {}).get("num_classes") == model.num_classes
-    if kept:  # same classes as the weights (e.g. the ImageNet head): timm loaded it, keep it
-        return model
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
-    layers = [m for m in head.modules() if isinstance(m, nn.Linear | nn.Conv2d)] if isinstance(
-        head, nn.Module) else []
+    if kept or not isinstance(head, nn.Module):  # kept: timm loaded the weights' own head
+        return model
+    layers = [m for m in head.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
     if layers:  # only the last layer: zeroing every layer of an MLP head would stop its gradients
         with torch.no_grad():
             layers[-1].weight.zero_()
@@ -143,18 +142,16 @@ def freeze(params: list[nn.Parameter], frozen: bool) -> None:
         p.requires_grad_(not frozen)
 
 
-def batch_norm_eval(model: nn.Module) -> int:
+def batch_norm_eval(model: nn.Module) -> None:
     """Put every BatchNorm layer in eval mode (running statistics used, never updated).
 
     Why: with a frozen backbone, train-mode BatchNorm normalises by the statistics of each small
     batch, so the head learns on features that evaluation (running statistics) never produces;
-    on a few hundred images that mismatch alone can make predictions confidently wrong. Returns
-    how many layers were switched.
+    on a few hundred images that mismatch alone can make predictions confidently wrong.
     """
-    layers = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for layer in layers:
-        layer.eval()
-    return len(layers)
+    for layer in model.modules():
+        if isinstance(layer, nn.modules.batchnorm._BatchNorm):
+            layer.eval()
 
 
 def channels_last(model: nn.Module, enabled: bool) -> nn.Module:

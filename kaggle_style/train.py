@@ -539,31 +539,42 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
         soft = F.one_hot(labels, len(CLASSES)).float()
         soft = soft * (1 - cfg.label_smoothing) + cfg.label_smoothing / len(CLASSES)
         images, soft = mix_batch(images, soft, cfg, mix_rng)
-        with accelerator.accumulate(model):
-            with accelerator.autocast():
-                logits = model(images)
-            loss = soft_cross_entropy(logits, soft, weights)
-            accelerator.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if accelerator.sync_gradients:
-                scheduler.step()
-                if ema is not None:
-                    ema.update(accelerator.unwrap_model(model))
-        running += loss.detach()
+        running += optimisation_step(model, optimizer, accelerator, images, soft, weights)
+        if accelerator.sync_gradients:
+            scheduler.step()
+            if ema is not None:
+                ema.update(accelerator.unwrap_model(model))
         since += 1
         # Reading the loss waits for the GPU, so it is read every `log_every` steps, not each one.
         if since == max(1, cfg.log_every):
-            _read_loss(running, since, f"fold {fold}, epoch {epoch + 1}, step {step + 1}", bar)
-            bar.set_postfix_str(f"{bar.postfix}, lr={scheduler.get_last_lr()[0]:.2e}")
+            _read_loss(running, since, f"fold {fold}, epoch {epoch + 1}, step {step + 1}", bar,
+                       scheduler.get_last_lr()[0])
             since = 0
         bar.update(1)
     if since:
-        _read_loss(running, since, f"fold {fold}, epoch {epoch + 1}, step {step + 1}", bar)
+        _read_loss(running, since, f"fold {fold}, epoch {epoch + 1}, step {step + 1}", bar,
+                   scheduler.get_last_lr()[0])
     bar.close()
 
 
-def _read_loss(running: torch.Tensor, steps: int, where: str, bar) -> None:
+def optimisation_step(model, optimizer, accelerator, images: torch.Tensor, soft: torch.Tensor,
+                      weights: torch.Tensor) -> torch.Tensor:
+    """Forward, loss, backward and (when the accumulation window closes) the optimizer step.
+
+    The trainer and the benchmark's model-only bound both take exactly this step. Returns the
+    loss without reading it, so nothing waits for the device.
+    """
+    with accelerator.accumulate(model):
+        with accelerator.autocast():
+            logits = model(images)
+        loss = soft_cross_entropy(logits, soft, weights)
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def _read_loss(running: torch.Tensor, steps: int, where: str, bar, lr: float) -> None:
     """Mean loss of the last `steps` steps onto the progress bar; stop on a non-finite one."""
     mean = running.item() / steps
     running.zero_()
@@ -572,7 +583,7 @@ def _read_loss(running: torch.Tensor, steps: int, where: str, bar) -> None:
             f"non-finite loss ({mean}) at {where} (or up to {steps - 1} steps before): lower lr, "
             "check the inputs, or use bf16 rather than fp16"
         )
-    bar.set_postfix(loss=f"{mean:.3f}")
+    bar.set_postfix(loss=f"{mean:.3f}", lr=f"{lr:.2e}")
 
 
 def train_fold(prep: Prepared, fold: int, on_epoch_end: EpochCallback | None = None) -> FoldResult:
