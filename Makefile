@@ -1,5 +1,7 @@
 # kaggle_style: `make folds train ensemble submit` on any DrivenData folder (DATA=path).
 # Every target is a file, so make rebuilds only what changed. `make help` lists the targets.
+# SET names the models to train (configs/sets/NAME.yaml: demo, fast, leaderboard); TORCH=keep
+# installs over a GPU box's own CUDA torch instead of the pinned CPU-capable build.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -15,51 +17,86 @@ OUT ?= .
 SEED ?= 0
 N_SPLITS ?= 5
 FOLDS := $(OUT)/folds/folds.csv
-DETECTIONS ?= $(DATA)/detections.json
+# The demo ships its simulated detections; a real DATA folder may be read-only: write beside OUT.
+DETECTIONS ?= $(if $(filter data/demo,$(DATA)),$(DATA)/detections.json,$(OUT)/detections/detections.json)
 DETECTOR ?= megadetector-lite
 DETECTOR_WEIGHTS ?= ../shared/data/models/megadetector_lite/yolox_tiny_640_20220528.pth
 CROPS := $(OUT)/crops/manifest.csv
 RUNS := $(OUT)/runs
 CACHE := $(OUT)/cache
-MODELS ?= demo-crop demo-full
-ENSEMBLE_CONFIG ?= configs/ensemble-demo.yaml
+SET ?= demo
+TORCH ?= pin
+LAUNCH ?=
+GPUS ?=
+# A set's models and ensemble config, read once from configs/sets/$(SET).yaml (MODELS=… wins).
+SET_FIELD = $(shell test -x $(PY) && $(PY) -m kaggle_style model-set $(SET) --field $(1) 2>/dev/null)
+ifeq ($(origin MODELS),undefined)
+MODELS := $(call SET_FIELD,models)
+endif
+ifeq ($(origin ENSEMBLE_CONFIG),undefined)
+ENSEMBLE_CONFIG := $(call SET_FIELD,ensemble)
+endif
+# A bad SET is one clear error, not an empty MODELS.
+ifeq ($(strip $(MODELS)),)
+ifneq ($(wildcard $(PY)),)
+$(error SET=$(SET): $(shell $(PY) -m kaggle_style model-set $(SET) 2>&1 | tail -1))
+endif
+endif
+# LAUNCH="--multi_gpu --num_processes 8": one run over 8 GPUs with DDP (accelerate launch).
+TRAIN_CMD = $(if $(LAUNCH),$(VENV)/bin/accelerate launch $(LAUNCH) -m kaggle_style,$(KS)) train
 ENSEMBLE ?= ensemble
 SUBMISSION := $(OUT)/submissions/$(ENSEMBLE).csv
 REPORT := $(OUT)/reports/$(ENSEMBLE)/index.html
 QUIET ?= --quiet
 TRAIN_ARGS ?=
 CONFIG ?= configs/demo-crop.yaml
-STUDY ?= demo
+STUDY ?= $(basename $(notdir $(CONFIG)))
 STORAGE ?= sqlite:///$(OUT)/studies/$(STUDY).db
+TUNE_FOLDS ?= [0]
+TUNE_CMD = $(if $(LAUNCH),$(VENV)/bin/accelerate launch $(LAUNCH) -m kaggle_style,$(KS)) tune
+CSV_ONLY ?= 0
+YES ?= 0
 TRIALS ?= 8
 IMAGES ?=
 RUN ?= $(RUNS)/$(ENSEMBLE)
 SITE_FROM_FOLDER ?= 1
 
-.PHONY: help install demo demo-data folds detect crops train ensemble submit validate report \
-	predict test test-slow test-all lint bench real-check lb-check tune tune-export faults clean
+.PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
+	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
+	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
 		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
-	@echo "  variables: DATA=$(DATA) MODELS='$(MODELS)' OUT=$(OUT) N_SPLITS=$(N_SPLITS)"
+	@echo "  variables: DATA=$(DATA) SET=$(SET) (sets: $(basename $(notdir $(wildcard configs/sets/*.yaml))))" \
+		"MODELS='$(MODELS)' OUT=$(OUT) N_SPLITS=$(N_SPLITS)"
+	@echo "  GPU boxes: make install TORCH=keep (keep the box's CUDA torch); LAUNCH='--multi_gpu" \
+		"--num_processes N' (DDP) or GPUS='0 1 …' (one fold per GPU); make gpu-check"
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@case "$(TORCH)" in pin|keep) ;; *) echo "make install: TORCH=$(TORCH): use pin (the pinned \
+		torch from local disk) or keep (this machine's own CUDA torch)"; exit 2;; esac
+	test -x $(PY) || $(PYTHON) -m venv $(if $(filter keep,$(TORCH)),--system-site-packages) $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(if $(filter keep,$(TORCH)),$(PY) -c "import torch; print('keeping torch', torch.__version__, \
+		'cuda', torch.version.cuda)",$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
 	$(PY) -m pip install -q -e '.[dev,detect]'
 	$(PY) -m pip install -q --no-deps pixeltable-yolox==0.4.3
 	touch $@
 
-install: $(STAMP) ## create .venv: pinned torch from local disk, the package (editable), dev tools
+install: $(STAMP) ## create .venv (TORCH=pin: pinned torch from local disk; TORCH=keep: the box's own)
 
 demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a few minutes)
-	$(MAKE) submit report DATA=data/demo OUT=$(OUT) MODELS='$(MODELS)'
-	@$(PY) -m kaggle_style.summary $(RUNS)/$(ENSEMBLE) $(SUBMISSION)
+	$(MAKE) submit report DATA=data/demo OUT=$(OUT) SET=demo
+	@$(KS) summary $(RUNS)/$(ENSEMBLE) $(SUBMISSION)
 
 data/demo/train_features.csv: | $(STAMP)
 	$(KS) demo-data --out data/demo --seed $(SEED)
+
+# Any other DATA folder is the user's: say what is missing rather than "no rule to make target".
+%/train_features.csv %/train_labels.csv:
+	@echo "make: $@ not found: DATA=$(DATA) must be a DrivenData folder (README: Getting the data;" \
+		"\`kaggle-style check-data $(DATA)\` says what is missing)"; exit 2
 
 demo-data: data/demo/train_features.csv ## generate the embedded demo dataset in data/demo
 
@@ -78,11 +115,19 @@ $(CROPS): $(DETECTIONS) | $(STAMP)
 
 crops: $(CROPS) ## crops at several thresholds + crops/manifest.csv
 
+# GPUS="0 1 2 3": one process per GPU, each taking the next fold nobody holds (fold locks); the
+# last to finish writes the run's files. Several boxes sharing RUNS work the same way.
 $(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) | $(STAMP)
-	$(KS) train --config $< --name $* --data $(DATA) --folds-file $(FOLDS) --runs-dir $(RUNS) \
-		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRAIN_ARGS) $(QUIET)
+	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TRAIN_CMD) --config $< \
+		--name $* --data $(DATA) --folds-file $(FOLDS) --runs-dir $(RUNS) \
+		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
+		done; wait)
+	@test -f $@ || { echo "$@ not written: folds still held by other processes or boxes"; exit 1; }
 
-train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model in MODELS on every fold
+train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold
+
+sets: | $(STAMP) ## list the model sets (configs/sets): name, GPU time, models
+	$(KS) model-set --list
 
 $(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv)
 	$(KS) ensemble --config $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)) \
@@ -109,10 +154,14 @@ predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> 
 	$(KS) predict --images $(IMAGES) --run $(RUN) --out $(OUT)/predictions.csv \
 		$(if $(filter 1,$(SITE_FROM_FOLDER)),--site-from-folder) $(QUIET)
 
-tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STORAGE, TRIALS)
-	$(KS) tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
+tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
+	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TUNE_CMD) --config $(CONFIG) \
+		--study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) --quiet \
 		--set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		runs_dir=$(OUT)/studies/runs progress=false "folds=[0]"
+		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)"$(if $(GPUS), & done; wait)
+
+tune-set: | $(STAMP) ## one study per model of SET, in turn (TRIALS each, same STORAGE)
+	$(foreach m,$(MODELS),$(MAKE) tune CONFIG=configs/$(m).yaml STUDY=$(m) && ) true
 
 tune-export: | $(STAMP) ## write the study's best trial as configs/<study>.best.yaml
 	$(KS) tune-export --study $(STUDY) --storage $(STORAGE) --out configs/$(STUDY).best.yaml
@@ -133,13 +182,26 @@ bench: $(STAMP) ## throughput benchmark: model-only bound vs end-to-end (prints 
 	$(KS) bench --json
 
 real-check: $(STAMP) ## pretrained vs random vs prior on the real camtrapR thumbnails
-	$(PY) -m kaggle_style.real_check
+	$(KS) real-check
 
 lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
-	$(PY) -m kaggle_style.lb_check --data $(DATA) --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
+	$(KS) lb-check --data $(DATA) --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
 
 faults: $(STAMP) ## kill a demo training run at random points; the submission must not change
 	$(VENV)/bin/pytest -q -m slow tests/test_faults.py
+
+check-data: | $(STAMP) ## check a DrivenData folder: tables, ids, sites, image files (CSV_ONLY=1: tables only)
+	$(KS) check-data $(DATA) $(if $(filter 1,$(CSV_ONLY)),--csv-only)
+
+gpu-check: | $(STAMP) ## on a GPU box: bench + the real-size pipeline, one JSON line (SMALL=1: CPU-sized)
+	$(KS) gpu-check --weights $(DETECTOR_WEIGHTS) $(if $(filter 1,$(SMALL)),--small)
+
+clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes them)
+	$(KS) clean-cache --configs configs --data $(DATA) --crops-manifest $(CROPS) \
+		--cache-dir $(CACHE) $(if $(filter 1,$(YES)),--yes)
+
+cache-bench: | $(STAMP) ## cache forms: bytes/image and images/s per worker, sizing table
+	$(PY) -m kaggle_style.data.cache_bench
 
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \

@@ -15,6 +15,13 @@ CLASSES: tuple[str, ...] = (
     "monkey_prosimian",
     "rodent",
 )
+CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+
+# How far a row of probabilities may sum from 1 in any prediction or submission file. Our own files
+# are exact to ~1e-15; 1e-4 still accepts files written elsewhere at 6 decimals (8 roundings of
+# 5e-7 can add to 4e-6, which 1e-6 would reject) and float32 softmax outputs, while any real
+# mistake (a lost column, unnormalised scores) is off by far more. The scorer renormalises rows.
+SUM_TOLERANCE = 1e-4
 ID_COL = "id"
 SITE_COL = "site"
 FILEPATH_COL = "filepath"
@@ -34,3 +41,4 @@ METRICS_FILE = "metrics.json"
 CONFIG_FILE = "config.yaml"
 ENSEMBLE_FILE = "ensemble.json"
 FOLDS_FILE = "folds.csv"
+META_FILE = "meta.csv"  # info-bar readings of every train and test id (kaggle-style meta)

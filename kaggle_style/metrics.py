@@ -67,18 +67,31 @@ def score(
     }
 
 
-def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
-    """Top-label ECE: the gap between confidence and accuracy, weighted by bin size."""
+def reliability_bins(
+    y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(share of rows, mean confidence, accuracy) of each non-empty top-label confidence bin.
+
+    One binning for the ECE and the report's reliability plot, so the two always agree.
+    """
     probs = np.asarray(probs, dtype=np.float64)
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == np.asarray(y_true)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bins = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    used = [b for b in range(n_bins) if (bins == b).any()]
+    share = np.array([(bins == b).mean() for b in used])
+    mean_conf = np.array([confidence[bins == b].mean() for b in used])
+    accuracy = np.array([correct[bins == b].mean() for b in used])
+    return share, mean_conf, accuracy
+
+
+def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, n_bins: int = 15) -> float:
+    """Top-label ECE: the gap between confidence and accuracy, weighted by bin size."""
+    share, mean_conf, accuracy = reliability_bins(y_true, probs, n_bins)
     ece = 0.0
-    for b in range(n_bins):
-        mask = bins == b
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - confidence[mask].mean())
+    for w, c, a in zip(share, mean_conf, accuracy, strict=True):  # bin order, as always summed
+        ece += w * abs(a - c)
     return float(ece)
 
 

@@ -10,8 +10,10 @@ import timm
 import torch
 from torch import nn
 
+from kaggle_style.errors import UserError
 
-class PretrainedWeightsError(RuntimeError):
+
+class PretrainedWeightsError(UserError):
     """Pretrained weights were asked for but cannot be had (offline, or a missing file)."""
 
 
@@ -29,12 +31,16 @@ def create_model(
     `pretrained_cfg_overlay=dict(file=...)` so that timm adapts the stem and drops the classifier
     exactly as it would for hub weights.
     """
+    # Families without stochastic depth (VGG, DenseNet, Inception) reject the argument itself.
+    if not kwargs.get("drop_path_rate"):
+        kwargs.pop("drop_path_rate", None)
     if image_size and _has_fixed_size(backbone, image_size):
         # ViT-like models build position embeddings for one size; timm resamples them on load
         kwargs["img_size"] = image_size
     if not timm.is_model(backbone):
         close = timm.list_models(f"*{backbone.split('.')[0].split('_')[0]}*")[:8]
-        raise ValueError(f"unknown timm backbone {backbone!r}; similar names: {', '.join(close)}")
+        raise UserError(f"unknown timm backbone {backbone!r}; similar names: {', '.join(close)}; "
+                        "set backbone to a name from `timm.list_models()`")
     if isinstance(pretrained, str) and pretrained.lower() in ("true", "false"):
         pretrained = pretrained.lower() == "true"
     if isinstance(pretrained, str | os.PathLike):
@@ -133,10 +139,6 @@ def load_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
     return model
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def freeze(params: list[nn.Parameter], frozen: bool) -> None:
     for p in params:
         p.requires_grad_(not frozen)
@@ -152,7 +154,3 @@ def batch_norm_eval(model: nn.Module) -> None:
     for layer in model.modules():
         if isinstance(layer, nn.modules.batchnorm._BatchNorm):
             layer.eval()
-
-
-def channels_last(model: nn.Module, enabled: bool) -> nn.Module:
-    return model.to(memory_format=torch.channels_last) if enabled else model

@@ -36,10 +36,10 @@ from kaggle_style.constants import (
     OOF_FILE,
     SITE_COL,
 )
-from kaggle_style.data.tables import TableError, load_dataset
+from kaggle_style.data.tables import TableError, load_competition_data
 from kaggle_style.io import atomic_path, write_text
 from kaggle_style.metrics import expected_calibration_error, log_loss
-from kaggle_style.predictions import PredictionError, probs_of, read_predictions
+from kaggle_style.prediction_files import PredictionError, probs_of, read_predictions
 
 DECIMALS = 4
 N_BINS = 15  # the default of expected_calibration_error, so the plot matches the number
@@ -399,7 +399,7 @@ def build_report(
     runs = [load_run(Path(r)) for r in run_dirs]
     if not runs:
         raise ReportError("no runs to report on")
-    truth = load_dataset(data).train[[ID_COL, FILEPATH_COL, SITE_COL, LABEL_COL]]
+    truth = load_competition_data(data).train[[ID_COL, FILEPATH_COL, SITE_COL, LABEL_COL]]
     known = set(truth[ID_COL])
     class_index = {c: i for i, c in enumerate(CLASSES)}
     for run in runs:

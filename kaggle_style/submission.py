@@ -1,4 +1,4 @@
-"""Write, validate and score submission files (`kaggle-style submit | validate | score`).
+"""Write, validate and score submission files (the library behind `submit | validate | score`).
 
 A rejected upload costs a day's submission slot, so `submit` checks the file it wrote before
 that file replaces the previous one, and `validate` lists every problem at once rather than
@@ -7,31 +7,44 @@ stopping at the first.
 
 from __future__ import annotations
 
-import argparse
-import json
+import math
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL
-from kaggle_style.data.tables import read_labels, read_table
+from kaggle_style.constants import CLASS_INDEX, CLASSES, FOLD_COL, ID_COL, LABEL_COL, SUM_TOLERANCE
+from kaggle_style.data.tables import read_csv, read_labels, read_table
+from kaggle_style.errors import UserError, few_ids
 from kaggle_style.io import atomic_path
 from kaggle_style.metrics import format_summary, log_loss, score
-from kaggle_style.predictions import PredictionError, few_ids, read_predictions
+from kaggle_style.prediction_files import read_predictions
 
-MULTI_STAGE = True
 # Clipping bounds the damage of one confident mistake (log(1e-6) ~ -13.8 instead of -34.5).
 DEFAULT_CLIP = 1e-6
-SUM_TOLERANCE = 1e-6
+# A floor of 1/8 or more makes every row uniform (8 classes): the clip must stay below it.
+MAX_CLIP = 1.0 / len(CLASSES)
 NAN_WORDS = frozenset({"", "nan", "na", "n/a", "null", "none", "-nan"})
 
 
-class SubmissionError(ValueError):
+class SubmissionError(UserError, ValueError):
     """A submission that could not be written or does not pass validation."""
+
+
+def check_clip(clip: float) -> float:
+    """`clip` if 0 <= clip < 1/8, else a SubmissionError (0.5 would turn every row uniform)."""
+    if not (isinstance(clip, int | float) and math.isfinite(clip) and 0 <= clip < MAX_CLIP):
+        raise SubmissionError(
+            f"--clip {clip}: must be at least 0 and below {MAX_CLIP:g} (1/{len(CLASSES)}: a "
+            f"floor that high makes every row uniform); the default is {DEFAULT_CLIP:g}"
+        )
+    return float(clip)
+
+
+class _Unreadable(Exception):
+    """A submission file that cannot be read as CSV: a validation problem, not a crash."""
 
 
 def _read_format(format_path: str | os.PathLike) -> pd.DataFrame:
@@ -48,6 +61,7 @@ def make_submission(
 
     The file is validated at its temporary path; a file that fails never replaces the old one.
     """
+    clip = check_clip(clip)
     preds = read_predictions(predictions_path)
     fmt = _read_format(format_path)
     fmt_ids = fmt[ID_COL].astype(str)
@@ -90,12 +104,10 @@ def check_submission(
     """(problems, notes) of a submission file; notes are facts that do not make it invalid."""
     path = Path(path)
     fmt = _read_format(format_path)
-    if not path.is_file():
-        return [f"{path}: file not found"], []
     try:
-        sub = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        return [f"{path}: the file is empty"], []
+        sub = read_csv(path, _Unreadable, dtype=str, keep_default_na=False)
+    except _Unreadable as err:
+        return [str(err)], []
     problems: list[str] = []
     notes: list[str] = []
     expected_cols = list(fmt.columns)
@@ -116,7 +128,7 @@ def check_submission(
         )
     if len(sub) != len(fmt):
         problems.append(f"wrong row count: {len(sub)} rows, the format file has {len(fmt)}")
-    problems += _id_problems(sub[ID_COL].str.strip(), fmt[ID_COL].astype(str), strict_order, notes)
+    problems += _id_problems(sub[ID_COL], fmt[ID_COL].astype(str), strict_order, notes)
     class_cols = [c for c in expected_cols if c != ID_COL and c in cols]
     problems += _value_problems(sub, class_cols, ID_COL)
     return [f"{path}: {p}" for p in problems], notes
@@ -125,18 +137,28 @@ def check_submission(
 def _id_problems(
     ids: pd.Series, fmt_ids: pd.Series, strict_order: bool, notes: list[str]
 ) -> list[str]:
+    """Ids must equal the format's character for character: ' ZJ000001' is not 'ZJ000001'."""
     problems = []
     dup = ids[ids.duplicated()].unique()
     if len(dup):
         problems.append(f"{len(dup)} duplicate id(s): {few_ids(dup)}")
     have, want = set(ids), set(fmt_ids)
-    missing = [i for i in fmt_ids if i not in have]
     extra = sorted(have - want)
+    # Ids that differ only in whitespace are named with quotes (visible) and counted once.
+    spaced = [i for i in extra if i.strip() in want and i.strip() not in have]
+    if spaced:
+        problems.append(
+            f"{len(spaced)} id(s) differ from the format file only in whitespace: "
+            f"{few_ids(repr(i) for i in spaced)}; remove the spaces"
+        )
+        have |= {i.strip() for i in spaced}
+        extra = sorted(set(extra) - set(spaced))
+    missing = [i for i in fmt_ids if i not in have]
     if missing:
         problems.append(f"{len(missing)} missing id(s): {few_ids(missing)}")
     if extra:
         problems.append(f"{len(extra)} extra id(s) not in the format file: {few_ids(extra)}")
-    if not missing and not extra and not len(dup) and list(ids) != list(fmt_ids):
+    if not (missing or extra or spaced or len(dup)) and list(ids) != list(fmt_ids):
         message = "rows are in a different order than the format file"
         if strict_order:
             problems.append(f"{message} (--strict-order)")
@@ -209,7 +231,7 @@ def score_predictions(
         raise SubmissionError(
             f"{predictions_path}: none of its {len(preds)} ids has a label in {labels_path}"
         )
-    y = merged[LABEL_COL].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+    y = merged[LABEL_COL].map(CLASS_INDEX).to_numpy()
     probs = merged[list(CLASSES)].to_numpy(np.float64)
     result = score(y, probs)
     result["n_predictions"] = len(preds)
@@ -244,55 +266,3 @@ def format_scores(name: str, result: dict[str, Any]) -> str:
     for cls, row in zip(result["classes"], result["confusion_matrix"], strict=True):
         lines.append(f"  {cls:<16}" + " ".join(f"{v:>{width}}" for v in row))
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
-    if stage == "submit":
-        parser.add_argument("--predictions", required=True, type=Path,
-                            help="a prediction file, e.g. runs/<name>/test.csv")
-        parser.add_argument("--format", required=True, type=Path, dest="format_path",
-                            help="the competition's submission_format.csv")
-        parser.add_argument("--out", required=True, type=Path,
-                            help="submission file to write, e.g. submissions/<name>.csv")
-        parser.add_argument("--clip", type=float, default=DEFAULT_CLIP,
-                            help=f"lower bound for each probability (default {DEFAULT_CLIP:g})")
-    elif stage == "validate":
-        parser.add_argument("submission", type=Path, help="the submission CSV to check")
-        parser.add_argument("--format", required=True, type=Path, dest="format_path",
-                            help="the competition's submission_format.csv")
-        parser.add_argument("--strict-order", action="store_true",
-                            help="also require the format file's row order")
-    elif stage == "score":
-        parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
-        parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
-        parser.add_argument("--json", action="store_true",
-                            help="print the scores as one JSON object at the end")
-    else:
-        raise ValueError(f"unknown stage {stage!r}")
-
-
-def run(args: argparse.Namespace, stage: str) -> int:
-    try:
-        if stage == "submit":
-            out = make_submission(args.predictions, args.format_path, args.out, args.clip)
-            print(f"wrote {out} (validated against {args.format_path})")
-            return 0
-        if stage == "validate":
-            problems, notes = check_submission(args.submission, args.format_path, args.strict_order)
-            for line in notes + problems:
-                print(line)
-            if problems:
-                print(f"INVALID: {len(problems)} problem(s)")
-                return 1
-            print(f"valid: {args.submission}")
-            return 0
-        if stage == "score":
-            result = score_predictions(args.predictions, args.labels)
-            print(format_scores(str(args.predictions), result))
-            if args.json:
-                print(json.dumps(result))
-            return 0
-    except (PredictionError, SubmissionError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    raise ValueError(f"unknown stage {stage!r}")

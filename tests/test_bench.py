@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from kaggle_style.bench import BenchConfig, make_frames
+from kaggle_style.checks.bench import BenchConfig
+from kaggle_style.checks.frames import make_frames
 from kaggle_style.cli import main
 from kaggle_style.data.images import decode_rgb, load_resized
-from kaggle_style.train import CachedImages
+from kaggle_style.training.data import CachedImages
 
 FIGURES = (
     "bound_train_img_s", "e2e_train_img_s", "e2e_train_first_epoch_img_s", "bound_infer_img_s",

@@ -24,7 +24,7 @@ from kaggle_style.constants import (
     TRAIN_LABELS,
 )
 from kaggle_style.data import demo
-from kaggle_style.data.tables import load_dataset
+from kaggle_style.data.tables import load_competition_data
 from kaggle_style.detect import mdjson
 
 SMALL = {"seed": 0, "n_train": 40, "n_test": 16, "width": 128, "height": 72}
@@ -51,7 +51,7 @@ def _cli(out: Path, *extra: str) -> int:
 
 
 def test_folder_loads_with_drivendata_formats(demo_dir: Path) -> None:
-    data = load_dataset(demo_dir)
+    data = load_competition_data(demo_dir)
     assert len(data.train) == 40 and len(data.test) == 16
     header = "id,antelope_duiker,bird,blank,civet_genet,hog,leopard,monkey_prosimian,rodent"
     assert (demo_dir / TRAIN_LABELS).read_text().splitlines()[0] == header
@@ -66,7 +66,7 @@ def test_folder_loads_with_drivendata_formats(demo_dir: Path) -> None:
         assert frame[SITE_COL].str.fullmatch(r"S\d{4}").all()
         for path in frame["filepath"]:
             assert Image.open(demo_dir / path).size == (128, 72)
-    fmt = data.submission_format
+    fmt = pd.read_csv(demo_dir / SUBMISSION_FORMAT, dtype={ID_COL: str})
     assert list(fmt[ID_COL]) == list(data.test[ID_COL])
     assert np.allclose(fmt[list(CLASSES)].sum(axis=1), 1.0)
     ids = [int(i[2:]) for i in [*data.train[ID_COL], *data.test[ID_COL]]]
@@ -74,7 +74,7 @@ def test_folder_loads_with_drivendata_formats(demo_dir: Path) -> None:
 
 
 def test_sites_are_many_and_test_sites_unseen(demo_dir: Path) -> None:
-    data = load_dataset(demo_dir)
+    data = load_competition_data(demo_dir)
     train_sites, test_sites = set(data.train[SITE_COL]), set(data.test[SITE_COL])
     assert len(train_sites) == 16 and len(test_sites) == 4
     assert len(train_sites | test_sites) >= 12
@@ -82,7 +82,7 @@ def test_sites_are_many_and_test_sites_unseen(demo_dir: Path) -> None:
 
 
 def test_every_class_present_and_hog_rarest(demo_dir: Path) -> None:
-    counts = load_dataset(demo_dir).train["label"].value_counts()
+    counts = load_competition_data(demo_dir).train["label"].value_counts()
     assert set(counts.index) == set(CLASSES)
     assert counts["hog"] < counts.drop("hog").min()
     for n in (8, 20, 40, 480, 16488):

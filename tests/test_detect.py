@@ -7,7 +7,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import struct
+import subprocess
+import sys
 import time
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,13 @@ from PIL import Image
 
 from kaggle_style.cli import main
 from kaggle_style.detect import mdjson
+from kaggle_style.detect.batch import (
+    DetectConfig,
+    build_detector,
+    check_writable,
+    default_weights,
+    detect_images,
+)
 from kaggle_style.detect.crops import (
     CropConfig,
     cache_key,
@@ -26,8 +37,9 @@ from kaggle_style.detect.crops import (
     load_manifest,
     run_crops,
 )
+from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.mdjson import Detection, DetectionFile
-from kaggle_style.detect.run import DetectConfig, DetectorError, build_detector, default_weights
+from kaggle_style.errors import UserError
 
 THRESHOLDS = [0.05, 0.1, 0.5]
 RED = (220, 20, 20)
@@ -272,9 +284,7 @@ def test_megadetector_lite_finds_ena24_animals(shared_data: Path, lite_weights: 
     start = time.perf_counter()
     cfg = DetectConfig(images=shared_data / "ena24_small", weights=lite_weights,
                        out=tmp_path / "ena.json", num_workers=0, batch_size=4)
-    from kaggle_style.detect.run import run_detect
-
-    det = mdjson.read(run_detect(cfg))
+    det = mdjson.read(detect_images(cfg))
     seconds = time.perf_counter() - start
     found = sum(any(d.category == "1" and d.conf >= 0.2 for d in dets)
                 for dets in det.images.values())
@@ -353,3 +363,117 @@ def test_show_detections_on_tai_images(tai_folder: Path, tai_detections: Path,
     with Image.open(out / "ZJ000268.png") as drawn, Image.open(tai_folder / "ZJ000268.jpg") as src:
         diff = np.abs(np.asarray(drawn.convert("RGB"), int) - np.asarray(src.convert("RGB"), int))
     assert (diff.max(axis=2) > 100).sum() > 200
+
+
+# ---------------------------------------------------------------- layering and hostile input
+
+
+def test_backends_import_without_the_runner() -> None:
+    """No cycle: a backend and the errors module load without detect.batch (the runner)."""
+    code = ("import sys; import kaggle_style.detect.megadetector_lite, "
+            "kaggle_style.detect.megadetector; "
+            "assert 'kaggle_style.detect.batch' not in sys.modules, sorted(sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert done.returncode == 0, done.stderr
+    assert issubclass(DetectorError, UserError)
+
+
+def test_megadetector_package_batches_and_failures(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our glue to the `megadetector` package (not installed here; no weights offline): a batch
+    call when the package has one, boxes converted, the package's own failures kept."""
+    from kaggle_style.detect import megadetector
+
+    calls: list[int] = []
+
+    class FakeModel:
+        def generate_detections_one_batch(self, images, image_id, detection_threshold):
+            calls.append(len(images))
+            return [{"file": i, "failure": "Failure inference" if n == 1 else None,
+                     "detections": [{"category": "1", "conf": 0.3, "bbox": [0, 0, .5, .5]},
+                                    {"category": "2", "conf": 0.8, "bbox": [.1, .1, .2, .2]}]}
+                    for n, i in enumerate(image_id)]
+
+    class FakePackage:
+        @staticmethod
+        def load_detector(path: str, force_cpu: bool) -> FakeModel:
+            assert Path(path).is_file() and force_cpu
+            return FakeModel()
+
+    monkeypatch.setattr(megadetector, "_check_ready", lambda weights: FakePackage)
+    images = tmp_path / "images"
+    for i in range(3):
+        _image(images / f"{i}.jpg", [])
+    weights = tmp_path / "md_v5a.0.0.pt"
+    weights.write_bytes(b"weights")
+    out = detect_images(DetectConfig(images=images, detector="megadetector", weights=weights,
+                                     device="cpu", out=tmp_path / "md.json", num_workers=0,
+                                     batch_size=3))
+    det = mdjson.read(out)
+    assert calls == [3]  # one batch, not three single-image calls
+    assert det.failures == {"1.jpg": "Failure inference"}
+    assert [d.conf for d in det.images["0.jpg"]] == [0.8, 0.3]  # best first
+    assert det.images["2.jpg"][0].bbox == (0.1, 0.1, 0.2, 0.2)
+
+
+def test_bombs_become_failures_and_nothing_is_written_into_data(
+    tiny: dict[str, Path], lite_weights: Path, tmp_path: Path, one_torch_thread: None
+) -> None:
+    """A decompression bomb in the data folder: a failure entry in detect, a full-frame fallback
+    in crop; and neither stage writes a byte into the data folder (it may be read-only)."""
+    data = tiny["data"]
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", 15000, 15000, 8, 2, 0, 0, 0)  # a real PNG bomb
+    (data / "test_features" / "A3.jpg").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(64)))
+        + chunk(b"IEND", b""))
+    before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
+    out = detect_images(DetectConfig(data=data, weights=lite_weights, device="cpu",
+                                     out=tmp_path / "det" / "d.json", num_workers=0,
+                                     batch_size=2))
+    det = mdjson.read(out)
+    assert list(det.failures) == ["test_features/A3.jpg"]
+    assert "15000x15000" in det.failures["test_features/A3.jpg"]
+    manifest = load_manifest(run_crops(_cfg(tiny, detections=out, out=tmp_path / "crops")))
+    assert manifest[manifest["id"] == "A3"]["fallback"].all()
+    assert {p: p.stat().st_mtime_ns for p in data.rglob("*")} == before
+
+
+def test_unwritable_detections_folder_is_a_user_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    with pytest.raises(DetectorError, match="--out PATH"):
+        check_writable(blocker / "sub" / "detections.json")
+
+
+def test_bad_detections_and_manifest_files_are_user_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(UserError, match=r"nope\.json: detections file not found"):
+        mdjson.read(missing)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"images": [{"nofile": 1}]}')
+    with pytest.raises(UserError, match=r"broken\.json: not a MegaDetector batch-output file"):
+        mdjson.read(broken)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("id,threshold\nA,0.1\n")
+    with pytest.raises(UserError, match="not a crop manifest"):
+        load_manifest(manifest)
+
+
+def test_stage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The thin stages raise user errors; the entry point prints them as one line, exit 2."""
+    missing = tmp_path / "nope.json"
+    assert main(["crop", "--detections", str(missing), "--images", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"kaggle-style crop: error: {missing}: detections file not found; run "
+                   "`kaggle-style detect` first or pass --detections PATH"]
+    assert main(["detect", "--images", str(tmp_path / "none"), "--out",
+                 str(tmp_path / "d.json")]) == 2
+    assert "kaggle-style detect: error:" in capsys.readouterr().err
+    assert main(["show-detections", "--detections", str(missing), "--images", str(tmp_path),
+                 "--out", str(tmp_path / "png")]) == 2

@@ -1,37 +1,46 @@
-"""Ensemble on synthetic OOF data: models of different noise and one over-confident model."""
+"""Ensemble on synthetic OOF data: models of different noise and one over-confident model;
+the meta.csv steps on a synthetic camera-trap world (tests/ensemble_world.py); `Blend` rebuilt
+from ensemble.json; config checks and run integrity. Label randomisation of every step:
+test_nested.py."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from ensemble_world import World, make_world, write_world
 from scipy.special import softmax
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from kaggle_style.cli import main
+from kaggle_style.config import ConfigError, resolve_config
 from kaggle_style.constants import (
     CLASSES,
     CONFIG_FILE,
     ENSEMBLE_FILE,
     FOLD_COL,
     ID_COL,
+    META_FILE,
     METRICS_FILE,
     OOF_FILE,
     TEST_FILE,
 )
-from kaggle_style.ensemble import (
-    EnsembleConfig,
-    EnsembleError,
-    ensemble,
-    fit_blend,
-    fit_temperature,
-    fit_weights,
-)
+from kaggle_style.ensemble.blend import Blend, fit_blend, fit_weights
+from kaggle_style.ensemble.calibration import fit_temperature
+from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.inputs import new_rows
+from kaggle_style.ensemble.run import EnsembleConfig, EnsembleError, ensemble
+from kaggle_style.ensemble.sequences import Pooling, apply_pooling, apply_time, fit_time
+from kaggle_style.errors import UserError
 from kaggle_style.metrics import log_loss
-from kaggle_style.predictions import make_frame, read_predictions, write_predictions
+from kaggle_style.prediction_files import make_frame, probs_of, read_predictions, write_predictions
 
 K = len(CLASSES)
 
@@ -114,18 +123,33 @@ def test_ensemble_writes_run_contract_and_nested_estimates(synthetic: dict):
     weights = np.array(list(report["weights"].values()))
     assert set(report["weights"]) == {"good", "noisy", "over"}
     assert np.all(weights >= 0) and weights.sum() == pytest.approx(1.0)
-    assert report["temperature"] > 0
-    for key in ("in_sample", "nested"):
-        assert report["final"][key]["log_loss"] > 0
+    y, folds = synthetic["y"], synthetic["folds"]
+    members = [probs_of(read_predictions(synthetic["runs"][n] / OOF_FILE, require_fold=True))
+               for n in ("good", "noisy", "over")]
+    blend = Blend(report["space"], weights)
+    # The reported temperature is the one fitted on the reported weights' blend.
+    assert report["temperature"] == pytest.approx(fit_temperature(blend.logits(members), y))
+    # The written OOF file and both final figures are the same predictions.
+    assert report["final"]["in_sample"]["log_loss"] == pytest.approx(log_loss(y, probs_of(oof)))
+    assert report["final"]["nested"]["log_loss"] == pytest.approx(log_loss(y, result.nested))
     rows = {row["name"]: row for row in report["table"]}
     assert {"good", "noisy", "over"} <= set(rows)
     assert any(name.startswith("equal-weight mean") for name in rows)
     assert any(name.startswith("+ temperature") for name in rows)
     assert all(row["nested"] is not None for row in report["table"])
-    assert len(report["nested_fits"]) == 4
+    # Each fold's recorded fit, applied to that fold, gives exactly its nested predictions.
+    assert [fit["fold"] for fit in report["nested_fits"]] == [0, 1, 2, 3]
+    for fit in report["nested_fits"]:
+        held = folds == fit["fold"]
+        fold_blend = Blend(report["space"], np.array(list(fit["weights"].values())),
+                           fit["temperature"])
+        np.testing.assert_allclose(result.nested[held],
+                                   fold_blend.predict([m[held] for m in members]), atol=1e-12)
     best_single = min(rows[n]["in_sample"]["log_loss"] for n in ("good", "noisy", "over"))
     assert report["final"]["in_sample"]["log_loss"] <= best_single + 1e-9
     assert set(report["space_choice"]["log_loss"]) == {"prob", "logprob"}
+    assert report["space"] == min(report["space_choice"]["log_loss"],
+                                  key=report["space_choice"]["log_loss"].get)
 
     metrics = json.loads((out / METRICS_FILE).read_text())
     assert metrics["overall"]["log_loss"] == pytest.approx(log_loss(synthetic["y"], result.oof))
@@ -159,8 +183,9 @@ def test_mismatched_ids_name_the_run_and_ids(synthetic: dict):
     path = synthetic["runs"]["noisy"] / OOF_FILE
     frame = read_predictions(path, require_fold=True)
     write_predictions(path, frame.drop(index=[3, 4]))
-    with pytest.raises(EnsembleError, match=r"noisy lacks 2 id\(s\).*ZJ000003, ZJ000004"):
+    with pytest.raises(EnsembleError, match=r"noisy lacks 2 id\(s\).*ZJ000003, ZJ000004") as err:
         ensemble(_config(synthetic, ["good", "noisy"], "bad"))
+    assert isinstance(err.value, UserError)
 
 
 def test_mismatched_folds_are_an_error(synthetic: dict):
@@ -177,11 +202,31 @@ def test_stacking_is_reported_and_used_only_if_it_wins(synthetic: dict):
     cfg.stacking = "auto"
     report = ensemble(cfg).report
     stack = report["stacking"]
-    assert stack["nested"]["log_loss"] > 0 and stack["in_sample"]["log_loss"] > 0
+    # The nested figure is a plain sklearn pipeline cross-fitted on the site folds.
+    y, folds = synthetic["y"], synthetic["folds"]
+    x = np.concatenate([np.log(np.clip(probs_of(read_predictions(
+        synthetic["runs"][n] / OOF_FILE)), 1e-6, 1.0)) for n in ("good", "noisy")], axis=1)
+    nested = np.empty((len(y), K))
+    for fold in range(4):
+        held = folds == fold
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+        nested[held] = model.fit(x[~held], y[~held]).predict_proba(x[held])
+    assert stack["nested"]["log_loss"] == pytest.approx(log_loss(y, nested), abs=1e-9)
+    assert stack["in_sample"]["log_loss"] < stack["nested"]["log_loss"]  # in-sample flatters
     tempered = next(r for r in report["table"] if r["name"].startswith("+ temperature"))
     weighted_nested = tempered["nested"]["log_loss"]
     assert stack["used"] == (stack["nested"]["log_loss"] < weighted_nested)
     assert report["method"] == ("stacking" if stack["used"] else "weighted")
+
+
+def test_forced_stacking_writes_its_cross_fitted_oof(synthetic: dict):
+    cfg = _config(synthetic, ["good", "noisy"], "stack_on")
+    cfg.stacking = True
+    result = ensemble(cfg)
+    assert result.report["method"] == "stacking"
+    # The written OOF is the cross-fitted one: its log loss is the nested one, not in-sample.
+    assert result.report["final"]["in_sample"] == result.report["stacking"]["nested"]
+    np.testing.assert_array_equal(result.oof, result.nested)
 
 
 def test_cli_with_config_file(synthetic: dict, capsys: pytest.CaptureFixture):
@@ -198,4 +243,172 @@ def test_cli_with_config_file(synthetic: dict, capsys: pytest.CaptureFixture):
     report = json.loads((out / ENSEMBLE_FILE).read_text())
     assert report["space"] == "logprob"
     assert report["site_adapt"] == {"mode": "off", "applied": False}
-    assert main(["ensemble", "--config", str(config), "--set", "typo=1"]) == 1
+    assert main(["ensemble", "--config", str(config), "--set", "typo=1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kaggle-style ensemble: error:") and "typo" in error
+    assert len(error.splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- meta.csv steps
+
+
+@pytest.fixture
+def world_files(tmp_path: Path) -> tuple[World, list[str], Path]:
+    """The synthetic camera-trap world written as runs + a DrivenData folder with meta.csv."""
+    world = make_world(seed=0)
+    return world, write_world(world, tmp_path), tmp_path
+
+
+def _world_config(root: Path, runs: list[str], **kw) -> EnsembleConfig:
+    return EnsembleConfig(runs=runs, data=str(root), out=str(root / "ens"), n_starts=1, **kw)
+
+
+def test_meta_steps_are_gated_recorded_and_printed(world_files, capsys: pytest.CaptureFixture):
+    _, runs, root = world_files
+    assert main(["ensemble", *runs, "--data", str(root), "--out", str(root / "ens"),
+                 "--space", "logprob", "--set", "n_starts=1", "stacking=false"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((root / "ens" / ENSEMBLE_FILE).read_text())
+    names = [row["name"] for row in report["table"]]
+    for key, title, row in (("sequences", "sequence pooling", "+ sequence pooling"),
+                            ("time", "time of day", "+ time of day")):
+        info = report[key]
+        nested = info["nested"]
+        assert info["mode"] == "auto"
+        assert info["applied"] == (nested["after"] < nested["before"])
+        assert (f"{title}: " in printed and f"nested {nested['before']:.4f} -> "
+                f"{nested['after']:.4f}" in printed)
+        assert any(n.startswith(row) for n in names) == info["applied"]
+    # Bursts and activity hours carry signal in this world: both steps win on nested OOF.
+    assert report["sequences"]["applied"] and report["time"]["applied"]
+    assert report["sequences"]["gap"] in (10, 30, 60, 120)
+    assert set(report["sequences"]["nested"]["per_fold"]) == {str(f) for f in range(5)}
+    assert np.asarray(report["time"]["coef"]).shape == (K, 5)  # 2 cycles (sin, cos) + night
+    last = report["site_adapt"] if report["site_adapt"]["applied"] else report["time"]
+    assert report["final"]["nested"]["log_loss"] == pytest.approx(last["nested"]["after"])
+
+
+def test_blend_from_report_reproduces_the_test_predictions(world_files):
+    """What `predict` rebuilds from ensemble.json gives the ensemble's own test predictions."""
+    world, runs, root = world_files
+    result = ensemble(_world_config(root, runs, space="logprob", stacking=True,
+                                    site_adapt="on", sequences="on", time_adjust="on"))
+    report = json.loads((root / "ens" / ENSEMBLE_FILE).read_text())
+    blend = Blend.from_report(report)
+    assert blend.stacker is not None and blend.pooling is not None
+    assert blend.time is not None and blend.site is not None
+    members = [probs_of(read_predictions(Path(r) / TEST_FILE)) for r in runs]
+    # New images' rows as `predict` builds them: sites, and a frame in the meta.csv layout.
+    rows = new_rows(world.test.sites, pd.read_csv(root / META_FILE, dtype={ID_COL: str}),
+                    world.test.ids)
+    np.testing.assert_allclose(blend.apply(members, rows), result.test, rtol=0, atol=1e-12)
+    # Rows without sites or times: the steps that need them are named and left out.
+    assert blend.missing(Rows()) == ["sequences", "time", "site_adapt"]
+    np.testing.assert_array_equal(blend.apply(members), blend.stacker.predict(members))
+
+
+def test_pooling_shares_evidence_within_a_burst_and_never_across_sites():
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(K), 5)
+    rows = Rows(sites=np.array(["A", "A", "A", "A", "B"]),
+                times=np.array([0.0, 5.0, 500.0, np.nan, 3.0]))
+    pooled = apply_pooling(Pooling(gap=30.0, weight=1.0), probs, rows)
+    burst = np.exp(np.log(probs[:2]).mean(axis=0))
+    np.testing.assert_allclose(pooled[:2], np.tile(burst / burst.sum(), (2, 1)), atol=1e-12)
+    np.testing.assert_allclose(pooled[2:], probs[2:], atol=1e-12)  # alone: late, untimed, site B
+    half = apply_pooling(Pooling(gap=30.0, weight=0.5), probs, rows)
+    assert np.all(np.abs(half[:2] - probs[:2]).sum(axis=1) > 0)
+    assert np.all(np.abs(half[:2] - pooled[:2]).sum(axis=1) > 0)
+
+
+def test_time_step_learns_who_comes_out_at_night():
+    rng = np.random.default_rng(4)
+    n = 3000
+    night = rng.integers(0, 2, n).astype(float)
+    hours = np.where(night == 1, rng.uniform(20, 28, n) % 24, rng.uniform(8, 18, n))
+    civet, monkey = CLASSES.index("civet_genet"), CLASSES.index("monkey_prosimian")
+    y = np.where(night == 1, np.where(rng.random(n) < 0.7, civet, monkey),
+                 np.where(rng.random(n) < 0.7, monkey, civet))
+    probs = np.full((n, K), 0.02)
+    probs[:, [civet, monkey]] = 0.44  # the image alone cannot tell them apart
+    rows = Rows(y=y, hours=hours, night=night)
+    fit, adjusted = fit_time(probs, rows, c=1.0, harmonics=1)
+    dark = night == 1
+    assert adjusted[dark, civet].mean() > 0.6 > 0.4 > adjusted[~dark, civet].mean()
+    assert adjusted[~dark, monkey].mean() > 0.6 > 0.4 > adjusted[dark, monkey].mean()
+    assert log_loss(y, adjusted) < log_loss(y, probs) - 0.1
+    unread = Rows(hours=np.full(n, np.nan), night=np.full(n, np.nan))
+    np.testing.assert_allclose(apply_time(fit, probs, unread), probs, atol=1e-12)
+
+
+def test_meta_steps_without_meta_are_skipped_or_refused(world_files):
+    _, runs, root = world_files
+    (root / META_FILE).unlink()
+    report = ensemble(_world_config(root, runs, space="logprob", stacking=False)).report
+    for key in ("sequences", "time"):
+        assert report[key]["applied"] is False
+        assert "meta.csv" in report[key]["skipped"]
+    with pytest.raises(EnsembleError, match=r"sequences is on but there is no meta\.csv"):
+        ensemble(_world_config(root, runs, sequences="on"))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda f: f.assign(datetime=f["datetime"].mask(f.index == 3, "yesterday")),
+     r"column 'datetime' is not ISO 8601 for 1 id\(s\): S000003"),
+    (lambda f: f.assign(hour=f["hour"].mask(f.index == 4, "25")),
+     r"column 'hour' is not a number from 0 to 24 for 1 id\(s\): S000004"),
+    (lambda f: f.assign(night=f["night"].mask(f.index == 5, "2")),
+     r"column 'night' is not 0 or 1 for 1 id\(s\): S000005"),
+    (lambda f: f.drop(index=[6]), r"no row for 1 OOF id\(s\): S000006; rerun `kaggle-style meta`"),
+])
+def test_meta_errors_name_the_file_the_ids_and_the_fix(world_files, change, message):
+    _, runs, root = world_files
+    path = root / META_FILE
+    change(pd.read_csv(path, dtype=str, keep_default_na=False)).to_csv(path, index=False)
+    with pytest.raises(EnsembleError, match=f"{path}: {message}"):
+        ensemble(_world_config(root, runs, space="logprob", stacking=False))
+
+
+# ----------------------------------------------------------------------------- config, runs
+
+
+@pytest.mark.parametrize("key, value", [
+    ("site_strengths", [-1.0]), ("site_strengths", []), ("sequence_gaps", [0.0]),
+    ("sequence_weights", [1.5]), ("time_c", 0.0), ("stacking_c", float("nan")),
+    ("time_harmonics", 4), ("n_starts", 0), ("seed", -1), ("sequences", "sometimes"),
+    ("space", "geometric"), ("stacking", "maybe"),
+])
+def test_config_values_are_checked_before_any_work(key: str, value):
+    with pytest.raises(ConfigError, match=key):
+        resolve_config(EnsembleConfig, overrides={key: value})
+
+
+def test_yaml_off_and_on_are_modes():
+    cfg = resolve_config(EnsembleConfig, overrides=["site_adapt=off", "sequences=on"])
+    assert (cfg.site_adapt, cfg.sequences, cfg.time_adjust) == ("off", "on", "auto")
+
+
+def _fold_marks(run: Path, hashes: tuple[str, ...]) -> None:
+    for fold, key in enumerate(hashes):
+        folder = run / f"fold{fold}"
+        folder.mkdir()
+        (folder / OOF_FILE).write_text("written by the trainer\n")
+        (folder / "done.json").write_text(json.dumps({"model_hash": key}))
+
+
+def test_a_run_whose_folds_mix_configs_is_refused(synthetic: dict):
+    _fold_marks(synthetic["runs"]["noisy"], ("aaa", "bbb"))
+    with pytest.raises(UserError, match="noisy: its folds were trained under 2 different"):
+        ensemble(_config(synthetic, ["good", "noisy"], "mixed"))
+
+
+def test_a_run_whose_combined_files_predate_a_fold_is_refused(synthetic: dict):
+    run = synthetic["runs"]["noisy"]
+    _fold_marks(run, ("aaa", "aaa"))
+    old = (run / "fold1" / "done.json").stat().st_mtime - 60
+    for name in (OOF_FILE, TEST_FILE):
+        os.utime(run / name, (old, old))
+    with pytest.raises(UserError, match=f"noisy: {OOF_FILE} is older than"):
+        ensemble(_config(synthetic, ["good", "noisy"], "stale"))
+    os.utime(run / OOF_FILE), os.utime(run / TEST_FILE)  # combined again: accepted
+    assert ensemble(_config(synthetic, ["good", "noisy"], "fresh")).report["n_oof"] == 600

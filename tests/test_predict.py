@@ -10,21 +10,23 @@ import pandas as pd
 import pytest
 
 from kaggle_style.cli import main
+from kaggle_style.config import resolve_config
 from kaggle_style.constants import CLASSES, SITE_COL
-from kaggle_style.data.tables import load_dataset
+from kaggle_style.data.tables import load_competition_data
 from kaggle_style.io import write_json
-from kaggle_style.train import TrainConfig, run_training
+from kaggle_style.training.config import TrainConfig
+from kaggle_style.training.run import run_training
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tiny_data: Path, tiny_folds: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained 3-fold test_resnet run on the tiny data (full frames)."""
     tmp = tmp_path_factory.mktemp("predict_run")
-    cfg = TrainConfig(
-        name="tiny", data=str(tiny_data), folds_file=str(tiny_folds), runs_dir=str(tmp / "runs"),
-        cache_dir=str(tmp / "cache"), backbone="test_resnet", image_size=48, epochs=1,
-        batch_size=16, num_workers=0, progress=False, view="full",
-    )
+    cfg = resolve_config(TrainConfig, REPO / "configs" / "tiny-cpu.yaml", {
+        "name": "tiny", "data": str(tiny_data), "folds_file": str(tiny_folds),
+        "runs_dir": str(tmp / "runs"), "cache_dir": str(tmp / "cache"), "progress": False})
     run_training(cfg)
     return cfg.run_dir
 
@@ -33,7 +35,7 @@ def tiny_run(tiny_data: Path, tiny_folds: Path, tmp_path_factory: pytest.TempPat
 def new_deployment(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny test images split into two site folders, plus one corrupt file."""
     folder = tmp_path_factory.mktemp("deployment") / "images"
-    test = load_dataset(tiny_data).test
+    test = load_competition_data(tiny_data).test
     for k, filepath in enumerate(test["filepath"]):
         site = folder / ("siteA" if k % 2 else "siteB")
         site.mkdir(parents=True, exist_ok=True)
@@ -59,7 +61,7 @@ def test_predict_folder_with_sites_and_a_bad_image(
                  "--site-from-folder", "--out", str(out), "--quiet"])
     assert code == 0
     frame = pd.read_csv(out)
-    n_test = len(load_dataset(tiny_data).test)
+    n_test = len(load_competition_data(tiny_data).test)
     _check_output(frame, n_test)
     assert list(frame.columns[:2]) == ["file", SITE_COL]
     assert set(frame[SITE_COL]) == {"siteA", "siteB"}
@@ -74,7 +76,7 @@ def test_ensemble_run_blends_members_and_adapts_sites(
     tiny_run: Path, new_deployment: Path, tmp_path: Path
 ) -> None:
     """A two-member ensemble of the same run gives that run's predictions, then site-adapted."""
-    from kaggle_style.site_adapt import adapt_site_priors
+    from kaggle_style.ensemble.sites import adapt_site_priors
 
     single = tmp_path / "single.csv"
     assert main(["predict", "--images", str(new_deployment), "--run", str(tiny_run),
@@ -111,6 +113,20 @@ def test_crop_trained_run_without_detector_falls_back_with_warning(
     frame = pd.read_csv(out)
     assert SITE_COL not in frame.columns
     _check_output(frame, len(frame))
+
+
+def test_predict_refuses_a_run_whose_folds_mix_configs(
+    tiny_run: Path, new_deployment: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    mixed = tmp_path / "mixed"
+    shutil.copytree(tiny_run, mixed)
+    done = mixed / "fold1" / "done.json"
+    done.write_text(done.read_text().replace('"model_hash": "', '"model_hash": "x', 1))
+    code = main(["predict", "--images", str(new_deployment), "--run", str(mixed),
+                 "--out", str(tmp_path / "p.csv"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "2 different configs" in err[0] and str(mixed) in err[0]
 
 
 @pytest.mark.slow

@@ -23,11 +23,11 @@ from kaggle_style.constants import (
     OOF_FILE,
     TEST_FILE,
 )
-from kaggle_style.data.tables import load_dataset
-from kaggle_style.ensemble import EnsembleConfig, ensemble
+from kaggle_style.data.tables import load_competition_data
+from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.io import write_csv, write_json
 from kaggle_style.metrics import score
-from kaggle_style.predictions import make_frame, write_predictions
+from kaggle_style.prediction_files import make_frame, write_predictions
 from kaggle_style.report import fmt, untempered
 
 CROP_SIZE = {0.1: (40, 30), 0.2: (20, 20)}  # distinct sizes tell which crop the gallery used
@@ -35,7 +35,7 @@ CROP_SIZE = {0.1: (40, 30), 0.2: (20, 20)}  # distinct sizes tell which crop the
 
 def _fake_run(folder: Path, data: Path, sharpness: float, seed: int) -> None:
     """oof.csv (site-grouped folds), test.csv, metrics.json and a crop-view config.yaml."""
-    ds = load_dataset(data)
+    ds = load_competition_data(data)
     rng = np.random.default_rng(seed)
     y = ds.train["label"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
     logits = rng.normal(0, 1, (len(y), len(CLASSES)))
@@ -52,7 +52,7 @@ def _fake_run(folder: Path, data: Path, sharpness: float, seed: int) -> None:
 
 def _fake_manifest(folder: Path, data: Path) -> Path:
     rows = []
-    for image_id in load_dataset(data).train[ID_COL]:
+    for image_id in load_competition_data(data).train[ID_COL]:
         for threshold, size in CROP_SIZE.items():
             name = f"{image_id}_{threshold}.jpg"
             Image.new("RGB", size, (200, 50, 50)).save(folder / name)
@@ -110,7 +110,7 @@ def test_report_page(report_inputs: dict[str, Path], tiny_data: Path, tmp_path: 
 
     # the site table lists every site
     site_section = page.split("<h2>Sites")[1].split("<h2>")[0]
-    for site in load_dataset(tiny_data).train["site"].unique():
+    for site in load_competition_data(tiny_data).train["site"].unique():
         assert f"<td>{site}</td>" in site_section
 
     # gallery: 5 confidently wrong images, shown as the crops at the runs' threshold 0.1

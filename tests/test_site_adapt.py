@@ -11,16 +11,16 @@ import pytest
 from scipy.special import softmax
 
 from kaggle_style.constants import CLASSES, ENSEMBLE_FILE, ID_COL, OOF_FILE, TEST_FILE
-from kaggle_style.ensemble import EnsembleConfig, ensemble
-from kaggle_style.metrics import log_loss
-from kaggle_style.predictions import make_frame, write_predictions
-from kaggle_style.site_adapt import (
+from kaggle_style.ensemble.run import EnsembleConfig, ensemble
+from kaggle_style.ensemble.sites import (
     adapt_site_priors,
     choose_strength,
     em_priors,
     nested_site_adapt,
     source_priors,
 )
+from kaggle_style.metrics import log_loss
+from kaggle_style.prediction_files import make_frame, write_predictions
 
 K = len(CLASSES)
 
@@ -69,7 +69,7 @@ def test_adaptation_lowers_nested_log_loss_on_skewed_sites():
     folds = np.array([int(s[1:]) % 5 for s in sites])
     train_prior = np.bincount(y, minlength=K) / len(y)
     probs = _posteriors(y, _means(rng), train_prior, rng)
-    result = nested_site_adapt(probs, y, sites, folds, train_prior)
+    result = nested_site_adapt(probs, y, sites, folds)
     assert result.log_loss_after < result.log_loss_before - 0.05
     assert all(s is not None for s in result.strength_per_fold.values())
     assert log_loss(y, result.probs) == pytest.approx(result.log_loss_after, rel=1e-6)
@@ -84,7 +84,7 @@ def test_identical_priors_do_no_harm():
     folds = np.array([int(s[1:]) % 5 for s in sites])
     train_prior = np.full(K, 1.0 / K)
     probs = _posteriors(y, _means(rng), train_prior, rng)
-    result = nested_site_adapt(probs, y, sites, folds, train_prior)
+    result = nested_site_adapt(probs, y, sites, folds)
     assert result.log_loss_after <= result.log_loss_before + 0.005
     strength, grid = choose_strength(probs, y, sites, train_prior)
     assert strength is None or strength >= 100
@@ -162,6 +162,6 @@ def test_source_priors_follow_each_folds_training_mix_and_the_models_tilt():
     freq = np.bincount(y, minlength=K) / len(y)
     assert np.abs(rows - learnt).sum(axis=1).mean() < np.abs(freq - learnt).sum(axis=1).mean()
     np.testing.assert_allclose(test, probs.mean(axis=0) / probs.mean(axis=0).sum())
-    with_source = nested_site_adapt(probs, y, sites, folds, rows)
-    with_freq = nested_site_adapt(probs, y, sites, folds, freq)
-    assert with_source.log_loss_after < with_freq.log_loss_after < with_source.log_loss_before
+    with_source = min(choose_strength(probs, y, sites, rows)[1].values())
+    grid_freq = choose_strength(probs, y, sites, freq)[1]
+    assert with_source < min(grid_freq.values()) < grid_freq["none"]

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from kaggle_style.cli import main
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL
+from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, SUM_TOLERANCE
 from kaggle_style.metrics import log_loss
-from kaggle_style.predictions import PredictionError, make_frame, read_predictions
+from kaggle_style.prediction_files import PredictionError, make_frame, read_predictions
 from kaggle_style.submission import (
     SubmissionError,
     check_submission,
@@ -117,7 +117,25 @@ def _scale_row(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-BROKEN: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame] | str, str]] = {
+def _set_id(value: str, row: int = 4) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def mutate(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame.loc[row, ID_COL] = value
+        return frame
+
+    return mutate
+
+
+def _pad_id(left: str, right: str) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def mutate(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame.loc[4, ID_COL] = left + frame.loc[4, ID_COL] + right
+        return frame
+
+    return mutate
+
+
+BROKEN: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame] | str | bytes, str]] = {
     "missing ids": (lambda f: f.drop(index=[0, 1, 2]), "missing id"),
     "extra ids": (
         lambda f: pd.concat([f, f.iloc[[0]].assign(id="ZJ999999")], ignore_index=True),
@@ -136,6 +154,11 @@ BROKEN: dict[str, tuple[Callable[[pd.DataFrame], pd.DataFrame] | str, str]] = {
     "row sum off 1": (_scale_row, "do not sum to 1"),
     "empty file": ("", "empty"),
     "header only": (",".join([ID_COL, *CLASSES]) + "\n", "empty"),
+    "space before an id": (_pad_id(" ", ""), "only in whitespace: ' ZJ"),
+    "space after an id": (_pad_id("", " "), "only in whitespace: 'ZJ"),
+    "tab after an id": (_pad_id("", "\t"), "\\t'"),
+    "id in lower case": (_set_id("zj016492"), "extra id(s) not in the format file: zj016492"),
+    "not UTF-8": (b"id,bird\nZJ\xe9\n", "not UTF-8"),
 }
 
 
@@ -145,7 +168,9 @@ def test_validate_rejects_each_kind_of_broken_file(
 ):
     mutate, expected = BROKEN[kind]
     path = tmp_path / "broken.csv"
-    if isinstance(mutate, str):
+    if isinstance(mutate, bytes):
+        path.write_bytes(mutate)
+    elif isinstance(mutate, str):
         path.write_text(mutate)
     else:
         good = pd.read_csv(valid_submission, dtype=str, keep_default_na=False)
@@ -174,10 +199,12 @@ def test_validate_cli_exit_codes(
     assert main(["validate", str(valid_submission), "--format", str(format_path)]) == 0
     broken = tmp_path / "broken.csv"
     pd.read_csv(valid_submission, dtype=str).iloc[:-1].to_csv(broken, index=False)
-    assert main(["validate", str(broken), "--format", str(format_path)]) == 1
-    out = capsys.readouterr().out
-    assert "INVALID" in out
-    assert "missing id" in out
+    assert main(["validate", str(broken), "--format", str(format_path)]) == 2
+    captured = capsys.readouterr()
+    assert "INVALID" in captured.out
+    assert "missing id" in captured.out
+    line, = captured.err.splitlines()
+    assert line.startswith(f"kaggle-style validate: error: {broken}: not a valid submission, 2 ")
 
 
 def test_submit_cli_prints_where_it_wrote(
@@ -235,3 +262,59 @@ def test_read_predictions_rejects_bad_sums_and_missing_fold(tmp_path: Path):
     )
     with pytest.raises(PredictionError, match=FOLD_COL):
         read_predictions(tmp_path / "q.csv", require_fold=True)
+
+
+def test_validate_names_a_padded_id_once_and_not_as_reordered(
+    tmp_path: Path, valid_submission: Path, format_path: Path
+):
+    good = pd.read_csv(valid_submission, dtype=str, keep_default_na=False)
+    path = tmp_path / "padded.csv"
+    _pad_id(" ", " ")(good).to_csv(path, index=False)
+    problems, notes = check_submission(path, format_path)
+    padded = repr(" " + good.loc[4, ID_COL] + " ")
+    assert len(problems) == 1 and padded in problems[0], problems
+    assert notes == []
+
+
+@pytest.mark.parametrize("off, accepted", [(4e-6, True), (5e-5, True), (2e-4, False),
+                                           (1e-2, False)])
+def test_one_sum_tolerance_for_submissions_and_prediction_files(
+    off: float, accepted: bool, tmp_path: Path, valid_submission: Path, format_path: Path
+):
+    """Rows off by 4e-6 (8 values rounded to 6 decimals) pass both checks; 2e-4 fails both."""
+    assert SUM_TOLERANCE == 1e-4
+    good = pd.read_csv(valid_submission, dtype=str, keep_default_na=False)
+    good.loc[7, "bird"] = repr(float(good.loc[7, "bird"]) + off)
+    path = tmp_path / "off.csv"
+    good.to_csv(path, index=False)
+    problems = validate_submission(path, format_path)
+    assert (problems == []) == accepted, problems
+    if accepted:
+        read_predictions(path)
+    else:
+        with pytest.raises(PredictionError, match="do not sum to 1"):
+            read_predictions(path)
+
+
+@pytest.mark.parametrize("clip", [0.5, 0.125, -1e-3, float("nan")])
+def test_submit_refuses_a_clip_that_flattens_rows(
+    clip: float, tmp_path: Path, format_path: Path, valid_submission: Path
+):
+    out = tmp_path / "sub.csv"
+    with pytest.raises(SubmissionError, match="--clip"):
+        make_submission(valid_submission, format_path, out, clip=clip)
+    assert not out.exists()
+
+
+def test_submit_accepts_a_clip_just_below_one_eighth(
+    tmp_path: Path, format_path: Path, valid_submission: Path
+):
+    ids = pd.read_csv(format_path, dtype={ID_COL: str})[ID_COL].to_numpy()
+    probs = np.zeros((len(ids), len(CLASSES)))
+    probs[:, 2] = 1.0
+    pred_path = tmp_path / "test.csv"
+    make_frame(ids, probs).to_csv(pred_path, index=False)
+    out = make_submission(pred_path, format_path, tmp_path / "sub.csv", clip=0.12)
+    values = pd.read_csv(out)[list(CLASSES)].to_numpy()
+    assert (values.argmax(axis=1) == 2).all()  # still says "blank", not uniform
+    assert values[:, 2].min() > 1.0 / len(CLASSES) + 0.01

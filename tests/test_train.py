@@ -16,31 +16,31 @@ import pandas as pd
 import pytest
 import torch
 
+from kaggle_style.config import resolve_config
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL
-from kaggle_style.data.tables import load_dataset
-from kaggle_style.train import (
-    TrainConfig,
-    mix_batch,
-    run_training,
-    soft_cross_entropy,
-)
+from kaggle_style.data.tables import load_competition_data
+from kaggle_style.errors import UserError
+from kaggle_style.training.config import TrainConfig
+from kaggle_style.training.integrity import check_run
+from kaggle_style.training.recipe import mix_batch, soft_cross_entropy
+from kaggle_style.training.run import run_training
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(data: Path, folds_file: Path, tmp: Path, **kw) -> TrainConfig:
-    base = dict(
-        name="tiny", data=str(data), folds_file=str(folds_file), runs_dir=str(tmp / "runs"),
-        cache_dir=str(tmp / "cache"), backbone="test_resnet", image_size=48, epochs=2,
-        batch_size=16, lr=3e-3, num_workers=0, progress=False, tta_hflip=True,
-    )
-    base.update(kw)
-    return TrainConfig(**base)
+    """The shipped tiny-cpu recipe, pointed at the test's data and folders."""
+    base = dict(name="tiny", data=str(data), folds_file=str(folds_file),
+                runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cache"), epochs=2,
+                progress=False)
+    return resolve_config(TrainConfig, REPO / "configs" / "tiny-cpu.yaml", {**base, **kw})
 
 
 def test_training_writes_the_run_contract(tiny_data: Path, tiny_folds: Path, tmp_path: Path):
     cfg = tiny_config(tiny_data, tiny_folds, tmp_path)
     summary = run_training(cfg)
     run = cfg.run_dir
-    data = load_dataset(tiny_data)
+    data = load_competition_data(tiny_data)
     oof = pd.read_csv(run / "oof.csv", dtype={ID_COL: str})
     test = pd.read_csv(run / "test.csv", dtype={ID_COL: str})
     assert list(oof.columns) == [ID_COL, *CLASSES, FOLD_COL]
@@ -108,7 +108,7 @@ def test_unreadable_training_image_is_left_out_and_bad_test_image_stops(
 ):
     data = tmp_path / "data"
     shutil.copytree(tiny_data, data)
-    frame = load_dataset(data)
+    frame = load_competition_data(data)
     (data / frame.train.filepath[0]).write_bytes(b"")  # zero-byte
     path = data / frame.train.filepath[1]
     path.write_bytes(path.read_bytes()[:200])  # truncated JPEG
@@ -118,7 +118,7 @@ def test_unreadable_training_image_is_left_out_and_bad_test_image_stops(
     bad = list(Path(cfg.cache_dir).glob("*/bad_images.csv"))
     assert any(len(pd.read_csv(b)) == 2 for b in bad)
     (data / frame.test.filepath[0]).unlink()
-    with pytest.raises(ValueError, match=r"test image.*cannot be read"):
+    with pytest.raises(UserError, match=r"test image.*cannot be read"):
         run_training(tiny_config(data, tiny_folds, tmp_path, epochs=1, folds=[0], name="t2"))
 
 
@@ -151,7 +151,6 @@ def test_mixing_keeps_targets_distributions() -> None:
 def test_frozen_epochs_keep_batchnorm_statistics(tiny_data: Path, tiny_folds: Path,
                                                  tmp_path: Path) -> None:
     """During a frozen warm-up (or with freeze_bn) BatchNorm running statistics do not move."""
-    from kaggle_style.train import TrainConfig, run_training
 
     def running_means(run: Path) -> dict[str, torch.Tensor]:
         from safetensors.torch import load_file
@@ -169,3 +168,87 @@ def test_frozen_epochs_keep_batchnorm_statistics(tiny_data: Path, tiny_folds: Pa
     assert frozen and all(torch.all(v == 0) for v in frozen.values())  # timm inits them at 0
     assert all(torch.all(v == 0) for v in bn.values())
     assert any(torch.any(v != 0) for v in free.values())
+
+
+class _Killed(Exception):
+    pass
+
+
+def _stop_after_first_epoch(fold: int, epoch: int, loss: float) -> None:
+    raise _Killed  # as a kill right after the checkpoint: the fold is left unfinished
+
+
+def test_resume_refuses_a_changed_config_and_says_what_changed(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+):
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path, folds=[1])
+    with pytest.raises(_Killed):
+        run_training(cfg, on_epoch_end=_stop_after_first_epoch)
+    changed = tiny_config(tiny_data, tiny_folds, tmp_path, folds=[1], lr=0.3, resume=True)
+    with pytest.raises(UserError, match=r"another config \(lr: 0\.003 -> 0\.3\)"):
+        run_training(changed)
+    assert not (cfg.run_dir / "fold1" / "done.json").exists()
+    summary = run_training(tiny_config(tiny_data, tiny_folds, tmp_path, folds=[1], resume=True))
+    assert summary["folds"]["1"]["model_hash"] == summary["model_hash"]
+
+
+def test_retraining_one_fold_under_a_new_config_withdraws_the_run_files(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+):
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1)
+    run_training(cfg)
+    check_run(cfg.run_dir)  # one config, combined files newer than every fold: accepted
+    run_training(tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1, folds=[0], lr=1e-2))
+    for name in ("oof.csv", "test.csv", "metrics.json"):
+        assert not (cfg.run_dir / name).exists(), f"{name} from the old config was left"
+    with pytest.raises(UserError, match="2 different configs"):
+        check_run(cfg.run_dir)
+
+
+def test_another_config_cannot_train_into_a_run_being_trained(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+):
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = cfg.run_dir / "fold2" / ".lock"
+        lock.parent.mkdir(parents=True)
+        import socket
+
+        lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
+                                    "model_hash": "0123456789abcdef", "started": "now"}))
+        with pytest.raises(UserError, match=f"another config by .*:{holder.pid}"):
+            run_training(cfg)
+    finally:
+        holder.kill()
+        holder.wait()
+    summary = run_training(cfg)  # the holder is gone: its lock is stale and taken over
+    assert summary["trained_folds"] == [0, 1, 2]
+
+
+def test_two_processes_on_one_run_train_each_fold_once(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+):
+    """Two real processes (as two boxes on a shared disk): fold locks split the folds."""
+    write_log = tmp_path / "writes.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log)}
+    cmd = [sys.executable, "-m", "kaggle_style", "train", "--config",
+           str(REPO / "configs" / "tiny-cpu.yaml"), "--name", "shared", "--data", str(tiny_data),
+           "--folds-file", str(tiny_folds), "--runs-dir", str(tmp_path / "runs"), "--quiet",
+           "--set", f"cache_dir={tmp_path}/cache", "epochs=2"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    writers: dict[str, set[str]] = {}
+    for line in write_log.read_text().splitlines():
+        pid, path = line.split(" ", 1)
+        writers.setdefault(path, set()).add(pid)
+    run = (tmp_path / "runs" / "shared").resolve()
+    done = {f: writers.get(str(run / f"fold{f}" / "done.json"), set()) for f in range(3)}
+    assert all(len(pids) == 1 for pids in done.values()), done
+    assert len(set().union(*done.values())) == 2, "both processes should have trained a fold"
+    assert "being trained by" in "".join(outputs)
+    oof = pd.read_csv(run / "oof.csv", dtype={ID_COL: str})
+    assert sorted(oof[ID_COL]) == sorted(pd.read_csv(tiny_folds, dtype={ID_COL: str})[ID_COL])
+    check_run(run)

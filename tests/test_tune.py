@@ -3,6 +3,7 @@ worker processes, a killed worker's trial retried, pruning, and export back to a
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import os
@@ -22,18 +23,19 @@ import yaml
 
 from kaggle_style.cli import main
 from kaggle_style.config import ConfigError, resolve_config
-from kaggle_style.train import TrainConfig, run_training
-from kaggle_style.tune import (
+from kaggle_style.training.config import TrainConfig
+from kaggle_style.training.run import run_training
+from kaggle_style.tuning.config import TuneConfig
+from kaggle_style.tuning.distributed import process_rank, share_from_main
+from kaggle_style.tuning.objective import synthetic_training, trial_name
+from kaggle_style.tuning.space import (
     default_params,
     epoch_stride,
-    masked,
-    open_storage,
     parse_search_space,
-    process_rank,
-    share_from_main,
-    synthetic_training,
+    sample,
     trial_config,
 )
+from kaggle_style.tuning.study import default_storage, masked, open_storage
 
 PG_URL = os.environ.get("KAGGLE_STYLE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 SPACE = {
@@ -43,12 +45,15 @@ SPACE = {
 States = optuna.trial.TrialState
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def write_config(path: Path, data: Path, folds: Path, tmp: Path, **kw: Any) -> Path:
-    """The tiny CPU recipe of test_train.py as a YAML file, tuned on fold 0."""
-    cfg = dict(
+    """The shipped smoke recipe (configs/tiny-cpu.yaml) shrunk further, tuned on fold 0."""
+    cfg = yaml.safe_load((REPO / "configs" / "tiny-cpu.yaml").read_text())
+    cfg.update(
         data=str(data), folds_file=str(folds), runs_dir=str(tmp / "runs"),
-        cache_dir=str(tmp / "cache"), backbone="test_resnet", image_size=48, epochs=2,
-        batch_size=16, lr=3e-3, num_workers=0, progress=False, folds=[0], search_space=SPACE,
+        cache_dir=str(tmp / "cache"), epochs=2, progress=False, folds=[0], search_space=SPACE,
     )
     cfg.update(kw)
     path.write_text(yaml.safe_dump(cfg))
@@ -136,6 +141,42 @@ def test_report_steps_are_unique_across_folds_whatever_epochs_a_trial_has() -> N
     cfg = TrainConfig(epochs=3, folds=[0, 1, 2], lr=1e-3)
     synthetic_training(cfg, lambda f, e, v: steps.append(f * 5 + e), parse_search_space(SPACE))
     assert len(steps) == len(set(steps)) == 9
+
+
+def test_space_edges_are_checked_on_the_recipe_they_will_run_with() -> None:
+    """warmup_epochs up to 5 fits a 10-epoch recipe but not TrainConfig's default 3 epochs: the
+    check uses the recipe, and a misfit names the value."""
+    space = {"warmup_epochs": {"type": "float", "low": 0.0, "high": 5.0}}
+    with pytest.raises(ConfigError, match=r"search_space.warmup_epochs: the value 5.0 does not"):
+        parse_search_space(space)
+    base = TrainConfig(epochs=10)
+    params = parse_search_space(space, base)
+    fixed = optuna.trial.FixedTrial({"warmup_epochs": 5.0})
+    assert trial_config(base, sample(params, fixed), "x").warmup_epochs == 5.0
+
+
+def test_one_name_cleaning_for_storage_trials_and_export() -> None:
+    """A study name with spaces and slashes becomes one safe stem everywhere it is used."""
+    name = "convnext L/384 v2"
+    assert default_storage(name) == "sqlite:///studies/convnext_L_384_v2.db"
+    assert trial_name(name, 7) == "convnext_L_384_v2-t7"
+
+
+def test_tune_config_is_checked_before_any_work() -> None:
+    assert TuneConfig(study="s").pruner == "median"
+    cases = {
+        "study": ({"study": " "}, "study: give the study a name"),
+        "pruner": ({"pruner": "sha"}, "pruner: 'sha' is not one of 'median', 'hyperband', 'none'"),
+        "objective": ({"objective": "fake"}, "objective: 'fake' is not one of"),
+        "n_trials": ({"n_trials": 0}, "n_trials: 0 is out of range; it must be at least 1"),
+        "timeout": ({"timeout": -1.0}, "timeout: -1.0 is out of range"),
+        "grace": ({"grace_period": 0}, "grace_period: 0 is out of range"),
+        "retry": ({"max_retry": -1}, "max_retry: -1 is out of range"),
+        "seconds": ({"synthetic_seconds": float("nan")}, "synthetic_seconds: nan is out of range"),
+    }
+    for values, message in cases.values():
+        with pytest.raises(ConfigError, match=message):
+            TuneConfig(**{"study": "s", **values})
 
 
 def test_param_sharing_is_identity_for_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,6 +324,8 @@ def test_three_worker_processes_share_a_postgres_study(
     trials = study.trials
     assert [t.number for t in trials] == list(range(6))
     assert trials[0].params == {"lr": 3e-3, "label_smoothing": 0.0}
+    # three workers started together, one created the study: the defaults ran exactly once
+    assert [t.number for t in trials if t.user_attrs.get("defaults")] == [0]
     by_worker = trials_by_worker(study)
     assert sorted(by_worker) == sorted(p.pid for p in procs)
     assert all(len(numbers) == 2 for numbers in by_worker.values())
@@ -370,8 +413,10 @@ def test_two_ranks_run_each_trial_together_not_one_trial_per_rank(
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     study = optuna.load_study(study_name="ddp", storage=url)
     assert [t.state for t in study.trials] == [States.COMPLETE] * 2
-    assert "rank 1 follows trial 0" in out.stdout and "rank 1 follows trial 1" in out.stdout
-    assert "rank 1 follows trial 2" not in out.stdout
+    followed = {int(line.split()[4].rstrip(":")): ast.literal_eval(line.split(": ", 1)[1])
+                for line in out.stdout.splitlines() if line.startswith("rank 1 follows trial ")}
+    # rank 1 ran exactly rank 0's trials, with rank 0's sampled values
+    assert followed == {t.number: t.params for t in study.trials}
     for t in study.trials:
         done = json.loads((Path(t.user_attrs["run_dir"]) / "fold0" / "done.json").read_text())
         assert t.value == pytest.approx(done["scores"]["log_loss"], abs=1e-12)
@@ -388,15 +433,15 @@ def test_a_short_study_on_demo_data_beats_the_defaults(
     """The demo's main recipe (configs/demo-crop.yaml, its own search space) on default-size demo
     data, tuned on fold 0: a handful of trials beat the defaults trial, and the exported config
     trains to the same value."""
-    from kaggle_style.data.demo import generate_demo_data
-    from kaggle_style.data.tables import load_dataset
+    from kaggle_style.data.folds import make_folds
+    from kaggle_style.data.tables import load_competition_data
+    from kaggle_style.demo.generator import generate_demo_data
     from kaggle_style.detect.crops import CropConfig, run_crops
-    from kaggle_style.folds import make_folds
     from kaggle_style.io import write_csv
 
     data = generate_demo_data(tmp_path / "demo", seed=0)
     folds = write_csv(tmp_path / "folds.csv",
-                      make_folds(load_dataset(data).train, n_splits=5, seed=42))
+                      make_folds(load_competition_data(data).train, n_splits=5, seed=42))
     manifest = run_crops(CropConfig(detections=data / "detections.json", data=data,
                                     out=tmp_path / "crops", thresholds=[0.05, 0.1, 0.2]))
     recipe = Path(__file__).parents[1] / "configs" / "demo-crop.yaml"

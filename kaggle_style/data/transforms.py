@@ -10,14 +10,24 @@ from albumentations.pytorch import ToTensorV2
 AUGMENTATIONS = ("none", "light", "medium", "strong")
 
 
-def train_transform(data_cfg: dict[str, Any], name: str = "light", strength: float = 1.0) -> A.Compose:
+def _to_tensor(data_cfg: dict[str, Any], normalize: bool) -> list:
+    """Float and normalised in the worker, or uint8 for the device to normalise (4x fewer bytes
+    through shared memory, pinned memory and the bus: `training.data.batch_normalizer`)."""
+    if not normalize:
+        return [ToTensorV2()]
+    return [A.Normalize(mean=data_cfg["mean"], std=data_cfg["std"]), ToTensorV2()]
+
+
+def train_transform(
+    data_cfg: dict[str, Any], name: str = "light", strength: float = 1.0, normalize: bool = True
+) -> A.Compose:
     """Training augmentation; "light" is the reference write-up's (resize, flip, colour jitter).
 
     `strength` scales the colour and geometry ranges, so a tuner can search one number.
     """
     size = int(data_cfg["input_size"][-1])
     s = max(0.0, float(strength))
-    normalise = [A.Normalize(mean=data_cfg["mean"], std=data_cfg["std"]), ToTensorV2()]
+    normalise = _to_tensor(data_cfg, normalize)
     if name == "none":
         return A.Compose([A.Resize(size, size), *normalise])
     jitter = A.ColorJitter(
@@ -44,11 +54,7 @@ def train_transform(data_cfg: dict[str, Any], name: str = "light", strength: flo
     raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
 
 
-def eval_transform(data_cfg: dict[str, Any]) -> A.Compose:
+def eval_transform(data_cfg: dict[str, Any], normalize: bool = True) -> A.Compose:
     """Evaluation: resize to the input size and normalise; no randomness."""
     size = int(data_cfg["input_size"][-1])
-    return A.Compose([
-        A.Resize(size, size),
-        A.Normalize(mean=data_cfg["mean"], std=data_cfg["std"]),
-        ToTensorV2(),
-    ])
+    return A.Compose([A.Resize(size, size), *_to_tensor(data_cfg, normalize)])

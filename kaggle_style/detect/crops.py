@@ -1,4 +1,4 @@
-"""`kaggle-style crop`: cache animal crops at several detection thresholds + a manifest.
+"""Animal crops at several detection thresholds + a manifest (library of `kaggle-style crop`).
 
 Which threshold and padding make the best classifier input is a question for the trainer, so
 crops are made once for every threshold asked for and a manifest says, per (id, threshold),
@@ -22,7 +22,6 @@ Manifest columns: `id, threshold, crop_path, x, y, w, h, conf, fallback`.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -36,9 +35,13 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from kaggle_style.config import ConfigError, add_config_arguments, config_dict, resolve_config
+from kaggle_style.config import ConfigError, config_dict
 from kaggle_style.constants import ID_COL
+from kaggle_style.data import cache_admin
+from kaggle_style.data.images import MAX_PIXELS, BadImageError, frame_size
+from kaggle_style.data.tables import read_csv
 from kaggle_style.detect import mdjson
+from kaggle_style.detect.errors import ManifestError
 from kaggle_style.detect.sources import (
     KEY_COL,
     PATH_COL,
@@ -70,6 +73,18 @@ class CropConfig:
     jpeg_quality: int = 95
     num_workers: int = 2
     out: Path = Path("crops")
+    max_pixels: int = MAX_PIXELS  # larger images are unreadable (decompression bombs)
+
+    def __post_init__(self) -> None:
+        if not self.thresholds:
+            raise ConfigError("crop: give at least one threshold (--thresholds 0.05 0.1 ...)")
+        if any(not 0.0 <= t <= 1.0 for t in self.thresholds):
+            raise ConfigError(f"crop: thresholds must lie in [0, 1], got {self.thresholds}")
+        if self.pad < 0 or self.min_size < 1 or self.max_boxes < 1 or self.num_workers < 0:
+            raise ConfigError("crop: pad >= 0, min_size >= 1, max_boxes >= 1 and "
+                              "num_workers >= 0 are required")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ConfigError(f"crop: jpeg_quality must be 1-100, got {self.jpeg_quality}")
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,7 @@ class _Job:
     pad: float
     min_size: int
     quality: int
+    max_pixels: int = MAX_PIXELS
 
 
 def crop_region(
@@ -116,32 +132,22 @@ def _grow(lo: float, hi: float, min_size: int, limit: int) -> tuple[float, float
     return lo, hi
 
 
-def _image_size(path: str) -> tuple[int, int]:
-    """(width, height) after the EXIF rotation, read from the header only."""
-    from PIL import Image
-
-    with Image.open(path) as handle:
-        width, height = handle.size
-        if handle.getexif().get(0x0112) in (5, 6, 7, 8):  # rotated by 90 or 270 degrees
-            width, height = height, width
-    return width, height
-
-
 def _make_crops(job: _Job) -> tuple[tuple[int, int] | None, str | None]:
-    """Write the job's missing crops; return the frame size, or None and why it failed."""
+    """Write the job's missing crops; return the frame size, or None and why it is unreadable.
+    A write that fails (a full disk) is raised, never mistaken for an unreadable image."""
     try:
-        size = _image_size(job.src)
-        missing = [(dst, box) for dst, box in job.boxes if not Path(dst).exists()]
-        if missing:
-            image = load_rgb(job.src)
-            size = image.size
-            for dst, box in missing:
-                region = crop_region(box, job.pad, job.min_size, *size)
-                with atomic_path(dst) as tmp:
-                    image.crop(region).save(tmp, format="JPEG", quality=job.quality)
-    except (OSError, ValueError, SyntaxError) as err:
-        return None, f"{type(err).__name__}: {err}"
-    return size, None
+        size = frame_size(job.src, job.max_pixels)
+        missing = [(dst, box) for dst, box in job.boxes if not os.path.exists(dst)]
+        if not missing:
+            return size, None
+        image = load_rgb(job.src, job.max_pixels)
+    except BadImageError as err:
+        return None, str(err)
+    for dst, box in missing:
+        region = crop_region(box, job.pad, job.min_size, *image.size)
+        with atomic_path(dst) as tmp:
+            image.crop(region).save(tmp, format="JPEG", quality=job.quality)
+    return image.size, None
 
 
 def cache_key(detections: mdjson.DetectionFile, cfg: CropConfig) -> str:
@@ -206,25 +212,30 @@ def _plan(
                 rows.append({ID_COL: image_id, "threshold": threshold, "crop_path": str(path),
                              "bbox": None, "conf": best_conf, "fallback": True})
         jobs[image_id] = _Job(str(path), tuple(boxes.items()), cfg.pad, cfg.min_size,
-                              cfg.jpeg_quality)
+                              cfg.jpeg_quality, cfg.max_pixels)
     if unmatched:
         print(f"crop: {unmatched} image(s) have no entry in the detections file: full frames",
               file=sys.stderr)
     return rows, jobs
 
 
-def _run_jobs(jobs: dict[str, _Job], workers: int) -> dict[str, tuple[int, int] | None]:
+def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, Any]:
     """Frame size per image id (None: unreadable), making the missing crops on the way."""
     from tqdm import tqdm
 
     ids = [i for i, job in jobs.items() if job.boxes]  # full frames need no reading
     todo = [jobs[i] for i in ids]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(tqdm(pool.map(_make_crops, todo, chunksize=16), total=len(todo),
-                                desc="crop", unit="img", disable=None))
-    else:
-        results = [_make_crops(j) for j in tqdm(todo, desc="crop", unit="img", disable=None)]
+    try:
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                results = list(tqdm(pool.map(_make_crops, todo, chunksize=16), total=len(todo),
+                                    desc="crop", unit="img", disable=None))
+        else:
+            results = [_make_crops(j) for j in tqdm(todo, desc="crop", unit="img", disable=None)]
+    except OSError as err:
+        if cache_admin.is_disk_full(err):
+            raise cache_admin.disk_full(err, folder, "crops") from err
+        raise
     failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
     if failed:
         shown = "; ".join(f"{i}: {why}" for i, why in failed[:3])
@@ -255,16 +266,19 @@ def _finish_rows(
 
 
 def _write_manifest(frame: pd.DataFrame, path: Path) -> Path:
-    """Crop paths under the manifest's folder become relative, so the cache can move."""
-    base = path.parent.resolve()
+    """Crop paths under the manifest's folder become relative, so the cache can move.
+
+    Every path here was built under an already resolved folder, so a string prefix test does
+    what a per-row `Path.resolve()` did (which was most of a re-run's time at 100k rows).
+    """
+    base = os.path.join(str(path.parent.resolve()), "")
+    cut = len(base)
 
     def rel(p: str) -> str:
-        try:
-            return Path(p).resolve().relative_to(base).as_posix()
-        except ValueError:
-            return str(p)
+        norm = os.path.normpath(p)
+        return norm[cut:].replace(os.sep, "/") if norm.startswith(base) else p
 
-    stored = frame.assign(crop_path=frame["crop_path"].map(rel))
+    stored = frame.assign(crop_path=[rel(p) for p in frame["crop_path"]])
     return write_csv(path, stored, float_format=None)  # shortest exact repr: 0.05, not 0.0500..3
 
 
@@ -272,13 +286,11 @@ def run_crops(cfg: CropConfig) -> Path:
     """Make (or reuse) every crop; write `<out>/<key>/manifest.csv`, its config, and the
     pointer `<out>/manifest.csv`; return the keyed manifest's path."""
     detections = mdjson.read(cfg.detections)
-    if not cfg.thresholds:
-        raise ConfigError("crop: give at least one threshold")
     table = image_table(cfg.data, cfg.images)
     key = cache_key(detections, cfg)
     folder = (Path(cfg.out) / key).resolve()
     rows, jobs = _plan(table, detections, cfg, folder)
-    sizes = _run_jobs(jobs, cfg.num_workers)
+    sizes = _run_jobs(jobs, cfg.num_workers, folder)
     manifest = _finish_rows(rows, jobs, sizes, cfg)
     path = _write_manifest(manifest, folder / MANIFEST)
     write_yaml(folder / CROP_CONFIG, {
@@ -297,12 +309,14 @@ def run_crops(cfg: CropConfig) -> Path:
 def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """A manifest with `id` as str, `fallback` as bool and every `crop_path` absolute."""
     path = Path(path)
-    frame = pd.read_csv(path, dtype={ID_COL: str, "crop_path": str})
+    frame = read_csv(path, ManifestError, dtype={ID_COL: str, "crop_path": str})
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: not a crop manifest, missing column(s) {', '.join(missing)}")
-    base = path.parent.resolve()
-    frame["crop_path"] = [str(base / p) for p in frame["crop_path"]]  # absolute stays absolute
+        raise ManifestError(f"{path}: not a crop manifest, missing column(s) "
+                            f"{', '.join(missing)}; rerun `kaggle-style crop`")
+    base = str(path.parent.resolve())
+    # os.path.join keeps an absolute path as it is, like Path's `/`, at a fraction of the cost
+    frame["crop_path"] = [os.path.join(base, p) for p in frame["crop_path"]]
     frame["fallback"] = frame["fallback"].astype(str).str.lower().eq("true")
     return frame
 
@@ -313,41 +327,13 @@ def crop_paths(manifest: pd.DataFrame, threshold: float) -> dict[str, list[Path]
     available = np.unique(manifest["threshold"].to_numpy(dtype=float))
     match = available[np.isclose(available, threshold)]
     if not len(match):
-        raise ValueError(
-            f"threshold {threshold} is not in the manifest; it has {', '.join(map(str, available))}"
+        raise ManifestError(
+            f"threshold {threshold} is not in the manifest; it has "
+            f"{', '.join(map(str, available))}: set crop_threshold to one of them or rerun "
+            "`kaggle-style crop` with it in --thresholds"
         )
     rows = manifest[np.isclose(manifest["threshold"].to_numpy(dtype=float), match[0])]
     out: dict[str, list[Path]] = {}
     for image_id, crop in zip(rows[ID_COL], rows["crop_path"], strict=True):
         out.setdefault(str(image_id), []).append(Path(crop))
     return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detections", type=Path, help="MegaDetector JSON (any producer)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--data", type=Path, help="DrivenData folder (ids = DrivenData ids)")
-    source.add_argument("--images", type=Path, help="folder of images (ids = relative paths)")
-    parser.add_argument("--thresholds", type=float, nargs="+",
-                        help="confidence thresholds (0.05 0.1 0.2 0.35 0.5)")
-    parser.add_argument("--pad", type=float, help="padding per side, fraction of the box (0.1)")
-    parser.add_argument("--mode", choices=("best", "all"), help="best box or every box (best)")
-    parser.add_argument("--min-size", type=int, help="smallest crop side in pixels (32)")
-    parser.add_argument("--num-workers", type=int, help="cropping processes (2)")
-    parser.add_argument("--out", type=Path, help="crop cache folder (crops)")
-    add_config_arguments(parser)
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        cfg = resolve_config(
-            CropConfig, args.config, args.overrides,
-            detections=args.detections, data=args.data, images=args.images,
-            thresholds=args.thresholds, pad=args.pad, mode=args.mode, min_size=args.min_size,
-            num_workers=args.num_workers, out=args.out,
-        )
-        run_crops(cfg)
-    except (ValueError, FileNotFoundError) as err:  # config, tables, sources, JSON
-        print(f"crop: error: {err}", file=sys.stderr)
-        return 2
-    return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kaggle_style.detect.errors import DetectionsFileError
 from kaggle_style.io import write_json
 
 FORMAT_VERSION = "1.4"
@@ -92,8 +93,19 @@ def parse(obj: dict[str, Any]) -> DetectionFile:
 
 
 def read(path: str | Path) -> DetectionFile:
-    with open(path) as handle:
-        return parse(json.load(handle))
+    """The file, or one `DetectionsFileError` naming it and what to do."""
+    path = Path(path)
+    if not path.is_file():
+        raise DetectionsFileError(f"{path}: detections file not found; run `kaggle-style detect` "
+                                  "first or pass --detections PATH")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return parse(json.load(handle))
+    except (ValueError, KeyError, TypeError) as err:  # JSON, UTF-8 and layout errors
+        raise DetectionsFileError(
+            f"{path}: not a MegaDetector batch-output file ({type(err).__name__}: {err}); "
+            "rerun `kaggle-style detect` or pass the right --detections"
+        ) from err
 
 
 def write(path: str | Path, detections: DetectionFile) -> Path:

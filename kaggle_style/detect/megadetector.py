@@ -2,9 +2,12 @@
 file only: there is no internet on the training machines, and the package would otherwise
 try to download its weights.
 
-The package is heavy (ultralytics/yolov5 stack), so it is not a dependency: it is imported
-only when this backend is chosen, and a missing package or weights file is reported with what
-to install and where to put the file.
+The package is heavy, so it is not a dependency: it is imported only when this backend is
+chosen, and a missing package or weights file is reported with what to install and where to put
+the file. Checked 2026-11-27: `megadetector` 10.0.28 is a pure-Python wheel on PyPI that needs
+`ultralytics-yolov5==0.1.1` and `opencv-python` (next to our opencv-python-headless: install it
+in its own environment, or on the GPU box); version 10 has `generate_detections_one_batch`,
+used here, and `load_detector(path)` never downloads when given a file path.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.mdjson import Detection
 
 WEIGHTS_HINT = (
@@ -32,8 +36,6 @@ def as_array(image: Image.Image) -> np.ndarray:
 
 def _check_ready(weights: Path | None) -> Any:
     """Import the package's detector loader, or raise one error naming everything missing."""
-    from kaggle_style.detect.run import DetectorError
-
     problems = []
     if weights is None:
         problems.append(f"no weights file given: {WEIGHTS_HINT}")
@@ -50,7 +52,11 @@ def _check_ready(weights: Path | None) -> Any:
 
 
 class MegaDetector:
-    """One image at a time through the package's own pre- and postprocessing."""
+    """MegaDetector through the package's own pre- and postprocessing, a batch at a time where
+    the package has `generate_detections_one_batch` (megadetector >= 10), else image by image.
+
+    `load_detector` is given a local file path, never a model name, so it never downloads.
+    """
 
     name = "megadetector"
 
@@ -58,8 +64,8 @@ class MegaDetector:
         self, weights: Path | None, device: str = "cpu", conf_threshold: float = 0.005
     ) -> None:
         run_detector = _check_ready(weights)
-        # The package picks the GPU itself when one is visible; `device` is recorded only.
-        self.model = run_detector.load_detector(str(weights))
+        # The package places the model itself: on the GPU when one is visible, unless force_cpu.
+        self.model = run_detector.load_detector(str(weights), force_cpu=device == "cpu")
         self.weights = Path(weights)
         self.device = device
         self.conf_threshold = conf_threshold
@@ -73,15 +79,27 @@ class MegaDetector:
 
     def predict(
         self, arrays: list[np.ndarray], sizes: list[tuple[int, int]]
-    ) -> list[list[Detection]]:
-        out = []
-        for array in arrays:
-            result = self.model.generate_detections_one_image(
-                Image.fromarray(array), image_id="", detection_threshold=self.conf_threshold
-            )
-            dets = [
-                Detection(str(d["category"]), float(d["conf"]), tuple(map(float, d["bbox"])))
-                for d in result.get("detections") or []
-            ]
-            out.append(sorted(dets, key=lambda d: -d.conf))
-        return out
+    ) -> list[list[Detection] | str]:
+        if not arrays:
+            return []
+        images = [Image.fromarray(a) for a in arrays]
+        if hasattr(self.model, "generate_detections_one_batch"):
+            results = self.model.generate_detections_one_batch(
+                images, image_id=[str(i) for i in range(len(images))],
+                detection_threshold=self.conf_threshold)
+        else:
+            results = [self.model.generate_detections_one_image(
+                image, image_id="", detection_threshold=self.conf_threshold) for image in images]
+        return [to_detections(result) for result in results]
+
+
+def to_detections(result: dict[str, Any]) -> list[Detection] | str:
+    """One image's result dict from the package -> our detections, best first, or its failure
+    message (the package's own image or inference error): a failure entry, not an empty image."""
+    if result.get("failure"):
+        return str(result["failure"])
+    dets = [
+        Detection(str(d["category"]), float(d["conf"]), tuple(map(float, d["bbox"])))
+        for d in result.get("detections") or []
+    ]
+    return sorted(dets, key=lambda d: -d.conf)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.mdjson import Detection
 
 WEIGHTS_NAME = "yolox_tiny_640_20220528.pth"
@@ -68,8 +69,6 @@ class MegadetectorLite:
         nms_threshold: float = 0.45,
     ) -> None:
         import torch
-
-        from kaggle_style.detect.run import DetectorError
 
         weights = Path(weights)
         if not weights.is_file():

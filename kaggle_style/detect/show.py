@@ -1,4 +1,4 @@
-"""`kaggle-style show-detections`: draw boxes and confidences on images into PNGs.
+"""Draw boxes and confidences on images into PNGs (library of `kaggle-style show-detections`).
 
 Thresholds and padding are chosen by looking: a box that sits beside the animal, or a
 confident box on a tree trunk, is invisible in a manifest and obvious in a picture.
@@ -6,7 +6,6 @@ confident box on a tree trunk, is invisible in a manifest and obvious in a pictu
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -91,23 +90,3 @@ def show_detections(
     print(f"show-detections: {len(written)} PNGs in {out} ({n_animals} images with an animal "
           f">= {min_conf})", file=sys.stderr)
     return written
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--detections", type=Path, required=True, help="MegaDetector JSON")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, help="folder of images (keys = relative paths)")
-    source.add_argument("--data", type=Path, help="DrivenData folder (keys = filepath)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs")
-    parser.add_argument("--min-conf", type=float, default=0.1, help="hide weaker boxes (0.1)")
-    parser.add_argument("--limit", type=int, help="at most N images")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        show_detections(args.detections, args.out, args.data, args.images, args.min_conf,
-                        args.limit)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"show-detections: error: {err}", file=sys.stderr)
-        return 2
-    return 0

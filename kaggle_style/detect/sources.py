@@ -11,19 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-from PIL import Image, ImageOps
+from PIL import Image
 
 from kaggle_style.constants import FILEPATH_COL, ID_COL
-from kaggle_style.data.tables import load_dataset
+from kaggle_style.data.images import MAX_PIXELS, decode_image
+from kaggle_style.data.tables import load_competition_data
+from kaggle_style.detect.errors import SourceError
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 KEY_COL = "key"
 PATH_COL = "path"
-
-
-class SourceError(ValueError):
-    """Neither or both of --data and --images, or a folder that holds no images."""
 
 
 def image_table(data: Path | None = None, images: Path | None = None) -> pd.DataFrame:
@@ -36,7 +34,7 @@ def image_table(data: Path | None = None, images: Path | None = None) -> pd.Data
     if (data is None) == (images is None):
         raise SourceError("give exactly one of --data DIR (DrivenData layout) or --images DIR")
     if data is not None:
-        dataset = load_dataset(data)
+        dataset = load_competition_data(data)
         rows = pd.concat([dataset.train, dataset.test], ignore_index=True)
         root = Path(data).resolve()
         return pd.DataFrame(
@@ -62,12 +60,11 @@ def image_table(data: Path | None = None, images: Path | None = None) -> pd.Data
     return pd.DataFrame({ID_COL: keys, KEY_COL: keys, PATH_COL: paths})
 
 
-def load_rgb(path: str | Path) -> Image.Image:
+def load_rgb(path: str | Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode fully, apply the EXIF orientation (as MegaDetector does) and convert to RGB, so
-    that box coordinates mean the same pixels in detection, cropping and drawing."""
-    with Image.open(path) as handle:
-        image = ImageOps.exif_transpose(handle)
-        return image.convert("RGB")
+    that box coordinates mean the same pixels in detection, cropping, drawing and training.
+    Any decoder error is a `BadImageError` (a ValueError) naming the file."""
+    return decode_image(path, max_pixels=max_pixels)
 
 
 def _normalised(key: str) -> str:

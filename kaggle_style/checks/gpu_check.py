@@ -1,0 +1,164 @@
+"""The prepared GPU check: one call on a lent H100/H200 measures the real job's speed.
+
+Part 1, throughput: `bench` for ConvNeXt-T and ViT-B/16 at 224 px, eager and `torch.compile`d,
+each end-to-end figure against the compiled model-only bound. Part 2, the real size: a generated
+DrivenData folder with the competition's counts (16,488 train / 4,464 test images on 148 / 51
+sites, 960x540 JPEGs) through detect → crop → train (ConvNeXt-T, the real recipe cut to 1 epoch
+per fold, every fold) → ensemble → submit → validate, each stage timed as its own process.
+`small` shrinks every size so the same path runs on a CPU in about a minute (tested in CI).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kaggle_style.checks.sized_data import generated_tables, write_sized_folder
+from kaggle_style.checks.stage_runner import StageFailed, StageTimer
+from kaggle_style.constants import OOF_FILE, SUBMISSION_FORMAT, TRAIN_LABELS
+
+DETECTOR_WEIGHTS = "../shared/data/models/megadetector_lite/yolox_tiny_640_20220528.pth"
+
+
+@dataclass(frozen=True)
+class GpuCheckConfig:
+    """Sizes of both parts; `small()` gives the CPU-sized variant."""
+
+    work_dir: str = "gpu_check"
+    detector_weights: str = DETECTOR_WEIGHTS
+    backbones: tuple[str, ...] = ("convnext_tiny", "vit_base_patch16_224")
+    bench_image_size: int = 224
+    bench_batch_size: int | None = None  # None: bench's device default
+    bench_images: int | None = 4096
+    bench_epochs: int = 3  # the first builds the cache; the others are the timed ones
+    bench_steps: int | None = 20
+    detect_workers: int = 14  # decoding 960x540 JPEGs feeds the GPU detector
+    n_train: int = 16_488
+    n_test: int = 4_464
+    train_sites: int = 148
+    test_sites: int = 51
+    frame_width: int = 960
+    frame_height: int = 540
+    unique_frames: int = 256
+    recipe: str = "configs/convnext_tiny.yaml"
+    train_set: tuple[str, ...] = ("pretrained=false", "epochs=1", "freeze_epochs=0",
+                                  "warmup_epochs=0", "ema_decay=0.0")
+    n_splits: int = 5
+    compile_modes: tuple[bool, ...] = (False, True)
+
+    @classmethod
+    def small(cls, work_dir: str = "gpu_check") -> GpuCheckConfig:
+        return cls(work_dir=work_dir, backbones=("test_convnext", "test_vit"),
+                   bench_image_size=64, bench_batch_size=8, bench_images=32, bench_epochs=2,
+                   bench_steps=2, detect_workers=0, n_train=30, n_test=6, train_sites=6,
+                   test_sites=2,
+                   frame_width=320, frame_height=180, unique_frames=8,
+                   recipe="configs/convnext_tiny.yaml",
+                   train_set=("pretrained=false", "epochs=1", "freeze_epochs=0",
+                              "warmup_epochs=0", "ema_decay=0.0", "backbone=test_convnext",
+                              "image_size=48", "batch_size=8", "num_workers=0"),
+                   n_splits=2, compile_modes=(False,))
+
+
+def bench_part(cfg: GpuCheckConfig) -> list[dict[str, Any]]:
+    """Each backbone eager and compiled; ratios against the compiled model-only bound."""
+    from kaggle_style.checks.bench import BenchConfig, run_bench
+
+    rows = []
+    for backbone in cfg.backbones:
+        results = {}
+        for compiled in cfg.compile_modes:
+            bench = BenchConfig(backbone=backbone, image_size=cfg.bench_image_size,
+                                batch_size=cfg.bench_batch_size, n_images=cfg.bench_images,
+                                epochs=cfg.bench_epochs, bound_steps=cfg.bench_steps,
+                                compile=compiled, work_dir=str(Path(cfg.work_dir) / "bench"))
+            started = time.perf_counter()
+            results[compiled] = run_bench(bench)
+            print(f"[bench {backbone} compile={compiled}] "
+                  f"{time.perf_counter() - started:.0f} s", flush=True)
+        best = results[max(results)]  # the compiled run where there is one
+        for compiled, r in results.items():
+            rows.append({
+                "backbone": backbone, "compile": compiled, "batch_size": r["batch_size"],
+                "workers": r["workers"], "bound_train_img_s": r["bound_train_img_s"],
+                "e2e_train_img_s": r["e2e_train_img_s"],
+                "e2e_train_first_epoch_img_s": r["e2e_train_first_epoch_img_s"],
+                "bound_infer_img_s": r["bound_infer_img_s"],
+                "e2e_infer_img_s": r["e2e_infer_img_s"],
+                "e2e_train_ratio": r["e2e_train_ratio"],
+                "e2e_infer_ratio": r["e2e_infer_ratio"],
+                "e2e_train_vs_compiled_bound": r["e2e_train_img_s"] / best["bound_train_img_s"],
+                "e2e_infer_vs_compiled_bound": r["e2e_infer_img_s"] / best["bound_infer_img_s"],
+                "decode_per_worker_img_s": r["decode_per_worker_img_s"],
+                "cached_per_worker_img_s": r["cached_per_worker_img_s"],
+            })
+    return rows
+
+
+def pipeline_part(cfg: GpuCheckConfig, log) -> dict[str, Any]:
+    """The real-size job, stage by stage, as `make folds detect crops train ensemble submit`."""
+    work = Path(cfg.work_dir) / "pipeline"
+    shutil.rmtree(work, ignore_errors=True)
+    data, runs = work / "data", work / "runs"
+    timer = StageTimer(log=log)
+    started = time.perf_counter()
+    train, test = generated_tables(cfg.n_train, cfg.n_test, cfg.train_sites, cfg.test_sites)
+    write_sized_folder(data, train, test, cfg.frame_width, cfg.frame_height, cfg.unique_frames)
+    timer.stages["generate_data"] = {"seconds": round(time.perf_counter() - started, 2)}
+    folds, detections, crops = work / "folds.csv", work / "detections.json", work / "crops"
+    timer.run("folds", "folds", "--data", data, "--out", folds, "--n-splits", cfg.n_splits,
+              "--seed", 42)
+    timer.run("detect", "detect", "--data", data, "--detector", "megadetector-lite",
+              "--weights", cfg.detector_weights, "--out", detections,
+              "--num-workers", cfg.detect_workers)
+    timer.run("crop", "crop", "--detections", detections, "--data", data, "--out", crops,
+              "--thresholds", 0.1, "--pad", 0.1)
+    timer.run("train", "train", "--config", cfg.recipe, "--name", "convnext_tiny", "--data", data,
+              "--folds-file", folds, "--runs-dir", runs, "--quiet", "--set",
+              f"crops_manifest={crops / 'manifest.csv'}", f"cache_dir={work / 'cache'}",
+              *cfg.train_set)
+    timer.run("ensemble", "ensemble", runs / "convnext_tiny", "--labels", data / TRAIN_LABELS,
+              "--out", runs / "ensemble", "--data", data)
+    submission = work / "submission.csv"
+    timer.run("submit", "submit", "--predictions", runs / "ensemble" / "test.csv",
+              "--format", data / SUBMISSION_FORMAT, "--out", submission)
+    timer.run("validate", "validate", submission, "--format", data / SUBMISSION_FORMAT)
+    metrics = json.loads((runs / "convnext_tiny" / "metrics.json").read_text())
+    return {"stages": timer.stages, "total_s": round(time.perf_counter() - started, 1),
+            "images": cfg.n_train + cfg.n_test, "frame": f"{cfg.frame_width}x{cfg.frame_height}",
+            "oof_rows": sum(1 for _ in open(runs / "convnext_tiny" / OOF_FILE)) - 1,
+            "oof_log_loss": metrics["overall"]["log_loss"], "submission_valid": True}
+
+
+def gpu_check(cfg: GpuCheckConfig, parts: tuple[str, ...] = ("bench", "pipeline")) -> dict:
+    """Both parts; a failing stage is recorded in the result rather than losing the figures."""
+    import torch
+
+    result: dict[str, Any] = {
+        "date": dt.date.today().isoformat(), "host": platform.node(),
+        "card": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "small": cfg.n_train < 1000,
+    }
+    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+    if "bench" in parts:
+        result["bench"] = bench_part(cfg)
+        _save(cfg, result)
+    if "pipeline" in parts:
+        with open(Path(cfg.work_dir) / "pipeline.log", "w") as log:
+            try:
+                result["pipeline"] = pipeline_part(cfg, log)
+            except StageFailed as err:
+                result["pipeline_error"] = f"{err} (log: {log.name})"
+    _save(cfg, result)
+    return result
+
+
+def _save(cfg: GpuCheckConfig, result: dict[str, Any]) -> None:
+    (Path(cfg.work_dir) / "gpu_check.json").write_text(json.dumps(result, indent=1))

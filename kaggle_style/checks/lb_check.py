@@ -1,0 +1,97 @@
+"""Play the leaderboard locally: hold out whole sites as a pseudo-test set, train on the rest
+with the usual site-grouped folds, and compare the local OOF estimate with the held-out score.
+
+A local estimate well below the pseudo-leaderboard means the validation is optimistic.
+
+The run then goes through the ensemble stage twice, with site adaptation off and on, and both
+pseudo-test files are scored: held-out sites are the one place where the post-processing that was
+fitted on OOF rows meets sites no label of which chose anything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_style.config import config_dict, resolve_config
+from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, SITE_COL, TEST_FILE
+from kaggle_style.data.folds import make_folds
+from kaggle_style.data.tables import load_competition_data
+from kaggle_style.ensemble.run import EnsembleConfig, ensemble
+from kaggle_style.io import write_csv, write_json
+from kaggle_style.metrics import score
+from kaggle_style.training.config import TrainConfig
+from kaggle_style.training.run import run_training
+
+
+def pseudo_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(kept, held-out) with about `share` of the images in held-out sites."""
+    rng = np.random.default_rng(seed)
+    sizes = train.groupby(SITE_COL).size()
+    order = rng.permutation(sizes.index.to_numpy())
+    held, total = [], 0
+    for site in order:
+        if total >= share * len(train):
+            break
+        held.append(site)
+        total += sizes[site]
+    mask = train[SITE_COL].isin(held)
+    return train[~mask].reset_index(drop=True), train[mask].reset_index(drop=True)
+
+
+def write_pseudo_dataset(data: Path, out: Path, share: float, seed: int) -> Path:
+    """A DrivenData folder whose test set is the held-out sites (images are linked, not copied)."""
+    dataset = load_competition_data(data)
+    kept, held = pseudo_split(dataset.train, share, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    for frame, prefix in ((kept, "train"), (held, "test")):
+        write_csv(out / f"{prefix}_features.csv", frame[[ID_COL, "filepath", SITE_COL]])
+    labels = pd.get_dummies(kept[LABEL_COL]).reindex(columns=list(CLASSES), fill_value=0)
+    write_csv(out / "train_labels.csv", pd.concat([kept[[ID_COL]], labels.astype(float)], axis=1))
+    fmt = pd.DataFrame({ID_COL: held[ID_COL], **{c: 1 / len(CLASSES) for c in CLASSES}})
+    write_csv(out / "submission_format.csv", fmt)
+    write_csv(out / "held_out_labels.csv", held[[ID_COL, SITE_COL, LABEL_COL]])
+    for folder in ("train_features", "test_features"):
+        link = out / folder
+        if not link.exists() and (data / folder).exists():
+            link.symlink_to((data / folder).resolve())
+    return out
+
+
+def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Path) -> dict:
+    data = write_pseudo_dataset(Path(cfg.data), work / "data", share, seed)
+    dataset = load_competition_data(data)
+    folds = work / "folds.csv"
+    write_csv(folds, make_folds(dataset.train, n_splits, seed))
+    run_cfg = resolve_config(TrainConfig, overrides={
+        **config_dict(cfg), "data": str(data), "folds_file": str(folds),
+        "runs_dir": str(work / "runs"), "name": "lb-check", "folds": None,
+    })
+    summary = run_training(run_cfg)
+    held = pd.read_csv(data / "held_out_labels.csv", dtype={ID_COL: str})
+    y = held[LABEL_COL].map(CLASS_INDEX).to_numpy()
+
+    def pseudo_lb(test_file: Path) -> float:
+        test = pd.read_csv(test_file, dtype={ID_COL: str}).set_index(ID_COL)
+        return score(y, test.loc[held[ID_COL], list(CLASSES)].to_numpy())["log_loss"]
+
+    pseudo = pseudo_lb(run_cfg.run_dir / TEST_FILE)
+    result = {
+        "local_oof_log_loss": summary["overall"]["log_loss"],
+        "pseudo_lb_log_loss": pseudo,
+        "gap": pseudo - summary["overall"]["log_loss"],
+        "held_out_sites": int(held[SITE_COL].nunique()),
+        "held_out_images": len(held),
+    }
+    for mode in ("off", "on"):
+        out = work / f"ensemble_site_{mode}"
+        report = ensemble(EnsembleConfig(runs=[str(run_cfg.run_dir)], data=str(data),
+                                         out=str(out), site_adapt=mode, stacking=False)).report
+        result[f"pseudo_lb_log_loss_site_{mode}"] = pseudo_lb(out / TEST_FILE)
+        if mode == "on":
+            nested = report["site_adapt"].get("nested", {})
+            result["site_adapt_nested_oof"] = [nested.get("before"), nested.get("after")]
+    write_json(work / "lb_check.json", result)
+    return result

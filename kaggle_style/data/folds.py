@@ -1,0 +1,79 @@
+"""Site-grouped, class-stratified folds, made once and read by every later stage.
+
+Test sites never appear in training, so validation must hold out whole sites: otherwise the
+background gives the answer away and every score is optimistic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from kaggle_style.config import check_choices, check_range
+from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.errors import UserError
+
+GroupBy = Literal["site", "none"]
+
+
+@dataclass
+class FoldsConfig:
+    data: str = "data/demo"
+    out: str = "folds/folds.csv"
+    n_splits: int = 5
+    seed: int = 42
+    # "site" groups by camera site (the competition's setting); "none" is plain stratified k-fold
+    # for data whose sites cannot serve as groups (e.g. a species seen at one station only).
+    group_by: GroupBy = "site"
+    # Image paths outside the data folder are refused unless this is set (see data/tables.py).
+    allow_outside_data: bool = False
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_range(self, "n_splits", low=2)
+
+
+def make_folds(
+    train: pd.DataFrame, n_splits: int, seed: int, group_by: GroupBy = "site"
+) -> pd.DataFrame:
+    """`id, site, label, fold` for every training row; no site spans two folds when grouped."""
+    labels = train[LABEL_COL].to_numpy()
+    folds = np.full(len(train), -1, dtype=int)
+    if group_by == "site":
+        n_sites = train[SITE_COL].nunique()
+        if n_sites < n_splits:
+            raise UserError(
+                f"{n_sites} sites cannot make {n_splits} site-grouped folds; lower n_splits "
+                "or use group_by none"
+            )
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        splits = splitter.split(train, labels, groups=train[SITE_COL].to_numpy())
+    elif group_by == "none":
+        if len(train) < n_splits:
+            raise UserError(f"{len(train)} images cannot make {n_splits} folds; lower n_splits")
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        splits = splitter.split(train, labels)
+    else:
+        raise ValueError(f"group_by must be 'site' or 'none', not {group_by!r}")
+    for fold, (_, val_idx) in enumerate(splits):
+        folds[val_idx] = fold
+    out = train[[ID_COL, SITE_COL, LABEL_COL]].copy()
+    out[FOLD_COL] = folds
+    return out
+
+
+def fold_table(folds: pd.DataFrame) -> pd.DataFrame:
+    """Per fold: images, sites and the share of each class (what a user checks first)."""
+    share = pd.crosstab(folds[FOLD_COL], folds[LABEL_COL], normalize="index")
+    share = share.reindex(columns=[c for c in CLASSES if c in share.columns] or share.columns)
+    table = pd.DataFrame(
+        {
+            "images": folds.groupby(FOLD_COL).size(),
+            "sites": folds.groupby(FOLD_COL)[SITE_COL].nunique(),
+        }
+    )
+    return table.join(share.round(3))

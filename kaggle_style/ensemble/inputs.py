@@ -1,0 +1,210 @@
+"""Everything the ensemble reads: each run's oof.csv and test.csv, labels, sites and meta.csv."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from kaggle_style.constants import (
+    CLASS_INDEX,
+    FOLD_COL,
+    ID_COL,
+    LABEL_COL,
+    OOF_FILE,
+    SITE_COL,
+    TEST_FILE,
+)
+from kaggle_style.data.tables import read_features, read_labels
+from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.config import EnsembleError
+from kaggle_style.errors import few_ids
+from kaggle_style.meta.run import read_meta
+from kaggle_style.prediction_files import PredictionError, align, probs_of, read_predictions
+from kaggle_style.training.integrity import DONE_FILE, check_run
+
+if TYPE_CHECKING:
+    from kaggle_style.ensemble.config import EnsembleConfig
+
+# meta.csv columns the second stage reads (the contract: kaggle_style.meta.run.META_COLUMNS).
+META_DATETIME, META_HOUR, META_NIGHT = "datetime", "hour", "night"
+
+
+@dataclass
+class Meta:
+    """Info-bar readings of some ids; NaN where the bar could not be read."""
+
+    times: np.ndarray  # seconds since 1970 (camera clock), float
+    hours: np.ndarray  # 0-24
+    night: np.ndarray  # 1/0
+
+
+@dataclass
+class Inputs:
+    """Aligned OOF and test probabilities of every run, with labels, folds and (maybe) sites."""
+
+    names: list[str]
+    oof_ids: np.ndarray
+    test_ids: np.ndarray
+    oof: list[np.ndarray]
+    test: list[np.ndarray]
+    y: np.ndarray
+    folds: np.ndarray
+    oof_sites: np.ndarray | None = None
+    test_sites: np.ndarray | None = None
+    site_note: str = ""  # why there are no sites
+    oof_meta: Meta | None = None
+    test_meta: Meta | None = None
+    meta_note: str = ""  # why there is no meta
+
+    def rows(self) -> Rows:
+        return _rows(self.oof_sites, self.oof_meta, self.y, self.folds)
+
+    def test_rows(self) -> Rows:
+        return _rows(self.test_sites, self.test_meta)
+
+
+def _rows(sites: np.ndarray | None, meta: Meta | None, y: np.ndarray | None = None,
+          folds: np.ndarray | None = None) -> Rows:
+    if meta is None:
+        return Rows(y=y, folds=folds, sites=sites)
+    return Rows(y=y, folds=folds, sites=sites, times=meta.times, hours=meta.hours,
+                night=meta.night)
+
+
+def _run_names(runs: Sequence[str]) -> list[str]:
+    names = [Path(r).name or str(r) for r in runs]
+    return names if len(set(names)) == len(names) else [str(r) for r in runs]
+
+
+def _sites_for(path: Path, ids: np.ndarray, what: str) -> np.ndarray:
+    table = read_features(path).set_index(ID_COL)[SITE_COL]
+    missing = [i for i in ids if i not in table.index]
+    if missing:
+        raise EnsembleError(f"{path}: no site for {len(missing)} {what} id(s): "
+                            f"{few_ids(missing)}; give the site table of these runs' ids")
+    return table.loc[ids].to_numpy().astype(str)
+
+
+def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A run's OOF and test frames, after checking a model run's folds share one config."""
+    for file in (OOF_FILE, TEST_FILE):
+        if not (folder / file).is_file():
+            raise EnsembleError(f"run {name}: {folder / file} not found; train the run (or "
+                                "rerun its ensemble) first, or leave it out")
+    if any(folder.glob(f"fold*/{DONE_FILE}")):  # a model run (an ensemble's folder has none)
+        check_run(folder)
+    return read_predictions(folder / OOF_FILE, require_fold=True), read_predictions(
+        folder / TEST_FILE)
+
+
+def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Inputs:
+    """Read every run's oof.csv and test.csv, check they line up, attach labels (and sites and
+    meta, for the steps that use them)."""
+    if not cfg.runs:
+        raise EnsembleError("no runs to ensemble: give run folders or `runs:` in the config")
+    names = _run_names(cfg.runs)
+    oof_frames, test_frames = {}, {}
+    for name, run in zip(names, cfg.runs, strict=True):
+        oof_frames[name], test_frames[name] = _read_run(name, Path(run))
+    try:
+        oof_frames = align(oof_frames)
+    except PredictionError as err:
+        raise EnsembleError(f"OOF files ({OOF_FILE}): {err}") from err
+    try:
+        test_frames = align(test_frames, check_folds=False)
+    except PredictionError as err:
+        raise EnsembleError(f"test files ({TEST_FILE}): {err}") from err
+    first_oof, first_test = oof_frames[names[0]], test_frames[names[0]]
+    oof_ids = first_oof[ID_COL].to_numpy().astype(str)
+    labels_path = cfg.labels_path()
+    labels = read_labels(labels_path).set_index(ID_COL)[LABEL_COL]
+    unlabelled = [i for i in oof_ids if i not in labels.index]
+    if unlabelled:
+        raise EnsembleError(f"{labels_path}: no label for {len(unlabelled)} OOF id(s): "
+                            f"{few_ids(unlabelled)}; give the labels these runs trained on")
+    inputs = Inputs(
+        names=names,
+        oof_ids=oof_ids,
+        test_ids=first_test[ID_COL].to_numpy().astype(str),
+        oof=[probs_of(oof_frames[n]) for n in names],
+        test=[probs_of(test_frames[n]) for n in names],
+        y=labels.loc[oof_ids].map(CLASS_INDEX).to_numpy().astype(np.int64),
+        folds=first_oof[FOLD_COL].to_numpy(),
+    )
+    if need_sites:
+        _attach_sites(cfg, inputs)
+    if need_meta:
+        _attach_meta(cfg, inputs)
+    return inputs
+
+
+def _attach_sites(cfg: EnsembleConfig, inputs: Inputs) -> None:
+    """Sites of OOF and test ids; missing site tables only leave the site-based steps out."""
+    train_path, test_path = cfg.train_features_path(), cfg.test_features_path()
+    absent = [str(p) for p in (train_path, test_path) if not p.is_file()]
+    if absent:
+        inputs.site_note = (f"no site table ({', '.join(absent)} not found; "
+                            "set train_features / features)")
+        return
+    inputs.oof_sites = _sites_for(train_path, inputs.oof_ids, "OOF")
+    inputs.test_sites = _sites_for(test_path, inputs.test_ids, "test")
+
+
+def _attach_meta(cfg: EnsembleConfig, inputs: Inputs) -> None:
+    path = cfg.meta_path()
+    if not path.is_file():
+        inputs.meta_note = f"no meta.csv ({path} not found; run `kaggle-style meta` or set meta)"
+        return
+    frame = read_meta(path)
+    duplicated = frame.loc[frame[ID_COL].duplicated(), ID_COL]
+    if len(duplicated):
+        raise EnsembleError(f"{path}: duplicate ids {few_ids(duplicated.unique())}; rerun "
+                            "`kaggle-style meta`")
+    frame = frame.set_index(ID_COL)
+    inputs.oof_meta = _meta_for(path, frame, inputs.oof_ids, "OOF")
+    inputs.test_meta = _meta_for(path, frame, inputs.test_ids, "test")
+
+
+def new_rows(sites: np.ndarray | None, meta: pd.DataFrame | None = None,
+             ids: np.ndarray | None = None, where: str = "meta") -> Rows:
+    """Rows of new images for `Blend.apply` (what `predict` needs): their sites and, from a
+    frame in the meta.csv layout with their `ids`, their times."""
+    if meta is None or ids is None:
+        return _rows(sites, None)
+    frame = meta.set_index(meta[ID_COL].astype(str))
+    return _rows(sites, _meta_for(Path(where), frame, np.asarray(ids, dtype=str), "image"))
+
+
+def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Meta:
+    """Times, hours and night flags of `ids`; an unreadable (non-empty, invalid) value is an
+    error, because an empty cell is how meta.csv says "not read"."""
+    missing = [i for i in ids if i not in frame.index]
+    if missing:
+        raise EnsembleError(f"{path}: no row for {len(missing)} {what} id(s): {few_ids(missing)}; "
+                            "rerun `kaggle-style meta` on the data these runs used")
+    rows = frame.loc[ids]
+    text = rows[META_DATETIME].astype("string").str.strip().replace("", pd.NA)
+    stamps = pd.to_datetime(text, errors="coerce", format="ISO8601")
+    hours = pd.to_numeric(rows[META_HOUR], errors="coerce").to_numpy(dtype=np.float64)
+    night = pd.to_numeric(rows[META_NIGHT], errors="coerce").to_numpy(dtype=np.float64)
+    checks = [
+        (META_DATETIME, text.notna().to_numpy() & stamps.isna().to_numpy(), "ISO 8601"),
+        (META_HOUR, rows[META_HOUR].notna().to_numpy()
+         & ~((hours >= 0) & (hours <= 24)), "a number from 0 to 24"),
+        (META_NIGHT, rows[META_NIGHT].notna().to_numpy() & ~np.isin(night, (0.0, 1.0)),
+         "0 or 1"),
+    ]
+    for column, bad, expected in checks:
+        if bad.any():
+            raise EnsembleError(f"{path}: column '{column}' is not {expected} for "
+                                f"{int(bad.sum())} id(s): {few_ids(ids[bad])}; leave a value "
+                                "empty when it could not be read")
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert(None)
+    seconds = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
+    return Meta(times=seconds, hours=hours, night=night)

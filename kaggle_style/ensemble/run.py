@@ -1,0 +1,287 @@
+"""`ensemble()`: blend runs on their OOF predictions, then gate each per-row step, then write.
+
+Every fitted step is reported twice: in-sample (fitted and scored on all OOF rows, what the
+test predictions use) and NESTED (fitted on k-1 folds, scored on the held-out fold, every fold
+in turn; see chain.py). Folds are grouped by site, so the nested number is the honest estimate
+on unseen sites; the in-sample one is optimistic by however much the step overfits.
+
+The chain: weighted blend (space "prob", "logprob", or "auto": the lower nested log loss after
+temperature; picking the better of two makes that one nested number slightly optimistic) ->
+temperature -> stacking (replaces the two when its nested log loss is lower, or when forced) ->
+sequence pooling -> time adjustment -> site adaptation. Each per-row step runs in "auto" only
+where its nested estimate improves log loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+
+from kaggle_style.config import config_dict
+from kaggle_style.constants import (
+    CLASSES,
+    CONFIG_FILE,
+    ENSEMBLE_FILE,
+    METRICS_FILE,
+    OOF_FILE,
+    TEST_FILE,
+)
+from kaggle_style.ensemble.blend import Blend, fit_blend
+from kaggle_style.ensemble.chain import StepResult, Stream, fit_folds, run_step
+from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
+from kaggle_style.ensemble.inputs import Inputs, load_inputs
+from kaggle_style.ensemble.sequences import apply_pooling, apply_time, fit_pooling, fit_time
+from kaggle_style.ensemble.sites import adapt_site_priors, apply_sites, fit_sites, site_prior_table
+from kaggle_style.ensemble.stacking import stacking
+from kaggle_style.ensemble.table import summary
+from kaggle_style.io import git_commit, write_json, write_yaml
+from kaggle_style.metrics import log_loss, score
+from kaggle_style.prediction_files import make_frame, write_predictions
+
+__all__ = ["EnsembleConfig", "EnsembleError", "EnsembleResult", "build_ensemble", "ensemble"]
+
+
+@dataclass
+class EnsembleResult:
+    oof: np.ndarray  # final OOF probabilities written to oof.csv
+    test: np.ndarray
+    nested: np.ndarray | None  # final nested OOF probabilities (None with one fold)
+    report: dict[str, Any]
+    blend: Blend  # the fitted second stage, as `predict` rebuilds it from the report
+
+
+@dataclass
+class NestedBlend:
+    """One blending space: its stream (nested after temperature), untempered nested, fits."""
+
+    stream: Stream
+    untempered: np.ndarray | None
+    fits: list[dict[str, Any]]
+
+
+def _blend_stream(cfg: EnsembleConfig, inputs: Inputs, space: str) -> NestedBlend:
+    """Each fold's blend fitted on the other folds; the test side is filled in by the caller."""
+    y, oof = inputs.y, inputs.oof
+
+    def fit(rows: np.ndarray) -> Blend:
+        return fit_blend([p[rows] for p in oof], y[rows], space, cfg.temperature,
+                         cfg.n_starts, cfg.seed)
+
+    states, blends = fit_folds(fit, lambda b, rows: b.predict([p[rows] for p in oof]),
+                               inputs.folds)
+    stream = Stream(np.empty(0), np.empty(0), states)
+    if not states:
+        return NestedBlend(stream, None, [])
+    untempered = np.empty((len(y), len(CLASSES)))
+    fits = []
+    for state, blend in zip(states, blends, strict=True):
+        untempered[state.held] = softmax(blend.logits([p[state.held] for p in oof]), axis=1)
+        fits.append({"fold": state.fold,
+                     "weights": dict(zip(inputs.names, map(float, blend.weights), strict=True)),
+                     "temperature": blend.temperature})
+    return NestedBlend(stream, untempered, fits)
+
+
+def _choose_space(cfg: EnsembleConfig, inputs: Inputs) -> tuple[str, dict[str, float], NestedBlend]:
+    """The blending space, the log loss that chose it for each space tried, its nested fits."""
+    spaces = ["prob", "logprob"] if cfg.space == "auto" else [cfg.space]
+    y, oof = inputs.y, inputs.oof
+    nested = {space: _blend_stream(cfg, inputs, space) for space in spaces}
+    losses: dict[str, float] = {}
+    for space in spaces:
+        held = nested[space].stream.nested()
+        if held is not None:
+            losses[space] = log_loss(y, held)
+        else:  # one fold: no nested estimate, so the in-sample fit has to decide
+            blend = fit_blend(oof, y, space, cfg.temperature, cfg.n_starts, cfg.seed)
+            losses[space] = log_loss(y, blend.predict(oof))
+    chosen = min(spaces, key=losses.__getitem__)  # ties: "prob", the more robust space
+    return chosen, losses, nested[chosen]
+
+
+def _gate(mode: str, stream: Stream, step: StepResult, y: np.ndarray) -> dict[str, Any]:
+    """Apply a step in "auto" only if it improves the nested log loss (in-sample with one fold)."""
+    info: dict[str, Any] = {
+        "in_sample": {"before": log_loss(y, stream.oof), "after": log_loss(y, step.stream.oof)},
+    }
+    before, after = stream.nested(), step.stream.nested()
+    if before is not None and after is not None:
+        info["nested"] = {"before": log_loss(y, before), "after": log_loss(y, after)}
+    where = info.get("nested", info["in_sample"])
+    improves = where["after"] < where["before"]
+    return {"applied": bool(step.params.active and (mode == "on" or improves)), **info}
+
+
+def _steps(cfg: EnsembleConfig, inputs: Inputs) -> list[tuple[str, str, str, Callable, Callable]]:
+    """(report key, mode, why it cannot run or "", fit, apply) of each per-row step, in order."""
+    meta_note = inputs.meta_note or ("" if inputs.oof_meta is not None else "no meta.csv")
+    if not meta_note and not np.isfinite(inputs.oof_meta.times).any():  # type: ignore[union-attr]
+        seq_note = "no readable datetime for any OOF id in meta.csv"
+    else:
+        seq_note = inputs.site_note or meta_note
+    return [
+        ("sequences", cfg.sequences, seq_note,
+         partial(fit_pooling, gaps=cfg.sequence_gaps, weights=cfg.sequence_weights,
+                 force=cfg.sequences == "on"), apply_pooling),
+        ("time", cfg.time_adjust, meta_note,
+         partial(fit_time, c=cfg.time_c, harmonics=cfg.time_harmonics), apply_time),
+        ("site_adapt", cfg.site_adapt, inputs.site_note,
+         partial(fit_sites, strengths=cfg.site_strengths, force=cfg.site_adapt == "on"),
+         apply_sites),
+    ]
+
+
+def _details(key: str, before: Stream, step: StepResult, inputs: Inputs) -> dict[str, Any]:
+    """What ensemble.json records of a fitted step (and what `Blend.from_report` reads)."""
+    params, folds = step.params, step.fold_params
+    if key == "sequences":
+        return {"gap": params.gap, "weight": params.weight, "grid_log_loss": params.grid,
+                "per_fold": {k: {"gap": v.gap, "weight": v.weight} for k, v in folds.items()}}
+    if key == "time":
+        return {**params.to_dict(), "classes": list(CLASSES), "per_fold": None}
+    test_priors = adapt_site_priors(before.test, inputs.test_sites, params.source_prior,
+                                    params.strength)[1]
+    return {
+        "strength": params.strength,
+        "grid_log_loss": params.grid,
+        "source_prior": dict(zip(CLASSES, map(float, params.source_prior), strict=True)),
+        "per_fold": {k: v.strength for k, v in folds.items()},
+        "priors": {"classes": list(CLASSES),
+                   "oof": site_prior_table(before.oof, inputs.oof_sites, params.priors,
+                                           inputs.y),
+                   "test": site_prior_table(before.test, inputs.test_sites, test_priors)},
+    }
+
+
+def _row_name(key: str, params: Any) -> str:
+    if key == "sequences":
+        return f"+ sequence pooling (gap {params.gap:g} s, weight {params.weight:g})"
+    if key == "time":
+        return "+ time of day (hour, night)"
+    return f"+ site adaptation (strength {params.strength:g})"
+
+
+def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
+    """Fit everything on the OOF predictions and produce the final OOF/test predictions + report."""
+    y, oof, test = inputs.y, inputs.oof, inputs.test
+    chain = _steps(cfg, inputs)
+    for key, mode, note, _, _ in chain:
+        if mode == "on" and note:
+            raise EnsembleError(f"{key} is on but there is {note}; give it, or set {key}: auto")
+    rows: list[dict[str, Any]] = []
+
+    def add_row(name: str, in_sample: np.ndarray, nested: np.ndarray | None) -> None:
+        rows.append({"name": name, "in_sample": summary(y, in_sample),
+                     "nested": summary(y, nested)})
+
+    for name, probs in zip(inputs.names, oof, strict=True):
+        add_row(name, probs, probs)  # nothing is fitted: nested equals in-sample
+    space, space_losses, nested_blend = _choose_space(cfg, inputs)
+    equal = Blend(space, np.full(len(oof), 1.0 / len(oof)))
+    add_row(f"equal-weight mean ({space})", equal.predict(oof), equal.predict(oof))
+    blend = fit_blend(oof, y, space, cfg.temperature, cfg.n_starts, cfg.seed)
+    add_row(f"weighted blend ({space})", softmax(blend.logits(oof), axis=1),
+            nested_blend.untempered)
+    stream = Stream(blend.predict(oof), blend.predict(test), nested_blend.stream.folds)
+    if cfg.temperature:
+        add_row(f"+ temperature (T={blend.temperature:.3f})", stream.oof, stream.nested())
+
+    stack_info: dict[str, Any] = {"mode": cfg.stacking, "used": False}
+    if cfg.stacking is not False:
+        stack = stacking(oof, test, y, inputs.folds, cfg.stacking_c, len(CLASSES))
+        add_row("stacking (logistic regression)", stack.in_sample, stack.nested)
+        stack_info["in_sample"] = summary(y, stack.in_sample)
+        stack_info["nested"] = summary(y, stack.nested)
+        weighted = stream.nested()
+        wins = (stack.nested is not None and weighted is not None
+                and log_loss(y, stack.nested) < log_loss(y, weighted))
+        if cfg.stacking is True or wins:
+            stack_info.update(used=True, model=stack.model.to_dict())
+            blend.stacker, stream = stack.model, stack.stream()
+
+    steps: dict[str, dict[str, Any]] = {}
+    for key, mode, note, fit, apply in chain:
+        if mode == "off":
+            steps[key] = {"mode": mode, "applied": False}
+            continue
+        if note:
+            steps[key] = {"mode": mode, "applied": False, "skipped": note}
+            continue
+        step = run_step(stream, inputs.rows(), inputs.test_rows(), fit, apply)
+        info = _gate(mode, stream, step, y)
+        details = _details(key, stream, step, inputs)
+        per_fold = details.pop("per_fold")
+        if "nested" in info and per_fold is not None:  # site_adapt: the name older files use
+            info["nested"]["strength_per_fold" if key == "site_adapt" else "per_fold"] = per_fold
+        steps[key] = {"mode": mode, **info, **details}
+        if info["applied"]:
+            add_row(_row_name(key, step.params), step.stream.oof, step.stream.nested())
+            stream = step.stream
+            setattr(blend, {"sequences": "pooling", "time": "time", "site_adapt": "site"}[key],
+                    step.params)
+
+    method = "stacking" if stack_info["used"] else "weighted"
+    final = {"in_sample": summary(y, stream.oof), "nested": summary(y, stream.nested())}
+    rows.append({"name": f"final ({method})", **final})
+    report = {
+        "runs": dict(zip(inputs.names, map(str, cfg.runs), strict=True)),
+        "n_oof": len(inputs.oof_ids),
+        "n_test": len(inputs.test_ids),
+        "folds": sorted(int(f) for f in np.unique(inputs.folds)),
+        "method": method,
+        "space": space,
+        "space_choice": {"mode": cfg.space, "log_loss": space_losses,
+                         "estimate": "in_sample" if nested_blend.untempered is None
+                         else "nested"},
+        "weights": dict(zip(inputs.names, map(float, blend.weights), strict=True)),
+        "temperature": blend.temperature if cfg.temperature else None,
+        "nested_fits": nested_blend.fits,
+        "stacking": stack_info,
+        **steps,
+        "table": rows,
+        "final": final,
+    }
+    return EnsembleResult(stream.oof, stream.test, stream.nested(), report, blend)
+
+
+def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> Path:
+    """The same files as a model run, so the ensemble can be scored, submitted or re-blended."""
+    out = Path(_out_folder(cfg))
+    y, folds = inputs.y, inputs.folds
+    write_predictions(out / OOF_FILE, make_frame(inputs.oof_ids, result.oof, folds))
+    write_predictions(out / TEST_FILE, make_frame(inputs.test_ids, result.test))
+    metrics: dict[str, Any] = {
+        "overall": score(y, result.oof),
+        "nested": None if result.nested is None else score(y, result.nested),
+        "per_fold": {
+            str(f): summary(y[folds == f], result.oof[folds == f]) for f in np.unique(folds)
+        },
+    }
+    write_json(out / METRICS_FILE, metrics)
+    commit = git_commit()
+    write_json(out / ENSEMBLE_FILE, {**result.report, "git_commit": commit})
+    write_yaml(out / CONFIG_FILE, {**config_dict(cfg), "git_commit": commit})
+    return out
+
+
+def _out_folder(cfg: EnsembleConfig) -> str:
+    if not cfg.out:
+        raise EnsembleError("no output folder: give --out or `out:` in the config")
+    return cfg.out
+
+
+def ensemble(cfg: EnsembleConfig) -> EnsembleResult:
+    """Read, fit, write: the whole stage as one call (what `make ensemble` runs)."""
+    _out_folder(cfg)
+    need_meta = cfg.sequences != "off" or cfg.time_adjust != "off"
+    inputs = load_inputs(cfg, need_sites=cfg.site_adapt != "off" or cfg.sequences != "off",
+                         need_meta=need_meta)
+    result = build_ensemble(cfg, inputs)
+    write_ensemble(cfg, inputs, result)
+    return result

@@ -1,0 +1,34 @@
+"""`kaggle-style model-set NAME --field models`: what a named set trains, for the Makefile.
+
+`MODELS = $(shell kaggle-style model-set $(SET) --field models)` keeps the list in
+`configs/sets/NAME.yaml` only; `--list` prints every set with its description and GPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+FIELDS = ("models", "ensemble", "description", "gpu_time")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", help="set name (configs/sets/NAME.yaml) or a YAML file")
+    parser.add_argument("--field", choices=FIELDS, default="models",
+                        help="what to print: model names (space-separated), the ensemble "
+                             "config path, the description or the expected GPU time")
+    parser.add_argument("--list", action="store_true", help="every set: name, GPU time, models")
+    parser.add_argument("--root", default=".", help="project root holding configs/")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kaggle_style.sets import ModelSetError, available_sets, field_value, load_set
+
+    if args.list:
+        for name in available_sets(args.root):
+            files = load_set(name, args.root)
+            print(f"{name:<12} {files.spec.gpu_time:<40} {' '.join(files.spec.models)}")
+        return 0
+    if not args.name:
+        raise ModelSetError("give a set name (e.g. `kaggle-style model-set fast`) or --list")
+    print(field_value(load_set(args.name, args.root), args.field))
+    return 0

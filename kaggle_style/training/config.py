@@ -1,0 +1,126 @@
+"""TrainConfig: everything a training run needs. Imports no torch, so configs load instantly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from kaggle_style.config import check_choices, check_range, config_dict
+from kaggle_style.data.cache_forms import CacheForm
+from kaggle_style.data.images import MAX_PIXELS
+
+View = Literal["full", "crop", "crop+full"]
+Augment = Literal["none", "light", "medium", "strong"]
+ClassWeights = Literal["none", "balanced", "sqrt"]
+Precision = Literal["auto", "no", "bf16"]
+Tracker = Literal["tensorboard", "wandb", "mlflow"]
+NormalizeOn = Literal["auto", "worker", "device"]
+
+# Keys that change what a fold learns; the others (workers, progress, paths) do not.
+NON_MODEL_KEYS = frozenset(
+    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "log_with",
+     "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
+     "allow_outside_data", "normalize_on"}
+)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; a YAML file in configs/ sets these per model recipe."""
+
+    name: str = "model"
+    data: str = "data/demo"
+    folds_file: str = "folds/folds.csv"
+    runs_dir: str = "runs"
+    cache_dir: str = "cache"
+    # model
+    backbone: str = "resnet18"
+    pretrained: bool | str = False  # false | true (timm hub / HF cache) | path to a weights file
+    image_size: int | None = None  # None: the backbone's own input size
+    drop_rate: float = 0.0
+    drop_path_rate: float = 0.0
+    # which pixels: full frame, detector crops at a threshold, or both as two views per image
+    view: View = "full"
+    crops_manifest: str = "crops/manifest.csv"
+    crop_threshold: float = 0.1
+    # optimisation
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-3
+    head_lr_mult: float = 1.0  # the new 8-class head often wants a larger rate than the backbone
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.01
+    freeze_epochs: int = 0  # train only the head for the first N epochs (BatchNorm frozen too)
+    freeze_bn: bool = False  # keep BatchNorm statistics fixed all run (small data, small batches)
+    grad_accum: int = 1
+    label_smoothing: float = 0.0
+    class_weights: ClassWeights = "none"  # against the rare hog class
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
+    mix_prob: float = 1.0
+    ema_decay: float = 0.0  # 0 disables the weight EMA
+    # data
+    augment: Augment = "light"
+    augment_strength: float = 1.0
+    cache_scale: float = 1.15  # cache images a bit larger than the input for crop augmentation
+    cache_form: CacheForm = "uint8"  # uint8: fastest reads; jpeg: about 10x less disk
+    max_pixels: int = MAX_PIXELS  # an image whose header claims more is a listed bad image
+    allow_outside_data: bool = False  # image paths must stay inside `data` unless this is set
+    num_workers: int = -1  # -1: chosen for the machine
+    normalize_on: NormalizeOn = "auto"  # auto: uint8 batches normalised on a GPU, in workers on CPU
+    # run control
+    seed: int = 42
+    folds: list[int] | None = None  # None: every fold in the folds file
+    tta_hflip: bool = True
+    mixed_precision: Precision = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    channels_last: bool = True
+    compile: bool = False
+    max_steps_per_epoch: int | None = None  # cap per process, for smoke tests and quick tuning
+    max_steps_per_epoch_eval: int | None = None
+    resume: bool = False
+    progress: bool = True
+    log_every: int = 20  # steps between loss reads (each read waits for the GPU)
+    log_with: Tracker | None = None  # never a network call by default
+    search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
+
+    def __post_init__(self) -> None:
+        """Bad values fail here, before any image is decoded."""
+        check_choices(self)
+        for key in ("epochs", "batch_size", "grad_accum", "log_every"):
+            check_range(self, key, low=1)
+        for key in ("max_steps_per_epoch", "max_steps_per_epoch_eval", "image_size"):
+            check_range(self, key, low=1, allow_none=True)
+        for key in ("lr", "head_lr_mult"):
+            check_range(self, key, low=0.0, low_open=True)
+        for key in ("weight_decay", "augment_strength", "mixup_alpha", "cutmix_alpha"):
+            check_range(self, key, low=0.0)
+        for key in ("min_lr_ratio", "label_smoothing", "mix_prob", "crop_threshold",
+                    "drop_rate", "drop_path_rate"):
+            check_range(self, key, low=0.0, high=1.0)
+        check_range(self, "ema_decay", low=0.0, high=1.0, high_open=True)
+        check_range(self, "warmup_epochs", low=0.0, high=self.epochs)
+        check_range(self, "freeze_epochs", low=0, high=self.epochs)
+        check_range(self, "cache_scale", low=1.0)
+        check_range(self, "num_workers", low=-1)
+        check_range(self, "max_pixels", low=1)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+
+def model_hash(cfg: TrainConfig) -> str:
+    """Hash of the keys that change what is learned: a fold trained under another is stale."""
+    values = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_differences(old: dict[str, Any], cfg: TrainConfig) -> list[str]:
+    """`key: old -> new` for each learning key that differs from a saved resolved config."""
+    new = config_dict(cfg)
+    return [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in sorted(new)
+            if k not in NON_MODEL_KEYS and old.get(k) != new[k]]

@@ -1,0 +1,222 @@
+"""One fold: build, prepare, train epoch by epoch with checkpoints, predict OOF and test."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from kaggle_style.config import config_dict
+from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL
+from kaggle_style.io import atomic_path
+from kaggle_style.metrics import log_loss
+from kaggle_style.training.checkpoint import Checkpoints
+from kaggle_style.training.config import NON_MODEL_KEYS, TrainConfig, model_differences, model_hash
+from kaggle_style.training.data import (
+    Prepared,
+    batch_normalizer,
+    fold_loaders,
+    make_test_loader,
+    normalize_on_device,
+)
+from kaggle_style.training.inference import per_image, predict_probs
+from kaggle_style.training.recipe import (
+    build_optimizer,
+    class_weight_vector,
+    mix_batch,
+    mixed_precision,
+    optimisation_step,
+    soft_targets,
+)
+
+EpochCallback = Callable[[int, int, float], None]  # (fold, epoch, val_log_loss)
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    oof: pd.DataFrame  # id, classes, fold
+    test: pd.DataFrame | None
+    history: list[float]
+    last_lr: float | None  # the backbone's rate after the last step (None: resumed when done)
+
+
+def make_accelerator(cfg: TrainConfig):
+    from accelerate import Accelerator
+
+    use_cuda = torch.cuda.is_available()
+    return Accelerator(
+        mixed_precision=mixed_precision(cfg.mixed_precision, use_cuda),
+        gradient_accumulation_steps=cfg.grad_accum, cpu=not use_cuda, log_with=cfg.log_with,
+        project_dir=str(cfg.run_dir),
+    )
+
+
+def train_fold(prep: Prepared, fold: int, accelerator,
+               on_epoch_end: EpochCallback | None = None) -> FoldResult:
+    """Train on every fold but `fold`; predict `fold` (OOF) and the test set."""
+    from accelerate.utils import set_seed
+
+    from kaggle_style.models import batch_norm_eval, create_model, freeze
+
+    cfg = prep.cfg
+    use_cuda = accelerator.device.type == "cuda"
+    if cfg.log_with:
+        accelerator.init_trackers(cfg.name, config={k: str(v) for k, v in config_dict(cfg).items()})
+    # Seed before the model is built so a fold's initial weights do not depend on which folds ran
+    # before it in this process (and so a resumed fold rebuilds the same model).
+    set_seed(cfg.seed + fold)
+    data = fold_loaders(prep, fold, use_cuda)
+    model = create_model(cfg.backbone, len(CLASSES), cfg.pretrained, image_size=cfg.image_size,
+                         drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path_rate)
+    channels_last = cfg.channels_last and use_cuda
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ema = None
+    if cfg.ema_decay > 0:
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(model, decay=cfg.ema_decay)
+    model, train_loader, val_loader = accelerator.prepare(
+        model, data.train_loader, data.val_loader)
+    # The schedule is sized from the prepared loader: what one process steps through per epoch.
+    steps = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
+    optimizer, scheduler, backbone_params = build_optimizer(
+        cfg, accelerator.unwrap_model(model), steps, use_cuda)
+    optimizer = accelerator.prepare(optimizer)
+    if cfg.compile:
+        model = torch.compile(model)
+    weights = class_weight_vector(data.train_targets, cfg.class_weights).to(accelerator.device)
+    normalize = batch_normalizer(prep.data_cfg, normalize_on_device(cfg.normalize_on, use_cuda),
+                                 accelerator.device)
+
+    key = model_hash(cfg)
+    checkpoints = Checkpoints(cfg.run_dir / f"fold{fold}" / "checkpoints")
+    start_epoch, history = 0, []
+    latest = checkpoints.latest()
+    if latest is not None and cfg.resume:
+        checkpoints.check_same_config(latest, key, lambda old: model_differences(old, cfg))
+        done_epoch, history = checkpoints.load(
+            latest, accelerator.unwrap_model(model), optimizer, scheduler, ema)
+        start_epoch = done_epoch + 1
+        accelerator.print(f"fold {fold}: resumed after epoch {done_epoch + 1} from {latest}")
+
+    eval_model = ema.module if ema is not None else model
+    val_probs, last_lr = None, None
+    for epoch in range(start_epoch, cfg.epochs):
+        # Accelerate's loader overrides the sampler's epoch with its own iteration counter, which
+        # restarts at 0 after a resume: set the epoch on the prepared loader itself.
+        train_loader.set_epoch(epoch)
+        # Per-epoch seeds make dropout and mixing reproducible after a resume, with no RNG state.
+        torch.manual_seed(cfg.seed * 100_003 + fold * 1_009 + epoch)
+        freeze(backbone_params, frozen=epoch < cfg.freeze_epochs)
+        model.train()
+        if cfg.freeze_bn or epoch < cfg.freeze_epochs:
+            batch_norm_eval(model)
+        train_one_epoch(cfg, fold, epoch, model, train_loader, optimizer, scheduler, ema,
+                        accelerator, weights, steps, channels_last, normalize)
+        last_lr = scheduler.get_last_lr()[0]
+        val_probs = predict_probs(eval_model, val_loader, accelerator, cfg.tta_hflip,
+                                  channels_last, cfg.max_steps_per_epoch_eval, normalize)
+        val_frame = per_image(val_probs, prep.train_samples.ids[data.val_rows][: len(val_probs)])
+        val_loss = log_loss(np.array([prep.label_of[i] for i in val_frame[ID_COL]]),
+                            val_frame[list(CLASSES)].to_numpy())
+        history.append(val_loss)
+        accelerator.print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: "
+                          f"val log loss {val_loss:.4f}")
+        if cfg.log_with:
+            accelerator.log({"val_log_loss": val_loss, "fold": fold}, step=epoch)
+        if accelerator.is_main_process:
+            learning = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
+            checkpoints.save(epoch, accelerator.unwrap_model(model), optimizer, scheduler, ema,
+                             history, key, learning)
+        accelerator.wait_for_everyone()
+        if on_epoch_end is not None:
+            on_epoch_end(fold, epoch, val_loss)
+
+    if val_probs is None or cfg.max_steps_per_epoch_eval is not None:
+        # The last epoch's check saw only part of the fold (or ran in an earlier process).
+        val_probs = predict_probs(eval_model, val_loader, accelerator, cfg.tta_hflip,
+                                  channels_last, normalize=normalize)
+    oof = _oof_frame(prep, fold, val_probs, data.val_rows)
+    test = None
+    if prep.test_cache is not None:
+        keep = prep.test_cache.ok
+        probs = predict_probs(eval_model, accelerator.prepare(make_test_loader(prep, use_cuda)),
+                              accelerator, cfg.tta_hflip, channels_last, normalize=normalize)
+        test = per_image(probs[keep], prep.test_samples.ids[keep])
+    if accelerator.is_main_process:
+        from safetensors.torch import save_model
+
+        # Renamed into place, so a fold's model file is whole before `done.json` names it done.
+        with atomic_path(cfg.run_dir / f"fold{fold}" / "model.safetensors") as tmp:
+            save_model(accelerator.unwrap_model(eval_model), str(tmp))
+    if cfg.log_with:
+        accelerator.end_training()
+    return FoldResult(fold=fold, oof=oof, test=test, history=history, last_lr=last_lr)
+
+
+def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, optimizer, scheduler,
+                    ema, accelerator, weights: torch.Tensor, steps: int, channels_last: bool,
+                    normalize: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """One pass over the training loader: prepare'd objects, accumulate, backward."""
+    mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
+    bar = tqdm(total=steps, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
+               disable=not (cfg.progress and accelerator.is_local_main_process), leave=False)
+    running, since, where = torch.zeros((), device=accelerator.device), 0, ""
+    for step, (images, labels) in enumerate(loader):
+        if step >= steps:
+            break
+        images = normalize(images)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        images, soft = mix_batch(images, soft_targets(labels, cfg.label_smoothing), cfg, mix_rng)
+        running += optimisation_step(model, optimizer, accelerator, images, soft, weights)
+        if accelerator.sync_gradients:
+            scheduler.step()
+            if ema is not None:
+                ema.update(accelerator.unwrap_model(model))
+        since += 1
+        where = f"fold {fold}, epoch {epoch + 1}, step {step + 1}"
+        # Reading the loss waits for the GPU, so it is read every `log_every` steps, not each one.
+        if since == cfg.log_every:
+            _read_loss(running, since, where, bar, scheduler.get_last_lr()[0])
+            since = 0
+        bar.update(1)
+    if since:
+        _read_loss(running, since, where, bar, scheduler.get_last_lr()[0])
+    bar.close()
+
+
+def _read_loss(running: torch.Tensor, steps: int, where: str, bar, lr: float) -> None:
+    """Mean loss of the last `steps` steps onto the progress bar; stop on a non-finite one."""
+    mean = running.item() / steps
+    running.zero_()
+    if not math.isfinite(mean):
+        raise FloatingPointError(
+            f"non-finite loss ({mean}) at {where} (or up to {steps - 1} steps before): lower lr, "
+            "check the inputs, or use bf16 rather than fp16"
+        )
+    bar.set_postfix(loss=f"{mean:.3f}", lr=f"{lr:.2e}")
+
+
+def _oof_frame(prep: Prepared, fold: int, probs: np.ndarray, val_rows) -> pd.DataFrame:
+    """OOF rows for every image of the fold; an image with no readable view gets the prior."""
+    frame = per_image(probs, prep.train_samples.ids[val_rows])
+    fold_ids = prep.folds.loc[prep.folds[FOLD_COL] == fold, ID_COL]
+    missing = sorted(set(fold_ids) - set(frame[ID_COL]))
+    if missing:
+        train_labels = prep.folds.loc[prep.folds[FOLD_COL] != fold, LABEL_COL]
+        prior = train_labels.value_counts(normalize=True).reindex(list(CLASSES)).fillna(0)
+        prior = (prior + 1e-3) / (prior + 1e-3).sum()
+        fill = pd.DataFrame([prior.to_numpy()] * len(missing), columns=list(CLASSES))
+        fill.insert(0, ID_COL, missing)
+        frame = pd.concat([frame, fill], ignore_index=True)
+    frame = frame.set_index(ID_COL).loc[fold_ids.tolist()].reset_index()
+    frame[FOLD_COL] = fold
+    return frame

@@ -1,0 +1,127 @@
+"""How a model learns: loss, class weights, mixing, optimizer and schedule, one optimisation step.
+
+Two pieces stay ours rather than timm's, each for a guarantee:
+- `mix_batch`: timm's `Mixup` draws from the global NumPy RNG; ours draws from the epoch's own
+  generator, so a resumed run mixes exactly as an uninterrupted one.
+- `lr_lambda` in torch's `LambdaLR`: one formula per optimizer update, sized from the prepared
+  (per-process) loader, so N processes follow the single-process schedule; timm's
+  `CosineLRScheduler` counts in epochs or needs its own update counter to stay in step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from kaggle_style.constants import CLASSES
+from kaggle_style.training.config import TrainConfig
+
+
+def mixed_precision(choice: str, use_cuda: bool) -> str:
+    """Accelerate's precision for a config value: bf16 on GPU needs no loss scaler; fp16 is never
+    chosen for the user."""
+    if choice == "auto":
+        return "bf16" if use_cuda else "no"
+    return choice
+
+
+def class_weight_vector(labels: np.ndarray, mode: str) -> torch.Tensor:
+    counts = np.maximum(np.bincount(labels, minlength=len(CLASSES)).astype(float), 1.0)
+    weights = {"none": lambda: np.ones(len(CLASSES)),
+               "balanced": lambda: counts.sum() / (len(CLASSES) * counts),
+               "sqrt": lambda: np.sqrt(counts.sum() / (len(CLASSES) * counts))}[mode]()
+    return torch.tensor(weights / weights.mean(), dtype=torch.float32)
+
+
+def soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
+    soft = F.one_hot(labels, len(CLASSES)).float()
+    return soft * (1 - smoothing) + smoothing / len(CLASSES)
+
+
+def soft_cross_entropy(
+    logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Cross-entropy with soft targets (smoothing, mixup) and class weights in one formula."""
+    log_probs = F.log_softmax(logits.float(), dim=1)
+    per_sample = -(targets * log_probs).sum(dim=1)
+    sample_weight = (targets * weights).sum(dim=1)
+    return (per_sample * sample_weight).sum() / sample_weight.sum()
+
+
+def mix_batch(
+    images: torch.Tensor, targets: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup or CutMix (chosen at random when both are on), from the epoch's own generator."""
+    use = [a for a in (("mixup", cfg.mixup_alpha), ("cutmix", cfg.cutmix_alpha)) if a[1] > 0]
+    if not use or rng.random() > cfg.mix_prob:
+        return images, targets
+    kind, alpha = use[rng.integers(len(use))]
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(images.shape[0])).to(images.device)
+    if kind == "mixup":
+        mixed = images * lam + images[perm] * (1 - lam)
+    else:
+        h, w = images.shape[-2:]
+        cut_h, cut_w = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
+        cy, cx = int(rng.integers(h)), int(rng.integers(w))
+        y0, y1 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, h)
+        x0, x1 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, w)
+        mixed = images.clone()
+        mixed[..., y0:y1, x0:x1] = images[perm][..., y0:y1, x0:x1]
+        lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
+    return mixed, targets * lam + targets[perm] * (1 - lam)
+
+
+def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to `min_ratio` of the peak rate."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return factor
+
+
+def build_optimizer(cfg: TrainConfig, model, steps_per_epoch: int, use_cuda: bool):
+    """AdamW with a head/backbone learning-rate split and a per-update cosine schedule.
+
+    `steps_per_epoch` is what one process takes (the prepared loader's length, capped), so the
+    schedule ends where the single-process one does whatever the number of processes.
+    """
+    from kaggle_style.models import classifier_parameters
+
+    backbone_params, head_params = classifier_parameters(model)
+    groups = [{"params": backbone_params, "lr": cfg.lr},
+              {"params": head_params, "lr": cfg.lr * cfg.head_lr_mult}]
+    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr,
+                                  weight_decay=cfg.weight_decay, fused=use_cuda)
+    updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lr_lambda(updates_per_epoch * cfg.epochs, int(updates_per_epoch * cfg.warmup_epochs),
+                  cfg.min_lr_ratio),
+    )
+    return optimizer, scheduler, backbone_params
+
+
+def optimisation_step(model, optimizer, accelerator, images: torch.Tensor, soft: torch.Tensor,
+                      weights: torch.Tensor) -> torch.Tensor:
+    """Forward, loss, backward and (when the accumulation window closes) the optimizer step.
+
+    The trainer and the benchmark's model-only bound both take exactly this step. Returns the
+    loss without reading it, so nothing waits for the device.
+    """
+    with accelerator.accumulate(model):
+        with accelerator.autocast():
+            logits = model(images)
+        loss = soft_cross_entropy(logits, soft, weights)
+        accelerator.backward(loss)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss.detach()

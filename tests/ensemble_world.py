@@ -1,0 +1,134 @@
+"""A synthetic camera-trap world for the ensemble tests: skewed sites, bursts and activity hours.
+
+Each site has its own class mix; each visit is a burst of 1-5 frames of one animal (its last
+frames may be blank), seconds apart, at an hour drawn from its class's activity pattern; every
+frame gets its own model noise besides the visit's (so pooling a burst helps) and the models
+never see the hour (so the time step can help).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+
+from kaggle_style.constants import CLASSES, ID_COL, META_FILE, OOF_FILE, TEST_FILE
+from kaggle_style.ensemble.inputs import Inputs, Meta
+from kaggle_style.ensemble.sequences import sequence_ids
+from kaggle_style.prediction_files import make_frame, write_predictions
+
+K = len(CLASSES)
+NOCTURNAL = {"civet_genet", "leopard", "rodent"}
+DIURNAL = {"monkey_prosimian", "bird"}
+BLANK = CLASSES.index("blank")
+MODELS = (("good", 1.2, 1.0), ("noisy", 1.8, 1.0), ("over", 1.2, 2.5))  # name, noise, sharpness
+
+
+def _hour_weights(name: str) -> np.ndarray:
+    hours = np.arange(24) + 0.5
+    if name in NOCTURNAL:
+        return np.exp(2.5 * np.cos(2 * np.pi * (hours - 1.0) / 24))
+    if name in DIURNAL:
+        return np.exp(2.5 * np.cos(2 * np.pi * (hours - 12.0) / 24))
+    return np.ones(24)
+
+
+@dataclass
+class Part:
+    """One side (OOF or test): labels, sites, meta and each model's probabilities."""
+
+    ids: np.ndarray
+    y: np.ndarray
+    sites: np.ndarray
+    meta: Meta
+    probs: list[np.ndarray]
+
+
+def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int,
+          unread: float) -> Part:
+    hour_p = [_hour_weights(c) / _hour_weights(c).sum() for c in CLASSES]
+    ys, sites, times, visit = [], [], [], []
+    for s in range(n_sites):
+        mix = rng.dirichlet(np.full(K, 0.6))
+        for v in range(visits):
+            label = rng.choice(K, p=mix)
+            start = (rng.integers(0, 60) * 86400 + rng.choice(24, p=hour_p[label]) * 3600
+                     + rng.integers(0, 3600))
+            frames = rng.integers(1, 6)
+            stamps = start + np.cumsum(rng.integers(1, 8, frames))
+            # The animal may leave before the burst ends: its last frames are blank.
+            left = rng.random(frames) < np.linspace(0.0, 0.6, frames)
+            ys += np.where(np.maximum.accumulate(left), BLANK, label).tolist()
+            visit += [s * visits + v] * frames
+            sites += [f"{prefix}{s:03d}"] * frames
+            times += stamps.tolist()
+    y, times_arr = np.array(ys), np.array(times, dtype=np.float64)
+    hours = (times_arr % 86400) / 3600
+    night = ((hours < 6) | (hours >= 19)).astype(float)
+    lost = rng.random(len(y)) < unread
+    times_arr[lost], hours[lost], night[lost] = np.nan, np.nan, np.nan
+    # Frames of one visit share part of their noise (same animal, pose and light).
+    difficulty = rng.normal(size=(len(y), K)) + rng.normal(size=(n_sites * visits, K))[visit]
+    probs = [softmax(sharp * (2.0 * np.eye(K)[y] + noise * (0.5 * difficulty
+                                                             + rng.normal(size=(len(y), K)))),
+                     axis=1) for _, noise, sharp in MODELS]
+    ids = np.array([f"{prefix}{i:06d}" for i in range(len(y))])
+    return Part(ids, y, np.array(sites), Meta(times_arr, hours, night), probs)
+
+
+@dataclass
+class World:
+    oof: Part
+    test: Part
+    folds: np.ndarray
+
+    def inputs(self) -> Inputs:
+        return Inputs(names=[m[0] for m in MODELS], oof_ids=self.oof.ids, test_ids=self.test.ids,
+                      oof=self.oof.probs, test=self.test.probs, y=self.oof.y.copy(),
+                      folds=self.folds, oof_sites=self.oof.sites, test_sites=self.test.sites,
+                      oof_meta=self.oof.meta, test_meta=self.test.meta)
+
+
+def make_world(seed: int = 0, n_sites: int = 20, n_test_sites: int = 6, visits: int = 6,
+               unread: float = 0.1) -> World:
+    rng = np.random.default_rng(seed)
+    oof = _part(rng, "S", n_sites, visits, unread)
+    test = _part(rng, "T", n_test_sites, visits, unread)
+    folds = np.array([int(s[1:]) % 5 for s in oof.sites])
+    return World(oof, test, folds)
+
+
+def _meta_frame(part: Part) -> pd.DataFrame:
+    stamps = pd.to_datetime(part.meta.times, unit="s")
+    return pd.DataFrame({
+        ID_COL: part.ids,
+        "datetime": [s.isoformat() if not pd.isna(s) else "" for s in stamps],
+        "hour": part.meta.hours,
+        "camera": "",
+        "night": part.meta.night,
+        "confidence": np.where(np.isfinite(part.meta.hours), 0.99, 0.0),
+        "sequence": sequence_ids(part.sites, part.meta.times, 60.0),
+    })
+
+
+def write_world(world: World, root: Path) -> list[str]:
+    """Runs, labels, site tables and meta.csv in `root` (a DrivenData-like folder); run paths."""
+    runs = []
+    for i, (name, _, _) in enumerate(MODELS):
+        folder = root / "runs" / name
+        write_predictions(folder / OOF_FILE, make_frame(world.oof.ids, world.oof.probs[i],
+                                                        world.folds))
+        write_predictions(folder / TEST_FILE, make_frame(world.test.ids, world.test.probs[i]))
+        runs.append(str(folder))
+    labels = pd.DataFrame({ID_COL: world.oof.ids})
+    labels[list(CLASSES)] = np.eye(K)[world.oof.y]
+    labels.to_csv(root / "train_labels.csv", index=False)
+    for name, part in (("train_features.csv", world.oof), ("test_features.csv", world.test)):
+        pd.DataFrame({ID_COL: part.ids, "filepath": [f"x/{i}.jpg" for i in part.ids],
+                      "site": part.sites}).to_csv(root / name, index=False)
+    pd.concat([_meta_frame(world.oof), _meta_frame(world.test)]).to_csv(root / META_FILE,
+                                                                        index=False)
+    return runs

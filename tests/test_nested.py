@@ -1,0 +1,165 @@
+"""Label randomisation: a fold's nested predictions must not depend on any label of that fold.
+
+For every second-stage step (blend weights, temperature, stacking, site adaptation, sequence
+pooling, time adjustment, and all of them chained), the ensemble is fitted twice: once on the
+true labels, once with one fold's labels replaced. That fold's nested predictions must not move
+(1e-12), while the other folds' do (the new labels reached their fits). Positive controls: a
+deliberately leaky variant of each step, and the old source-prior formula of site adaptation,
+move that fold's predictions under the same randomisation, so the test catches a leak.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from ensemble_world import MODELS, World, make_world
+
+from kaggle_style.ensemble import chain, run
+from kaggle_style.ensemble.chain import StepResult, Stream
+from kaggle_style.ensemble.inputs import Inputs
+from kaggle_style.ensemble.run import EnsembleConfig, EnsembleResult, build_ensemble
+from kaggle_style.ensemble.sites import (
+    DEFAULT_STRENGTHS,
+    adapt_site_priors,
+    nested_site_adapt,
+    source_priors,
+    strength_losses,
+)
+
+FOLD = 2  # the fold whose labels are replaced
+OFF = {"stacking": False, "site_adapt": "off", "sequences": "off", "time_adjust": "off"}
+STEPS = {
+    "blend weights": {**OFF, "space": "prob", "temperature": False},
+    "temperature": {**OFF, "space": "logprob"},
+    "stacking": {**OFF, "space": "logprob", "stacking": True},
+    "site adaptation": {**OFF, "space": "logprob", "site_adapt": "on"},
+    "sequence pooling": {**OFF, "space": "logprob", "sequences": "on",
+                         "sequence_weights": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
+    "time adjustment": {**OFF, "space": "logprob", "time_adjust": "on"},
+    "whole chain": {"space": "logprob", "stacking": True, "site_adapt": "on",
+                    "sequences": "on", "time_adjust": "on"},
+}
+BASE_STEPS = ("blend weights", "temperature", "stacking")  # fitted before the per-row steps
+
+
+def _applied(step: str, report: dict) -> bool:
+    """The step under test really is in the chain (else the test would prove nothing)."""
+    weights = np.array(list(report["weights"].values()))
+    checks = {
+        "blend weights": 0 < weights.max() < 1,
+        "temperature": report["temperature"] != 1.0,
+        "stacking": report["method"] == "stacking",
+        "site adaptation": report["site_adapt"]["applied"],
+        "sequence pooling": report["sequences"]["applied"],
+        "time adjustment": report["time"]["applied"],
+    }
+    return all(checks.values()) if step == "whole chain" else checks[step]
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return make_world(seed=0)
+
+
+def _relabelled(inputs: Inputs, how: str) -> Inputs:
+    """Fold FOLD's labels replaced: uniformly at random, or by each row's least likely class
+    (the labels that most change what any fit seeing them would choose)."""
+    held = inputs.folds == FOLD
+    y = inputs.y.copy()
+    if how == "random":
+        y[held] = np.random.default_rng(1).integers(0, len(inputs.oof[0][0]), held.sum())
+    else:
+        y[held] = np.mean(inputs.oof, axis=0)[held].argmin(axis=1)
+    assert (y[held] != inputs.y[held]).mean() > 0.5
+    return replace(inputs, y=y)
+
+
+def _fit(world: World, step: str, how: str | None = None) -> EnsembleResult:
+    cfg = EnsembleConfig(runs=[m[0] for m in MODELS], n_starts=1, **STEPS[step])
+    inputs = world.inputs()
+    return build_ensemble(cfg, inputs if how is None else _relabelled(inputs, how))
+
+
+_TRUE: dict[str, EnsembleResult] = {}
+
+
+def _true_labels(world: World, step: str) -> EnsembleResult:
+    if step not in _TRUE:
+        _TRUE[step] = _fit(world, step)
+    return _TRUE[step]
+
+
+@pytest.mark.parametrize("how", ["random", "contrary"])
+@pytest.mark.parametrize("step", list(STEPS))
+def test_a_folds_nested_predictions_ignore_its_own_labels(world: World, step: str, how: str):
+    before = _true_labels(world, step)
+    assert _applied(step, before.report)
+    after = _fit(world, step, how)
+    held = world.folds == FOLD
+    assert before.nested is not None and after.nested is not None
+    assert np.abs(after.nested[held] - before.nested[held]).max() <= 1e-12
+    assert np.abs(after.nested[~held] - before.nested[~held]).max() > 1e-4
+
+
+def _leaky_fold_split(folds: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Each fold fitted on every row, its own included: the classic nested-CV mistake."""
+    for fold in np.unique(folds):
+        held = folds == fold
+        yield int(fold), np.ones_like(held), held
+
+
+def _leaky_run_step(stream, rows, test_rows, fit, apply) -> StepResult:
+    """Each fold's step fitted on every row, the fold's own labels included."""
+    honest = chain.run_step(stream, rows, test_rows, fit, apply)
+    states = []
+    for state in stream.folds:
+        everything = np.empty_like(stream.oof)
+        everything[state.fit], everything[state.held] = state.inner, state.out
+        params, _ = fit(everything, rows)
+        out = apply(params, state.out, rows.take(state.held).unlabelled())
+        states.append(replace(state, out=out))
+    return StepResult(Stream(honest.stream.oof, honest.stream.test, states), honest.params,
+                      honest.fold_params)
+
+
+@pytest.mark.parametrize("step", [s for s in STEPS if s != "whole chain"])
+def test_the_randomisation_catches_a_leaky_step(world: World, step: str,
+                                                monkeypatch: pytest.MonkeyPatch):
+    if step in BASE_STEPS:
+        monkeypatch.setattr(chain, "fold_split", _leaky_fold_split)
+    else:
+        monkeypatch.setattr(run, "run_step", _leaky_run_step)
+    before, after = _fit(world, step), _fit(world, step, "contrary")
+    held = world.folds == FOLD
+    assert np.abs(after.nested[held] - before.nested[held]).max() > 1e-6
+
+
+def _old_nested_site_adapt(probs, y, sites, folds) -> np.ndarray:
+    """The leaky estimate this project shipped before: every fold's source prior divided by the
+    frequencies of ALL labels (source_priors on every row), strength chosen on the other folds."""
+    source = source_priors(probs, y, folds)[0]
+    losses = strength_losses(probs, y, sites, source, DEFAULT_STRENGTHS)
+    out = np.empty_like(probs)
+    for fold in np.unique(folds):
+        held = folds == fold
+        best = int(np.argmin(losses[:, ~held].mean(axis=1)))
+        strength = None if best == 0 else DEFAULT_STRENGTHS[best - 1]
+        out[held] = adapt_site_priors(probs, sites, source, strength)[0][held]
+    return out
+
+
+def test_site_adaptation_no_longer_leaks_through_the_source_prior(world: World):
+    """The issue's reproduction on one model's OOF: the old formula moves the randomised fold's
+    adapted predictions; the fixed nested estimate does not move them at all."""
+    inputs = world.inputs()
+    probs, sites, folds = inputs.oof[0], inputs.oof_sites, inputs.folds
+    y_random = _relabelled(inputs, "random").y
+    held = folds == FOLD
+    old = [_old_nested_site_adapt(probs, y, sites, folds) for y in (inputs.y, y_random)]
+    new = [nested_site_adapt(probs, y, sites, folds).probs for y in (inputs.y, y_random)]
+    assert np.abs(old[1][held] - old[0][held]).max() > 1e-3
+    assert np.abs(new[1][held] - new[0][held]).max() <= 1e-12
+    assert np.abs(new[1][~held] - new[0][~held]).max() > 1e-4

@@ -1,0 +1,151 @@
+"""Model sets (configs/sets/*.yaml) and the real recipes they name: every set resolves to recipes
+that load, every real recipe can be tuned, and the leaderboard set trains the leaderboard models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from kaggle_style.cli import main
+from kaggle_style.config import ConfigError, resolve_config
+from kaggle_style.ensemble.run import EnsembleConfig
+from kaggle_style.sets import ModelSetError, available_sets, field_value, load_set
+from kaggle_style.training.config import TrainConfig
+from kaggle_style.tuning.space import default_params, parse_search_space, sample, trial_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+# Shipped configs that are not competition recipes: the demo's models and the smoke test's.
+NOT_REAL = {"demo-crop", "demo-full", "tiny-cpu"}
+REAL_RECIPES = sorted(
+    p for p in CONFIGS.glob("*.yaml")
+    if not p.name.startswith("ensemble") and p.stem not in NOT_REAL
+    and not p.name.endswith(".best.yaml")  # written by `make tune-export`
+)
+SETS = available_sets(REPO)
+
+
+def test_the_three_sets_ship_and_every_recipe_is_in_the_list() -> None:
+    assert {"demo", "fast", "leaderboard"} <= set(SETS)
+    names = {p.stem for p in REAL_RECIPES}
+    assert {"eva02_large_448", "convnext_large_384", "convnext_tiny_crop", "convnext_tiny_full",
+            "efficientnetv2_crop", "efficientnetv2_full"} <= names
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_every_set_resolves_to_recipes_and_an_ensemble_config(name: str) -> None:
+    files = load_set(name, REPO)
+    assert files.spec.description and "\n" not in files.spec.description
+    assert files.spec.gpu_time
+    for model, path in files.model_configs.items():
+        assert path == CONFIGS / f"{model}.yaml"  # the Makefile's runs/%/oof.csv: configs/%.yaml
+        cfg = resolve_config(TrainConfig, path)
+        assert cfg.epochs >= 1 and cfg.backbone
+    resolve_config(EnsembleConfig, files.ensemble_config)  # unknown keys would raise here
+    assert field_value(files, "models").split() == files.spec.models
+
+
+def _views(name: str) -> dict[str, tuple[str, str]]:
+    files = load_set(name, REPO)
+    return {m: (resolve_config(TrainConfig, p).backbone, resolve_config(TrainConfig, p).view)
+            for m, p in files.model_configs.items()}
+
+
+def test_leaderboard_trains_eva02_and_convnext_large_on_crops_and_frames_and_no_demo() -> None:
+    views = _views("leaderboard")
+    backbones = {backbone.split(".")[0]: view for backbone, view in views.values()}
+    assert backbones.get("eva02_large_patch14_448") == "crop+full"
+    assert backbones.get("convnext_large") == "crop+full"
+    demo = load_set("demo", REPO)
+    assert not set(views) & set(demo.spec.models)
+    assert not any(m.startswith("demo") for m in views)
+    assert load_set("leaderboard", REPO).ensemble_config != demo.ensemble_config
+    for path in load_set("leaderboard", REPO).model_configs.values():
+        cfg = resolve_config(TrainConfig, path)
+        assert cfg.pretrained is True and cfg.image_size >= 384 and cfg.ema_decay > 0
+
+
+def test_fast_set_is_small_backbones_on_crops_and_on_full_frames() -> None:
+    views = sorted(_views("fast").values())
+    assert views == [("convnext_tiny.fb_in22k_ft_in1k", "crop"),
+                     ("convnext_tiny.fb_in22k_ft_in1k", "full"),
+                     ("tf_efficientnetv2_s.in21k_ft_in1k", "crop"),
+                     ("tf_efficientnetv2_s.in21k_ft_in1k", "full")]
+
+
+def test_demo_set_is_what_make_demo_trains() -> None:
+    files = load_set("demo", REPO)
+    assert files.spec.models == ["demo-crop", "demo-full"]
+    assert files.ensemble_config == REPO / "configs" / "ensemble-demo.yaml"
+
+
+@pytest.mark.parametrize("path", REAL_RECIPES, ids=lambda p: p.stem)
+def test_every_real_recipe_can_be_tuned(path: Path) -> None:
+    """`make tune CONFIG=configs/<recipe>.yaml` needs a search space whose every sample, and
+    each edge of each range, is a valid TrainConfig on this recipe, and which holds the recipe's
+    own values (the study's first trial)."""
+    cfg = resolve_config(TrainConfig, path)
+    space = parse_search_space(cfg.search_space, cfg)
+    assert len(space) >= 4, "tune at least the rate, regularisation and augmentation"
+    assert default_params(cfg, space) == {k: getattr(cfg, k) for k in space}
+    if cfg.view == "full":
+        assert "crop_threshold" not in space, "full frames ignore the crop threshold"
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen: dict[str, set] = {name: set() for name in space}
+    for number in range(30):
+        trial = study.ask()
+        values = sample(space, trial)
+        tuned = trial_config(cfg, values, f"t{number}")
+        for name, value in values.items():
+            assert getattr(tuned, name) == value
+            seen[name].add(value)
+        study.tell(trial, 0.0)
+    assert all(len(values) > 1 for values in seen.values()), "every tuned field varies"
+    for name, param in space.items():  # the edges, one field at a time
+        for end in param.ends():
+            fixed = optuna.trial.FixedTrial({**default_params(cfg, space), name: end})
+            assert getattr(trial_config(cfg, sample(space, fixed), "edge"), name) == end
+
+
+def test_set_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "configs" / "sets").mkdir(parents=True)
+    (tmp_path / "configs" / "ens.yaml").write_text("space: auto\n")
+    (tmp_path / "configs" / "a.yaml").write_text("backbone: resnet18\n")
+    sets = tmp_path / "configs" / "sets"
+    (sets / "typo.yaml").write_text("description: x\nmodels: [a]\nensemble: configs/ens.yaml\n"
+                                    "model: [a]\n")
+    (sets / "gone.yaml").write_text("description: x\nmodels: [a, b]\n"
+                                    "ensemble: configs/ens.yaml\n")
+    (sets / "noens.yaml").write_text("description: x\nmodels: [a]\nensemble: configs/no.yaml\n")
+    (sets / "twice.yaml").write_text("description: x\nmodels: [a, a]\nensemble: configs/ens.yaml\n")
+    (sets / "bad.yaml").write_text("description: x\nmodels: [a]\nensemble: configs/ens.yaml\n")
+    (tmp_path / "configs" / "a.yaml").write_text("backbone: resnet18\nepochs: 0\n")
+    cases = {
+        "typo": (ConfigError, "unknown key.*model\\b"),
+        "gone": (ModelSetError, r"configs/b\.yaml"),
+        "noens": (ModelSetError, r"ensemble: .*configs/no\.yaml does not exist"),
+        "twice": (ConfigError, "listed twice"),
+        "bad": (ConfigError, r"configs/a\.yaml: epochs"),
+        "nope": (ModelSetError, "no model set 'nope'.*known sets: bad, gone, noens, twice, typo"),
+    }
+    for name, (error, message) in cases.items():
+        with pytest.raises(error, match=message) as caught:
+            load_set(name, tmp_path)
+        assert "\n" not in str(caught.value)
+
+
+def test_cli_prints_a_field_for_the_makefile(capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["model-set", "leaderboard", "--field", "models"]) == 0
+    assert capsys.readouterr().out.split() == load_set("leaderboard", REPO).spec.models
+    assert main(["model-set", "fast", "--field", "ensemble"]) == 0
+    assert capsys.readouterr().out.strip() == "configs/ensemble-fast.yaml"
+    assert main(["model-set", "--list"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert listed == SETS
+    assert main(["model-set", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "kaggle-style model-set: error: no model set 'nope'" in err and "leaderboard" in err
