@@ -22,10 +22,17 @@ DETECTIONS ?= $(if $(filter data/demo,$(DATA)),$(DATA)/detections.json,$(OUT)/de
 DETECTOR ?= megadetector-lite
 DETECTOR_WEIGHTS ?= ../shared/data/models/megadetector_lite/yolox_tiny_640_20220528.pth
 CROPS := $(OUT)/crops/manifest.csv
+META ?= $(if $(filter data/demo,$(DATA)),$(DATA)/meta.csv,$(OUT)/meta/meta.csv)
 RUNS := $(OUT)/runs
 CACHE := $(OUT)/cache
 SET ?= demo
 TORCH ?= pin
+# THREADS=N exports OMP_NUM_THREADS=N (torch's CPU threads per process); empty: torch's default.
+DEMO_THREADS := $(if $(filter undefined,$(origin THREADS)),1,$(THREADS))
+THREADS ?=
+ifneq ($(strip $(THREADS)),)
+export OMP_NUM_THREADS := $(THREADS)
+endif
 LAUNCH ?=
 GPUS ?=
 # A set's models and ensemble config, read once from configs/sets/$(SET).yaml (MODELS=… wins).
@@ -77,6 +84,8 @@ $(STAMP): pyproject.toml
 	@case "$(TORCH)" in pin|keep) ;; *) echo "make install: TORCH=$(TORCH): use pin (the pinned \
 		torch from local disk) or keep (this machine's own CUDA torch)"; exit 2;; esac
 	test -x $(PY) || $(PYTHON) -m venv $(if $(filter keep,$(TORCH)),--system-site-packages) $(VENV)
+	command -v tesseract >/dev/null || { apt-get update -qq && apt-get install -y -qq \
+		--no-install-recommends tesseract-ocr; }
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(filter keep,$(TORCH)),$(PY) -c "import torch; print('keeping torch', torch.__version__, \
 		'cuda', torch.version.cuda)",$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
@@ -87,7 +96,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## create .venv (TORCH=pin: pinned torch from local disk; TORCH=keep: the box's own)
 
 demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a few minutes)
-	$(MAKE) submit report DATA=data/demo OUT=$(OUT) SET=demo
+	$(MAKE) submit report DATA=data/demo OUT=$(OUT) SET=demo \
+		THREADS=$(DEMO_THREADS)
 	@$(KS) summary $(RUNS)/$(ENSEMBLE) $(SUBMISSION)
 
 data/demo/train_features.csv: | $(STAMP)
@@ -129,9 +139,14 @@ train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (
 sets: | $(STAMP) ## list the model sets (configs/sets): name, GPU time, models
 	$(KS) model-set --list
 
-$(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv)
+$(META): $(DATA)/train_features.csv | $(STAMP)
+	$(KS) meta --data $(DATA) --out $@
+
+meta: $(META) ## read every image's info bar (clock, camera, IR) and group bursts -> meta.csv
+
+$(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) $(META)
 	$(KS) ensemble --config $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)) \
-		--labels $(DATA)/train_labels.csv --out $(RUNS)/$(ENSEMBLE) --data $(DATA)
+		--labels $(DATA)/train_labels.csv --out $(RUNS)/$(ENSEMBLE) --data $(DATA) --meta $(META)
 
 ensemble: $(RUNS)/$(ENSEMBLE)/test.csv ## blend the models' OOF, temperature-scale -> runs/ensemble
 
@@ -143,9 +158,9 @@ submit: $(SUBMISSION) ## write and validate submissions/<ensemble>.csv
 validate: $(SUBMISSION) ## check the submission file against the format
 	$(KS) validate $< --format $(DATA)/submission_format.csv
 
-$(REPORT): $(RUNS)/$(ENSEMBLE)/test.csv
+$(REPORT): $(RUNS)/$(ENSEMBLE)/test.csv $(META)
 	$(KS) report $(foreach m,$(MODELS),$(RUNS)/$(m)) $(RUNS)/$(ENSEMBLE) \
-		--data $(DATA) --crops $(CROPS) --out $(dir $@)
+		--data $(DATA) --crops $(CROPS) --meta $(META) --out $(dir $@)
 
 report: $(REPORT) ## HTML report with tables, confusion matrices, calibration, per-site errors
 
@@ -206,4 +221,4 @@ cache-bench: | $(STAMP) ## cache forms: bytes/image and images/s per worker, siz
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \
 		$(OUT)/submissions/*.csv $(OUT)/reports $(OUT)/studies $(OUT)/predictions.csv \
-		$(OUT)/.predictions_work
+		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections

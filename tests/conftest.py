@@ -25,7 +25,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny demo dataset (DrivenData layout, 12+ sites) shared by the session's tests."""
-    from kaggle_style.data.demo import generate_demo_data
+    from kaggle_style.demo.generator import generate_demo_data
 
     out = tmp_path_factory.mktemp("tiny") / "data"
     generate_demo_data(out, seed=1, n_train=96, n_test=24, width=128, height=72)

@@ -1,9 +1,11 @@
 """The demo generator must write a folder every stage reads as real DrivenData data, pose the
-real problem (unseen sites, small animals, night frames, a noisy detector) and repeat itself
-byte for byte for a seed."""
+real problem (unseen sites, small animals, night frames, a noisy detector, camera clocks, bursts,
+species' activity hours), repeat itself byte for byte for a seed, and, with clocks and bursts
+switched off, write exactly what the generator wrote before them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -23,11 +25,29 @@ from kaggle_style.constants import (
     TRAIN_FEATURES,
     TRAIN_LABELS,
 )
-from kaggle_style.data import demo
 from kaggle_style.data.tables import load_competition_data
+from kaggle_style.demo import generator as demo
+from kaggle_style.demo import visits
+from kaggle_style.demo.frames import Shot, bar_height, render_frame
+from kaggle_style.demo.infobar import LOGO_SHARE, NO_BAR
+from kaggle_style.demo.plan import class_counts, make_sites
 from kaggle_style.detect import mdjson
+from kaggle_style.meta import infobar
 
 SMALL = {"seed": 0, "n_train": 40, "n_test": 16, "width": 128, "height": 72}
+OFF = {"timestamps": False, "bursts": False}
+# What kaggle_style/data/demo.py wrote for SMALL before clocks and bursts existed (recorded with
+# that generator before it moved to kaggle_style/demo/; Pillow 13.0, numpy 2.4, libjpeg-turbo).
+# The JPEG bytes depend on the JPEG encoder: a new libjpeg may change them, the tables never.
+OLD_TABLES = {
+    "detections.json": "c44551f38888f532933648b67acb51e1d4513262b3d0e5e401c12895300c765e",
+    "submission_format.csv": "ca4f97d23729ae2f5da2c908741e2686921ffdc5a631f90bd98a250652328313",
+    "test_features.csv": "d5e835d68e30ad291fb5ea0d2fe8971a244da42481c1f24ac9706f1223b1fa86",
+    "train_features.csv": "ba4546d6043671258df300f890426f4d9641c38dd15302904166d1da43ecf149",
+    "train_labels.csv": "f1c9ff62b5a265aa4534c3a26480bea609083dd38cfd63ac1598f62e40bc68ab",
+    "truth.csv": "4d56b1a58872a4acd1e2dbab4e00813f193e56bf051f3fcad122e2ac9e407f5a",
+}
+OLD_JPEGS = "cb237976ff30c59185d176660ed93ecb81af944f159de27549e85b2da034e68c"
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +55,19 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return demo.generate_demo_data(tmp_path_factory.mktemp("demo") / "a", **SMALL)
 
 
+@pytest.fixture(scope="module")
+def clock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real-size bar at the demo's own size: 320x180, where the clocks are legible."""
+    return demo.generate_demo_data(tmp_path_factory.mktemp("clock") / "c", seed=2, n_train=120,
+                                   n_test=30, width=320, height=180)
+
+
 def _files(root: Path) -> dict[str, bytes]:
     """Every output except demo.json, whose run time and output path legitimately differ."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != demo.META_FILE
+        if p.is_file() and p.name != demo.INFO_FILE
     }
 
 
@@ -48,6 +75,18 @@ def _cli(out: Path, *extra: str) -> int:
     args = ["demo-data", "--out", str(out), "--n-train", "40", "--n-test", "16",
             "--set", "width=128", "height=72", *extra]
     return cli.main(args)
+
+
+def test_switched_off_generator_writes_the_old_bytes(tmp_path: Path) -> None:
+    out = demo.generate_demo_data(tmp_path / "old", **SMALL, **OFF)
+    files = _files(out)
+    for name, digest in OLD_TABLES.items():
+        assert hashlib.sha256(files[name]).hexdigest() == digest, name
+    jpegs = hashlib.sha256(b"".join(v for k, v in files.items() if k.endswith(".jpg")))
+    assert jpegs.hexdigest() == OLD_JPEGS, "the frames differ from the old generator's"
+    assert set(files) == {*OLD_TABLES, *(f"{s}_features/ZJ{i:06d}.jpg" for s, i in
+                                         [*(("train", i) for i in range(40)),
+                                          *(("test", i) for i in range(40, 56))])}
 
 
 def test_folder_loads_with_drivendata_formats(demo_dir: Path) -> None:
@@ -66,7 +105,7 @@ def test_folder_loads_with_drivendata_formats(demo_dir: Path) -> None:
         assert frame[SITE_COL].str.fullmatch(r"S\d{4}").all()
         for path in frame["filepath"]:
             assert Image.open(demo_dir / path).size == (128, 72)
-    fmt = pd.read_csv(demo_dir / SUBMISSION_FORMAT, dtype={ID_COL: str})
+    fmt = pd.read_csv(demo_dir / SUBMISSION_FORMAT)
     assert list(fmt[ID_COL]) == list(data.test[ID_COL])
     assert np.allclose(fmt[list(CLASSES)].sum(axis=1), 1.0)
     ids = [int(i[2:]) for i in [*data.train[ID_COL], *data.test[ID_COL]]]
@@ -77,7 +116,6 @@ def test_sites_are_many_and_test_sites_unseen(demo_dir: Path) -> None:
     data = load_competition_data(demo_dir)
     train_sites, test_sites = set(data.train[SITE_COL]), set(data.test[SITE_COL])
     assert len(train_sites) == 16 and len(test_sites) == 4
-    assert len(train_sites | test_sites) >= 12
     assert not train_sites & test_sites
 
 
@@ -86,14 +124,14 @@ def test_every_class_present_and_hog_rarest(demo_dir: Path) -> None:
     assert set(counts.index) == set(CLASSES)
     assert counts["hog"] < counts.drop("hog").min()
     for n in (8, 20, 40, 480, 16488):
-        got = demo.class_counts(n)
+        got = class_counts(n)
         assert sum(got.values()) == n and min(got.values()) >= 1
         if n >= 20:
             assert got["hog"] < min(v for c, v in got.items() if c != "hog")
 
 
 def test_sites_have_their_own_class_mix(demo_dir: Path) -> None:
-    priors = json.loads((demo_dir / demo.META_FILE).read_text())["site_class_priors"]
+    priors = json.loads((demo_dir / demo.INFO_FILE).read_text())["site_class_priors"]
     table = pd.DataFrame(priors).T[list(CLASSES)]
     assert len(table) == 20
     assert np.allclose(table.sum(axis=1), 1.0, atol=1e-3)
@@ -111,26 +149,100 @@ def test_same_seed_same_bytes_other_seed_differs(demo_dir: Path, tmp_path: Path)
     assert other["train_features/ZJ000000.jpg"] != same["train_features/ZJ000000.jpg"]
 
 
-def test_unknown_config_key_fails_before_work(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="n_trian"):
-        _cli(tmp_path / "d", "n_trian=3")
-    assert not (tmp_path / "d").exists()
+def test_bad_config_fails_before_work(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _cli(tmp_path / "d", "n_trian=3") == 2
+    assert "unknown key(s) n_trian" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="max_burst"):
+        demo.DemoDataConfig(out=str(tmp_path / "e"), max_burst=6)
+    with pytest.raises(ConfigError, match="too small"):
+        demo.DemoDataConfig(out=str(tmp_path / "e"), width=20)
+    assert not (tmp_path / "d").exists() and not (tmp_path / "e").exists()
 
 
-def test_night_frames_are_grayscale(demo_dir: Path) -> None:
-    truth = pd.read_csv(demo_dir / demo.TRUTH_FILE)
-    night = truth[truth["night"]]
-    assert 0 < len(night) < len(truth)
-    for path in night["filepath"]:
-        rgb = np.asarray(Image.open(demo_dir / path).convert("RGB")).astype(int)
-        assert (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all()
-    day = np.asarray(Image.open(demo_dir / truth.loc[~truth["night"], "filepath"].iloc[0]))
-    assert (day[..., 0] != day[..., 1]).any()
+def test_visits_are_bursts_of_one_animal(demo_dir: Path) -> None:
+    truth = pd.read_csv(demo_dir / demo.TRUTH_FILE, dtype={"datetime": str})
+    sizes = truth.groupby("visit").size()
+    assert sizes.min() >= 1 and sizes.max() <= 5 and (sizes > 1).any()
+    for _, rows in truth.groupby("visit"):
+        assert rows[SITE_COL].nunique() == 1 and rows["label"].nunique() == 1
+        assert rows["night"].nunique() == 1  # one visit, one light
+        ids = rows[ID_COL].str[2:].astype(int).to_numpy()
+        assert (np.diff(ids) == 1).all()  # a burst's frames have consecutive ids
+        times = pd.to_datetime(rows["datetime"]).to_numpy()
+        gaps = np.diff(times).astype("timedelta64[s]").astype(int)
+        assert (gaps >= 1).all() and (gaps <= visits.RETRIGGER_SECONDS[1]).all()
 
 
-def test_info_bar_is_dark_strip_with_text(demo_dir: Path) -> None:
-    for path in pd.read_csv(demo_dir / TRAIN_FEATURES)["filepath"][:10]:
-        gray = np.asarray(Image.open(demo_dir / path).convert("L")).astype(float)
+def test_burst_frames_show_the_same_animal_moving() -> None:
+    site = make_sites(0, 1, 1)[0][0]
+    when = pd.Timestamp("2017-03-19 05:37:45").to_pydatetime()
+    frames = [render_frame(np.random.default_rng([0, 3, k]), site, "leopard", 320, 180,
+                           Shot((0, 10, 1, 7), step, True, when))[1] for k, step in
+              enumerate((0.0, 0.05))]
+    first, second = frames
+    assert first is not None and second is not None
+    assert first[2:] == pytest.approx(second[2:], abs=2 / 180)  # the same animal's size
+    assert second[0] - first[0] == pytest.approx(0.05, abs=2 / 320)  # walked 5% to the right
+
+
+def test_activity_hours_follow_the_species() -> None:
+    rng = np.random.default_rng(0)
+    dawn, dusk = infobar.DAY_HOURS
+    night = {label: np.mean([not dawn <= visits.draw_hour(rng, label) < dusk
+                             for _ in range(400)]) for label in CLASSES}
+    for nocturnal in ("civet_genet", "rodent"):
+        assert night[nocturnal] > 0.85, nocturnal
+    assert night["leopard"] > 0.6
+    for diurnal in ("bird", "monkey_prosimian"):
+        assert night[diurnal] < 0.2, diurnal
+    assert 0.35 < night["blank"] < 0.65  # any hour: the night is half the day
+    density = visits.activity("hog")
+    assert density[6 * 60] > 3 * density[12 * 60]  # crepuscular: dawn, not noon
+
+
+def test_clock_hours_and_night_follow_the_species(clock_dir: Path) -> None:
+    truth = pd.read_csv(clock_dir / demo.TRUTH_FILE, dtype={"datetime": str})
+    hours = pd.to_datetime(truth["datetime"]).dt.hour
+    dark = (hours < 6) | (hours >= 19)
+    assert truth.loc[dark, "night"].all()  # no daylight frame in the dark
+    share = dark.groupby(truth["label"]).mean()
+    assert share["civet_genet"] > share["monkey_prosimian"] + 0.4
+
+
+def test_info_bars_in_the_real_layouts(clock_dir: Path) -> None:
+    truth = pd.read_csv(clock_dir / demo.TRUTH_FILE, dtype={"datetime": str})
+    layouts = json.loads((clock_dir / demo.INFO_FILE).read_text())["site_layouts"]
+    assert set(truth["camera"]) == {layouts[s] for s in truth[SITE_COL]}
+    for row in truth.head(40).itertuples():
+        image = Image.open(clock_dir / row.filepath)
+        rgb, gray = np.asarray(image.convert("RGB")), np.asarray(image.convert("L"))
+        rows = infobar.strip_rows(gray)
+        if row.camera == infobar.BUSHNELL_BAR:
+            assert rows == bar_height(180, row.camera) and infobar.has_logo(rgb, rows)
+        elif row.camera == NO_BAR:
+            assert rows == 0
+
+
+def test_night_frames_are_grayscale(clock_dir: Path, demo_dir: Path) -> None:
+    for folder in (demo_dir, clock_dir):
+        truth = pd.read_csv(folder / demo.TRUTH_FILE)
+        night = truth[truth["night"]]
+        assert 0 < len(night) < len(truth)
+        for path, camera in zip(night["filepath"], night["camera"], strict=True):
+            rgb = np.asarray(Image.open(folder / path).convert("RGB")).astype(int)
+            # Above the logo (whose orange is no daylight) and its 16-px JPEG colour blocks.
+            logo = round(LOGO_SHARE * bar_height(rgb.shape[0], camera))
+            picture = rgb[: rgb.shape[0] - logo - 17]
+            assert (picture[..., 0] == picture[..., 1]).all()
+            assert (picture[..., 1] == picture[..., 2]).all()
+        day = np.asarray(Image.open(folder / truth.loc[~truth["night"], "filepath"].iloc[0]))
+        assert (day[..., 0] != day[..., 1]).any()
+
+
+def test_switched_off_info_bar_is_dark_strip_with_text(tmp_path: Path) -> None:
+    out = demo.generate_demo_data(tmp_path / "off", **SMALL, **OFF)
+    for path in pd.read_csv(out / TRAIN_FEATURES)["filepath"][:10]:
+        gray = np.asarray(Image.open(out / path).convert("L")).astype(float)
         bar = gray[-9:]
         assert np.median(bar) < 30 and bar.mean() < gray[:-9].mean()
         assert (bar < 50).mean() > 0.6  # mostly the strip's own colour
@@ -169,13 +281,13 @@ def test_true_boxes_are_small_and_inside_the_picture(demo_dir: Path) -> None:
 
 
 def test_render_frame_makes_full_size_frames() -> None:
-    train_sites, _ = demo.make_sites(0, 2, 1)
-    image, bbox = demo.render_frame(np.random.default_rng(0), train_sites[0], "leopard", 960, 540)
+    train_sites, _ = make_sites(0, 2, 1)
+    image, bbox = render_frame(np.random.default_rng(0), train_sites[0], "leopard", 960, 540)
     assert image.size == (960, 540) and image.mode == "RGB"
     assert bbox is not None and 0.04 <= bbox[2] <= 0.21
-    blank, none = demo.render_frame(np.random.default_rng(0), train_sites[0], "blank", 480, 270)
+    blank, none = render_frame(np.random.default_rng(0), train_sites[0], "blank", 480, 270)
     assert none is None and blank.size == (480, 270)
-    again, _ = demo.render_frame(np.random.default_rng(0), train_sites[0], "leopard", 960, 540)
+    again, _ = render_frame(np.random.default_rng(0), train_sites[0], "leopard", 960, 540)
     assert again.tobytes() == image.tobytes()
 
 

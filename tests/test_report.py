@@ -24,11 +24,23 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.data.tables import load_competition_data
+from kaggle_style.demo.generator import TRUTH_FILE
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.io import write_csv, write_json
+from kaggle_style.meta.infobar import DAY_HOURS
+from kaggle_style.meta.run import META_COLUMNS
+from kaggle_style.meta.sequences import assign_sequences
 from kaggle_style.metrics import score
 from kaggle_style.prediction_files import make_frame, write_predictions
-from kaggle_style.report import fmt, untempered
+from kaggle_style.report.plots import (
+    DPI,
+    MAX_HEATMAP_SITES,
+    priors_plot,
+    untempered,
+    worst_sites,
+)
+from kaggle_style.report.runs import fmt
+from kaggle_style.report.summary import summarise
 
 CROP_SIZE = {0.1: (40, 30), 0.2: (20, 20)}  # distinct sizes tell which crop the gallery used
 
@@ -50,6 +62,19 @@ def _fake_run(folder: Path, data: Path, sharpness: float, seed: int) -> None:
     (folder / CONFIG_FILE).write_text(yaml.safe_dump({"view": "crop", "crop_threshold": 0.1}))
 
 
+def _true_meta(data: Path, out: Path) -> Path:
+    """meta.csv as a perfect reader would write it: the generator's own clocks (truth.csv)."""
+    truth = pd.read_csv(data / TRUTH_FILE, dtype={"datetime": str})
+    stamps = pd.to_datetime(truth["datetime"])
+    meta = pd.DataFrame({
+        ID_COL: truth[ID_COL], "datetime": truth["datetime"],
+        "hour": stamps.dt.hour + stamps.dt.minute / 60 + stamps.dt.second / 3600,
+        "camera": truth["camera"], "night": truth["night"].astype(int), "confidence": 1.0,
+        "sequence": assign_sequences(truth["site"], truth["datetime"], 60),
+    })
+    return write_csv(out, meta[list(META_COLUMNS)])
+
+
 def _fake_manifest(folder: Path, data: Path) -> Path:
     rows = []
     for image_id in load_competition_data(data).train[ID_COL]:
@@ -68,11 +93,14 @@ def report_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     run_a, run_b, ens = root / "a", root / "b", root / "ens"
     _fake_run(run_a, tiny_data, sharpness=1.0, seed=1)
     _fake_run(run_b, tiny_data, sharpness=3.0, seed=2)  # over-confident: T > 1 expected
+    meta = _true_meta(tiny_data, root / "meta.csv")
     ensemble(EnsembleConfig(runs=[str(run_a), str(run_b)], data=str(tiny_data), out=str(ens),
-                            n_starts=1, site_strengths=[1.0, 10.0], site_adapt="on"))
+                            n_starts=1, site_strengths=[1.0, 10.0], site_adapt="on",
+                            meta=str(meta), sequences="on", time_adjust="on"))
     crops = root / "crops"
     crops.mkdir()
-    return {"a": run_a, "b": run_b, "ens": ens, "manifest": _fake_manifest(crops, tiny_data)}
+    return {"a": run_a, "b": run_b, "ens": ens, "manifest": _fake_manifest(crops, tiny_data),
+            "meta": meta}
 
 
 def test_report_page(report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path) -> None:
@@ -147,5 +175,92 @@ def test_untempered_undoes_temperature() -> None:
 def test_missing_metrics_is_an_error(tiny_data: Path, tmp_path: Path,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path / "nope"), "--data", str(tiny_data),
-                 "--out", str(tmp_path / "r")]) == 1
-    assert "metrics.json" in capsys.readouterr().err
+                 "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "kaggle-style report: error:" in err and "metrics.json" in err
+
+
+def test_clock_sections(report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path) -> None:
+    """Activity by hour (observed night shares are the truth's), sequences per site (the
+    counts of meta.csv), and the time step's effect from ensemble.json."""
+    out = tmp_path / "r3"
+    assert main(["report", str(report_inputs["a"]), str(report_inputs["ens"]), "--data",
+                 str(tiny_data), "--out", str(out), "--meta", str(report_inputs["meta"]),
+                 "--gallery", "1"]) == 0
+    page = (out / "index.html").read_text()
+    assert '<img src="activity_by_hour.png"' in page and '<img src="time_effect_0.png"' in page
+    for png in ("activity_by_hour.png", "time_effect_0.png"):
+        with Image.open(out / png) as img:
+            assert img.size[0] > 200 and img.size[1] > 100
+
+    meta = pd.read_csv(report_inputs["meta"], dtype={"sequence": str})
+    truth = pd.read_csv(tiny_data / TRUTH_FILE).merge(meta, on=ID_COL)
+    train = truth[truth["split"] == "train"]
+    night = (train["hour"] < DAY_HOURS[0]) | (train["hour"] >= DAY_HOURS[1])
+    activity = page.split("<h2>Activity by hour")[1].split("<h2>")[0]
+    for name in CLASSES:
+        share = night[train["label"] == name].mean()
+        row = re.search(rf"<tr><td>{name}</td><td>([^<]+)</td>", activity)
+        assert row is not None and row.group(1) == fmt(share, 3), name
+
+    sequences = page.split("<h2>Sequences per site")[1].split("<h2>")[0]
+    for site, rows in truth.groupby("site"):
+        split = rows["split"].iloc[0]
+        cells = f"<td>{site}</td><td>{split}</td><td>{len(rows)}</td><td>{len(rows)}</td>" \
+                f"<td>{rows['sequence'].nunique()}</td>"
+        assert cells in sequences, site
+
+    report = json.loads((report_inputs["ens"] / ENSEMBLE_FILE).read_text())
+    time_step = report["time"]
+    assert "coef" in time_step
+    assert fmt(time_step["nested"]["after"]) in page.split("Time of day in the ensemble")[1]
+    steps = page.split("second-stage steps")[1]
+    assert "sequence pooling" in steps and fmt(report["sequences"]["nested"]["after"]) in steps
+
+
+def test_report_without_meta_says_how_to_get_it(
+    report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r4"
+    assert main(["report", str(report_inputs["a"]), "--data", str(tiny_data),
+                 "--out", str(out), "--gallery", "0"]) == 0
+    page = (out / "index.html").read_text()
+    assert "kaggle-style meta" in page and "activity_by_hour.png" not in page
+
+
+def test_site_heat_map_stays_bounded_with_many_sites(tmp_path: Path) -> None:
+    """1,480 sites once made a 31,000-pixel PNG; the heat map now shows the worst sites only."""
+    rng = np.random.default_rng(0)
+    priors = {}
+    for k in range(1480):
+        true = rng.dirichlet(np.ones(len(CLASSES)))
+        after = rng.dirichlet(np.ones(len(CLASSES)))
+        priors[f"S{k:04d}"] = {"n": int(rng.integers(1, 50)),
+                               "before": dict(zip(CLASSES, after, strict=True)),
+                               "after": dict(zip(CLASSES, after, strict=True)),
+                               "true": dict(zip(CLASSES, true, strict=True))}
+    priors["S9999"] = {"n": 3, "before": {c: float(c == "hog") for c in CLASSES},
+                       "after": {c: float(c == "hog") for c in CLASSES},
+                       "true": {c: float(c == "bird") for c in CLASSES}}  # the worst: L1 = 2
+    png, shown = priors_plot(priors, ("before", "after", "true"), "many.png", tmp_path)
+    assert shown == MAX_HEATMAP_SITES
+    with Image.open(tmp_path / png) as img:
+        assert img.size[1] <= (1 + 0.3 * MAX_HEATMAP_SITES) * DPI + 200
+    assert worst_sites(priors)[0] == "S9999"  # the farthest from its truth comes first
+
+
+def test_summary_prints_each_second_stage_step(
+    report_inputs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    submission = tmp_path / "sub.csv"
+    assert main(["summary", str(report_inputs["ens"]), str(submission)]) == 0
+    text = capsys.readouterr().out
+    report = json.loads((report_inputs["ens"] / ENSEMBLE_FILE).read_text())
+    assert fmt(report["final"]["nested"]["log_loss"]) in text
+    for key, label in (("sequences", "sequence pooling"), ("time", "time of day"),
+                       ("site_adapt", "site adaptation")):
+        line = next(t for t in text.splitlines() if t.strip().startswith(label))
+        assert fmt(report[key]["nested"]["before"]) in line, key
+        assert fmt(report[key]["nested"]["after"]) in line, key
+        assert ("not applied" not in line) == report[key]["applied"], key
+    assert summarise(report_inputs["ens"], submission) in text

@@ -252,3 +252,26 @@ def test_two_processes_on_one_run_train_each_fold_once(
     oof = pd.read_csv(run / "oof.csv", dtype={ID_COL: str})
     assert sorted(oof[ID_COL]) == sorted(pd.read_csv(tiny_folds, dtype={ID_COL: str})[ID_COL])
     check_run(run)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A real 384 KiB tmpfs: a runs folder that fills up during the first checkpoint."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_full_runs_disk_is_one_line_and_leaves_no_temp_files(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path, tiny_disk: Path
+):
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path, folds=[0], runs_dir=str(tiny_disk))
+    with pytest.raises(UserError, match=f"disk full while writing .* in {tiny_disk}"):
+        run_training(cfg)
+    leftovers = [p for p in tiny_disk.rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers, leftovers

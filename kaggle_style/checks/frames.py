@@ -17,7 +17,7 @@ FRAMES_META = "frames.json"
 
 
 def _render_jpeg(job: tuple[int, int, int, int]) -> bytes:
-    from kaggle_style.data.demo import make_site, render_frame
+    from kaggle_style.demo.generator import make_site, render_frame
 
     seed, index, width, height = job
     rng = np.random.default_rng([seed, index])

@@ -54,7 +54,7 @@ def bar_height(height: int, layout: str = LEGACY) -> int:
     whose digits must stay legible at the demo's 180 px (the real strips' text is 9-11 px)."""
     if layout == LEGACY:
         return max(9, round(BAR_SHARE * height))
-    return max(12, round(CAMERA_BAR_SHARE * height))
+    return max(9, round(CAMERA_BAR_SHARE * height))
 
 
 def render_frame(

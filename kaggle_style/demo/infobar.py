@@ -26,6 +26,7 @@ NO_BAR = "none"
 # Bushnell strips; a few print over the picture or carry nothing).
 LAYOUT_SHARE: dict[str, float] = {BUSHNELL_BAR: 0.8, BUSHNELL_OVERLAY: 0.1, NO_BAR: 0.1}
 LAYOUTS = (LEGACY, *LAYOUT_SHARE)
+LOGO_SHARE = 2.1  # Bushnell's logo box: this many strip heights tall and wide
 PAPER = (250, 250, 250)
 INK = (20, 20, 20)
 ORANGE = (232, 108, 36)
@@ -98,7 +99,7 @@ def _bushnell_strip(image: Image.Image, bar_h: int, when: dt.datetime) -> None:
     width, height = image.size
     draw = ImageDraw.Draw(image)
     draw.rectangle((0, height - bar_h, width, height), fill=PAPER)
-    logo = round(2.1 * bar_h)
+    logo = round(LOGO_SHARE * bar_h)
     draw.rectangle((0, height - logo, logo, height), fill=ORANGE)
     r = logo * 0.16
     draw.ellipse((logo / 2 - r, height - logo * 0.7 - r, logo / 2 + r, height - logo * 0.7 + r),

@@ -32,8 +32,8 @@ STRIP_MIN_ROWS = 6
 STRIP_MAX_SHARE = 0.12  # a "strip" taller than this is an over-exposed picture, not a bar
 STRIP_TEXT_FROM = 0.35  # the strip's text is read from this share of the width to the right
 BAND_SHARE = 0.10  # height of the bottom and top bands tried when there is no strip
-# Channel spread (mean |R-G| + |G-B| over the picture): IR frames are grey (real ones 0.1-0.7,
-# JPEG chroma noise included), colour frames far above (real ones 20-50).
+# Channel spread (median |R-G| + |G-B| over the picture): IR frames are grey (0 in the real
+# ones), colour frames far above (19-49 in the real ones).
 IR_SPREAD = 4.0
 COLOUR_SPREAD = 10.0
 DAY_HOURS = (6.0, 18.5)  # between these the forest is lit; outside, a trap needs its IR flash
@@ -42,6 +42,7 @@ BUSHNELL_BAR = "bushnell_bar"  # white strip + orange logo (Bushnell Trophy Cam 
 WHITE_BAR = "white_bar"  # a white strip without the logo: another model, same layout
 BUSHNELL_OVERLAY = "bushnell_overlay"  # "Bushnell" printed over the picture
 MDY_LAYOUTS = (BUSHNELL_BAR, WHITE_BAR, BUSHNELL_OVERLAY)  # US cameras: month first
+STRIP_LAYOUTS = (BUSHNELL_BAR, WHITE_BAR)
 
 _TIME = r"(\d{1,2}):(\d{2}):(\d{2})\s*([AaPp][Mm])?"
 _MDY = re.compile(r"(?<!\d)(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})\s*" + _TIME)
@@ -162,14 +163,15 @@ def _hour24(hour: int, ampm: str | None) -> int:
 
 
 def channel_spread(rgb: np.ndarray) -> float:
-    """Mean |R-G| + |G-B| over the picture (the info bars and their logos left out)."""
+    """Median |R-G| + |G-B| over the picture: 0 for an IR frame, 19-49 for the real colour ones.
+
+    The median ignores a coloured logo or overlay (up to half the picture), which a mean would not.
+    """
     height = rgb.shape[0]
     picture = rgb[int(BAND_SHARE * height) : int((1 - STRIP_MAX_SHARE) * height) : 2, ::2]
     picture = picture.astype(np.int16)
-    return float(
-        np.abs(picture[..., 0] - picture[..., 1]).mean()
-        + np.abs(picture[..., 1] - picture[..., 2]).mean()
-    )
+    spread = np.abs(picture[..., 0] - picture[..., 1]) + np.abs(picture[..., 1] - picture[..., 2])
+    return float(np.median(spread))
 
 
 def night_flag(spread: float, hour: float | None) -> int | None:

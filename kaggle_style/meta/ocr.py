@@ -1,8 +1,10 @@
 """Tesseract on many text crops at once: one page, one process call, words mapped back by line.
 
-Starting Tesseract costs about as much as reading one strip, so a worker stacks its crops on one
-page (with white gaps) and assigns each recognised word to the crop whose rows hold the word's
-centre: about 6x faster than a call per crop, with the same readings on the real frames.
+Starting Tesseract costs about as much as reading one strip, so a worker stacks its strips on
+one page (with white gaps) and assigns each recognised word to the strip whose rows hold the
+word's centre: about 6x faster than a call per strip, with the same readings on the real frames.
+Text printed over a picture does not survive stacking (the pictures' texture breaks the page's
+layout analysis), so those bands are read one call each.
 Tesseract was chosen over a digit reader of our own trained on rendered digits because it read
 more of the real frames' degraded copies exactly (README, "Reading the camera's clock").
 """
@@ -13,6 +15,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
@@ -20,9 +23,12 @@ from kaggle_style.errors import UserError
 
 PAGE_GAP = 24  # white rows between crops: Tesseract must see separate lines
 PAGE_PAD = 16
-# psm 6: one uniform block of text, i.e. our stacked lines. No character whitelist: with one,
-# Tesseract 5 reports confidence 0 for every word and glues the date to the time.
-TESSERACT_CONFIG = "--psm 6"
+# psm 6: one uniform block of text, i.e. our stacked strips; psm 7: one line (a band of a
+# picture with text over it: stacked, such bands lose their text to the pictures' texture, so
+# each gets its own call). No character whitelist: with one, Tesseract 5 reports confidence 0
+# for every word and glues the date to the time.
+PAGE_CONFIG = "--psm 6"
+LINE_CONFIG = "--psm 7"
 INSTALL_HINT = (
     "install Tesseract (`apt-get install -y tesseract-ocr`, or `make install`, which does it) "
     "and the Python package (`pip install pytesseract`)"
@@ -81,16 +87,37 @@ def read_words(crops: list[Image.Image]) -> list[list[Word]]:
     return words
 
 
-def _read_page(crops: list[Image.Image]) -> list[list[Word]]:
+def read_line(crop: Image.Image) -> list[Word]:
+    """The words of one line of text (one Tesseract call)."""
+    page, spans = stack([crop])
+    return _words(_data(page, LINE_CONFIG), spans)[0]
+
+
+def _data(page: Image.Image, config: str) -> dict[str, list[Any]]:
     import pytesseract
 
-    page, spans = stack(crops)
     # One thread per call: the workers are the parallelism (Tesseract's OpenMP threads fight).
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    data = pytesseract.image_to_data(
-        page, config=TESSERACT_CONFIG, output_type=pytesseract.Output.DICT
-    )
-    words: list[list[Word]] = [[] for _ in crops]
+    # Set for the Tesseract child only, so no later child of this process inherits the limit.
+    before = os.environ.get("OMP_THREAD_LIMIT")
+    os.environ["OMP_THREAD_LIMIT"] = "1"
+    try:
+        return pytesseract.image_to_data(page, config=config,
+                                         output_type=pytesseract.Output.DICT)
+    finally:
+        if before is None:
+            del os.environ["OMP_THREAD_LIMIT"]
+        else:
+            os.environ["OMP_THREAD_LIMIT"] = before
+
+
+def _read_page(crops: list[Image.Image]) -> list[list[Word]]:
+    page, spans = stack(crops)
+    return _words(_data(page, PAGE_CONFIG), spans)
+
+
+def _words(data: dict[str, list[Any]], spans: list[tuple[int, int]]) -> list[list[Word]]:
+    """Each recognised word, given to the crop whose rows hold its centre."""
+    words: list[list[Word]] = [[] for _ in spans]
     margin = PAGE_GAP // 2
     for text, conf, top, height, left in zip(
         data["text"], data["conf"], data["top"], data["height"], data["left"], strict=True

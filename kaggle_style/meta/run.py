@@ -8,6 +8,7 @@ images (`predict` on a new deployment); `build_meta` a DrivenData folder (`kaggl
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Sequence
@@ -21,8 +22,14 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from kaggle_style.config import ConfigError
-from kaggle_style.constants import FILEPATH_COL, ID_COL, META_FILE, SITE_COL, TEST_FEATURES
-from kaggle_style.constants import TRAIN_FEATURES
+from kaggle_style.constants import (
+    FILEPATH_COL,
+    ID_COL,
+    META_FILE,
+    SITE_COL,
+    TEST_FEATURES,
+    TRAIN_FEATURES,
+)
 from kaggle_style.errors import UserError
 from kaggle_style.io import write_csv
 from kaggle_style.meta import infobar, ocr
@@ -65,7 +72,7 @@ class Reading:
 
 
 def read_frames(paths: Sequence[str | Path]) -> list[Reading]:
-    """Each frame's reading, in order (one Tesseract call for all of them)."""
+    """Each frame's reading, in order: the strips on one Tesseract page, other text a line each."""
     crops: list[list[infobar.TextCrop]] = []
     spreads: list[float | None] = []
     for path in paths:
@@ -77,36 +84,60 @@ def read_frames(paths: Sequence[str | Path]) -> list[Reading]:
         except (OSError, UnidentifiedImageError, ValueError):
             crops.append([])  # unreadable file: an unread row, never a failure of the stage
             spreads.append(None)
-    flat = [image for cs in crops for c in cs for image in c.images]
-    words = iter(ocr.read_words(flat))
-    found = [[[next(words) for _ in c.images] for c in cs] for cs in crops]
-    return [_reading(cs, f, s) for cs, f, s in zip(crops, found, spreads, strict=True)]
+    strips = [c.images[0] for cs in crops for c in cs if c.layout in infobar.STRIP_LAYOUTS]
+    strip_words = iter(ocr.read_words(strips))
+    readings = []
+    for frame_crops, spread in zip(crops, spreads, strict=True):
+        camera = next((c.layout for c in frame_crops if c.layout in infobar.STRIP_LAYOUTS), "")
+        found = None
+        for crop in frame_crops:
+            if crop.layout in infobar.STRIP_LAYOUTS:
+                found = _parse_strip(crop, next(strip_words))
+            else:
+                found, told = _read_band(crop)
+                camera = camera or told
+            if found is not None:
+                break
+        readings.append(_reading(found, camera, spread))
+    return readings
 
 
-def _reading(crops: list[infobar.TextCrop], words: list[list[list[ocr.Word]]],
-             spread: float | None) -> Reading:
-    """The first crop whose images all give one date and time; the camera from the layout."""
-    camera = crops[0].layout if crops and crops[0].layout in infobar.MDY_LAYOUTS else ""
-    for crop, per_image in zip(crops, words, strict=True):
-        lines = [ocr.line_of(found) for found in per_image]
+Found = tuple[dt.datetime, float]  # the time read and its confidence
+
+
+def _parse_strip(crop: infobar.TextCrop, words: list[ocr.Word]) -> Found | None:
+    parsed = infobar.parse_stamp(ocr.line_of(words), crop.layout)
+    if parsed is None:
+        return None
+    return parsed[0], ocr.confidence_of(words, parsed[1])
+
+
+def _read_band(crop: infobar.TextCrop) -> tuple[Found | None, str]:
+    """Text over a picture: every image of the band must give the same date and time. Also
+    the camera, where the text names it."""
+    when, confidence, camera = None, 1.0, ""
+    for image in crop.images:
+        words = ocr.read_line(image)
+        line = ocr.line_of(words)
         layout = crop.layout
-        if layout in ("bottom", "top") and any("bushnell" in line.lower() for line in lines):
+        if "bushnell" in line.lower():
             layout = camera = infobar.BUSHNELL_OVERLAY
-        parsed = [infobar.parse_stamp(line, layout) for line in lines]
-        if parsed[0] is None or any(p is None or p[0] != parsed[0][0] for p in parsed):
-            continue
-        when = parsed[0][0]
-        hour = infobar.hour_of(when)
-        night = None if spread is None else infobar.night_flag(spread, hour)
-        confidence = min(ocr.confidence_of(f, p[1]) for f, p in zip(per_image, parsed,
-                                                                     strict=True) if p)
-        return Reading(when.isoformat(), round(hour, 6), camera, night, round(confidence, 3))
-    night = None if spread is None else infobar.night_flag(spread, None)
-    return Reading(camera=camera, night=night)
+        parsed = infobar.parse_stamp(line, layout)
+        if parsed is None or (when is not None and parsed[0] != when):
+            return None, camera
+        when = parsed[0]
+        confidence = min(confidence, ocr.confidence_of(words, parsed[1]))
+    return (None if when is None else (when, confidence)), camera
 
 
-def _chunk_readings(paths: list[str]) -> list[Reading]:
-    return read_frames(paths)
+def _reading(found: Found | None, camera: str, spread: float | None) -> Reading:
+    if found is None:
+        night = None if spread is None else infobar.night_flag(spread, None)
+        return Reading(camera=camera, night=night)
+    when, confidence = found
+    hour = infobar.hour_of(when)
+    night = None if spread is None else infobar.night_flag(spread, hour)
+    return Reading(when.isoformat(), round(hour, 6), camera, night, round(confidence, 3))
 
 
 def default_workers() -> int:
@@ -123,11 +154,11 @@ def read_all(paths: Sequence[str | Path], workers: int = 0,
     out: list[Reading] = []
     started = time.perf_counter()
     if workers == 1:
-        results: Any = map(_chunk_readings, chunks)
+        results: Any = map(read_frames, chunks)
         pool = None
     else:
         pool = ProcessPoolExecutor(max_workers=workers)
-        results = pool.map(_chunk_readings, chunks)
+        results = pool.map(read_frames, chunks)
     try:
         for k, chunk_out in enumerate(results, 1):
             out.extend(chunk_out)
@@ -187,7 +218,7 @@ def build_meta(cfg: MetaConfig) -> pd.DataFrame:
     frame = meta_frame(features[ID_COL], paths, features[SITE_COL], cfg.gap_seconds,
                        cfg.workers, cfg.progress)
     seconds = time.perf_counter() - started
-    write_csv(cfg.out, frame, float_format="%.6g")
+    write_csv(cfg.out, frame, float_format="%.8g")  # hours to 0.01 s
     if cfg.progress:
         print(describe(frame, seconds))
     return frame

@@ -31,22 +31,19 @@ def assign_sequences(
         raise ValueError(f"gap_seconds must be a finite number >= 0, got {gap_seconds!r}")
     site_arr = np.asarray(sites, dtype=object).astype(str)
     if len(site_arr) != len(times):
-        raise ValueError(f"{len(site_arr)} sites but {len(times)} times: give one of each per image")
-    stamps = pd.to_datetime(pd.Series(list(times), dtype=object).replace("", None), errors="coerce")
-    seconds = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy()
-    out = np.empty(len(site_arr), dtype=object)
-    for site in pd.unique(site_arr):
-        rows = np.flatnonzero(site_arr == site)
-        timed = rows[np.isfinite(seconds[rows])]
-        timed = timed[np.argsort(seconds[timed], kind="stable")]
-        n = -1
-        previous = -np.inf
-        for row in timed:
-            if seconds[row] - previous > gap_seconds:
-                n += 1
-            previous = seconds[row]
-            out[row] = f"{site}/{n}"
-        for row in rows[~np.isfinite(seconds[rows])]:
-            n += 1
-            out[row] = f"{site}/{n}"
+        raise ValueError(f"{len(site_arr)} sites, {len(times)} times: give one of each per image")
+    stamps = pd.to_datetime(pd.Series(list(times), dtype=object).replace("", None),
+                            errors="coerce", format="mixed")
+    seconds = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
+    timed = np.isfinite(seconds)
+    codes, names = pd.factorize(site_arr)
+    # Each site's timed images in time order, then its untimed ones in input order.
+    order = np.lexsort((np.arange(len(codes)), np.where(timed, seconds, 0.0), ~timed, codes))
+    code, sec, ok = codes[order], seconds[order], timed[order]
+    new_site = np.r_[True, code[1:] != code[:-1]]
+    joins = np.r_[False, ok[1:] & ok[:-1] & (np.diff(sec) <= gap_seconds)]
+    starts = np.cumsum(new_site | ~joins)
+    number = starts - np.maximum.accumulate(np.where(new_site, starts, 0))
+    out = np.empty(len(codes), dtype=object)
+    out[order] = [f"{names[c]}/{n}" for c, n in zip(code, number, strict=True)]
     return out.astype(str)

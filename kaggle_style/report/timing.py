@@ -1,0 +1,193 @@
+"""What the camera's clock adds to the report: activity by hour per class, sequences per site,
+and the effect of the ensemble's time step.
+
+Activity curves are what camera-trap ecologists draw (Ridout & Linkie 2009, the `overlap`
+package): a von Mises kernel density of detection times over the 24-h day, night shaded, and
+the coefficient of overlap (the area under both curves) between two of them. "Observed" weighs
+each labelled image by its true class, "predicted" by the model's probabilities, so the two
+agree where the model is right about when each class is about.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.meta.infobar import DAY_HOURS
+from kaggle_style.prediction_files import probs_of
+from kaggle_style.report.plots import save
+from kaggle_style.report.runs import Run, fmt, table
+
+GRID = np.linspace(0.0, 24.0, 289)  # every 5 minutes, both ends
+KAPPA = 8.0  # von Mises concentration: a kernel about 1.3 h wide (sd)
+MAX_SITE_ROWS = 200  # sequence table rows (most images first); the page stays readable
+
+
+def circular_density(hours: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Kernel densities on GRID (per hour, integrating to 1 over 24 h), one column per weight
+    column; a column of zero weight gives NaN."""
+    angle = 2 * np.pi * (GRID[:, None] - hours[None, :]) / 24.0
+    kernel = np.exp(KAPPA * (np.cos(angle) - 1.0))  # unnormalised von Mises, max 1
+    kernel /= kernel.sum(axis=0, keepdims=True) * (GRID[1] - GRID[0])  # each one integrates to 1
+    mass = weights.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (kernel @ weights) / mass
+
+
+def overlap(f: np.ndarray, g: np.ndarray) -> float:
+    """Coefficient of overlap of two densities on GRID (1: the same activity pattern)."""
+    both = np.minimum(f, g)
+    return float(np.sum((both[1:] + both[:-1]) / 2) * (GRID[1] - GRID[0]))
+
+
+def is_night(hours: np.ndarray) -> np.ndarray:
+    return (hours < DAY_HOURS[0]) | (hours >= DAY_HOURS[1])
+
+
+def _timed(meta: pd.DataFrame, ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in `ids` with a read hour, their hours)."""
+    hours = meta.set_index(ID_COL)["hour"].reindex(ids.astype(str)).to_numpy(dtype=np.float64)
+    rows = np.flatnonzero(np.isfinite(hours))
+    return rows, hours[rows]
+
+
+def activity(meta: pd.DataFrame, truth: pd.DataFrame, run: Run) -> dict[str, Any]:
+    """Curves and night shares: observed (train labels), predicted on OOF and on test."""
+    frame = run.oof.merge(truth[[ID_COL, LABEL_COL]], on=ID_COL, how="left")
+    rows, hours = _timed(meta, frame[ID_COL])
+    y = frame[LABEL_COL].map(CLASS_INDEX).to_numpy()[rows].astype(np.int64)
+    curves = {"observed": (hours, np.eye(len(CLASSES))[y]),
+              "predicted (OOF)": (hours, probs_of(frame)[rows])}
+    if run.test is not None:
+        test_rows, test_hours = _timed(meta, run.test[ID_COL])
+        if len(test_rows):
+            curves["predicted (test)"] = (test_hours, probs_of(run.test)[test_rows])
+    out: dict[str, Any] = {"n": {}, "density": {}, "night": {}}
+    for name, (h, w) in curves.items():
+        out["n"][name] = len(h)
+        out["density"][name] = circular_density(h, w)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["night"][name] = (w * is_night(h)[:, None]).sum(axis=0) / w.sum(axis=0)
+    return out
+
+
+def activity_plot(curves: dict[str, Any], out: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 4, figsize=(14, 5.5), sharex=True)
+    styles = {"observed": "k-", "predicted (OOF)": "C0--", "predicted (test)": "C1:"}
+    for c, (ax, name) in enumerate(zip(axes.ravel(), CLASSES, strict=True)):
+        ax.axvspan(0, DAY_HOURS[0], color="0.88", lw=0)
+        ax.axvspan(DAY_HOURS[1], 24, color="0.88", lw=0)
+        for label, density in curves["density"].items():
+            ax.plot(GRID, density[:, c], styles.get(label, "-"), lw=1.5, label=label)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlim(0, 24)
+        ax.set_xticks([0, 6, 12, 18, 24])
+        ax.set_ylim(bottom=0)
+    axes[0, 0].legend(fontsize=7)
+    fig.supxlabel("hour of day (night shaded)")
+    fig.supylabel("activity density")
+    fig.tight_layout()
+    return save(fig, out, "activity_by_hour.png")
+
+
+def activity_section(meta: pd.DataFrame, truth: pd.DataFrame, run: Run, out: Path) -> str:
+    curves = activity(meta, truth, run)
+    if curves["n"]["observed"] == 0:
+        return "<p>no OOF image has a readable clock in meta.csv: no activity curves.</p>"
+    names = list(curves["density"])
+    rows = []
+    observed = curves["density"]["observed"]
+    for c, name in enumerate(CLASSES):
+        cells = [name]
+        for label in names:
+            cells.append(fmt(curves["night"][label][c], 3))
+        cells.append(fmt(overlap(observed[:, c], curves["density"]["predicted (OOF)"][:, c]), 3))
+        rows.append(cells)
+    counts = ", ".join(f"{k} {v} images" for k, v in curves["n"].items())
+    return (f"<p>{html.escape(run.name)}, images with a readable clock: {html.escape(counts)}. "
+            "Night: before {:g} h or from {:g} h.</p>".format(*DAY_HOURS)
+            + table(["class", *(f"night share, {n}" for n in names),
+                     "overlap observed vs predicted (OOF)"], rows)
+            + f'<img src="{activity_plot(curves, out)}" alt="activity by hour per class">')
+
+
+def sequence_section(meta: pd.DataFrame, sites: pd.DataFrame, truth: pd.DataFrame,
+                     run: Run) -> str:
+    """Per site: images, clocks read, sequences (independent events), frames per sequence and
+    the commonest classes by events: true labels in train, the run's predictions in test."""
+    frame = sites[[ID_COL, SITE_COL, "split"]].merge(meta, on=ID_COL, how="inner")
+    if frame.empty:
+        return "<p>meta.csv has no row for these data's ids.</p>"
+    label = truth.set_index(ID_COL)[LABEL_COL]
+    if run.test is not None:
+        predicted = pd.Series(np.asarray(CLASSES)[probs_of(run.test).argmax(axis=1)],
+                              index=run.test[ID_COL].astype(str))
+        label = pd.concat([label, predicted])
+    frame["class"] = frame[ID_COL].map(label)
+    rows = []
+    for (split, site), group in frame.groupby(["split", SITE_COL], sort=True):
+        sizes = group.groupby("sequence").size()
+        events = group.dropna(subset=["class"]).groupby("sequence")["class"].agg(
+            lambda s: s.mode().iloc[0])
+        top = events.value_counts().head(3)
+        rows.append((len(group), [str(site), str(split), str(len(group)),
+                                  str(int((group["datetime"] != "").sum())), str(len(sizes)),
+                                  fmt(sizes.mean(), 2), str(int(sizes.max())),
+                                  ", ".join(f"{k} {v}" for k, v in top.items())]))
+    rows.sort(key=lambda r: -r[0])
+    shown = [r[1] for r in rows[:MAX_SITE_ROWS]]
+    note = (f"<p>{frame['sequence'].nunique()} sequences in {len(frame)} images "
+            f"({len(rows)} sites"
+            + (f"; the {MAX_SITE_ROWS} with most images shown" if len(rows) > MAX_SITE_ROWS
+               else "") + "). Events by class: true labels (train), the run's most likely "
+            "class (test), each sequence counted once by its commonest class.</p>")
+    return note + table(["site", "split", "images", "clocks read", "sequences",
+                         "frames per sequence", "longest", "events by class (top 3)"], shown)
+
+
+def time_effect_section(ens: dict[str, Any], out: Path, index: int) -> str:
+    """How the fitted time step moves each class's log-probability over the day."""
+    step = ens.get("time")
+    if not isinstance(step, dict):
+        return "<p>this ensemble has no time step (ensemble.json has no 'time').</p>"
+    nested = step.get("nested") or {}
+    ins = step.get("in_sample") or {}
+    text = (f"<p>time of day: mode {html.escape(str(step.get('mode')))}, "
+            f"{'applied' if step.get('applied') else 'not applied'}; log loss in-sample "
+            f"{fmt(ins.get('before'))} → {fmt(ins.get('after'))}, nested "
+            f"{fmt(nested.get('before'))} → {fmt(nested.get('after'))}"
+            + (f"; {html.escape(str(step['skipped']))}" if "skipped" in step else "") + "</p>")
+    if "coef" not in step:
+        return text
+    from kaggle_style.ensemble.sequences import time_features
+
+    coef = np.asarray(step["coef"], dtype=np.float64)
+    features = time_features(GRID, is_night(GRID).astype(float), len(GRID),
+                             int(step.get("harmonics", 1)))
+    shift = features @ coef.T
+    shift -= shift.mean(axis=1, keepdims=True)  # only differences between classes matter
+    return text + f'<img src="{_shift_plot(shift, out, index)}" alt="time step effect">'
+
+
+def _shift_plot(shift: np.ndarray, out: Path, index: int) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.axvspan(0, DAY_HOURS[0], color="0.88", lw=0)
+    ax.axvspan(DAY_HOURS[1], 24, color="0.88", lw=0)
+    for c, name in enumerate(CLASSES):
+        ax.plot(GRID, shift[:, c], lw=1.5, label=name)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlim(0, 24)
+    ax.set_xticks(range(0, 25, 3))
+    ax.set_xlabel("hour of day (night shaded; the night flag read as the hour implies)")
+    ax.set_ylabel("log-probability shift vs mean class")
+    ax.legend(fontsize=7, ncol=2)
+    return save(fig, out, f"time_effect_{index}.png")

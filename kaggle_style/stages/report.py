@@ -1,0 +1,24 @@
+"""`kaggle-style report`: one HTML page of runs, an ensemble, sites, activity by hour."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kaggle_style.report.page import build_report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (model runs, ensembles)")
+    parser.add_argument("--data", type=Path, required=True, help="DrivenData folder (sites)")
+    parser.add_argument("--out", type=Path, required=True, help="report folder, e.g. reports/x")
+    parser.add_argument("--crops", type=Path, help="crops manifest for the gallery thumbnails")
+    parser.add_argument("--gallery", type=int, default=12, help="confidently wrong images (12)")
+    parser.add_argument("--meta", type=Path,
+                        help="meta.csv (kaggle-style meta): activity by hour, sequences per site")
+
+
+def run(args: argparse.Namespace) -> int:
+    page = build_report(args.runs, args.data, args.out, args.crops, args.gallery, args.meta)
+    print(f"wrote {page}")
+    return 0
