@@ -45,8 +45,6 @@ def write_sized_folder(out: Path, train: pd.DataFrame, test: pd.DataFrame, width
                        height: int, unique_frames: int = 64, seed: int = 0,
                        labels: pd.DataFrame | None = None) -> Path:
     """Write the four DrivenData tables and one JPEG per id under `out`; returns `out`."""
-    from kaggle_style.checks.frames import render_jpegs
-
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     if labels is None:
@@ -60,8 +58,18 @@ def write_sized_folder(out: Path, train: pd.DataFrame, test: pd.DataFrame, width
                        columns=list(CLASSES))
     fmt.insert(0, ID_COL, test[ID_COL].to_numpy())
     write_csv(out / SUBMISSION_FORMAT, fmt)
+    write_images(out, [*train[FILEPATH_COL], *test[FILEPATH_COL]], width, height,
+                 unique_frames, seed)
+    return out
+
+
+def write_images(out: Path, filepaths: list[str], width: int, height: int,
+                 unique_frames: int = 64, seed: int = 0) -> None:
+    """One JPEG at each `out/filepath` (tables written elsewhere, e.g. real ones)."""
+    from kaggle_style.checks.frames import render_jpegs
+
     frames = render_jpegs(seed, unique_frames, width, height)
-    files = [out / p for p in (*train[FILEPATH_COL], *test[FILEPATH_COL])]
+    files = [out / p for p in filepaths]
     for folder in {f.parent for f in files}:
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -70,4 +78,3 @@ def write_sized_folder(out: Path, train: pd.DataFrame, test: pd.DataFrame, width
 
     with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
         list(pool.map(write, range(len(files))))
-    return out
