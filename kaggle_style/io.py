@@ -84,6 +84,17 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still runs: how lock and temp-file owners are judged."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()

@@ -139,4 +139,9 @@ def test_predict_real_conservision_images(tiny_run: Path, shared_data: Path,
     frame = pd.read_csv(out)
     n_images = len([p for p in images.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg")])
     _check_output(frame, n_images)
+    # a field user gets the info-bar clock too: the meta stage's reader, on the real frames
+    when = frame.set_index("file")["datetime"]
+    assert when["ZJ000006.jpg"] == "2017-03-19T05:37:45"
+    assert when["ZJ000014.jpg"] == "2016-11-13T15:59:55"
+    assert {"hour", "night", "sequence"} <= set(frame.columns)
     assert not (tmp_path / "bad_images.csv").exists()

@@ -264,3 +264,20 @@ def test_summary_prints_each_second_stage_step(
         assert fmt(report[key]["nested"]["after"]) in line, key
         assert ("not applied" not in line) == report[key]["applied"], key
     assert summarise(report_inputs["ens"], submission) in text
+
+
+def test_report_refuses_a_run_whose_folds_mix_configs(
+    report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import shutil
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(report_inputs["a"], mixed)
+    for fold, key in ((0, "aaaa"), (1, "bbbb")):
+        (mixed / f"fold{fold}").mkdir()
+        write_json(mixed / f"fold{fold}" / "done.json", {"model_hash": key})
+        (mixed / f"fold{fold}" / OOF_FILE).write_text("id\n")
+    assert main(["report", str(mixed), "--data", str(tiny_data), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2 different configs" in err[0], err

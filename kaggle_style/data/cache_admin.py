@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kaggle_style.errors import UserError
+from kaggle_style.io import pid_alive
 
 # errno values that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
@@ -90,16 +91,6 @@ def preallocate(handle, size: int) -> None:
                 raise
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
     """Temp files in `folder` whose writer is gone: ours with a dead pid on this host, or any
     `.*.tmp` not written to for an hour (mkstemp names of older versions, other hosts)."""
@@ -116,7 +107,7 @@ def stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Pat
         except FileNotFoundError:
             continue
         if match and match["host"] == host:
-            if int(match["pid"]) != os.getpid() and not _pid_alive(int(match["pid"])):
+            if int(match["pid"]) != os.getpid() and not pid_alive(int(match["pid"])):
                 out.append(path)
         elif idle > STALE_AFTER_S:
             out.append(path)

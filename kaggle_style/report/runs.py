@@ -60,7 +60,11 @@ class Run:
 
 
 def load_run(path: Path) -> Run:
-    """metrics.json + oof.csv (+ ensemble.json, config.yaml, test.csv when present)."""
+    """metrics.json + oof.csv (+ ensemble.json, config.yaml, test.csv when present), from a run
+    whose folds share one config and whose combined files are newer than its folds."""
+    from kaggle_style.training.integrity import check_run
+
+    check_run(path)
     metrics_path = path / METRICS_FILE
     if not metrics_path.is_file():
         raise ReportError(f"run {path}: {metrics_path} not found; give a trained run folder")

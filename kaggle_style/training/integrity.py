@@ -17,6 +17,7 @@ import yaml
 
 from kaggle_style.constants import CONFIG_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
+from kaggle_style.io import pid_alive
 
 DONE_FILE = "done.json"
 LOCK_FILE = ".lock"
@@ -76,16 +77,6 @@ def check_run(run_dir: str | Path) -> None:
                             "`kaggle-style train` with the same config to combine the folds")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_lock(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -95,7 +86,7 @@ def read_lock(path: Path) -> dict[str, Any] | None:
 
 def holder_alive(holder: dict[str, Any]) -> bool:
     """Alive unless it ran on this host and its process is gone (another host's is trusted)."""
-    return holder.get("host") != socket.gethostname() or _alive(int(holder.get("pid", -1)))
+    return holder.get("host") != socket.gethostname() or pid_alive(int(holder.get("pid", -1)))
 
 
 class FoldLock:
