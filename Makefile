@@ -211,6 +211,10 @@ check-data: | $(STAMP) ## check a DrivenData folder: tables, ids, sites, image f
 gpu-check: | $(STAMP) ## on a GPU box: bench + the real-size pipeline, one JSON line (SMALL=1: CPU-sized)
 	$(KS) gpu-check --weights $(DETECTOR_WEIGHTS) $(if $(filter 1,$(SMALL)),--small)
 
+real-dry-run: | $(STAMP) ## the real Conser-vision CSVs, a 64x48 JPEG per id, every stage on CPU (GROWTH=1: 1/8 first)
+	$(KS) real-dry-run --work-dir $(OUT)/real_dry_run --source ../shared/data/conservision \
+		--threads $(or $(THREADS),1) $(if $(filter 1,$(GROWTH)),--growth-from 0.125)
+
 clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes them)
 	$(KS) clean-cache --configs configs --data $(DATA) --crops-manifest $(CROPS) \
 		--cache-dir $(CACHE) $(if $(filter 1,$(YES)),--yes)
@@ -221,4 +225,4 @@ cache-bench: | $(STAMP) ## cache forms: bytes/image and images/s per worker, siz
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \
 		$(OUT)/submissions/*.csv $(OUT)/reports $(OUT)/studies $(OUT)/predictions.csv \
-		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections
+		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections $(OUT)/real_dry_run $(OUT)/gpu_check

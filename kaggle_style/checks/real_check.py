@@ -22,7 +22,7 @@ import pandas as pd
 from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, OOF_FILE
 from kaggle_style.io import write_csv
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # ../shared/data of the repo
 WEIGHTS = "models/tf_efficientnet_lite0.in1k.safetensors"
 # A small-data fine-tuning recipe: the thumbnails upsampled to the backbone's 224 px, two
 # head-only epochs, then everything at a low rate with BatchNorm statistics kept from ImageNet
@@ -72,7 +72,8 @@ def real_check(shared: Path, work: Path) -> dict[str, Any]:
     data = work / "camtrapr_data"
     mapping = build_camtrapr_data(shared / "camtrapr", data)
     print("species -> class slot: " + ", ".join(f"{s} -> {c}" for s, c in mapping.items()))
-    train = load_competition_data(data).train
+    # the thumbnails stay where they are in ../shared/data: never copied into the work folder
+    train = load_competition_data(data, allow_outside_data=True).train
     folds = make_folds(train, n_splits=3, seed=0, group_by="none")
     write_csv(work / "folds.csv", folds)
     y_of = dict(zip(folds[ID_COL], folds[LABEL_COL].map(CLASS_INDEX), strict=True))
@@ -85,6 +86,7 @@ def real_check(shared: Path, work: Path) -> dict[str, Any]:
         if recipe["pretrained"]:
             recipe["pretrained"] = str(shared / recipe["pretrained"])
         cfg = TrainConfig(name=name, data=str(data), folds_file=str(work / "folds.csv"),
+                          allow_outside_data=True,
                           runs_dir=str(work / "runs"), cache_dir=str(work / "cache"), **recipe)
         run_training(cfg)
         oof = pd.read_csv(cfg.run_dir / OOF_FILE, dtype={ID_COL: str})
@@ -101,7 +103,7 @@ def predict_stations(source: Path, work: Path, mapping: dict[str, str]) -> dict[
     too), not an estimate: each image was in the training set of two of the three fold models.
     Returns the top-1 agreement with the species folder per station.
     """
-    from kaggle_style.predict import DetectorChoice, run_predict
+    from kaggle_style.deployment import DetectorChoice, run_predict
 
     out = work / "predict_camtrapr.csv"
     frame = run_predict(source, work / "runs" / "pretrained", out, site_from_folder=True,

@@ -105,30 +105,40 @@ def em_priors(
     tol: float = 1e-8,
     max_iter: int = 2000,
 ) -> np.ndarray:
-    """(n_sites, n_classes) MAP-EM prior estimates, every site iterated together.
+    """(n_sites, n_classes) MAP-EM prior estimates; each site stops at its own convergence.
 
     `source_prior`: the class mix the probabilities assume, one for all rows or one per row
-    (see `source_priors`).
+    (see `source_priors`). Sites are independent problems, so a converged site is frozen and
+    the remaining iterations touch only the rows of sites still moving.
     """
     probs = _prepared(probs)
-    n_classes = probs.shape[1]
     site_source = _per_site(_per_row(source_prior, len(probs)), site_index, n_sites)
     counts = np.bincount(site_index, minlength=n_sites).astype(np.float64)
+    order = np.argsort(site_index, kind="stable")  # rows grouped by site
+    ratio = (probs / site_source[site_index])[order]  # p(y|x) / source prior, computed once
+    starts = np.searchsorted(site_index[order], np.arange(n_sites))
+    sizes = counts.astype(np.int64)
     priors = site_source.copy()
+    active = np.flatnonzero(sizes > 0)
+    rows_for = None  # the active set the row gather below was built for
     for _ in range(max_iter):
-        adjusted = reweight(probs, priors[site_index], site_source[site_index])
-        sums = np.stack(
-            [np.bincount(site_index, weights=adjusted[:, k], minlength=n_sites)
-             for k in range(n_classes)],
-            axis=1,
-        )
-        new = (sums + strength * site_source) / (counts + strength)[:, None]
+        if not len(active):
+            break
+        if rows_for is None or len(rows_for) != len(active):  # a site froze: shrink the rows
+            rows_for = active
+            rows = np.concatenate([np.arange(starts[s], starts[s] + sizes[s]) for s in active])
+            local = np.repeat(np.arange(len(active)), sizes[active])
+            cuts = np.r_[0, np.cumsum(sizes[active])[:-1]]
+            sub = ratio[rows]
+        adjusted = sub * priors[active][local]
+        adjusted /= adjusted.sum(axis=1, keepdims=True)
+        sums = np.add.reduceat(adjusted, cuts, axis=0)
+        new = (sums + strength * site_source[active]) / (counts[active] + strength)[:, None]
         new = np.clip(new, PROB_FLOOR, None)
         new /= new.sum(axis=1, keepdims=True)
-        change = float(np.max(np.abs(new - priors)))
-        priors = new
-        if change < tol:
-            break
+        change = np.max(np.abs(new - priors[active]), axis=1)
+        priors[active] = new
+        active = active[change >= tol]
     return priors
 
 
