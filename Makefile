@@ -20,6 +20,7 @@ FOLDS := $(OUT)/folds/folds.csv
 # The demo ships its simulated detections; a real DATA folder may be read-only: write beside OUT.
 DETECTIONS ?= $(if $(filter data/demo,$(DATA)),$(DATA)/detections.json,$(OUT)/detections/detections.json)
 DETECTOR ?= megadetector-lite
+DETECT_ARGS ?=  # e.g. '--num-workers 14 --batch-size 64' on a GPU box
 DETECTOR_WEIGHTS ?= ../shared/data/models/megadetector_lite/yolox_tiny_640_20220528.pth
 CROPS := $(OUT)/crops/manifest.csv
 META ?= $(if $(filter data/demo,$(DATA)),$(DATA)/meta.csv,$(OUT)/meta/meta.csv)
@@ -116,7 +117,8 @@ $(FOLDS): $(DATA)/train_features.csv $(DATA)/train_labels.csv | $(STAMP)
 folds: $(FOLDS) ## site-grouped, class-stratified folds -> folds/folds.csv
 
 $(DETECTIONS): | $(DATA)/train_features.csv $(STAMP)
-	$(KS) detect --data $(DATA) --detector $(DETECTOR) --weights $(DETECTOR_WEIGHTS) --out $@
+	$(KS) detect --data $(DATA) --detector $(DETECTOR) --weights $(DETECTOR_WEIGHTS) --out $@ \
+		$(DETECT_ARGS)
 
 detect: $(DETECTIONS) ## run the detector once (the demo data ships simulated detections)
 

@@ -275,3 +275,16 @@ def test_full_runs_disk_is_one_line_and_leaves_no_temp_files(
         run_training(cfg)
     leftovers = [p for p in tiny_disk.rglob("*") if p.name.endswith(".tmp")]
     assert not leftovers, leftovers
+
+
+def test_check_run_needs_test_file_only_where_folds_predicted_a_test_set(tmp_path: Path):
+    run = tmp_path / "run"
+    (run / "fold0").mkdir(parents=True)
+    (run / "fold0" / "done.json").write_text(json.dumps({"model_hash": "abc"}))
+    (run / "fold0" / "oof.csv").write_text("id\n")
+    time.sleep(0.01)
+    (run / "oof.csv").write_text("id\n")
+    check_run(run)  # a data folder without test images: no test.csv anywhere, accepted
+    (run / "fold0" / "test.csv").write_text("id\n")
+    with pytest.raises(UserError, match=r"test\.csv is missing"):
+        check_run(run)

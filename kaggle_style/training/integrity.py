@@ -67,7 +67,8 @@ def check_run(run_dir: str | Path) -> None:
             raise UserError(f"{where}: {CONFIG_FILE} names config {saved} but its folds were "
                             f"trained under {hashes.pop()}; rerun `kaggle-style train` for it")
     newest_fold = max((p / DONE_FILE).stat().st_mtime for p in folds)
-    for name in (OOF_FILE, TEST_FILE):
+    has_test = any((p / TEST_FILE).exists() for p in folds)  # a data folder may have no test
+    for name in (OOF_FILE, TEST_FILE) if has_test else (OOF_FILE,):
         path = run_dir / name
         if not path.exists():
             raise UserError(f"{where}: {name} is missing; rerun `kaggle-style train` with the "

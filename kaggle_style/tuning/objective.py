@@ -118,7 +118,7 @@ class Objective:
 def run_study(
     cfg: TrainConfig,
     study_name: str,
-    storage: optuna.storages.BaseStorage,
+    storage: optuna.storages.BaseStorage | None,  # None on ranks > 0: they never touch it
     *,
     n_trials: int | None,
     timeout: float | None = None,

@@ -11,6 +11,7 @@ import optuna
 from kaggle_style.config import resolve_config
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.tuning.config import ExportConfig, TuneConfig
+from kaggle_style.tuning.distributed import process_rank
 from kaggle_style.tuning.export import export_best
 from kaggle_style.tuning.objective import run_study, synthetic_training
 from kaggle_style.tuning.space import parse_search_space
@@ -33,7 +34,12 @@ def tune(cfg: TuneConfig) -> optuna.Study | None:
     if url.startswith(JOURNAL_PREFIX):
         print("note: a journal storage has no heartbeat (Optuna 5): a trial whose worker dies "
               "stays RUNNING and is not retried; use an RDB storage for that", file=sys.stderr)
-    storage = open_storage(url, cfg.heartbeat_interval or None, cfg.grace_period, cfg.max_retry)
+    # Only rank 0 talks to the storage (the others follow its trials): two ranks creating an
+    # SQLite study's tables at once fail with "table trials already exists".
+    storage = None
+    if process_rank()[0] == 0:
+        storage = open_storage(url, cfg.heartbeat_interval or None, cfg.grace_period,
+                               cfg.max_retry)
     pruner = make_pruner(cfg.pruner, cfg.pruner_startup_trials, cfg.pruner_warmup_steps)
     train = None
     if cfg.objective == "synthetic":
