@@ -77,8 +77,10 @@ def synthetic(tmp_path: Path) -> dict:
 
 
 def _config(data: dict, names: list[str], out: str, **kw) -> EnsembleConfig:
+    # data: the test's own folder, never the working directory's data/demo (after `make demo`)
     return EnsembleConfig(runs=[str(data["runs"][n]) for n in names], labels=str(data["labels"]),
-                          out=str(data["root"] / "runs" / out), stacking=False,
+                          data=str(data["root"]), out=str(data["root"] / "runs" / out),
+                          stacking=False,
                           site_adapt="off", n_starts=3, **kw)
 
 
@@ -234,7 +236,8 @@ def test_cli_with_config_file(synthetic: dict, capsys: pytest.CaptureFixture):
     out = synthetic["root"] / "runs" / "from_config"
     config.write_text(
         "runs:\n" + "".join(f"  - {synthetic['runs'][n]}\n" for n in ("good", "over"))
-        + f"labels: {synthetic['labels']}\nout: {out}\nstacking: false\nsite_adapt: off\n"
+        + f"labels: {synthetic['labels']}\nout: {out}\ndata: {synthetic['root']}\n"
+        "stacking: false\nsite_adapt: off\n"
         "space: logprob\nn_starts: 2\n"
     )
     assert main(["ensemble", "--config", str(config)]) == 0
