@@ -71,7 +71,8 @@ SITE_FROM_FOLDER ?= 1
 
 .PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
 	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
-	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench
+	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench gpu-carry \
+	gpu-check-lent
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -212,6 +213,29 @@ check-data: | $(STAMP) ## check a DrivenData folder: tables, ids, sites, image f
 
 gpu-check: | $(STAMP) ## on a GPU box: bench + the real-size pipeline, one JSON line (SMALL=1: CPU-sized)
 	$(KS) gpu-check --weights $(DETECTOR_WEIGHTS) $(if $(filter 1,$(SMALL)),--small)
+
+# A lent GPU machine (README "The GPU check on a lent machine"): no network, its own torch 2.11
+# and Python 3.12, no albumentations or YOLOX. `gpu-carry` (here) fetches their wheels and the
+# detector weights into ignored folders; `gpu-check-lent PART=bench|pipeline` runs there.
+LENT_WHEELS := albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.4 pydantic-core==2.50.5 \
+	annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0 \
+	stringzilla==5.3.2 simsimd==6.5.16 pixeltable-yolox==0.4.3 loguru==0.7.3 pycocotools==2.0.11
+LENT_PLATFORMS := $(foreach n,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(n)_x86_64)
+
+gpu-carry: ## here: wheels (.whl) and detector weights (.gpu_carry) for a lent GPU machine
+	mkdir -p .whl .gpu_carry
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp $(LENT_PLATFORMS) -d .whl $(LENT_WHEELS)
+	cp $(DETECTOR_WEIGHTS) .gpu_carry/
+	@echo "carry: [\".whl\", \".gpu_carry\"]; command: make gpu-check-lent PART=bench"
+
+gpu-check-lent: ## on a lent GPU machine (carry .whl .gpu_carry): PART=bench|pipeline, JSON to $$OUT
+	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+		--target /tmp/site .whl/*.whl
+	set -o pipefail; PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m \
+		kaggle_style gpu-check --only $(PART) --work-dir /tmp/gpu_check \
+		--weights .gpu_carry/$(notdir $(DETECTOR_WEIGHTS)) 2>&1 | tee $${OUT:-/tmp}/gpu_check.log
+	cp /tmp/gpu_check/gpu_check.json $${OUT:-/tmp}/gpu_check_$(PART).json
 
 real-dry-run: | $(STAMP) ## the real Conser-vision CSVs, a 64x48 JPEG per id, every stage on CPU (GROWTH=1: 1/8 first)
 	$(KS) real-dry-run --work-dir $(OUT)/real_dry_run --source ../shared/data/conservision \

@@ -16,21 +16,16 @@ import torch
 from PIL import Image
 
 from kaggle_style.checks.bench import BenchConfig
+from kaggle_style.checks.data_path import DATA_PATHS
 from kaggle_style.checks.frames import make_frames
 from kaggle_style.cli import main
 from kaggle_style.data.images import decode_rgb, load_resized
 from kaggle_style.training.data import CachedImages
 
-FIGURES = (
-    "bound_train_img_s", "e2e_train_img_s", "e2e_train_first_epoch_img_s", "bound_infer_img_s",
-    "e2e_infer_img_s", "decode_per_worker_img_s", "cached_per_worker_img_s", "cache_build_s",
-)
-RATIOS = {
-    "e2e_train_ratio": ("e2e_train_img_s", "bound_train_img_s"),
-    "e2e_train_first_epoch_ratio": ("e2e_train_first_epoch_img_s", "bound_train_img_s"),
-    "e2e_infer_ratio": ("e2e_infer_img_s", "bound_infer_img_s"),
-    "cached_vs_decode_ratio": ("cached_per_worker_img_s", "decode_per_worker_img_s"),
-}
+FIGURES = ("bound_train_img_s", "bound_infer_img_s", "decode_per_worker_img_s",
+           "cache_build_s")
+PATH_FIGURES = ("e2e_train_img_s", "e2e_infer_img_s", "per_worker_img_s",
+                "predicted_ceiling_img_s")
 
 
 @pytest.fixture
@@ -49,22 +44,59 @@ def test_bench_prints_a_table_then_every_figure_as_json(
         "bench", "--device", "cpu", "--backbone", "test_resnet", "--image-size", "32",
         "--batch-size", "4", "--n-images", "12", "--epochs", "2", "--workers", "1",
         "--frame-size", "96x54", "--work-dir", str(tmp_path), "--json",
+        "--data-paths", *DATA_PATHS,
     ])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0
     result = json.loads(lines[-1])
-    assert any("e2e training, epochs 2+" in line for line in lines[:-1])
+    for path in DATA_PATHS:
+        assert any(f"[{path}] e2e training, epochs 2+" in line for line in lines[:-1])
     assert result["device"] == "cpu" and result["gpu_name"] is None
     asked = ("backbone", "image_size", "batch_size", "workers", "n_images", "frame_size")
     assert [result[k] for k in asked] == ["test_resnet", 32, 4, 1, 12, "96x54"]
     assert result["torch"] and result["date"] and result["cpu_count"] >= 1
-    for key in (*FIGURES, *RATIOS):
-        value = result[key]
-        assert isinstance(value, float) and math.isfinite(value) and value > 0, key
-    for key, (num, den) in RATIOS.items():
-        assert result[key] == pytest.approx(result[num] / result[den], rel=1e-12), key
-    # the frames stay for the next run; the run's cache (built inside epoch 1) does not
+    assert list(result["paths"]) == list(DATA_PATHS)
+    figures = [result[k] for k in FIGURES] + list(result["transport_img_s"].values())
+    figures += [p[k] for p in result["paths"].values() for k in PATH_FIGURES]
+    assert all(isinstance(v, float) and math.isfinite(v) and v > 0 for v in figures)
+    for p in result["paths"].values():
+        assert p["e2e_train_ratio"] == pytest.approx(
+            p["e2e_train_img_s"] / result["bound_train_img_s"], rel=1e-12)
+        assert p["e2e_infer_ratio"] == pytest.approx(
+            p["e2e_infer_img_s"] / result["bound_infer_img_s"], rel=1e-12)
+    float_path, uint8_path = result["paths"]["float"], result["paths"]["uint8"]
+    assert float_path["predicted_ceiling_img_s"] == min(
+        result["transport_img_s"]["float32"], float_path["per_worker_img_s"])
+    assert uint8_path["predicted_ceiling_img_s"] == min(
+        result["transport_img_s"]["uint8"], uint8_path["per_worker_img_s"])
+    best = result["best_path"]
+    assert result["e2e_train_img_s"] == result["paths"][best]["e2e_train_img_s"] == max(
+        p["e2e_train_img_s"] for p in result["paths"].values())
+    # the frames stay for the next run; the run's cache does not
     assert [p.name.startswith("frames_96x54") for p in tmp_path.iterdir()] == [True]
+
+
+def test_uint8_batches_carry_the_pixels_of_float_batches(tmp_path: Path) -> None:
+    """The `uint8` path normalised on the device equals the `float` path's worker output, and the
+    device-augment path's workers send the resized image unaugmented."""
+    from kaggle_style.checks.data_path import data_path
+
+    data_cfg = {"input_size": (3, 24, 24), "mean": (0.485, 0.456, 0.406),
+                "std": (0.229, 0.224, 0.225)}
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "pixels.npy", rng.integers(0, 256, (3, 28, 28, 3), dtype=np.uint8))
+    paths = {name: data_path(name, data_cfg, "none", torch.device("cpu")) for name in DATA_PATHS}
+    batches = {}
+    for name, path in paths.items():
+        dataset = CachedImages(tmp_path / "pixels.npy", np.arange(3), np.zeros(3),
+                               path.train_transform)
+        batch = torch.stack([dataset[(i, 0)][0] for i in range(3)])
+        if path.augment is not None:
+            batch = path.augment(batch, (0,))
+        batches[name] = path.normalize(batch)
+    assert batches["float"].dtype == torch.float32
+    assert torch.allclose(batches["uint8"], batches["float"], atol=1e-5)
+    assert torch.allclose(batches["uint8+device_augment"], batches["float"], atol=1e-5)
 
 
 def test_frames_are_rendered_once_at_full_size_and_reused(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from kaggle_style.checks.data_path import DATA_PATHS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -25,7 +27,8 @@ def test_small_gpu_check_runs_every_stage_and_prints_one_json_line(tmp_path: Pat
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["small"] is True and result["card"] is None
-    assert [r["backbone"] for r in result["bench"]] == ["test_convnext", "test_vit"]
+    assert [(r["backbone"], r["data_path"]) for r in result["bench"]] == [
+        (backbone, path) for backbone in ("test_convnext", "test_vit") for path in DATA_PATHS]
     for row in result["bench"]:
         assert row["bound_train_img_s"] > 0 and row["e2e_train_img_s"] > 0
         assert row["e2e_train_vs_compiled_bound"] == row["e2e_train_img_s"] / row[

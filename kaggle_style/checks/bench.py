@@ -10,34 +10,33 @@ same `predict`). It also measures what the cache buys per data-loader worker: de
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, default_collate
 
+from kaggle_style.checks.data_path import (
+    DATA_PATHS,
+    data_path,
+    decode_rate,
+    e2e_infer,
+    e2e_train,
+    sync,
+    transport_rate,
+    worker_rate,
+)
 from kaggle_style.checks.frames import make_frames
 from kaggle_style.constants import CLASSES
-from kaggle_style.data.images import build_cache, cache_size_for, decode_rgb
+from kaggle_style.data.images import build_cache, cache_size_for
 from kaggle_style.training.config import TrainConfig
-from kaggle_style.training.data import (
-    CachedImages,
-    SeededSampler,
-    batch_normalizer,
-    default_workers,
-    loader_kwargs,
-    normalize_on_device,
-)
+from kaggle_style.training.data import default_workers
 from kaggle_style.training.inference import predict_probs
 from kaggle_style.training.recipe import mixed_precision, optimisation_step
 
@@ -61,7 +60,7 @@ class BenchConfig:
     frame_width: int = 960
     frame_height: int = 540
     unique_frames: int | None = None  # rendered frames, written as `n_images` files in turn
-    normalize_on: str = "auto"  # as TrainConfig: uint8 batches normalised on a GPU
+    data_paths: tuple[str, ...] | None = None  # `checks.data_path.DATA_PATHS`; None: default
     seed: int = 0
 
 
@@ -70,9 +69,10 @@ def device_defaults(device: str) -> dict[str, Any]:
     enough (the real ones hold ~13k images) that each epoch's start-up does not dominate."""
     if device == "cuda":
         return {"backbone": "convnext_tiny", "image_size": 224, "batch_size": 128,
-                "n_images": 8192, "epochs": 4, "bound_steps": 30, "unique_frames": 64}
+                "n_images": 8192, "epochs": 4, "bound_steps": 30, "unique_frames": 64,
+                "data_paths": DATA_PATHS}
     return {"backbone": "resnet18", "image_size": 96, "batch_size": 32, "n_images": 256,
-            "epochs": 3, "bound_steps": 8, "unique_frames": 16}
+            "epochs": 3, "bound_steps": 8, "unique_frames": 16, "data_paths": ("float",)}
 
 
 def resolve(cfg: BenchConfig) -> BenchConfig:
@@ -88,6 +88,9 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     out = replace(cfg, device=device, **filled)
     if out.epochs < 2:
         raise ValueError("epochs must be at least 2: the first includes the cache build")
+    unknown = sorted(set(out.data_paths) - set(DATA_PATHS))
+    if unknown or not out.data_paths:
+        raise ValueError(f"data paths must be among {', '.join(DATA_PATHS)}, not {unknown}")
     if out.n_images < out.batch_size:
         raise ValueError(f"n_images ({out.n_images}) must be at least batch_size "
                          f"({out.batch_size})")
@@ -95,27 +98,6 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
 
 
 # ---------------------------------------------------------------------------------- timing
-
-
-def _sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so a timer measures work done rather than work launched."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-@contextlib.contextmanager
-def single_threaded() -> Iterator[None]:
-    """Run torch and OpenCV on one thread, as inside a data-loader worker; restore afterwards."""
-    import cv2
-
-    torch_threads, cv2_threads = torch.get_num_threads(), cv2.getNumThreads()
-    torch.set_num_threads(1)
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(torch_threads)
-        cv2.setNumThreads(cv2_threads)
 
 
 def _timed(work: Callable[[], int]) -> tuple[int, float]:
@@ -135,10 +117,8 @@ def _rate(*parts: tuple[int, float]) -> float:
 
 
 def _train_step(model, optimizer, accelerator, images: torch.Tensor, labels: torch.Tensor,
-                channels_last: bool, normalize=None) -> torch.Tensor:
+                channels_last: bool) -> torch.Tensor:
     """The trainer's own step (`optimisation_step`), with hard labels and unit class weights."""
-    if normalize is not None:
-        images = normalize(images)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     soft = F.one_hot(labels, len(CLASSES)).float()
@@ -156,12 +136,12 @@ def _bound_train(model, optimizer, accelerator, cfg: BenchConfig, channels_last:
     model.train()
     for _ in range(max(2, cfg.bound_steps // 3) if warm_up else 0):  # allocator, kernels, compile
         _train_step(model, optimizer, accelerator, images, labels, channels_last)
-    _sync(device)
+    sync(device)
 
     def work() -> int:
         for _ in range(steps):
             _train_step(model, optimizer, accelerator, images, labels, channels_last)
-        _sync(device)
+        sync(device)
         return steps * cfg.batch_size
 
     return _timed(work)
@@ -176,136 +156,74 @@ def _bound_infer(model, accelerator, cfg: BenchConfig, channels_last: bool, step
     labels = torch.zeros(batch, dtype=torch.long, device=device)
     if warm_up:
         predict_probs(model, [(images, labels)] * 2, accelerator, cfg.tta_hflip, channels_last)
-    _sync(device)
+    sync(device)
 
     def work() -> int:
         predict_probs(model, [(images, labels)] * steps, accelerator, cfg.tta_hflip, channels_last)
-        _sync(device)
+        sync(device)
         return steps * batch
 
     return _timed(work)
 
 
-# -------------------------------------------------------------------------------- data path
-
-
-def _e2e_train(model, optimizer, accelerator, cfg: BenchConfig, paths: list[Path],
-               cache_dir: Path, data_cfg: dict[str, Any], workers: int,
-               channels_last: bool, normalize) -> dict[str, Any]:
-    """Epoch 1 from JPEGs (cache build, worker start-up, training) and epochs 2+ from the cache."""
-    from kaggle_style.data.transforms import train_transform
-
-    device = accelerator.device
-    size = cfg.image_size
-    cache_size = cache_size_for(size, TrainConfig.cache_scale)
-    n = len(paths)
-    targets = np.arange(n) % len(CLASSES)
-    _sync(device)
-    start = time.perf_counter()
-    # as prepare_data: a process pool only pays off for more than a few hundred images
-    cache_workers = max(1, workers) if n > 256 else 0
-    cache = build_cache(paths, cache_size, cache_dir, cache_workers, progress=False,
-                        desc="bench cache")
-    cache_s = time.perf_counter() - start
-    dataset = CachedImages(cache.pixels_file, np.arange(n), targets,
-                           train_transform(data_cfg, cfg.augment,
-                                           normalize=normalize is None))
-    loader = accelerator.prepare(DataLoader(
-        dataset, batch_size=cfg.batch_size, sampler=SeededSampler(n, seed=cfg.seed),
-        drop_last=n > cfg.batch_size, **loader_kwargs(workers, device.type == "cuda"),
-    ))
-    seconds, images = [], []
-    model.train()
-    for epoch in range(cfg.epochs):
-        if epoch:
-            start = time.perf_counter()
-        loader.set_epoch(epoch)
-        seen = 0
-        for batch, labels in loader:
-            _train_step(model, optimizer, accelerator, batch, labels, channels_last, normalize)
-            seen += len(labels)
-        _sync(device)
-        seconds.append(time.perf_counter() - start)
-        images.append(seen)
-    return {"cache": cache, "cache_build_s": cache_s,
-            "first_epoch_img_s": images[0] / seconds[0],
-            "later_img_s": sum(images[1:]) / sum(seconds[1:])}
-
-
-def _e2e_infer(model, accelerator, cfg: BenchConfig, cache, data_cfg: dict[str, Any],
-               workers: int, channels_last: bool, normalize) -> float:
-    """`predict` over the cache with the trainer's test loader; steady state (second pass when
-    workers start up, which the trainer's persistent loaders pay once per fold)."""
-    from kaggle_style.data.transforms import eval_transform
-
-    device = accelerator.device
-    n = len(cache.ok)
-    dataset = CachedImages(cache.pixels_file, np.arange(n), np.full(n, -1),
-                           eval_transform(data_cfg, normalize=normalize is None))
-    loader = accelerator.prepare(DataLoader(
-        dataset, batch_size=2 * cfg.batch_size, **loader_kwargs(workers, device.type == "cuda")
-    ))
-    if workers:
-        predict_probs(model, loader, accelerator, cfg.tta_hflip, channels_last,
-                      normalize=normalize)
-    _sync(device)
-
-    def work() -> int:
-        probs = predict_probs(model, loader, accelerator, cfg.tta_hflip, channels_last,
-                              normalize=normalize)
-        _sync(device)
-        return len(probs)
-
-    return _rate(_timed(work))
-
-
-def per_worker_rates(cfg: BenchConfig, paths: list[Path], cache, data_cfg: dict[str, Any],
-                     n_decode: int, n_cached: int) -> tuple[float, float, float]:
-    """Images/s of one process on one thread: decoding full frames vs the cached path.
-
-    Decode is what every epoch would cost without the cache: a plain PIL decode of the full frame
-    and a resize (the cache's own decode uses JPEG draft scaling, faster still: see
-    `cache_build_s`); the cached path is what a training worker does per batch (memmap read,
-    augmentation, to-tensor, collate).
-    """
-    from kaggle_style.data.transforms import train_transform
-
-    n = len(cache.ok)
-    datasets = [CachedImages(cache.pixels_file, np.arange(n), np.arange(n) % len(CLASSES),
-                             train_transform(data_cfg, cfg.augment, normalize=in_worker))
-                for in_worker in (True, False)]
-    sampler = SeededSampler(n, seed=cfg.seed + 1)
-    items = [item for _, item in zip(range(n_cached), _cycle(sampler), strict=False)]
-
-    def decode() -> int:
-        for i in range(n_decode):
-            full = Image.fromarray(decode_rgb(paths[i % len(paths)]))
-            full.resize((cache.size, cache.size), Image.Resampling.BILINEAR)
-        return n_decode
-
-    def cached(dataset: CachedImages) -> Callable[[], int]:
-        def work() -> int:
-            for start in range(0, len(items), cfg.batch_size):
-                default_collate([dataset[item] for item in items[start:start + cfg.batch_size]])
-            return len(items)
-
-        return work
-
-    with single_threaded():
-        for dataset in datasets:
-            dataset[items[0]]  # open the memmap outside the timer, as a worker does once
-        return (_rate(_timed(decode)), *(_rate(_timed(cached(d))) for d in datasets))
-
-
-def _cycle(sampler: SeededSampler) -> Iterator[tuple[int, int]]:
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        yield from sampler
-        epoch += 1
-
-
 # ------------------------------------------------------------------------------------- run
+
+
+def _data_side(cfg: BenchConfig, model, optimizer, accelerator, paths: list[Path],
+               cache_dir: Path, data_cfg: dict[str, Any], workers: int,
+               channels_last: bool) -> dict[str, Any]:
+    """The cache build, then each data path's end-to-end rates and per-worker rate, then the
+    transport of ready float32 and uint8 batches."""
+    device = accelerator.device
+    cache_size = cache_size_for(cfg.image_size, TrainConfig.cache_scale)
+    n = len(paths)
+    # as prepare_data: a process pool only pays off for more than a few hundred images
+    start = time.perf_counter()
+    cache = build_cache(paths, cache_size, cache_dir, max(1, workers) if n > 256 else 0,
+                        progress=False, desc="bench cache")
+    out: dict[str, Any] = {"cache_build_s": time.perf_counter() - start, "paths": {}}
+    n_items = max(256, 4 * cfg.batch_size)
+
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
+        _train_step(model, optimizer, accelerator, images, labels, channels_last)
+
+    for name in cfg.data_paths:
+        path = data_path(name, data_cfg, cfg.augment, device)
+        model.train()
+        train = e2e_train(step, accelerator, path, cache.pixels_file, n, cfg.batch_size,
+                          cfg.epochs, workers, cfg.seed)
+        infer = e2e_infer(model, accelerator, path, cache.pixels_file, n, 2 * cfg.batch_size,
+                          workers, cfg.tta_hflip, channels_last)
+        out["paths"][name] = {
+            "e2e_train_img_s": train, "e2e_infer_img_s": infer,
+            "per_worker_img_s": worker_rate(path, cache.pixels_file, n, n_items,
+                                            cfg.batch_size, cfg.seed + 1),
+        }
+    out["decode_per_worker_img_s"] = decode_rate(paths, cache_size,
+                                                 min(n, max(16, cfg.batch_size)))
+    out["transport_workers"] = max(1, workers)
+    out["transport_img_s"] = {
+        str(dtype).removeprefix("torch."): transport_rate(
+            dtype, cfg.image_size, cfg.batch_size, max(1, workers), device,
+            batches=max(8, 4 * max(1, workers)))
+        for dtype in (torch.float32, torch.uint8)
+    }
+    return out
+
+
+def _path_figures(side: dict[str, Any], workers: int, bound_train: float,
+                  bound_infer: float) -> dict[str, dict[str, float]]:
+    """Each path's ratios, and the ceiling its parts predict: the slower of what the workers
+    can make and what the transport can carry (float32 batches for `float`, else uint8)."""
+    out = {}
+    for name, p in side["paths"].items():
+        transport = side["transport_img_s"]["float32" if name == "float" else "uint8"]
+        ceiling = min(transport, max(1, workers) * p["per_worker_img_s"])
+        out[name] = {**p, "e2e_train_ratio": p["e2e_train_img_s"] / bound_train,
+                     "e2e_infer_ratio": p["e2e_infer_img_s"] / bound_infer,
+                     "predicted_ceiling_img_s": ceiling,
+                     "predicted_ceiling_vs_train_bound": ceiling / bound_train}
+    return out
 
 
 def run_bench(cfg: BenchConfig) -> dict[str, Any]:
@@ -328,8 +246,6 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     channels_last = use_cuda  # as the trainer: channels_last pays on GPUs, not on CPUs
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    on_device = normalize_on_device(cfg.normalize_on, use_cuda)
-    normalize = batch_normalizer(data_cfg, True, accelerator.device) if on_device else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05, fused=use_cuda)
     model, optimizer = accelerator.prepare(model, optimizer)
     if cfg.compile:
@@ -343,22 +259,15 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                                       warm_up=True)]
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cfg.work_dir, prefix="cache-") as cache_dir:
-        train = _e2e_train(model, optimizer, accelerator, cfg, paths, Path(cache_dir), data_cfg,
-                           workers, channels_last, normalize)
-        e2e_infer = _e2e_infer(model, accelerator, cfg, train["cache"], data_cfg, workers,
-                               channels_last, normalize)
-        bound_train_parts.append(_bound_train(model, optimizer, accelerator, cfg, channels_last,
-                                              train_steps[1], warm_up=False))
-        bound_infer_parts.append(_bound_infer(model, accelerator, cfg, channels_last,
-                                              infer_steps[1], warm_up=False))
-        bound_train, bound_infer = _rate(*bound_train_parts), _rate(*bound_infer_parts)
-        decode, cached, cached_uint8 = per_worker_rates(
-            cfg, paths, train["cache"], data_cfg,
-            n_decode=min(len(paths), max(16, cfg.batch_size)),
-            n_cached=max(256, 4 * cfg.batch_size),
-        )
-        del train["cache"]  # drop the memmap before its folder goes
-
+        side = _data_side(cfg, model, optimizer, accelerator, paths, Path(cache_dir), data_cfg,
+                          workers, channels_last)
+    bound_train_parts.append(_bound_train(model, optimizer, accelerator, cfg, channels_last,
+                                          train_steps[1], warm_up=False))
+    bound_infer_parts.append(_bound_infer(model, accelerator, cfg, channels_last,
+                                          infer_steps[1], warm_up=False))
+    bound_train, bound_infer = _rate(*bound_train_parts), _rate(*bound_infer_parts)
+    path_figures = _path_figures(side, workers, bound_train, bound_infer)
+    best = max(path_figures, key=lambda name: path_figures[name]["e2e_train_img_s"])
     return {
         "device": cfg.device,
         "gpu_name": torch.cuda.get_device_name() if use_cuda else None,
@@ -382,18 +291,17 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         "augment": cfg.augment,
         "tta_hflip": cfg.tta_hflip,
         "bound_train_img_s": bound_train,
-        "e2e_train_first_epoch_img_s": train["first_epoch_img_s"],
-        "e2e_train_img_s": train["later_img_s"],
-        "cache_build_s": train["cache_build_s"],
         "bound_infer_img_s": bound_infer,
-        "e2e_infer_img_s": e2e_infer,
-        "decode_per_worker_img_s": decode,
-        "cached_per_worker_img_s": cached,
-        "cached_uint8_per_worker_img_s": cached_uint8,
-        "normalize_on": "device" if normalize is not None else "worker",
-        "e2e_train_first_epoch_ratio": train["first_epoch_img_s"] / bound_train,
-        "e2e_train_ratio": train["later_img_s"] / bound_train,
-        "e2e_infer_ratio": e2e_infer / bound_infer,
-        "cached_vs_decode_ratio": cached / decode,
-        "cached_uint8_vs_float_ratio": cached_uint8 / cached,
+        "cache_build_s": side["cache_build_s"],
+        "decode_per_worker_img_s": side["decode_per_worker_img_s"],
+        "transport_workers": side["transport_workers"],
+        "transport_img_s": side["transport_img_s"],
+        "transport_uint8_vs_float32": (side["transport_img_s"]["uint8"]
+                                       / side["transport_img_s"]["float32"]),
+        "paths": path_figures,
+        "best_path": best,
+        "e2e_train_img_s": path_figures[best]["e2e_train_img_s"],
+        "e2e_infer_img_s": max(p["e2e_infer_img_s"] for p in path_figures.values()),
+        "e2e_train_ratio": path_figures[best]["e2e_train_ratio"],
+        "e2e_infer_ratio": max(p["e2e_infer_ratio"] for p in path_figures.values()),
     }

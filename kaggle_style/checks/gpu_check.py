@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kaggle_style.checks.data_path import DATA_PATHS
 from kaggle_style.checks.sized_data import generated_tables, write_sized_folder
 from kaggle_style.checks.stage_runner import StageFailed, StageTimer
 from kaggle_style.constants import OOF_FILE, SUBMISSION_FORMAT, TRAIN_LABELS
@@ -51,6 +52,7 @@ class GpuCheckConfig:
                                   "warmup_epochs=0", "ema_decay=0.0")
     n_splits: int = 5
     compile_modes: tuple[bool, ...] = (False, True)
+    bench_paths: tuple[str, ...] = DATA_PATHS  # the levers, measured in the last compile mode
 
     @classmethod
     def small(cls, work_dir: str = "gpu_check") -> GpuCheckConfig:
@@ -67,37 +69,46 @@ class GpuCheckConfig:
 
 
 def bench_part(cfg: GpuCheckConfig) -> list[dict[str, Any]]:
-    """Each backbone eager and compiled; ratios against the compiled model-only bound."""
+    """Each backbone eager and compiled; every data path (the levers) in the last mode, the
+    default path in the others; ratios against the compiled model-only bound."""
     from kaggle_style.checks.bench import BenchConfig, run_bench
 
     rows = []
     for backbone in cfg.backbones:
         results = {}
         for compiled in cfg.compile_modes:
+            last = compiled == cfg.compile_modes[-1]
             bench = BenchConfig(backbone=backbone, image_size=cfg.bench_image_size,
                                 batch_size=cfg.bench_batch_size, n_images=cfg.bench_images,
                                 epochs=cfg.bench_epochs, bound_steps=cfg.bench_steps,
-                                compile=compiled, work_dir=str(Path(cfg.work_dir) / "bench"))
+                                compile=compiled, work_dir=str(Path(cfg.work_dir) / "bench"),
+                                data_paths=cfg.bench_paths if last else ("uint8",))
             started = time.perf_counter()
             results[compiled] = run_bench(bench)
             print(f"[bench {backbone} compile={compiled}] "
                   f"{time.perf_counter() - started:.0f} s", flush=True)
         best = results[max(results)]  # the compiled run where there is one
         for compiled, r in results.items():
-            rows.append({
-                "backbone": backbone, "compile": compiled, "batch_size": r["batch_size"],
-                "workers": r["workers"], "bound_train_img_s": r["bound_train_img_s"],
-                "e2e_train_img_s": r["e2e_train_img_s"],
-                "e2e_train_first_epoch_img_s": r["e2e_train_first_epoch_img_s"],
-                "bound_infer_img_s": r["bound_infer_img_s"],
-                "e2e_infer_img_s": r["e2e_infer_img_s"],
-                "e2e_train_ratio": r["e2e_train_ratio"],
-                "e2e_infer_ratio": r["e2e_infer_ratio"],
-                "e2e_train_vs_compiled_bound": r["e2e_train_img_s"] / best["bound_train_img_s"],
-                "e2e_infer_vs_compiled_bound": r["e2e_infer_img_s"] / best["bound_infer_img_s"],
-                "decode_per_worker_img_s": r["decode_per_worker_img_s"],
-                "cached_per_worker_img_s": r["cached_per_worker_img_s"],
-            })
+            for path, p in r["paths"].items():
+                rows.append({
+                    "backbone": backbone, "compile": compiled, "data_path": path,
+                    "batch_size": r["batch_size"], "workers": r["workers"],
+                    "bound_train_img_s": r["bound_train_img_s"],
+                    "e2e_train_img_s": p["e2e_train_img_s"],
+                    "bound_infer_img_s": r["bound_infer_img_s"],
+                    "e2e_infer_img_s": p["e2e_infer_img_s"],
+                    "e2e_train_ratio": p["e2e_train_ratio"],
+                    "e2e_infer_ratio": p["e2e_infer_ratio"],
+                    "e2e_train_vs_compiled_bound": (p["e2e_train_img_s"]
+                                                    / best["bound_train_img_s"]),
+                    "e2e_infer_vs_compiled_bound": (p["e2e_infer_img_s"]
+                                                    / best["bound_infer_img_s"]),
+                    "per_worker_img_s": p["per_worker_img_s"],
+                    "predicted_ceiling_img_s": p["predicted_ceiling_img_s"],
+                    "transport_float32_img_s": r["transport_img_s"]["float32"],
+                    "transport_uint8_img_s": r["transport_img_s"]["uint8"],
+                    "decode_per_worker_img_s": r["decode_per_worker_img_s"],
+                })
     return rows
 
 

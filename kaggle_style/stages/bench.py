@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from kaggle_style.checks.bench import BenchConfig, run_bench
+from kaggle_style.checks.data_path import DATA_PATHS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,9 +20,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data-loader workers (default: the trainer's choice)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--normalize-on", choices=("auto", "worker", "device"), default="auto",
-                        help="float normalisation in the workers, or uint8 batches normalised "
-                             "on the device (auto: device on a GPU)")
+    parser.add_argument("--data-paths", nargs="+", choices=DATA_PATHS,
+                        help="float: workers augment and normalise; uint8: uint8 batches "
+                             "normalised on the device; uint8+device_augment: flips and jitter "
+                             "on the device too (default: all three on a GPU, float on a CPU)")
     parser.add_argument("--epochs", type=int, help="end-to-end epochs, at least 2 (default 3 / 4)")
     parser.add_argument("--no-tta", dest="tta_hflip", action="store_false",
                         help="inference without the horizontal-flip TTA")
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
         backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
         n_images=args.n_images, workers=args.workers, device=args.device, compile=args.compile,
-        epochs=args.epochs, tta_hflip=args.tta_hflip, normalize_on=args.normalize_on,
+        epochs=args.epochs, tta_hflip=args.tta_hflip,
+        data_paths=tuple(args.data_paths) if args.data_paths else None,
         work_dir=args.work_dir,
         frame_width=args.frame_size[0], frame_height=args.frame_size[1],
     )
@@ -56,32 +59,39 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The human-readable report: each end-to-end figure beside its bound."""
+    """The human-readable report: each data path's end-to-end figures beside the bounds, then
+    what could cap them (per-worker rates, the transport of ready batches)."""
     r = result
     where = r["gpu_name"] or f"{r['cpu_count']} CPU cores"
     tta = "hflip TTA" if r["tta_hflip"] else "no TTA"
-    rows = [
-        ("model-only training (bound)", r["bound_train_img_s"], None),
-        ("e2e training, epoch 1 (incl. cache build)", r["e2e_train_first_epoch_img_s"],
-         f"{r['e2e_train_first_epoch_ratio']:.2f} of bound"),
-        ("e2e training, epochs 2+", r["e2e_train_img_s"], f"{r['e2e_train_ratio']:.2f} of bound"),
-        (f"model-only inference, {tta} (bound)", r["bound_infer_img_s"], None),
-        (f"e2e inference, {tta}", r["e2e_infer_img_s"], f"{r['e2e_infer_ratio']:.2f} of bound"),
-        (f"per worker: decode {r['frame_size']} JPEG + resize", r["decode_per_worker_img_s"], None),
-        ("per worker: cache + augment + float normalise", r["cached_per_worker_img_s"],
-         f"{r['cached_vs_decode_ratio']:.1f}x decode"),
-        ("per worker: cache + augment, uint8 out", r["cached_uint8_per_worker_img_s"],
-         f"{r['cached_uint8_vs_float_ratio']:.2f}x float"),
+    rows = [("model-only training (bound)", r["bound_train_img_s"], ""),
+            (f"model-only inference, {tta} (bound)", r["bound_infer_img_s"], "")]
+    for name, p in r["paths"].items():
+        rows += [
+            (f"[{name}] e2e training, epochs 2+", p["e2e_train_img_s"],
+             f"{p['e2e_train_ratio']:.2f} of bound"),
+            (f"[{name}] e2e inference, {tta}", p["e2e_infer_img_s"],
+             f"{p['e2e_infer_ratio']:.2f} of bound"),
+            (f"[{name}] per worker (cache, transform, collate)", p["per_worker_img_s"], ""),
+            (f"[{name}] predicted ceiling", p["predicted_ceiling_img_s"],
+             f"{p['predicted_ceiling_vs_train_bound']:.2f} of training bound"),
+        ]
+    transport = r["transport_img_s"]
+    rows += [
+        (f"per worker: decode {r['frame_size']} JPEG + resize", r["decode_per_worker_img_s"], ""),
+        (f"transport, float32 batches ({r['transport_workers']} workers)", transport["float32"],
+         ""),
+        (f"transport, uint8 batches ({r['transport_workers']} workers)", transport["uint8"],
+         f"{r['transport_uint8_vs_float32']:.1f}x float32"),
     ]
     lines = [
         f"bench {r['backbone']} @ {r['image_size']} px, batch {r['batch_size']} "
         f"(inference {r['infer_batch_size']}), {r['precision']}, {r['device']} ({where}), "
-        f"{r['workers']} workers (normalise on {r['normalize_on']}), "
-        f"{r['n_images']} images x {r['epochs']} epochs, "
+        f"{r['workers']} workers, {r['n_images']} images x {r['epochs']} epochs, "
         f"torch {r['torch']} ({r['torch_threads']} threads), load {r['load_avg_1m']:.1f}, "
         f"{r['date']}",
-        f"{'':44}{'images/s':>10}",
+        f"{'':60}{'images/s':>10}",
     ]
-    lines += [f"{name:44}{value:10.1f}  {note or ''}".rstrip() for name, value, note in rows]
-    lines.append(f"cache build: {r['cache_build_s']:.1f} s (inside epoch 1)")
+    lines += [f"{name:60}{value:10.1f}  {note}".rstrip() for name, value, note in rows]
+    lines.append(f"cache build: {r['cache_build_s']:.1f} s; best training path: {r['best_path']}")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from kaggle_style.config import check_choices, check_range, config_dict
+from kaggle_style.config import ConfigError, check_choices, check_range, config_dict
 from kaggle_style.data.cache_forms import CacheForm
 from kaggle_style.data.images import MAX_PIXELS
 
@@ -18,6 +18,7 @@ ClassWeights = Literal["none", "balanced", "sqrt"]
 Precision = Literal["auto", "no", "bf16"]
 Tracker = Literal["tensorboard", "wandb", "mlflow"]
 NormalizeOn = Literal["auto", "worker", "device"]
+AugmentOn = Literal["worker", "device"]
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
@@ -25,6 +26,8 @@ NON_MODEL_KEYS = frozenset(
      "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
      "allow_outside_data", "normalize_on"}
 )
+# Learning keys added after runs began: left out of the hash at their default, so those runs resume.
+LATER_KEYS = {"augment_on": "worker"}
 
 
 @dataclass
@@ -72,6 +75,7 @@ class TrainConfig:
     allow_outside_data: bool = False  # image paths must stay inside `data` unless this is set
     num_workers: int = -1  # -1: chosen for the machine
     normalize_on: NormalizeOn = "auto"  # auto: uint8 batches normalised on a GPU, in workers on CPU
+    augment_on: AugmentOn = "worker"  # device: flips and jitter on the GPU (none/light only)
     # run control
     seed: int = 42
     folds: list[int] | None = None  # None: every fold in the folds file
@@ -107,20 +111,32 @@ class TrainConfig:
         check_range(self, "cache_scale", low=1.0)
         check_range(self, "num_workers", low=-1)
         check_range(self, "max_pixels", low=1)
+        if self.augment_on == "device":
+            if self.augment not in ("none", "light"):
+                raise ConfigError(f"augment_on: device has no {self.augment!r} augmentation; "
+                                  "use augment: light (or none), or augment_on: worker",
+                                  key="augment_on")
+            if self.normalize_on == "worker":
+                raise ConfigError("augment_on: device needs uint8 batches; set normalize_on: "
+                                  "auto or device", key="augment_on")
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
 
 
+_UNSET = object()
+
+
 def model_hash(cfg: TrainConfig) -> str:
     """Hash of the keys that change what is learned: a fold trained under another is stale."""
-    values = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
+    values = {k: v for k, v in config_dict(cfg).items()
+              if k not in NON_MODEL_KEYS and LATER_KEYS.get(k, _UNSET) != v}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def model_differences(old: dict[str, Any], cfg: TrainConfig) -> list[str]:
     """`key: old -> new` for each learning key that differs from a saved resolved config."""
     new = config_dict(cfg)
-    return [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in sorted(new)
-            if k not in NON_MODEL_KEYS and old.get(k) != new[k]]
+    return [f"{k}: {old.get(k, LATER_KEYS.get(k))!r} -> {new[k]!r}" for k in sorted(new)
+            if k not in NON_MODEL_KEYS and old.get(k, LATER_KEYS.get(k)) != new[k]]

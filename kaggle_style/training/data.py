@@ -200,10 +200,11 @@ def _warn_bad_train_images(cache: ImageCache) -> None:
         )
 
 
-def normalize_on_device(choice: str, use_cuda: bool) -> bool:
+def normalize_on_device(choice: str, use_cuda: bool, augment_on: str = "worker") -> bool:
     """Where pixels become normalised floats: on a GPU the workers send uint8 (a quarter of the
-    bytes) and the device normalises; on a CPU the workers do it, as they always have."""
-    return choice == "device" or (choice == "auto" and use_cuda)
+    bytes) and the device normalises; on a CPU the workers do it, as they always have, unless the
+    device augments (it needs the uint8 batches)."""
+    return choice == "device" or (choice == "auto" and (use_cuda or augment_on == "device"))
 
 
 def batch_normalizer(data_cfg: dict[str, Any], on_device: bool,
@@ -239,15 +240,18 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
     from kaggle_style.data.transforms import eval_transform, train_transform
 
     cfg, samples, cache = prep.cfg, prep.train_samples, prep.train_cache
-    in_worker = not normalize_on_device(cfg.normalize_on, use_cuda)
+    in_worker = not normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on)
     sample_fold = np.array([prep.fold_of[i] for i in samples.ids])
     targets = np.array([prep.label_of[i] for i in samples.ids])
     train_rows = np.flatnonzero((sample_fold != fold) & cache.ok)
     val_rows = np.flatnonzero((sample_fold == fold) & cache.ok)
     pixels_file = cache.pixels_file
-    train_ds = CachedImages(pixels_file, train_rows, targets[train_rows],
-                            train_transform(prep.data_cfg, cfg.augment, cfg.augment_strength,
-                                            normalize=in_worker))
+    if cfg.augment_on == "device":  # the workers only resize: `training.device_augment`
+        worker_transform = eval_transform(prep.data_cfg, normalize=False)
+    else:
+        worker_transform = train_transform(prep.data_cfg, cfg.augment, cfg.augment_strength,
+                                           normalize=in_worker)
+    train_ds = CachedImages(pixels_file, train_rows, targets[train_rows], worker_transform)
     val_ds = CachedImages(pixels_file, val_rows, targets[val_rows],
                           eval_transform(prep.data_cfg, normalize=in_worker))
     kw = loader_kwargs(default_workers(cfg), use_cuda)
@@ -263,7 +267,8 @@ def make_test_loader(prep: Prepared, use_cuda: bool) -> DataLoader:
     from kaggle_style.data.transforms import eval_transform
 
     rows = np.arange(len(prep.test_samples))
-    in_worker = not normalize_on_device(prep.cfg.normalize_on, use_cuda)
+    in_worker = not normalize_on_device(prep.cfg.normalize_on, use_cuda,
+                                       prep.cfg.augment_on)
     dataset = CachedImages(prep.test_cache.pixels_file, rows, np.full(len(rows), -1),
                            eval_transform(prep.data_cfg, normalize=in_worker))
     return DataLoader(dataset, batch_size=prep.cfg.batch_size * 2,

@@ -24,6 +24,7 @@ from kaggle_style.training.data import (
     make_test_loader,
     normalize_on_device,
 )
+from kaggle_style.training.device_augment import DeviceAugment
 from kaggle_style.training.inference import per_image, predict_probs
 from kaggle_style.training.recipe import (
     build_optimizer,
@@ -92,8 +93,11 @@ def train_fold(prep: Prepared, fold: int, accelerator,
     if cfg.compile:
         model = torch.compile(model)
     weights = class_weight_vector(data.train_targets, cfg.class_weights).to(accelerator.device)
-    normalize = batch_normalizer(prep.data_cfg, normalize_on_device(cfg.normalize_on, use_cuda),
-                                 accelerator.device)
+    normalize = batch_normalizer(
+        prep.data_cfg, normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on),
+        accelerator.device)
+    augment = DeviceAugment(cfg.augment, cfg.augment_strength) \
+        if cfg.augment_on == "device" else None
 
     key = model_hash(cfg)
     checkpoints = Checkpoints(cfg.run_dir / f"fold{fold}" / "checkpoints")
@@ -119,7 +123,7 @@ def train_fold(prep: Prepared, fold: int, accelerator,
         if cfg.freeze_bn or epoch < cfg.freeze_epochs:
             batch_norm_eval(model)
         train_one_epoch(cfg, fold, epoch, model, train_loader, optimizer, scheduler, ema,
-                        accelerator, weights, steps, channels_last, normalize)
+                        accelerator, weights, steps, channels_last, normalize, augment)
         last_lr = scheduler.get_last_lr()[0]
         val_probs = predict_probs(eval_model, val_loader, accelerator, cfg.tta_hflip,
                                   channels_last, cfg.max_steps_per_epoch_eval, normalize)
@@ -165,7 +169,8 @@ def train_fold(prep: Prepared, fold: int, accelerator,
 
 def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, optimizer, scheduler,
                     ema, accelerator, weights: torch.Tensor, steps: int, channels_last: bool,
-                    normalize: Callable[[torch.Tensor], torch.Tensor]) -> None:
+                    normalize: Callable[[torch.Tensor], torch.Tensor],
+                    augment: DeviceAugment | None = None) -> None:
     """One pass over the training loader: prepare'd objects, accumulate, backward."""
     mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
     bar = tqdm(total=steps, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
@@ -174,6 +179,8 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
     for step, (images, labels) in enumerate(loader):
         if step >= steps:
             break
+        if augment is not None:
+            images = augment(images, (cfg.seed, fold, epoch, step, accelerator.process_index))
         images = normalize(images)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
