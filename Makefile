@@ -232,10 +232,11 @@ gpu-carry: ## here: wheels (.whl) and detector weights (.gpu_carry) for a lent G
 gpu-check-lent: ## on a lent GPU machine (carry .whl .gpu_carry): PART=bench|pipeline, JSON to $$OUT
 	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 		--target /tmp/site .whl/*.whl
-	set -o pipefail; PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m \
-		kaggle_style gpu-check --only $(PART) --work-dir /tmp/gpu_check \
-		--weights .gpu_carry/$(notdir $(DETECTOR_WEIGHTS)) 2>&1 | tee $${OUT:-/tmp}/gpu_check.log
-	cp /tmp/gpu_check/gpu_check.json $${OUT:-/tmp}/gpu_check_$(PART).json
+	PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m kaggle_style gpu-check \
+		--only $(PART) --work-dir /tmp/gpu_check --weights .gpu_carry/$(notdir $(DETECTOR_WEIGHTS)) \
+		> $${OUT:-/tmp}/gpu_check_$(PART).log 2>&1; status=$$?; \
+		cp /tmp/gpu_check/gpu_check.json /tmp/gpu_check/*.log $${OUT:-/tmp}/ 2>/dev/null; \
+		tail -60 $${OUT:-/tmp}/gpu_check_$(PART).log; exit $$status
 
 real-dry-run: | $(STAMP) ## the real Conser-vision CSVs, a 64x48 JPEG per id, every stage on CPU (GROWTH=1: 1/8 first)
 	$(KS) real-dry-run --work-dir $(OUT)/real_dry_run --source ../shared/data/conservision \
