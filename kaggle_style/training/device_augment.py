@@ -56,7 +56,9 @@ class DeviceAugment:
         images = images.float()
         if self.name == "none":
             return images
-        d = {k: v.to(images.device) for k, v in self.draws(len(images), key).items()}
+        # non_blocking: a plain copy from pageable memory would wait for the queued steps
+        d = {k: v.to(images.device, non_blocking=True)
+             for k, v in self.draws(len(images), key).items()}
         images = torch.where(d["flip"].view(-1, 1, 1, 1), images.flip(3), images)
         return jitter(images, d["brightness"], d["contrast"], d["saturation"], d["hue"])
 

@@ -61,7 +61,8 @@ def mix_batch(
         return images, targets
     kind, alpha = use[rng.integers(len(use))]
     lam = float(rng.beta(alpha, alpha))
-    perm = torch.from_numpy(rng.permutation(images.shape[0])).to(images.device)
+    # non_blocking: a plain copy from pageable memory would wait for the queued steps
+    perm = torch.from_numpy(rng.permutation(images.shape[0])).to(images.device, non_blocking=True)
     if kind == "mixup":
         mixed = images * lam + images[perm] * (1 - lam)
     else:
