@@ -51,7 +51,7 @@ def test_pretrained_beats_random_and_prior_on_camtrapr(shared_data: Path, tmp_pa
     from kaggle_style.checks.real_check import real_check
 
     torch.set_num_threads(2)
-    result = real_check(shared_data, tmp_path)
+    result = real_check(shared_data, tmp_path, ("random_same_recipe", "random", "pretrained"))
     assert result["oof_logloss_pretrained"] < result["oof_logloss_random"]
     assert result["oof_logloss_pretrained"] < result["oof_logloss_random_same_recipe"]
     assert result["oof_logloss_pretrained"] < result["prior_logloss"]

@@ -40,6 +40,8 @@ RUNS: dict[str, dict[str, Any]] = {
     "random_same_recipe": dict(pretrained=False),
     "random": dict(pretrained=False, freeze_epochs=0, freeze_bn=False),
     "pretrained": dict(pretrained=WEIGHTS),
+    # the GPU data-path lever must not cost accuracy: flips and jitter on the device
+    "pretrained_device_augment": dict(pretrained=WEIGHTS, augment_on="device"),
 }
 
 
@@ -61,8 +63,10 @@ def build_camtrapr_data(source: Path, out: Path) -> dict[str, str]:
     return mapping
 
 
-def real_check(shared: Path, work: Path) -> dict[str, Any]:
-    """Train the RUNS; return the prior's and each run's OOF log loss, and a predict check."""
+def real_check(shared: Path, work: Path, runs: tuple[str, ...] = tuple(RUNS),
+               seed: int = RECIPE["seed"]) -> dict[str, Any]:
+    """Train `runs` of RUNS; return the prior's and each run's OOF log loss, and a predict
+    check (on the `pretrained` run's models, which `runs` must then hold)."""
     from kaggle_style.data.folds import make_folds
     from kaggle_style.data.tables import load_competition_data
     from kaggle_style.metrics import log_loss
@@ -81,8 +85,8 @@ def real_check(shared: Path, work: Path) -> dict[str, Any]:
     counts = np.bincount(list(y_of.values()), minlength=len(CLASSES))[present]
     prior = counts / counts.sum()
     results = {"prior_logloss": float(-(prior * np.log(prior)).sum())}
-    for name, changes in RUNS.items():
-        recipe = {**RECIPE, **changes}
+    for name in runs:
+        recipe = {**RECIPE, **RUNS[name], "seed": seed}
         if recipe["pretrained"]:
             recipe["pretrained"] = str(shared / recipe["pretrained"])
         cfg = TrainConfig(name=name, data=str(data), folds_file=str(work / "folds.csv"),
@@ -92,7 +96,8 @@ def real_check(shared: Path, work: Path) -> dict[str, Any]:
         oof = pd.read_csv(cfg.run_dir / OOF_FILE, dtype={ID_COL: str})
         y = np.array([y_of[i] for i in oof[ID_COL]])
         results[f"oof_logloss_{name}"] = float(log_loss(y, oof[list(CLASSES)].to_numpy()))
-    results["predict_stations"] = predict_stations(shared / "camtrapr", work, mapping)
+    if "pretrained" in runs:
+        results["predict_stations"] = predict_stations(shared / "camtrapr", work, mapping)
     return results
 
 
