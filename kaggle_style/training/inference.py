@@ -34,10 +34,11 @@ def predict_probs(model, loader, accelerator, tta_hflip: bool, channels_last: bo
             probs = model(images).float().softmax(dim=1)
             if tta_hflip:
                 probs = (probs + model(images.flip(3)).float().softmax(dim=1)) / 2
-        outputs.append(accelerator.gather_for_metrics(probs).cpu())
+        # kept on the device: a `.cpu()` per batch would wait for it before queueing the next
+        outputs.append(accelerator.gather_for_metrics(probs))
     if not outputs:
         return np.zeros((0, len(CLASSES)))
-    return torch.cat(outputs).double().numpy()
+    return torch.cat(outputs).cpu().double().numpy()
 
 
 def per_image(probs: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
