@@ -130,7 +130,7 @@ def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Pa
     from kaggle_style.models import create_model, load_weights
     from kaggle_style.training.data import CachedImages
     from kaggle_style.training.inference import per_image, predict_probs
-    from kaggle_style.training.recipe import mixed_precision
+    from kaggle_style.training.recipe import accelerator_settings
 
     cfg = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
     fold_files = sorted(run_dir.glob("fold*/model.safetensors"))
@@ -149,7 +149,7 @@ def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Pa
     dataset = CachedImages(cache.pixels_file, rows, np.zeros(len(rows), dtype=int),
                            eval_transform(data_cfg))
     use_cuda = torch.cuda.is_available()
-    accelerator = Accelerator(mixed_precision=mixed_precision("auto", use_cuda), cpu=not use_cuda)
+    accelerator = Accelerator(**accelerator_settings(use_cuda))
     loader = accelerator.prepare(DataLoader(dataset, batch_size=64))
     total = np.zeros((len(rows), len(CLASSES)))
     for path in fold_files:

@@ -141,3 +141,13 @@ def test_resized_load_with_jpeg_draft_matches_a_full_decode(tmp_path: Path) -> N
     full = np.asarray(Image.fromarray(decode_rgb(path)).resize((111, 111), Image.BILINEAR))
     assert fast.shape == (111, 111, 3) and fast.dtype == np.uint8
     assert np.abs(fast.astype(float) - full).mean() < 3.0
+
+
+def test_gpu_accelerators_copy_batches_without_waiting_for_the_queued_step() -> None:
+    """A blocking copy of each pinned batch would wait for the step before it: every
+    Accelerator here (trainer, bench, predict) is built from these settings."""
+    from kaggle_style.training.recipe import accelerator_settings
+
+    gpu, cpu = accelerator_settings(True), accelerator_settings(False)
+    assert gpu["dataloader_config"].non_blocking and gpu["mixed_precision"] == "bf16"
+    assert not cpu["dataloader_config"].non_blocking and cpu["cpu"] and not gpu["cpu"]

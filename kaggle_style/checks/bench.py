@@ -38,7 +38,7 @@ from kaggle_style.data.images import build_cache, cache_size_for
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.data import default_workers
 from kaggle_style.training.inference import predict_probs
-from kaggle_style.training.recipe import mixed_precision, optimisation_step
+from kaggle_style.training.recipe import accelerator_settings, optimisation_step
 
 
 @dataclass(frozen=True)
@@ -239,7 +239,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     workers = default_workers(TrainConfig(num_workers=cfg.workers))
     paths = make_frames(cfg)
-    accelerator = Accelerator(mixed_precision=mixed_precision("auto", use_cuda), cpu=not use_cuda)
+    accelerator = Accelerator(**accelerator_settings(use_cuda))
     set_seed(cfg.seed)
     model = create_model(cfg.backbone, len(CLASSES), image_size=cfg.image_size)
     data_cfg = data_config(model, cfg.image_size)

@@ -27,10 +27,10 @@ from kaggle_style.training.data import (
 from kaggle_style.training.device_augment import DeviceAugment
 from kaggle_style.training.inference import per_image, predict_probs
 from kaggle_style.training.recipe import (
+    accelerator_settings,
     build_optimizer,
     class_weight_vector,
     mix_batch,
-    mixed_precision,
     optimisation_step,
     soft_targets,
 )
@@ -52,8 +52,8 @@ def make_accelerator(cfg: TrainConfig):
 
     use_cuda = torch.cuda.is_available()
     return Accelerator(
-        mixed_precision=mixed_precision(cfg.mixed_precision, use_cuda),
-        gradient_accumulation_steps=cfg.grad_accum, cpu=not use_cuda, log_with=cfg.log_with,
+        **accelerator_settings(use_cuda, cfg.mixed_precision),
+        gradient_accumulation_steps=cfg.grad_accum, log_with=cfg.log_with,
         project_dir=str(cfg.run_dir),
     )
 
