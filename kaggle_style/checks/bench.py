@@ -14,7 +14,6 @@ import datetime as dt
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,9 @@ from kaggle_style.checks.data_path import (
     decode_rate,
     e2e_infer,
     e2e_train,
+    rate,
     sync,
+    timed,
     transport_rate,
     worker_rate,
 )
@@ -100,19 +101,6 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
 # ---------------------------------------------------------------------------------- timing
 
 
-def _timed(work: Callable[[], int]) -> tuple[int, float]:
-    """(images, seconds) of `work`, which returns how many images it handled."""
-    start = time.perf_counter()
-    n = work()
-    return n, max(time.perf_counter() - start, 1e-9)
-
-
-def _rate(*parts: tuple[int, float]) -> float:
-    """Images per second over timed parts (a bound is timed in two halves, before and after the
-    end-to-end run, so that a neighbour's load that comes or goes weighs on both sides alike)."""
-    return sum(n for n, _ in parts) / sum(s for _, s in parts)
-
-
 # ------------------------------------------------------------------------------------ model
 
 
@@ -144,7 +132,7 @@ def _bound_train(model, optimizer, accelerator, cfg: BenchConfig, channels_last:
         sync(device)
         return steps * cfg.batch_size
 
-    return _timed(work)
+    return timed(work)
 
 
 def _bound_infer(model, accelerator, cfg: BenchConfig, channels_last: bool, steps: int,
@@ -163,7 +151,7 @@ def _bound_infer(model, accelerator, cfg: BenchConfig, channels_last: bool, step
         sync(device)
         return steps * batch
 
-    return _timed(work)
+    return timed(work)
 
 
 # ------------------------------------------------------------------------------------- run
@@ -265,7 +253,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                                           train_steps[1], warm_up=False))
     bound_infer_parts.append(_bound_infer(model, accelerator, cfg, channels_last,
                                           infer_steps[1], warm_up=False))
-    bound_train, bound_infer = _rate(*bound_train_parts), _rate(*bound_infer_parts)
+    bound_train, bound_infer = rate(*bound_train_parts), rate(*bound_infer_parts)
     path_figures = _path_figures(side, workers, bound_train, bound_infer)
     best = max(path_figures, key=lambda name: path_figures[name]["e2e_train_img_s"])
     return {

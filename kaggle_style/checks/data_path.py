@@ -71,6 +71,19 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def timed(work: Callable[[], int]) -> tuple[int, float]:
+    """(images, seconds) of `work`, which returns how many images it handled."""
+    start = time.perf_counter()
+    n = work()
+    return n, max(time.perf_counter() - start, 1e-9)
+
+
+def rate(*parts: tuple[int, float]) -> float:
+    """Images per second over timed parts (a bound is timed in two halves, before and after the
+    end-to-end run, so that a neighbour's load that comes or goes weighs on both sides alike)."""
+    return sum(n for n, _ in parts) / sum(s for _, s in parts)
+
+
 def e2e_train(step: Callable[[torch.Tensor, torch.Tensor], None], accelerator, path: DataPath,
               pixels_file: Path, n: int, batch_size: int, epochs: int, workers: int,
               seed: int) -> float:
@@ -82,19 +95,20 @@ def e2e_train(step: Callable[[torch.Tensor, torch.Tensor], None], accelerator, p
         dataset, batch_size=batch_size, sampler=SeededSampler(n, seed=seed),
         drop_last=n > batch_size, **loader_kwargs(workers, device.type == "cuda"),
     ))
-    seen, start = 0, 0.0
-    for epoch in range(epochs):
+
+    def epoch_pass(epoch: int) -> int:
         loader.set_epoch(epoch)
-        if epoch == 1:
-            sync(device)
-            start = time.perf_counter()
+        seen = 0
         for index, (batch, labels) in enumerate(loader):
             if path.augment is not None:
                 batch = path.augment(batch, (seed, 0, epoch, index, 0))
             step(path.normalize(batch), labels)
-            seen += len(labels) if epoch else 0
-    sync(device)
-    return seen / (time.perf_counter() - start)
+            seen += len(labels)
+        sync(device)
+        return seen
+
+    epoch_pass(0)
+    return rate(*(timed(lambda e=epoch: epoch_pass(e)) for epoch in range(1, epochs)))
 
 
 def e2e_infer(model, accelerator, path: DataPath, pixels_file: Path, n: int, batch_size: int,
@@ -114,8 +128,7 @@ def e2e_infer(model, accelerator, path: DataPath, pixels_file: Path, n: int, bat
 
     if workers:
         one_pass()
-    start = time.perf_counter()
-    return one_pass() / (time.perf_counter() - start)
+    return rate(timed(one_pass))
 
 
 def single_threaded(work: Callable[[], Any]) -> Any:
@@ -135,14 +148,13 @@ def single_threaded(work: Callable[[], Any]) -> Any:
 def decode_rate(paths: list[Path], size: int, n: int) -> float:
     """Images/s of one thread decoding full frames and resizing: what each epoch would cost
     without the cache (whose own decode uses JPEG draft scaling, faster still)."""
-    def work() -> float:
-        start = time.perf_counter()
+    def work() -> int:
         for i in range(n):
             Image.fromarray(decode_rgb(paths[i % len(paths)])).resize(
                 (size, size), Image.Resampling.BILINEAR)
-        return n / (time.perf_counter() - start)
+        return n
 
-    return single_threaded(work)
+    return rate(single_threaded(lambda: timed(work)))
 
 
 def worker_rate(path: DataPath, pixels_file: Path, n_rows: int, n_items: int, batch_size: int,
@@ -153,14 +165,13 @@ def worker_rate(path: DataPath, pixels_file: Path, n_rows: int, n_items: int, ba
     sampler = SeededSampler(n_rows, seed=seed)
     items = [item for _, item in zip(range(n_items), _cycle(sampler), strict=False)]
 
-    def work() -> float:
-        dataset[items[0]]  # open the memmap outside the timer, as a worker does once
-        start = time.perf_counter()
+    def work() -> int:
         for first in range(0, len(items), batch_size):
             default_collate([dataset[item] for item in items[first:first + batch_size]])
-        return len(items) / (time.perf_counter() - start)
+        return len(items)
 
-    return single_threaded(work)
+    dataset[items[0]]  # open the memmap outside the timer, as a worker does once
+    return rate(single_threaded(lambda: timed(work)))
 
 
 def _cycle(sampler: SeededSampler) -> Iterator[tuple[int, int]]:
@@ -200,10 +211,11 @@ def transport_rate(dtype: torch.dtype, image_size: int, batch_size: int, workers
     for _ in range(2 * workers):  # start-up: every worker has delivered a batch
         target.copy_(next(batches_iter)[0], non_blocking=use_cuda)
     sync(device)
-    start = time.perf_counter()
-    for _ in range(batches):
-        target.copy_(next(batches_iter)[0], non_blocking=use_cuda)
-    sync(device)
-    rate = batches * batch_size / (time.perf_counter() - start)
-    del batches_iter
-    return rate
+
+    def work() -> int:
+        for _ in range(batches):
+            target.copy_(next(batches_iter)[0], non_blocking=use_cuda)
+        sync(device)
+        return batches * batch_size
+
+    return rate(timed(work))
