@@ -8,6 +8,11 @@ import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
 AUGMENTATIONS = ("none", "light", "medium", "strong")
+# `light` at strength 1; `training.device_augment` draws from the same numbers.
+FLIP_P = 0.5
+JITTER_P = 0.8
+COLOUR_RANGE = 0.3  # brightness, contrast, saturation: factors in 1 ± this
+HUE_RANGE = 0.03  # of a full turn
 
 
 def _to_tensor(data_cfg: dict[str, Any], normalize: bool) -> list:
@@ -30,11 +35,10 @@ def train_transform(
     normalise = _to_tensor(data_cfg, normalize)
     if name == "none":
         return A.Compose([A.Resize(size, size), *normalise])
-    jitter = A.ColorJitter(
-        brightness=0.3 * s, contrast=0.3 * s, saturation=0.3 * s, hue=0.03 * s, p=0.8
-    )
+    c = COLOUR_RANGE * s
+    jitter = A.ColorJitter(brightness=c, contrast=c, saturation=c, hue=HUE_RANGE * s, p=JITTER_P)
     if name == "light":
-        return A.Compose([A.Resize(size, size), A.HorizontalFlip(p=0.5), jitter, *normalise])
+        return A.Compose([A.Resize(size, size), A.HorizontalFlip(p=FLIP_P), jitter, *normalise])
     crop = A.RandomResizedCrop(size=(size, size), scale=(max(0.2, 1 - 0.35 * s), 1.0))
     if name == "medium":
         return A.Compose([crop, A.HorizontalFlip(p=0.5), jitter, A.ToGray(p=0.1), *normalise])

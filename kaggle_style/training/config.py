@@ -19,6 +19,7 @@ Precision = Literal["auto", "no", "bf16"]
 Tracker = Literal["tensorboard", "wandb", "mlflow"]
 NormalizeOn = Literal["auto", "worker", "device"]
 AugmentOn = Literal["worker", "device"]
+DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` can run
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
@@ -112,9 +113,10 @@ class TrainConfig:
         check_range(self, "num_workers", low=-1)
         check_range(self, "max_pixels", low=1)
         if self.augment_on == "device":
-            if self.augment not in ("none", "light"):
+            if self.augment not in DEVICE_AUGMENTATIONS:
                 raise ConfigError(f"augment_on: device has no {self.augment!r} augmentation; "
-                                  "use augment: light (or none), or augment_on: worker",
+                                  f"use augment: {' or '.join(DEVICE_AUGMENTATIONS)}, or "
+                                  "augment_on: worker",
                                   key="augment_on")
             if self.normalize_on == "worker":
                 raise ConfigError("augment_on: device needs uint8 batches; set normalize_on: "

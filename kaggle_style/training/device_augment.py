@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-DEVICE_AUGMENTATIONS = ("none", "light")
-_JITTER_P = 0.8
-_FLIP_P = 0.5
+from kaggle_style.data.transforms import COLOUR_RANGE, FLIP_P, HUE_RANGE, JITTER_P
+from kaggle_style.training.config import DEVICE_AUGMENTATIONS
+
 _GRAY = (0.299, 0.587, 0.114)  # as OpenCV's RGB2GRAY, which albumentations uses
 
 
@@ -31,7 +31,7 @@ class DeviceAugment:
                              f"choose one of {', '.join(DEVICE_AUGMENTATIONS)}")
         self.name = name
         s = max(0.0, float(strength))
-        self.colour_range, self.hue_range = 0.3 * s, 0.03 * s
+        self.colour_range, self.hue_range = COLOUR_RANGE * s, HUE_RANGE * s
 
     def draws(self, n: int, key: tuple[int, ...]) -> dict[str, torch.Tensor]:
         """Each sample's flip and jitter factors; identity where a draw says no jitter."""
@@ -41,8 +41,8 @@ class DeviceAugment:
         def uniform(low: float, high: float) -> torch.Tensor:
             return low + (high - low) * torch.rand(n, generator=gen, dtype=torch.float64)
 
-        flip = torch.rand(n, generator=gen) < _FLIP_P
-        jitter = torch.rand(n, generator=gen) < _JITTER_P
+        flip = torch.rand(n, generator=gen) < FLIP_P
+        jitter = torch.rand(n, generator=gen) < JITTER_P
         c, h = self.colour_range, self.hue_range
         factors = {name: uniform(1 - c, 1 + c) for name in ("brightness", "contrast",
                                                             "saturation")}
