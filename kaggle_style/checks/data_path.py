@@ -30,6 +30,7 @@ from kaggle_style.training.data import (
     SeededSampler,
     batch_normalizer,
     loader_kwargs,
+    worker_transforms,
 )
 from kaggle_style.training.device_augment import DeviceAugment
 from kaggle_style.training.inference import predict_probs
@@ -49,19 +50,16 @@ class DataPath:
 
 
 def data_path(name: str, data_cfg: dict[str, Any], augment: str, device) -> DataPath:
-    from kaggle_style.data.transforms import eval_transform, train_transform
-
+    """The trainer's own choices (`worker_transforms`, `batch_normalizer`) for this path."""
     if name not in DATA_PATHS:
         raise ValueError(f"data path must be one of {', '.join(DATA_PATHS)}, not {name!r}")
     on_device = name != "float"
-    worker_augments = name != "uint8+device_augment"
+    augment_on = "device" if name == "uint8+device_augment" else "worker"
+    train, evaluation = worker_transforms(data_cfg, augment, 1.0, not on_device, augment_on)
     return DataPath(
-        name=name,
-        train_transform=(train_transform(data_cfg, augment, normalize=not on_device)
-                         if worker_augments else eval_transform(data_cfg, normalize=False)),
-        eval_transform=eval_transform(data_cfg, normalize=not on_device),
+        name=name, train_transform=train, eval_transform=evaluation,
         normalize=batch_normalizer(data_cfg, on_device, device),
-        augment=None if worker_augments else DeviceAugment(augment),
+        augment=DeviceAugment(augment) if augment_on == "device" else None,
     )
 
 

@@ -218,6 +218,18 @@ def batch_normalizer(data_cfg: dict[str, Any], on_device: bool,
     return lambda images: (images.float() - mean) * scale
 
 
+def worker_transforms(data_cfg: dict[str, Any], augment: str, strength: float,
+                      in_worker: bool, augment_on: str) -> tuple[Any, Any]:
+    """(training, evaluation) transforms the loader workers run: with `augment_on: device` they
+    only resize (`training.device_augment` does the rest); `in_worker`: they also normalise."""
+    from kaggle_style.data.transforms import eval_transform, train_transform
+
+    evaluation = eval_transform(data_cfg, normalize=in_worker)
+    if augment_on == "device":
+        return eval_transform(data_cfg, normalize=False), evaluation
+    return train_transform(data_cfg, augment, strength, normalize=in_worker), evaluation
+
+
 def loader_kwargs(workers: int, use_cuda: bool) -> dict[str, Any]:
     """DataLoader settings for this machine: the trainer and the benchmark share them."""
     return {"num_workers": workers, "pin_memory": use_cuda, "persistent_workers": workers > 0,
@@ -237,8 +249,6 @@ class FoldData:
 
 def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
     """Train on the other folds' readable samples; validate on this fold's."""
-    from kaggle_style.data.transforms import eval_transform, train_transform
-
     cfg, samples, cache = prep.cfg, prep.train_samples, prep.train_cache
     in_worker = not normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on)
     sample_fold = np.array([prep.fold_of[i] for i in samples.ids])
@@ -246,14 +256,10 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
     train_rows = np.flatnonzero((sample_fold != fold) & cache.ok)
     val_rows = np.flatnonzero((sample_fold == fold) & cache.ok)
     pixels_file = cache.pixels_file
-    if cfg.augment_on == "device":  # the workers only resize: `training.device_augment`
-        worker_transform = eval_transform(prep.data_cfg, normalize=False)
-    else:
-        worker_transform = train_transform(prep.data_cfg, cfg.augment, cfg.augment_strength,
-                                           normalize=in_worker)
-    train_ds = CachedImages(pixels_file, train_rows, targets[train_rows], worker_transform)
-    val_ds = CachedImages(pixels_file, val_rows, targets[val_rows],
-                          eval_transform(prep.data_cfg, normalize=in_worker))
+    train_transform, eval_transform = worker_transforms(
+        prep.data_cfg, cfg.augment, cfg.augment_strength, in_worker, cfg.augment_on)
+    train_ds = CachedImages(pixels_file, train_rows, targets[train_rows], train_transform)
+    val_ds = CachedImages(pixels_file, val_rows, targets[val_rows], eval_transform)
     kw = loader_kwargs(default_workers(cfg), use_cuda)
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size,
                               sampler=SeededSampler(len(train_ds), seed=cfg.seed * 1000 + fold),
