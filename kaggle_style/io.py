@@ -95,6 +95,13 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, e.g. a container's share), not the host's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()

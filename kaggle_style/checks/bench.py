@@ -36,6 +36,7 @@ from kaggle_style.checks.data_path import (
 from kaggle_style.checks.frames import make_frames
 from kaggle_style.constants import CLASSES
 from kaggle_style.data.images import build_cache, cache_size_for
+from kaggle_style.io import usable_cpus
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.data import default_workers
 from kaggle_style.training.inference import predict_probs
@@ -259,8 +260,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     return {
         "device": cfg.device,
         "gpu_name": torch.cuda.get_device_name() if use_cuda else None,
-        "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-        else os.cpu_count(),
+        "cpu_count": usable_cpus(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "load_avg_1m": load,

@@ -9,7 +9,6 @@ images (`predict` on a new deployment); `build_meta` a DrivenData folder (`kaggl
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -31,7 +30,7 @@ from kaggle_style.constants import (
     TRAIN_FEATURES,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_csv
+from kaggle_style.io import usable_cpus, write_csv
 from kaggle_style.meta import infobar, ocr
 from kaggle_style.meta.sequences import DEFAULT_GAP_SECONDS, assign_sequences
 
@@ -141,7 +140,7 @@ def _reading(found: Found | None, camera: str, spread: float | None) -> Reading:
 
 
 def default_workers() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cpus()
 
 
 def read_all(paths: Sequence[str | Path], workers: int = 0,

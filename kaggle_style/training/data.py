@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import warnings
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from kaggle_style.data.cache_forms import open_pixels
 from kaggle_style.data.images import ImageCache, build_cache, cache_size_for
 from kaggle_style.data.tables import CompetitionData, load_competition_data, read_folds
 from kaggle_style.errors import UserError
+from kaggle_style.io import usable_cpus
 from kaggle_style.training.config import TrainConfig
 
 
@@ -142,8 +142,7 @@ class Prepared:
 def default_workers(cfg: TrainConfig) -> int:
     if cfg.num_workers >= 0:
         return cfg.num_workers
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return min(12, max(1, (cpus or 2) - 1)) if torch.cuda.is_available() else 0
+    return min(12, max(1, usable_cpus() - 1)) if torch.cuda.is_available() else 0
 
 
 def prepare_data(cfg: TrainConfig) -> Prepared:
