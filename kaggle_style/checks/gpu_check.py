@@ -36,7 +36,7 @@ class GpuCheckConfig:
     backbones: tuple[str, ...] = ("convnext_tiny", "vit_base_patch16_224")
     bench_image_size: int = 224
     bench_batch_size: int | None = None  # None: bench's device default
-    bench_images: int | None = 4096
+    bench_images: int | None = None  # None: bench's GPU default, one real training fold's epoch
     bench_epochs: int = 3  # the first builds the cache; the others are the timed ones
     bench_steps: int | None = 20
     detect_workers: int = 14  # decoding 960x540 JPEGs feeds the GPU detector
@@ -52,7 +52,9 @@ class GpuCheckConfig:
                                   "warmup_epochs=0", "ema_decay=0.0")
     n_splits: int = 5
     compile_modes: tuple[bool, ...] = (False, True)
-    bench_paths: tuple[str, ...] = DATA_PATHS  # the levers, measured in the last compile mode
+    # the default path and the lever still open, in the last compile mode (`float`, the path
+    # before uint8 batches, measured 0.59 / 0.54 of the bound on the H100: `bench` still runs it)
+    bench_paths: tuple[str, ...] = ("uint8", "uint8+device_augment")
 
     @classmethod
     def small(cls, work_dir: str = "gpu_check") -> GpuCheckConfig:
@@ -65,7 +67,7 @@ class GpuCheckConfig:
                    train_set=("pretrained=false", "epochs=1", "freeze_epochs=0",
                               "warmup_epochs=0", "ema_decay=0.0", "backbone=test_convnext",
                               "image_size=48", "batch_size=8", "num_workers=0"),
-                   n_splits=2, compile_modes=(False,))
+                   n_splits=2, compile_modes=(False,), bench_paths=DATA_PATHS)
 
 
 def bench_part(cfg: GpuCheckConfig) -> list[dict[str, Any]]:

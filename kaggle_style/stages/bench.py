@@ -15,7 +15,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "convnext_tiny on CUDA)")
     parser.add_argument("--image-size", type=int, help="default: 96 on CPU, 224 on CUDA")
     parser.add_argument("--batch-size", type=int, help="default: 32 on CPU, 128 on CUDA")
-    parser.add_argument("--n-images", type=int, help="JPEGs per epoch (default: 256 / 8192)")
+    parser.add_argument("--n-images", type=int, help="JPEGs per epoch (default: 256 on CPU; "
+                        "on CUDA 13,184, one real training fold)")
     parser.add_argument("--workers", type=int, default=-1,
                         help="data-loader workers (default: the trainer's choice)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="float: workers augment and normalise; uint8: uint8 batches "
                              "normalised on the device; uint8+device_augment: flips and jitter "
                              "on the device too (default: all three on a GPU, float on a CPU)")
-    parser.add_argument("--epochs", type=int, help="end-to-end epochs, at least 2 (default 3 / 4)")
+    parser.add_argument("--epochs", type=int, help="end-to-end epochs, at least 2 (default 3)")
     parser.add_argument("--no-tta", dest="tta_hflip", action="store_false",
                         help="inference without the horizontal-flip TTA")
     parser.add_argument("--frame-size", type=_frame_size, default=(960, 540), metavar="WxH",
