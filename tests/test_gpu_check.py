@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from kaggle_style.checks.data_path import DATA_PATHS
 
@@ -40,3 +41,25 @@ def test_small_gpu_check_runs_every_stage_and_prints_one_json_line(tmp_path: Pat
     submission = pd.read_csv(tmp_path / "pipeline" / "submission.csv")
     assert len(submission) == 6 and pipeline["oof_rows"] == 30
     assert json.loads((tmp_path / "gpu_check.json").read_text()) == result
+
+
+def test_bench_rows_are_saved_after_each_backbone_so_a_cut_short_check_keeps_them(
+        tmp_path: Path, monkeypatch):
+    import kaggle_style.checks.bench as bench
+    from kaggle_style.checks.gpu_check import GpuCheckConfig, gpu_check
+
+    real_run_bench = bench.run_bench
+
+    def stopped_at_the_second_backbone(cfg):
+        if cfg.backbone == "test_vit":
+            raise TimeoutError("the call's time limit")
+        return real_run_bench(cfg)
+
+    monkeypatch.setattr(bench, "run_bench", stopped_at_the_second_backbone)
+    cfg = GpuCheckConfig.small(str(tmp_path))
+    with pytest.raises(TimeoutError):
+        gpu_check(cfg, parts=("bench",))
+    saved = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [(r["backbone"], r["data_path"]) for r in saved["bench"]] == [
+        ("test_convnext", path) for path in DATA_PATHS]
+    assert all(r["e2e_train_img_s"] > 0 for r in saved["bench"])

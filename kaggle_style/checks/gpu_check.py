@@ -70,9 +70,10 @@ class GpuCheckConfig:
                    n_splits=2, compile_modes=(False,), bench_paths=DATA_PATHS)
 
 
-def bench_part(cfg: GpuCheckConfig) -> list[dict[str, Any]]:
+def bench_part(cfg: GpuCheckConfig, save=None) -> list[dict[str, Any]]:
     """Each backbone eager and compiled; every data path (the levers) in the last mode, the
-    default path in the others; ratios against the compiled model-only bound."""
+    default path in the others; ratios against the compiled model-only bound. `save(rows)`
+    after each backbone, so a call cut short by its time limit keeps what it measured."""
     from kaggle_style.checks.bench import BenchConfig, run_bench
 
     rows = []
@@ -87,8 +88,10 @@ def bench_part(cfg: GpuCheckConfig) -> list[dict[str, Any]]:
                                 data_paths=cfg.bench_paths if last else ("uint8",))
             started = time.perf_counter()
             results[compiled] = run_bench(bench)
-            print(f"[bench {backbone} compile={compiled}] "
-                  f"{time.perf_counter() - started:.0f} s", flush=True)
+            ratios = ", ".join(f"{path} {p['e2e_train_ratio']:.2f}"
+                               for path, p in results[compiled]["paths"].items())
+            print(f"[bench {backbone} compile={compiled}] {time.perf_counter() - started:.0f} s;"
+                  f" training e2e / own bound: {ratios}", flush=True)
         best = results[max(results)]  # the compiled run where there is one
         for compiled, r in results.items():
             for path, p in r["paths"].items():
@@ -111,6 +114,8 @@ def bench_part(cfg: GpuCheckConfig) -> list[dict[str, Any]]:
                     "transport_uint8_img_s": r["transport_img_s"]["uint8"],
                     "decode_per_worker_img_s": r["decode_per_worker_img_s"],
                 })
+        if save is not None:
+            save(rows)
     return rows
 
 
@@ -161,8 +166,7 @@ def gpu_check(cfg: GpuCheckConfig, parts: tuple[str, ...] = ("bench", "pipeline"
     }
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     if "bench" in parts:
-        result["bench"] = bench_part(cfg)
-        _save(cfg, result)
+        result["bench"] = bench_part(cfg, lambda rows: _save(cfg, {**result, "bench": rows}))
     if "pipeline" in parts:
         with open(Path(cfg.work_dir) / "pipeline.log", "w") as log:
             try:
