@@ -69,6 +69,11 @@ def test_bench_prints_a_table_then_every_figure_as_json(
         result["transport_img_s"]["float32"], float_path["per_worker_img_s"])
     assert uint8_path["predicted_ceiling_img_s"] == min(
         result["transport_img_s"]["uint8"], uint8_path["per_worker_img_s"])
+    in_row, first = result["in_row"], result["paths"][DATA_PATHS[0]]
+    assert in_row["data_path"] == DATA_PATHS[0] and in_row["e2e_train_img_s"] > 0
+    assert in_row["vs_new_iterator_each_epoch"] == pytest.approx(
+        in_row["e2e_train_img_s"] / first["e2e_train_img_s"], rel=1e-12)
+    assert any("one iterator across epochs" in line for line in lines[:-1])
     best = result["best_path"]
     assert result["e2e_train_img_s"] == result["paths"][best]["e2e_train_img_s"] == max(
         p["e2e_train_img_s"] for p in result["paths"].values())
@@ -151,3 +156,41 @@ def test_gpu_accelerators_copy_batches_without_waiting_for_the_queued_step() -> 
     gpu, cpu = accelerator_settings(True), accelerator_settings(False)
     assert gpu["dataloader_config"].non_blocking and gpu["mixed_precision"] == "bf16"
     assert not cpu["dataloader_config"].non_blocking and cpu["cpu"] and not gpu["cpu"]
+
+
+def test_one_iterator_across_epochs_trains_on_the_same_batches(tmp_path: Path) -> None:
+    """`EpochsInRow` changes when the workers start, not what the steps see: the bench's two
+    ways of iterating feed identical batches, epoch by epoch, with a worker process."""
+    from accelerate import Accelerator
+
+    from kaggle_style.checks.data_path import data_path, e2e_train, e2e_train_in_row
+
+    data_cfg = {"input_size": (3, 24, 24), "mean": (0.485, 0.456, 0.406),
+                "std": (0.229, 0.224, 0.225)}
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "pixels.npy", rng.integers(0, 256, (10, 28, 28, 3), dtype=np.uint8))
+    path = data_path("uint8", data_cfg, "light", torch.device("cpu"))
+    accelerator = Accelerator(cpu=True)
+    fed: dict[str, list[tuple[list[int], float]]] = {"new each epoch": [], "in a row": []}
+    for name, measure in (("new each epoch", e2e_train), ("in a row", e2e_train_in_row)):
+        def step(images: torch.Tensor, labels: torch.Tensor, seen=fed[name]) -> None:
+            seen.append((labels.tolist(), float(images.double().sum())))
+
+        assert measure(step, accelerator, path, tmp_path / "pixels.npy", 10, 3, 3, 1, 7) > 0
+    assert len(fed["in a row"]) == 9  # 3 epochs of 3 whole batches (the 10th image dropped)
+    assert fed["in a row"] == fed["new each epoch"]
+    assert fed["in a row"][:3] != fed["in a row"][3:6]  # each epoch its own order and draws
+
+
+def test_epochs_in_row_are_each_epoch_as_batched_alone() -> None:
+    from torch.utils.data import BatchSampler
+
+    from kaggle_style.training.data import EpochsInRow, SeededSampler
+
+    sampler = SeededSampler(10, seed=3)
+    alone = []
+    for epoch in (2, 3, 4):
+        sampler.set_epoch(epoch)
+        alone += list(BatchSampler(sampler, 4, drop_last=True))
+    in_row = EpochsInRow(SeededSampler(10, seed=3), 4, 2, 5)
+    assert list(in_row) == alone and len(in_row) == len(alone) == 6

@@ -27,6 +27,7 @@ from kaggle_style.constants import CLASSES
 from kaggle_style.data.images import decode_rgb
 from kaggle_style.training.data import (
     CachedImages,
+    EpochsInRow,
     SeededSampler,
     batch_normalizer,
     loader_kwargs,
@@ -85,28 +86,62 @@ def rate(*parts: tuple[int, float]) -> float:
 def e2e_train(step: Callable[[torch.Tensor, torch.Tensor], None], accelerator, path: DataPath,
               pixels_file: Path, n: int, batch_size: int, epochs: int, workers: int,
               seed: int) -> float:
-    """Images/s of training over the cache, epochs after the first (which starts the workers)."""
+    """Images/s of training over the cache, epochs after the first (which starts the workers);
+    a new iterator each epoch, as the trainer's loop."""
     device = accelerator.device
-    dataset = CachedImages(pixels_file, np.arange(n), np.arange(n) % len(CLASSES),
-                           path.train_transform)
+    sampler = SeededSampler(n, seed=seed)
     loader = accelerator.prepare(DataLoader(
-        dataset, batch_size=batch_size, sampler=SeededSampler(n, seed=seed),
+        _train_images(path, pixels_file, n), batch_size=batch_size, sampler=sampler,
         drop_last=n > batch_size, **loader_kwargs(workers, device.type == "cuda"),
     ))
 
     def epoch_pass(epoch: int) -> int:
         loader.set_epoch(epoch)
-        seen = 0
-        for index, (batch, labels) in enumerate(loader):
-            if path.augment is not None:
-                batch = path.augment(batch, (seed, 0, epoch, index, 0))
-            step(path.normalize(batch), labels)
-            seen += len(labels)
+        seen = sum(_feed(step, path, seed, epoch, index, batch, labels)
+                   for index, (batch, labels) in enumerate(loader))
         sync(device)
         return seen
 
     epoch_pass(0)
     return rate(*(timed(lambda e=epoch: epoch_pass(e)) for epoch in range(1, epochs)))
+
+
+def e2e_train_in_row(step: Callable[[torch.Tensor, torch.Tensor], None], accelerator,
+                     path: DataPath, pixels_file: Path, n: int, batch_size: int, epochs: int,
+                     workers: int, seed: int) -> float:
+    """`e2e_train` with one iterator over every epoch (`EpochsInRow`): the same batches, the
+    same timed epochs, but no restart of the workers between them."""
+    device = accelerator.device
+    batches = EpochsInRow(SeededSampler(n, seed=seed), batch_size, 0, epochs)
+    loader = accelerator.prepare(DataLoader(
+        _train_images(path, pixels_file, n), batch_sampler=batches,
+        **loader_kwargs(workers, device.type == "cuda"),
+    ))
+    per_epoch = len(batches.per_epoch)
+    seen, start = 0, time.perf_counter()
+    for index, (batch, labels) in enumerate(loader):
+        epoch, in_epoch = divmod(index, per_epoch)
+        fed = _feed(step, path, seed, epoch, in_epoch, batch, labels)
+        seen += fed if epoch else 0
+        if index == per_epoch - 1:  # the first epoch (worker start-up) is not timed
+            sync(device)
+            start = time.perf_counter()
+    sync(device)
+    return rate((seen, max(time.perf_counter() - start, 1e-9)))
+
+
+def _train_images(path: DataPath, pixels_file: Path, n: int) -> CachedImages:
+    return CachedImages(pixels_file, np.arange(n), np.arange(n) % len(CLASSES),
+                        path.train_transform)
+
+
+def _feed(step, path: DataPath, seed: int, epoch: int, index: int, batch: torch.Tensor,
+          labels: torch.Tensor) -> int:
+    """One training step on a loader's batch, as the trainer takes it; returns its size."""
+    if path.augment is not None:
+        batch = path.augment(batch, (seed, 0, epoch, index, 0))
+    step(path.normalize(batch), labels)
+    return len(labels)
 
 
 def e2e_infer(model, accelerator, path: DataPath, pixels_file: Path, n: int, batch_size: int,

@@ -77,6 +77,10 @@ def format_table(result: dict[str, Any]) -> str:
             (f"[{name}] predicted ceiling", p["predicted_ceiling_img_s"],
              f"{p['predicted_ceiling_vs_train_bound']:.2f} of training bound"),
         ]
+    in_row = r["in_row"]
+    rows.append((f"[{in_row['data_path']}] e2e training, one iterator across epochs",
+                 in_row["e2e_train_img_s"], f"{in_row['e2e_train_ratio']:.2f} of bound, "
+                 f"{in_row['vs_new_iterator_each_epoch']:.2f}x a new one each epoch"))
     transport = r["transport_img_s"]
     rows += [
         (f"per worker: decode {r['frame_size']} JPEG + resize", r["decode_per_worker_img_s"], ""),
