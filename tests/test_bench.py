@@ -46,8 +46,14 @@ def test_bench_prints_a_table_then_every_figure_as_json(
         "--frame-size", "96x54", "--work-dir", str(tmp_path), "--json",
         "--data-paths", *DATA_PATHS,
     ])
-    lines = capsys.readouterr().out.strip().splitlines()
+    printed = capsys.readouterr()
+    lines = printed.out.strip().splitlines()
     assert code == 0
+    # each figure went to stderr as it was measured (what a run cut short still leaves)
+    notes = printed.err.splitlines()
+    for path in DATA_PATHS:
+        assert any(n.startswith(f"[{path}] e2e training ") for n in notes), printed.err
+    assert any("one iterator across epochs" in n for n in notes)
     result = json.loads(lines[-1])
     for path in DATA_PATHS:
         assert any(f"[{path}] e2e training, epochs 2+" in line for line in lines[:-1])

@@ -30,6 +30,9 @@ def test_small_gpu_check_runs_every_stage_and_prints_one_json_line(tmp_path: Pat
     assert result["small"] is True and result["card"] is None
     assert [(r["backbone"], r["data_path"]) for r in result["bench"]] == [
         (backbone, path) for backbone in ("test_convnext", "test_vit") for path in DATA_PATHS]
+    in_row = [(r["backbone"], r["data_path"]) for r in result["bench"]
+              if r.get("e2e_train_in_row_img_s", 0) > 0]
+    assert in_row == [("test_convnext", DATA_PATHS[0]), ("test_vit", DATA_PATHS[0])]
     for row in result["bench"]:
         assert row["bound_train_img_s"] > 0 and row["e2e_train_img_s"] > 0
         assert row["e2e_train_vs_compiled_bound"] == row["e2e_train_img_s"] / row[
@@ -50,10 +53,10 @@ def test_bench_rows_are_saved_after_each_backbone_so_a_cut_short_check_keeps_the
 
     real_run_bench = bench.run_bench
 
-    def stopped_at_the_second_backbone(cfg):
+    def stopped_at_the_second_backbone(cfg, note=None):
         if cfg.backbone == "test_vit":
             raise TimeoutError("the call's time limit")
-        return real_run_bench(cfg)
+        return real_run_bench(cfg, note)
 
     monkeypatch.setattr(bench, "run_bench", stopped_at_the_second_backbone)
     cfg = GpuCheckConfig.small(str(tmp_path))

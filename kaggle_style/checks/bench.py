@@ -14,6 +14,7 @@ import datetime as dt
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ class BenchConfig:
     frame_height: int = 540
     unique_frames: int | None = None  # rendered frames, written as `n_images` files in turn
     data_paths: tuple[str, ...] | None = None  # `checks.data_path.DATA_PATHS`; None: default
+    in_row: bool = True  # the first path's training again with one iterator across the epochs
     seed: int = 0
 
 
@@ -168,9 +170,10 @@ def _bound_infer(model, accelerator, cfg: BenchConfig, channels_last: bool, step
 
 def _data_side(cfg: BenchConfig, model, optimizer, accelerator, paths: list[Path],
                cache_dir: Path, data_cfg: dict[str, Any], workers: int,
-               channels_last: bool) -> dict[str, Any]:
-    """The cache build, then each data path's end-to-end rates and per-worker rate, then the
-    transport of ready float32 and uint8 batches."""
+               channels_last: bool, note: Callable[[str], None]) -> dict[str, Any]:
+    """The cache build, then each data path's end-to-end rates and per-worker rate (the first
+    path's training also with one iterator across the epochs), then the transport of ready
+    float32 and uint8 batches."""
     device = accelerator.device
     cache_size = cache_size_for(cfg.image_size, TrainConfig.cache_scale)
     n = len(paths)
@@ -179,6 +182,7 @@ def _data_side(cfg: BenchConfig, model, optimizer, accelerator, paths: list[Path
     cache = build_cache(paths, cache_size, cache_dir, max(1, workers) if n > 256 else 0,
                         progress=False, desc="bench cache")
     out: dict[str, Any] = {"cache_build_s": time.perf_counter() - start, "paths": {}}
+    note(f"cache of {n} images built in {out['cache_build_s']:.1f} s")
     n_items = max(256, 4 * cfg.batch_size)
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
@@ -189,6 +193,12 @@ def _data_side(cfg: BenchConfig, model, optimizer, accelerator, paths: list[Path
         model.train()
         train = e2e_train(step, accelerator, path, cache.pixels_file, n, cfg.batch_size,
                           cfg.epochs, workers, cfg.seed)
+        note(f"[{name}] e2e training {train:.1f} images/s")
+        if cfg.in_row and name == cfg.data_paths[0]:  # the next lever, beside what it replaces
+            in_row = e2e_train_in_row(step, accelerator, path, cache.pixels_file, n,
+                                      cfg.batch_size, cfg.epochs, workers, cfg.seed)
+            out["in_row"] = {"data_path": name, "e2e_train_img_s": in_row}
+            note(f"[{name}] e2e training, one iterator across epochs {in_row:.1f} images/s")
         infer = e2e_infer(model, accelerator, path, cache.pixels_file, n, 2 * cfg.batch_size,
                           workers, cfg.tta_hflip, channels_last)
         out["paths"][name] = {
@@ -196,11 +206,8 @@ def _data_side(cfg: BenchConfig, model, optimizer, accelerator, paths: list[Path
             "per_worker_img_s": worker_rate(path, cache.pixels_file, n, n_items,
                                             cfg.batch_size, cfg.seed + 1),
         }
-    # the next lever: the first path again with one iterator across the epochs
-    first = data_path(cfg.data_paths[0], data_cfg, cfg.augment, device)
-    out["in_row"] = {"data_path": first.name, "e2e_train_img_s": e2e_train_in_row(
-        step, accelerator, first, cache.pixels_file, n, cfg.batch_size, cfg.epochs, workers,
-        cfg.seed)}
+        note(f"[{name}] e2e inference {infer:.1f}, per worker "
+             f"{out['paths'][name]['per_worker_img_s']:.1f} images/s")
     out["decode_per_worker_img_s"] = decode_rate(paths, cache_size,
                                                  min(n, max(16, cfg.batch_size)))
     out["transport_workers"] = max(1, workers)
@@ -210,6 +217,8 @@ def _data_side(cfg: BenchConfig, model, optimizer, accelerator, paths: list[Path
             batches=max(8, 4 * max(1, workers)))
         for dtype in (torch.float32, torch.uint8)
     }
+    note(f"transport: float32 {out['transport_img_s']['float32']:.1f}, uint8 "
+         f"{out['transport_img_s']['uint8']:.1f} images/s")
     return out
 
 
@@ -228,8 +237,10 @@ def _path_figures(side: dict[str, Any], workers: int, bound_train: float,
     return out
 
 
-def run_bench(cfg: BenchConfig) -> dict[str, Any]:
-    """Every figure of one run, with ratios computed from the unrounded numbers."""
+def run_bench(cfg: BenchConfig, note: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Every figure of one run, with ratios computed from the unrounded numbers. `note` gets a
+    line as each figure is measured, so a run cut short by a time limit still tells them."""
+    note = note or (lambda line: None)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
 
@@ -259,10 +270,12 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
                                       train_steps[0], warm_up=True)]
     bound_infer_parts = [_bound_infer(model, accelerator, cfg, channels_last, infer_steps[0],
                                       warm_up=True)]
+    note(f"bounds, first half: training {rate(bound_train_parts[0]):.1f}, inference "
+         f"{rate(bound_infer_parts[0]):.1f} images/s")
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cfg.work_dir, prefix="cache-") as cache_dir:
         side = _data_side(cfg, model, optimizer, accelerator, paths, Path(cache_dir), data_cfg,
-                          workers, channels_last)
+                          workers, channels_last, note)
     bound_train_parts.append(_bound_train(model, optimizer, accelerator, cfg, channels_last,
                                           train_steps[1], warm_up=False))
     bound_infer_parts.append(_bound_infer(model, accelerator, cfg, channels_last,
@@ -270,10 +283,11 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
     bound_train, bound_infer = rate(*bound_train_parts), rate(*bound_infer_parts)
     path_figures = _path_figures(side, workers, bound_train, bound_infer)
     best = max(path_figures, key=lambda name: path_figures[name]["e2e_train_img_s"])
-    in_row = side["in_row"]
-    per_epoch_iterators = path_figures[in_row["data_path"]]["e2e_train_img_s"]
-    in_row = {**in_row, "e2e_train_ratio": in_row["e2e_train_img_s"] / bound_train,
-              "vs_new_iterator_each_epoch": in_row["e2e_train_img_s"] / per_epoch_iterators}
+    in_row = side.get("in_row")
+    if in_row is not None:
+        per_epoch_iterators = path_figures[in_row["data_path"]]["e2e_train_img_s"]
+        in_row = {**in_row, "e2e_train_ratio": in_row["e2e_train_img_s"] / bound_train,
+                  "vs_new_iterator_each_epoch": in_row["e2e_train_img_s"] / per_epoch_iterators}
     return {
         "device": cfg.device,
         "gpu_name": torch.cuda.get_device_name() if use_cuda else None,
