@@ -13,8 +13,9 @@ process (shared memory, then the pin-memory copy) for float32 and uint8 batches.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -192,27 +193,21 @@ def decode_rate(paths: list[Path], size: int, n: int) -> float:
 
 def worker_rate(path: DataPath, pixels_file: Path, n_rows: int, n_items: int, batch_size: int,
                 seed: int) -> float:
-    """Images/s of one worker on one thread for this path: memmap read, its transform, collate."""
+    """Images/s of one worker on one thread for this path: memmap read, its transform, collate
+    of the trainer's own batches (as many epochs in a row as `n_items` needs)."""
     dataset = CachedImages(pixels_file, np.arange(n_rows), np.arange(n_rows) % len(CLASSES),
                            path.train_transform)
-    sampler = SeededSampler(n_rows, seed=seed)
-    items = [item for _, item in zip(range(n_items), _cycle(sampler), strict=False)]
+    n_batches = -(-n_items // batch_size)  # every epoch holds at least one batch
+    batches = list(islice(EpochsInRow(SeededSampler(n_rows, seed=seed), batch_size, 0,
+                                      n_batches), n_batches))
 
     def work() -> int:
-        for first in range(0, len(items), batch_size):
-            default_collate([dataset[item] for item in items[first:first + batch_size]])
-        return len(items)
+        for batch in batches:
+            default_collate([dataset[item] for item in batch])
+        return sum(len(batch) for batch in batches)
 
-    dataset[items[0]]  # open the memmap outside the timer, as a worker does once
+    dataset[batches[0][0]]  # open the memmap outside the timer, as a worker does once
     return rate(single_threaded(lambda: timed(work)))
-
-
-def _cycle(sampler: SeededSampler) -> Iterator[tuple[int, int]]:
-    epoch = 0
-    while True:
-        sampler.set_epoch(epoch)
-        yield from sampler
-        epoch += 1
 
 
 class _ReadyImages(Dataset):

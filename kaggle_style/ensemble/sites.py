@@ -120,12 +120,12 @@ def em_priors(
     sizes = counts.astype(np.int64)
     priors = site_source.copy()
     active = np.flatnonzero(sizes > 0)
-    rows_for = None  # the active set the row gather below was built for
+    gathered = 0  # how many sites the row gather below was built for
     for _ in range(max_iter):
         if not len(active):
             break
-        if rows_for is None or len(rows_for) != len(active):  # a site froze: shrink the rows
-            rows_for = active
+        if gathered != len(active):  # the first pass, or a site froze: shrink the rows
+            gathered = len(active)
             rows = np.concatenate([np.arange(starts[s], starts[s] + sizes[s]) for s in active])
             local = np.repeat(np.arange(len(active)), sizes[active])
             cuts = np.r_[0, np.cumsum(sizes[active])[:-1]]

@@ -139,17 +139,13 @@ def _reading(found: Found | None, camera: str, spread: float | None) -> Reading:
     return Reading(when.isoformat(), round(hour, 6), camera, night, round(confidence, 3))
 
 
-def default_workers() -> int:
-    return usable_cpus()
-
-
 def read_all(paths: Sequence[str | Path], workers: int = 0,
              progress: bool = False) -> list[Reading]:
     """Every frame's reading, `workers` processes over chunks of CHUNK frames."""
     ocr.tesseract_version()  # fail before any work if Tesseract is missing
     paths = [str(p) for p in paths]
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
-    workers = min(workers or default_workers(), max(1, len(chunks)))
+    workers = min(workers or usable_cpus(), max(1, len(chunks)))
     out: list[Reading] = []
     started = time.perf_counter()
     if workers == 1:
