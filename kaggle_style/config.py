@@ -60,20 +60,50 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A YAML mapping from a user's file; any failure is a ConfigError naming file and line."""
+MAX_YAML_BYTES = 1 << 20  # a config is a screenful; a megabyte is a mistake or an attack
+MAX_YAML_DEPTH = 32
+MAX_YAML_ALIASES = 64
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with limits: an alias bomb (aliases of aliases) or very deep nesting
+    fails as malformed YAML instead of filling memory or the stack."""
+
+    def compose_node(self, parent, index):
+        self._depth = getattr(self, "_depth", 0) + 1
+        if self.check_event(yaml.AliasEvent):
+            self._aliases = getattr(self, "_aliases", 0) + 1
+        if self._depth > MAX_YAML_DEPTH or getattr(self, "_aliases", 0) > MAX_YAML_ALIASES:
+            what = (f"nesting deeper than {MAX_YAML_DEPTH} levels" if self._depth > MAX_YAML_DEPTH
+                    else f"more than {MAX_YAML_ALIASES} aliases")
+            raise yaml.composer.ComposerError(None, None, what, self.peek_event().start_mark)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping from a user's file; any failure is a ConfigError naming file and line.
+
+    `base: OTHER.yaml` (beside the file) composes recipes: the file's keys override the base's,
+    mappings (`search_space`) merge key by key, and `null` there drops a base's key.
+    """
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a config file" if path.is_dir() else "config file not found"
         raise ConfigError(f"{path}: {what}; check the --config path")
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{path}: malformed YAML (over {MAX_YAML_BYTES} bytes); a config "
+                              "file is a short mapping of keys to values")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from err
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.load(text, Loader=_BoundedLoader) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
@@ -82,7 +112,26 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         ) from err
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
-    return data
+    if "base" not in data:
+        return data
+    base = data.pop("base")
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base: {base!r} is not a file name; name a YAML file beside it")
+    base_path = path.parent / base
+    if base_path.resolve() in (*_seen, path.resolve()):
+        raise ConfigError(f"{path}: base: {base} comes back to itself; break the circle")
+    return _merged(read_yaml(base_path, (*_seen, path.resolve())), data)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            inner = {**base[key], **value}
+            out[key] = {k: v for k, v in inner.items() if v is not None}
+        else:
+            out[key] = value
+    return out
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

@@ -122,3 +122,44 @@ def test_config_backbone_trains_one_step_at_a_tiny_size(path: Path) -> None:
     loss.backward()
     optimizer.step()
     assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize(("child", "differs"), [
+    ("convnext_tiny_crop", {"view", "ema_decay"}),
+    ("convnext_tiny_full", {"view", "ema_decay", "image_size", "search_space"}),
+    ("efficientnetv2_crop", {"view", "ema_decay"}),
+    ("efficientnetv2_full", {"view", "ema_decay", "search_space"}),
+])
+def test_a_composed_recipe_is_its_base_but_the_keys_it_lists(child: str, differs: set[str]):
+    text = yaml.safe_load((CONFIGS / f"{child}.yaml").read_text())
+    base = config_dict(resolve_config(TrainConfig, CONFIGS / text["base"]))
+    resolved = config_dict(resolve_config(TrainConfig, CONFIGS / f"{child}.yaml"))
+    assert {k for k in resolved if resolved[k] != base[k]} == differs
+    if "search_space" in differs:  # `null` drops the base's dimension; new ones are added
+        assert "crop_threshold" in base["search_space"]
+        assert "crop_threshold" not in resolved["search_space"]
+        assert set(resolved["search_space"]) - {"image_size"} < set(base["search_space"])
+
+
+def test_a_recipe_whose_bases_come_back_to_it_is_refused(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nlr: 0.1\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match=r"b\.yaml: base: a\.yaml comes back to itself"):
+        resolve_config(TrainConfig, tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match=r"missing\.yaml: config file not found"):
+        resolve_config(TrainConfig, tmp_path / "c.yaml")
+
+
+def test_alias_bombs_and_deep_nesting_are_one_line_malformed_yaml(tmp_path: Path):
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 12)]
+    deep = "lr: " + "[" * 10_000 + "]" * 10_000
+    for name, text in (("bomb.yaml", "\n".join(bomb)), ("deep.yaml", deep)):
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: line \d+, column \d+: "
+                                              r"malformed YAML \((more than \d+ aliases|nesting "
+                                              r"deeper than \d+ levels)\)") as err:
+            resolve_config(TrainConfig, path)
+        assert "\n" not in str(err.value)

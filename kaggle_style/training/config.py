@@ -25,7 +25,7 @@ DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` c
 NON_MODEL_KEYS = frozenset(
     {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "log_with",
      "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
-     "allow_outside_data", "normalize_on"}
+     "allow_outside_data", "normalize_on", "grad_checkpointing"}
 )
 # Learning keys added after runs began: left out of the hash at their default, so those runs resume.
 LATER_KEYS = {"augment_on": "worker"}
@@ -55,7 +55,8 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     head_lr_mult: float = 1.0  # the new 8-class head often wants a larger rate than the backbone
-    weight_decay: float = 0.05
+    weight_decay: float = 0.05  # never on norms, biases, position embeddings or tokens
+    layer_decay: float | None = None  # rate x layer_decay ** (depth - layer); None or 1.0: off
     warmup_epochs: float = 0.0
     min_lr_ratio: float = 0.01
     freeze_epochs: int = 0  # train only the head for the first N epochs (BatchNorm frozen too)
@@ -84,6 +85,7 @@ class TrainConfig:
     mixed_precision: Precision = "auto"  # auto: bf16 on GPU, fp32 on CPU
     channels_last: bool = True
     compile: bool = False
+    grad_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
     max_steps_per_epoch: int | None = None  # cap per process, for smoke tests and quick tuning
     max_steps_per_epoch_eval: int | None = None
     resume: bool = False
@@ -107,6 +109,7 @@ class TrainConfig:
                     "drop_rate", "drop_path_rate"):
             check_range(self, key, low=0.0, high=1.0)
         check_range(self, "ema_decay", low=0.0, high=1.0, high_open=True)
+        check_range(self, "layer_decay", low=0.0, high=1.0, low_open=True, allow_none=True)
         check_range(self, "warmup_epochs", low=0.0, high=self.epochs)
         check_range(self, "freeze_epochs", low=0, high=self.epochs)
         check_range(self, "cache_scale", low=1.0)

@@ -100,18 +100,23 @@ def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable
 
 
 def build_optimizer(cfg: TrainConfig, model, steps_per_epoch: int, use_cuda: bool):
-    """AdamW with a head/backbone learning-rate split and a per-update cosine schedule.
+    """AdamW from timm's factory with a per-update cosine schedule.
 
+    timm makes the groups: no weight decay on norms, biases and the model's `no_weight_decay()`
+    (position embeddings, tokens), and with `layer_decay` a rate of `layer_decay ** (depth -
+    layer)` per layer of its `group_matcher`. The head's groups take `head_lr_mult` on top.
     `steps_per_epoch` is what one process takes (the prepared loader's length, capped), so the
     schedule ends where the single-process one does whatever the number of processes.
     """
+    from timm.optim import create_optimizer_v2
+
     from kaggle_style.models import classifier_parameters
 
     backbone_params, head_params = classifier_parameters(model)
-    groups = [{"params": backbone_params, "lr": cfg.lr},
-              {"params": head_params, "lr": cfg.lr * cfg.head_lr_mult}]
-    optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr,
-                                  weight_decay=cfg.weight_decay, fused=use_cuda)
+    optimizer = create_optimizer_v2(
+        model, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, filter_bias_and_bn=True,
+        param_group_fn=lambda m: _param_groups(m, cfg, {id(p) for p in head_params}),
+        fused=use_cuda)
     updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
@@ -119,6 +124,39 @@ def build_optimizer(cfg: TrainConfig, model, steps_per_epoch: int, use_cuda: boo
                   cfg.min_lr_ratio),
     )
     return optimizer, scheduler, backbone_params
+
+
+def _param_groups(model, cfg: TrainConfig, head_ids: set[int]) -> list[dict[str, Any]]:
+    """timm's weight-decay (and layer-decay) groups, each split into backbone and head, with
+    `lr` set from `lr_scale`: our LambdaLR scales each group's own starting rate, where timm's
+    schedulers would read `lr_scale` themselves."""
+    from timm.optim import param_groups_layer_decay, param_groups_weight_decay
+
+    no_decay = getattr(model, "no_weight_decay", set)()
+    if layer_decay_on(cfg.layer_decay):
+        if not hasattr(model, "group_matcher"):
+            from kaggle_style.errors import UserError
+
+            raise UserError(f"layer_decay: {cfg.backbone} has no layer groups (timm's "
+                            "group_matcher); set layer_decay: null")
+        groups = param_groups_layer_decay(model, cfg.weight_decay, no_weight_decay_list=no_decay,
+                                          layer_decay=cfg.layer_decay)
+    else:
+        groups = param_groups_weight_decay(model, cfg.weight_decay, no_weight_decay_list=no_decay)
+    out = []
+    for group in groups:
+        scale = group.get("lr_scale", 1.0)
+        for head in (False, True):
+            params = [p for p in group["params"] if (id(p) in head_ids) == head]
+            if params:
+                mult = scale * (cfg.head_lr_mult if head else 1.0)
+                out.append({**group, "params": params, "lr_scale": mult, "lr": cfg.lr * mult})
+    return out
+
+
+def layer_decay_on(value: float | None) -> bool:
+    """None and 1.0 both mean every layer learns at the same rate."""
+    return value is not None and value != 1.0
 
 
 def optimisation_step(model, optimizer, accelerator, images: torch.Tensor, soft: torch.Tensor,
