@@ -288,3 +288,54 @@ def test_check_run_needs_test_file_only_where_folds_predicted_a_test_set(tmp_pat
     (run / "fold0" / "test.csv").write_text("id\n")
     with pytest.raises(UserError, match=r"test\.csv is missing"):
         check_run(run)
+
+
+def test_out_of_memory_halves_the_micro_batch_and_matches_a_run_started_there(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path, monkeypatch, capsys
+):
+    """A step over `limit` images raises CUDA's out-of-memory error: the run goes on at half the
+    micro-batch and twice the accumulation, and ends where a run started there ends."""
+    import kaggle_style.training.recipe as recipe
+
+    folds = pd.read_csv(tiny_folds)
+    n_train = int((folds[FOLD_COL] != 0).sum())
+    # the loader drops the same remainder at both batch sizes, so both runs see the same samples
+    batch = next(b for b in (16, 12, 20, 8) if n_train % b < b // 2)
+    limit = batch // 2
+    real_loss = recipe.soft_cross_entropy
+
+    def tight_memory(logits, targets, weights):
+        if logits.shape[0] > limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_loss(logits, targets, weights)
+
+    monkeypatch.setattr(recipe, "soft_cross_entropy", tight_memory)
+    fallen = tiny_config(tiny_data, tiny_folds, tmp_path, name="fallen", folds=[0],
+                         batch_size=batch, grad_accum=1)
+    summary = run_training(fallen)
+    said = [line for line in capsys.readouterr().out.splitlines() if "out of memory" in line]
+    assert len(said) == 1, said
+    assert f"micro-batch {batch} x 1 accumulation" in said[0]
+    assert f"micro-batch {limit} x 2 (effective batch {batch} unchanged)" in said[0]
+    assert summary["folds"]["0"]["batch_fit"] == {"micro_batch": limit, "grad_accum": 2}
+    started = tiny_config(tiny_data, tiny_folds, tmp_path, name="started", folds=[0],
+                          batch_size=limit, grad_accum=2)
+    run_training(started)
+    a = pd.read_csv(fallen.run_dir / "fold0" / "oof.csv")[list(CLASSES)].to_numpy()
+    b = pd.read_csv(started.run_dir / "fold0" / "oof.csv")[list(CLASSES)].to_numpy()
+    assert np.abs(a - b).max() < 1e-6
+
+
+def test_out_of_memory_at_micro_batch_one_is_one_line(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path, monkeypatch
+):
+    import kaggle_style.training.recipe as recipe
+
+    def no_memory(*_):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(recipe, "soft_cross_entropy", no_memory)
+    cfg = tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1, folds=[0], batch_size=4)
+    with pytest.raises(UserError, match=r"^out of GPU memory at micro-batch 1: set "
+                                        r"grad_checkpointing: true"):
+        run_training(cfg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ from kaggle_style.training.data import (
 )
 from kaggle_style.training.device_augment import DeviceAugment
 from kaggle_style.training.inference import per_image, predict_probs
+from kaggle_style.training.memory import MemoryFit, grad_checkpointing
 from kaggle_style.training.recipe import (
     accelerator_settings,
     build_optimizer,
@@ -45,6 +47,7 @@ class FoldResult:
     test: pd.DataFrame | None
     history: list[float]
     last_lr: float | None  # the backbone's rate after the last step (None: resumed when done)
+    batch_fit: dict[str, int] | None = None  # the micro-batch and accumulation that fit
 
 
 def make_accelerator(cfg: TrainConfig):
@@ -75,6 +78,7 @@ def train_fold(prep: Prepared, fold: int, accelerator,
     data = fold_loaders(prep, fold, use_cuda)
     model = create_model(cfg.backbone, len(CLASSES), cfg.pretrained, image_size=cfg.image_size,
                          drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path_rate)
+    grad_checkpointing(model, cfg.grad_checkpointing, cfg.backbone)
     channels_last = cfg.channels_last and use_cuda
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -111,6 +115,7 @@ def train_fold(prep: Prepared, fold: int, accelerator,
         accelerator.print(f"fold {fold}: resumed after epoch {done_epoch + 1} from {latest}")
 
     eval_model = ema.module if ema is not None else model
+    fit = MemoryFit(cfg.batch_size, cfg.grad_accum, accelerator.print)
     val_probs, last_lr = None, None
     for epoch in range(start_epoch, cfg.epochs):
         # Accelerate's loader overrides the sampler's epoch with its own iteration counter, which
@@ -123,7 +128,7 @@ def train_fold(prep: Prepared, fold: int, accelerator,
         if cfg.freeze_bn or epoch < cfg.freeze_epochs:
             batch_norm_eval(model)
         train_one_epoch(cfg, fold, epoch, model, train_loader, optimizer, scheduler, ema,
-                        accelerator, weights, steps, channels_last, normalize, augment)
+                        accelerator, weights, steps, channels_last, normalize, augment, fit)
         last_lr = scheduler.get_last_lr()[0]
         val_probs = predict_probs(eval_model, val_loader, accelerator, cfg.tta_hflip,
                                   channels_last, cfg.max_steps_per_epoch_eval, normalize)
@@ -164,18 +169,20 @@ def train_fold(prep: Prepared, fold: int, accelerator,
             save_model(accelerator.unwrap_model(eval_model), str(tmp))
     if cfg.log_with:
         accelerator.end_training()
-    return FoldResult(fold=fold, oof=oof, test=test, history=history, last_lr=last_lr)
+    return FoldResult(fold=fold, oof=oof, test=test, history=history, last_lr=last_lr,
+                      batch_fit=fit.record())
 
 
 def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, optimizer, scheduler,
                     ema, accelerator, weights: torch.Tensor, steps: int, channels_last: bool,
                     normalize: Callable[[torch.Tensor], torch.Tensor],
-                    augment: DeviceAugment | None = None) -> None:
+                    augment: DeviceAugment | None = None, fit: MemoryFit | None = None) -> None:
     """One pass over the training loader: prepare'd objects, accumulate, backward."""
     mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
     bar = tqdm(total=steps, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
                disable=not (cfg.progress and accelerator.is_local_main_process), leave=False)
     running, since, where = torch.zeros((), device=accelerator.device), 0, ""
+    fit = fit or MemoryFit(cfg.batch_size, cfg.grad_accum, accelerator.print)
     for step, (images, labels) in enumerate(loader):
         if step >= steps:
             break
@@ -185,7 +192,8 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         images, soft = mix_batch(images, soft_targets(labels, cfg.label_smoothing), cfg, mix_rng)
-        running += optimisation_step(model, optimizer, accelerator, images, soft, weights)
+        running += fit.run(partial(optimisation_step, model, optimizer, accelerator, images, soft,
+                                   weights), optimizer, model)
         if accelerator.sync_gradients:
             scheduler.step()
             if ema is not None:

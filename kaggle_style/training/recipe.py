@@ -160,17 +160,24 @@ def layer_decay_on(value: float | None) -> bool:
 
 
 def optimisation_step(model, optimizer, accelerator, images: torch.Tensor, soft: torch.Tensor,
-                      weights: torch.Tensor) -> torch.Tensor:
+                      weights: torch.Tensor, chunks: int = 1) -> torch.Tensor:
     """Forward, loss, backward and (when the accumulation window closes) the optimizer step.
 
-    The trainer and the benchmark's model-only bound both take exactly this step. Returns the
-    loss without reading it, so nothing waits for the device.
+    `chunks` > 1 runs the batch as that many micro-batches whose gradients add up, each loss
+    weighted by its share of the batch (see `training.memory`). The trainer and the benchmark's
+    model-only bound both take exactly this step. Returns the loss without reading it, so
+    nothing waits for the device.
     """
+    total = torch.zeros((), device=images.device)
     with accelerator.accumulate(model):
-        with accelerator.autocast():
-            logits = model(images)
-        loss = soft_cross_entropy(logits, soft, weights)
-        accelerator.backward(loss)
+        for part, part_soft in zip(images.chunk(chunks), soft.chunk(chunks), strict=True):
+            with accelerator.autocast():
+                logits = model(part)
+            loss = soft_cross_entropy(logits, part_soft, weights)
+            if chunks > 1:
+                loss = loss * (part.shape[0] / images.shape[0])
+            accelerator.backward(loss)
+            total += loss.detach()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    return loss.detach()
+    return total

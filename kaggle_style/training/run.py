@@ -114,7 +114,8 @@ def _write_fold(prep: Prepared, fold_dir: Path, result, key: str) -> None:
         write_predictions(fold_dir / TEST_FILE, result.test)
     scores = _score_frame(prep, result.oof)
     write_json(fold_dir / DONE_FILE, {"model_hash": key, "history": result.history,
-                                      "last_lr": result.last_lr, "scores": scores})
+                                      "last_lr": result.last_lr, "scores": scores,
+                                      "batch_fit": result.batch_fit})
     # the fold's final weights are in model.safetensors; resumable state is no longer needed
     shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
     print(format_summary(f"{prep.cfg.name} fold {result.fold}", scores))
