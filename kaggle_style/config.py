@@ -45,6 +45,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def cli_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The parsed flags that name fields of `cls` (the command-line layer of `resolve_config`)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in vars(args).items() if k in names}
+
+
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
@@ -145,9 +151,14 @@ def resolve_config(
     cls: type[T],
     path: str | Path | None = None,
     overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    cli: Mapping[str, Any] | None = None,
     **cli_values: Any,
 ) -> T:
-    """Defaults < YAML (`path`) < `overrides` < explicit `cli_values` (those not None)."""
+    """Defaults < YAML (`path`) < `overrides` < explicit `cli` and `cli_values` (those not None).
+
+    `cli` carries flags whose names clash with this function's own (a stage's `overrides`)."""
+    cli_values = {**(cli or {}), **cli_values}
     layers: list[tuple[str, Mapping[str, Any]]] = []
     if path is not None:
         layers.append((str(path), read_yaml(path)))

@@ -5,6 +5,8 @@ One place for each fact, so that no stage can disagree with another about what a
 
 from __future__ import annotations
 
+from typing import Literal
+
 CLASSES: tuple[str, ...] = (
     "antelope_duiker",
     "bird",
@@ -16,6 +18,9 @@ CLASSES: tuple[str, ...] = (
     "rodent",
 )
 CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+
+# The training augmentations by name: the config's choices and `data.transforms`' pipelines.
+Augment = Literal["none", "light", "medium", "strong"]
 
 # How far a row of probabilities may sum from 1 in any prediction or submission file. Our own files
 # are exact to ~1e-15; 1e-4 still accepts files written elsewhere at 6 decimals (8 roundings of

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import albumentations as A
 from albumentations.pytorch import ToTensorV2
 
-AUGMENTATIONS = ("none", "light", "medium", "strong")
+from kaggle_style.constants import Augment
+
+AUGMENTATIONS = typing.get_args(Augment)
 # `light` at strength 1; `training.device_augment` draws from the same numbers.
 FLIP_P = 0.5
 JITTER_P = 0.8

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kaggle_style.config import read_yaml, resolve_config
-from kaggle_style.constants import CLASSES
 from kaggle_style.data import cache_admin
-from kaggle_style.data.images import MAX_PIXELS, cache_key, cache_size_for
 from kaggle_style.errors import UserError
 
 
@@ -37,26 +35,6 @@ def config_files(paths: list[Path]) -> list[Path]:
     return files
 
 
-def cache_keys_of(cfg: Any, competition: Any) -> list[str]:
-    """The cache folders `train` makes for this config: the same samples, size, form and key.
-
-    Mirrors `kaggle_style.training.data.prepare_data` (train cache, then test cache if any).
-    """
-    from kaggle_style.training.data import build_samples
-
-    size = cfg.image_size
-    if not size:
-        from kaggle_style.models import create_model, data_config
-
-        size = int(data_config(create_model(cfg.backbone, len(CLASSES)))["input_size"][-1])
-    cache_size = cache_size_for(size, cfg.cache_scale)
-    form = getattr(cfg, "cache_form", "uint8")
-    max_pixels = getattr(cfg, "max_pixels", MAX_PIXELS)
-    return [cache_key(build_samples(frame, competition.root, cfg).paths, cache_size, form,
-                      max_pixels)
-            for frame in (competition.train, competition.test) if len(frame)]
-
-
 def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[str, list[str]]:
     """key -> the configs that use it.
 
@@ -65,6 +43,7 @@ def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[st
     """
     from kaggle_style.data.tables import load_competition_data
     from kaggle_style.training.config import TrainConfig
+    from kaggle_style.training.data import cache_plan
 
     used: dict[str, list[str]] = {}
     tables: dict[str, Any] = {}
@@ -75,7 +54,7 @@ def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[st
         if cfg.data not in tables:
             tables[cfg.data] = load_competition_data(cfg.data)
         try:
-            keys = cache_keys_of(cfg, tables[cfg.data])
+            keys = cache_plan(cfg, tables[cfg.data]).keys(cfg)
         except UserError as err:
             print(f"clean-cache: {path.name}: uses no current cache ({err})", file=sys.stderr)
             continue

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kaggle_style.config import ConfigError, check_choices, check_range, config_dict
+from kaggle_style.constants import Augment
 from kaggle_style.data.cache_forms import CacheForm
 from kaggle_style.data.images import MAX_PIXELS
 
 View = Literal["full", "crop", "crop+full"]
-Augment = Literal["none", "light", "medium", "strong"]
 ClassWeights = Literal["none", "balanced", "sqrt"]
 Precision = Literal["auto", "no", "bf16"]
 Tracker = Literal["tensorboard", "wandb", "mlflow"]

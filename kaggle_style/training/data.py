@@ -16,7 +16,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, get_wor
 
 from kaggle_style.constants import CLASS_INDEX, CLASSES, FOLD_COL, ID_COL, LABEL_COL
 from kaggle_style.data.cache_forms import open_pixels
-from kaggle_style.data.images import ImageCache, build_cache, cache_size_for
+from kaggle_style.data.images import ImageCache, build_cache, cache_key, cache_size_for
 from kaggle_style.data.tables import CompetitionData, load_competition_data, read_folds
 from kaggle_style.errors import UserError
 from kaggle_style.io import usable_cpus
@@ -163,18 +163,38 @@ def default_workers(cfg: TrainConfig) -> int:
     return min(12, max(1, usable_cpus() - 1)) if torch.cuda.is_available() else 0
 
 
-def prepare_data(cfg: TrainConfig) -> Prepared:
-    """Read and check tables and folds, then decode every image once into the cache."""
-    competition = load_competition_data(cfg.data, allow_outside_data=cfg.allow_outside_data)
-    folds = read_folds(cfg.folds_file, competition.train)
+@dataclass
+class CachePlan:
+    """What a run's two image caches hold: the backbone's data config, the size, the samples."""
+
+    data_cfg: dict[str, Any]
+    cache_size: int
+    train: Samples
+    test: Samples
+
+    def keys(self, cfg: TrainConfig) -> list[str]:
+        """The cache folders `prepare_data` builds (`clean-cache` keeps these)."""
+        return [cache_key(s.paths, self.cache_size, cfg.cache_form, cfg.max_pixels)
+                for s in (self.train, self.test) if len(s)]
+
+
+def cache_plan(cfg: TrainConfig, competition: CompetitionData) -> CachePlan:
     from kaggle_style.models import create_model, data_config
 
     data_cfg = data_config(create_model(cfg.backbone, len(CLASSES), image_size=cfg.image_size),
                            cfg.image_size)
-    size = int(data_cfg["input_size"][-1])
-    cache_size = cache_size_for(size, cfg.cache_scale)
-    train_samples = build_samples(competition.train, competition.root, cfg)
-    test_samples = build_samples(competition.test, competition.root, cfg)
+    return CachePlan(data_cfg, cache_size_for(int(data_cfg["input_size"][-1]), cfg.cache_scale),
+                     build_samples(competition.train, competition.root, cfg),
+                     build_samples(competition.test, competition.root, cfg))
+
+
+def prepare_data(cfg: TrainConfig) -> Prepared:
+    """Read and check tables and folds, then decode every image once into the cache."""
+    competition = load_competition_data(cfg.data, allow_outside_data=cfg.allow_outside_data)
+    folds = read_folds(cfg.folds_file, competition.train)
+    plan = cache_plan(cfg, competition)
+    data_cfg, cache_size = plan.data_cfg, plan.cache_size
+    train_samples, test_samples = plan.train, plan.test
     workers = max(1, default_workers(cfg)) if len(train_samples) > 256 else 0
     train_cache = build_cache(train_samples.paths, cache_size, cfg.cache_dir, workers,
                               cfg.progress, desc="cache train", form=cfg.cache_form,
