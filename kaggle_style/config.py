@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 import types
 import typing
@@ -250,10 +251,8 @@ def check_choices(cfg: Any) -> None:
     built in code (not through `resolve_config`) fails as early as one read from YAML."""
     hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
-        hint = hints[f.name]
-        options = typing.get_args(hint) if typing.get_origin(hint) in _UNIONS else (hint,)
-        if any(typing.get_origin(o) is typing.Literal for o in options):
-            _coerce(getattr(cfg, f.name), hint, f.name)
+        if _choices(hints[f.name]):
+            _coerce(getattr(cfg, f.name), hints[f.name], f.name)
 
 
 _UNIONS = (typing.Union, types.UnionType)
@@ -272,51 +271,69 @@ def _checked(cls: type, layer: Mapping[str, Any], source: str) -> dict[str, Any]
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in _UNIONS:
-        if value is None and type(None) in args:
-            return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return _coerce(value, option, where)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{where}: {value!r} fits none of {hint}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            value = [value]
-        inner = args[0] if args else Any
-        return [_coerce(v, inner, where) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
+    """`value` validated as `hint` by pydantic; a failure is one line saying what fits."""
+    from pydantic import ValidationError
+
+    try:
+        return _adapter(hint).validate_python(value)
+    except ValidationError as err:
+        choices = _choices(hint)
+        if choices and not isinstance(value, bool | list | dict):
+            raise ConfigError(f"{where}: {value!r} is not one of "
+                              f"{', '.join(map(repr, choices))}") from None
+        raise ConfigError(f"{where}: expected {_expected(hint)}, got {value!r} "
+                          f"({err.errors()[0]['msg'].lower()})") from None
+
+
+@functools.cache
+def _adapter(hint: Any):
+    """pydantic's validator for a field's type, lax (YAML writes `3e-4` as a string) but with
+    booleans strict (`1` is not `true`) and a single value accepted for a list."""
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(_config_type(hint))
+
+
+def _config_type(hint: Any) -> Any:
+    from pydantic import BeforeValidator, StrictBool
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true or false, got {value!r}")
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(value)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        try:
-            return float(value)
-        except ValueError as err:
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from err
-    if hint is str:
-        if isinstance(value, bool | dict | list) or value is None:
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return str(value)
-    if hint is Path:
-        return Path(value)
+        return StrictBool
+    if hint in (int, float):  # `true` is not a number
+        return typing.Annotated[hint, BeforeValidator(_no_bool)]
+    if hint is str:  # `name: 2024` is the name "2024"
+        return typing.Annotated[str, BeforeValidator(
+            lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)]
+    if origin in _UNIONS:
+        return typing.Union[tuple(_config_type(a) for a in args)]  # noqa: UP007 (built)
+    if origin in (list, tuple):
+        inner = _config_type(args[0]) if args else Any
+        return typing.Annotated[list[inner], BeforeValidator(
+            lambda v: v if isinstance(v, list | tuple) else [v])]
+    return hint
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
     return value
+
+
+def _choices(hint: Any) -> tuple[Any, ...]:
+    """The `Literal` choices a field's type allows (through `X | None`), if any."""
+    if typing.get_origin(hint) is typing.Literal:
+        return typing.get_args(hint)
+    if typing.get_origin(hint) in _UNIONS:
+        return tuple(c for a in typing.get_args(hint) for c in _choices(a))
+    return ()
+
+
+def _expected(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint in names:
+        return names[hint]
+    if typing.get_origin(hint) in _UNIONS:
+        return " or ".join(_expected(a) if a is not type(None) else "null"
+                           for a in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint)).replace("typing.", "")
