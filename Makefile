@@ -71,6 +71,7 @@ SITE_FROM_FOLDER ?= 1
 
 .PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
 	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
+	recipe-check \
 	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench gpu-carry \
 	gpu-check-lent
 
@@ -229,9 +230,13 @@ gpu-carry: ## here: wheels (.whl) and detector weights (.gpu_carry) for a lent G
 	cp $(DETECTOR_WEIGHTS) .gpu_carry/
 	@echo "carry: [\".whl\", \".gpu_carry\"]; command: make gpu-check-lent PART=bench"
 
-gpu-check-lent: ## on a lent GPU machine (carry .whl .gpu_carry): PART=bench|pipeline, JSON to $$OUT
+gpu-check-lent: ## on a lent GPU machine (carry .whl .gpu_carry): PART=bench|pipeline|recipes, JSON to $$OUT
 	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 		--target /tmp/site .whl/*.whl
+	@if [ "$(PART)" = recipes ]; then \
+		PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 470 python3 -m benchmarks.recipe_gpu \
+		--out $${OUT:-/tmp} > $${OUT:-/tmp}/gpu_check_recipes.log 2>&1; status=$$?; \
+		tail -40 $${OUT:-/tmp}/gpu_check_recipes.log; exit $$status; fi
 	PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m kaggle_style gpu-check \
 		--only $(PART) --work-dir /tmp/gpu_check --weights .gpu_carry/$(notdir $(DETECTOR_WEIGHTS)) \
 		> $${OUT:-/tmp}/gpu_check_$(PART).log 2>&1; status=$$?; \
@@ -241,6 +246,9 @@ gpu-check-lent: ## on a lent GPU machine (carry .whl .gpu_carry): PART=bench|pip
 real-dry-run: | $(STAMP) ## the real Conser-vision CSVs, a 64x48 JPEG per id, every stage on CPU (GROWTH=1: 1/8 first)
 	$(KS) real-dry-run --work-dir $(OUT)/real_dry_run --source ../shared/data/conservision \
 		--threads $(or $(THREADS),1) $(if $(filter 1,$(GROWTH)),--growth-from 0.125)
+
+recipe-check: | $(STAMP) ## every recipe of every set at its real size: one CPU step, one JSON line each
+	OMP_NUM_THREADS=$(or $(THREADS),2) $(PY) -m benchmarks.recipe_check --threads $(or $(THREADS),2)
 
 clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes them)
 	$(KS) clean-cache --configs configs --data $(DATA) --crops-manifest $(CROPS) \

@@ -1,0 +1,1 @@
+"""Measurements that run beside the package (make targets, `python -m benchmarks.…`)."""
