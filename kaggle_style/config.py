@@ -246,6 +246,15 @@ def _span(low: float | None, high: float | None, low_open: bool, high_open: bool
     return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
 
 
+def check_fields(cfg: Any) -> None:
+    """For `__post_init__`: every field holds a value of its type, within its `Field`
+    constraints (`Annotated[int, Field(ge=1)]`), so a config built in code fails as early as
+    one read from YAML, with the same one-line message."""
+    hints = typing.get_type_hints(type(cfg), include_extras=True)
+    for f in dataclasses.fields(cfg):
+        setattr(cfg, f.name, _coerce(getattr(cfg, f.name), hints[f.name], f.name, f.name))
+
+
 def check_choices(cfg: Any) -> None:
     """For `__post_init__`: every `Literal`-typed field holds one of its choices, so a config
     built in code (not through `resolve_config`) fails as early as one read from YAML."""
@@ -259,7 +268,7 @@ _UNIONS = (typing.Union, types.UnionType)
 
 
 def _checked(cls: type, layer: Mapping[str, Any], source: str) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(layer) - names)
     if unknown:
@@ -267,16 +276,23 @@ def _checked(cls: type, layer: Mapping[str, Any], source: str) -> dict[str, Any]
             f"{source}: unknown key(s) {', '.join(unknown)} for {cls.__name__}; "
             f"known keys: {', '.join(sorted(names))}"
         )
-    return {key: _coerce(value, hints[key], f"{source}: {key}") for key, value in layer.items()}
+    return {key: _coerce(value, hints[key], f"{source}: {key}", key)
+            for key, value in layer.items()}
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
+def _coerce(value: Any, hint: Any, where: str, key: str | None = None) -> Any:
     """`value` validated as `hint` by pydantic; a failure is one line saying what fits."""
     from pydantic import ValidationError
 
     try:
         return _adapter(hint).validate_python(value)
     except ValidationError as err:
+        kinds = {e["type"] for e in err.errors()}
+        bounds = _bounds(hint)
+        if bounds and kinds & _RANGE_ERRORS:
+            optional = type(None) in typing.get_args(hint)
+            raise ConfigError(f"{where}: {value!r} is out of range; it must be {_span(*bounds)}"
+                              + (" (or null)" if optional else ""), key) from None
         choices = _choices(hint)
         if choices and not isinstance(value, bool | list | dict):
             raise ConfigError(f"{where}: {value!r} is not one of "
@@ -298,6 +314,8 @@ def _config_type(hint: Any) -> Any:
     from pydantic import BeforeValidator, StrictBool
 
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Annotated:
+        return typing.Annotated[(_config_type(args[0]), *args[1:])]
     if hint is bool:
         return StrictBool
     if hint in (int, float):  # `true` is not a number
@@ -312,6 +330,29 @@ def _config_type(hint: Any) -> Any:
         return typing.Annotated[list[inner], BeforeValidator(
             lambda v: v if isinstance(v, list | tuple) else [v])]
     return hint
+
+
+_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                 "finite_number"}
+
+
+def _bounds(hint: Any) -> tuple[float | None, float | None, bool, bool] | None:
+    """(low, high, low_open, high_open) of an `Annotated[..., Field(...)]` type, if any."""
+    if typing.get_origin(hint) in _UNIONS:
+        return next(filter(None, map(_bounds, typing.get_args(hint))), None)
+    if typing.get_origin(hint) is not typing.Annotated:
+        return None
+    low = high = None
+    low_open = high_open = False
+    for info in typing.get_args(hint)[1:]:
+        for c in getattr(info, "metadata", []):
+            for name in ("ge", "gt", "le", "lt"):
+                if getattr(c, name, None) is not None:
+                    if name[0] == "g":
+                        low, low_open = getattr(c, name), name == "gt"
+                    else:
+                        high, high_open = getattr(c, name), name == "lt"
+    return low, high, low_open, high_open
 
 
 def _no_bool(value: Any) -> Any:
@@ -331,6 +372,8 @@ def _choices(hint: Any) -> tuple[Any, ...]:
 
 def _expected(hint: Any) -> str:
     names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if typing.get_origin(hint) is typing.Annotated:
+        return _expected(typing.get_args(hint)[0])
     if hint in names:
         return names[hint]
     if typing.get_origin(hint) in _UNIONS:

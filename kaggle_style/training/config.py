@@ -6,9 +6,11 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from kaggle_style.config import ConfigError, check_choices, check_range, config_dict
+from pydantic import Field
+
+from kaggle_style.config import ConfigError, check_fields, config_dict
 from kaggle_style.constants import Augment
 from kaggle_style.data.cache_forms import CacheForm
 from kaggle_style.data.images import MAX_PIXELS
@@ -19,6 +21,14 @@ Precision = Literal["auto", "no", "bf16"]
 Tracker = Literal["tensorboard", "wandb", "mlflow"]
 NormalizeOn = Literal["auto", "worker", "device"]
 AugmentOn = Literal["worker", "device"]
+Count = Annotated[int, Field(ge=1)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Decay = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+EmaDecay = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Scale = Annotated[float, Field(ge=1, allow_inf_nan=False)]
+Whole = Annotated[int, Field(ge=0)]
 DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` can run
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
@@ -43,39 +53,39 @@ class TrainConfig:
     # model
     backbone: str = "resnet18"
     pretrained: bool | str = False  # false | true (timm hub / HF cache) | path to a weights file
-    image_size: int | None = None  # None: the backbone's own input size
-    drop_rate: float = 0.0
-    drop_path_rate: float = 0.0
+    image_size: Count | None = None  # None: the backbone's own input size
+    drop_rate: Fraction = 0.0
+    drop_path_rate: Fraction = 0.0
     # which pixels: full frame, detector crops at a threshold, or both as two views per image
     view: View = "full"
     crops_manifest: str = "crops/manifest.csv"
-    crop_threshold: float = 0.1
+    crop_threshold: Fraction = 0.1
     # optimisation
-    epochs: int = 3
-    batch_size: int = 32
-    lr: float = 1e-3
-    head_lr_mult: float = 1.0  # the new 8-class head often wants a larger rate than the backbone
-    weight_decay: float = 0.05  # never on norms, biases, position embeddings or tokens
-    layer_decay: float | None = None  # rate x layer_decay ** (depth - layer); None or 1.0: off
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.01
-    freeze_epochs: int = 0  # train only the head for the first N epochs (BatchNorm frozen too)
+    epochs: Count = 3
+    batch_size: Count = 32
+    lr: Positive = 1e-3
+    head_lr_mult: Positive = 1.0  # the new 8-class head often wants a larger rate than the backbone
+    weight_decay: NonNegative = 0.05  # never on norms, biases, position embeddings or tokens
+    layer_decay: Decay | None = None  # rate x layer_decay ** (depth - layer); None or 1.0: off
+    warmup_epochs: NonNegative = 0.0
+    min_lr_ratio: Fraction = 0.01
+    freeze_epochs: Whole = 0  # train only the head for the first N epochs (BatchNorm frozen too)
     freeze_bn: bool = False  # keep BatchNorm statistics fixed all run (small data, small batches)
-    grad_accum: int = 1
-    label_smoothing: float = 0.0
+    grad_accum: Count = 1
+    label_smoothing: Fraction = 0.0
     class_weights: ClassWeights = "none"  # against the rare hog class
-    mixup_alpha: float = 0.0
-    cutmix_alpha: float = 0.0
-    mix_prob: float = 1.0
-    ema_decay: float = 0.0  # 0 disables the weight EMA
+    mixup_alpha: NonNegative = 0.0
+    cutmix_alpha: NonNegative = 0.0
+    mix_prob: Fraction = 1.0
+    ema_decay: EmaDecay = 0.0  # 0 disables the weight EMA
     # data
     augment: Augment = "light"
-    augment_strength: float = 1.0
-    cache_scale: float = 1.15  # cache images a bit larger than the input for crop augmentation
+    augment_strength: NonNegative = 1.0
+    cache_scale: Scale = 1.15  # cache images a bit larger than the input for crop augmentation
     cache_form: CacheForm = "uint8"  # uint8: fastest reads; jpeg: about 10x less disk
-    max_pixels: int = MAX_PIXELS  # an image whose header claims more is a listed bad image
+    max_pixels: Count = MAX_PIXELS  # an image whose header claims more is a listed bad image
     allow_outside_data: bool = False  # image paths must stay inside `data` unless this is set
-    num_workers: int = -1  # -1: chosen for the machine
+    num_workers: Annotated[int, Field(ge=-1)] = -1  # -1: chosen for the machine
     normalize_on: NormalizeOn = "auto"  # auto: uint8 batches normalised on a GPU, in workers on CPU
     augment_on: AugmentOn = "worker"  # device: flips and jitter on the GPU (none/light only)
     # run control
@@ -86,35 +96,21 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
-    max_steps_per_epoch: int | None = None  # cap per process, for smoke tests and quick tuning
-    max_steps_per_epoch_eval: int | None = None
+    max_steps_per_epoch: Count | None = None  # cap per process, for smoke tests and quick tuning
+    max_steps_per_epoch_eval: Count | None = None
     resume: bool = False
     progress: bool = True
-    log_every: int = 20  # steps between loss reads (each read waits for the GPU)
+    log_every: Count = 20  # steps between loss reads (each read waits for the GPU)
     log_with: Tracker | None = None  # never a network call by default
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
 
     def __post_init__(self) -> None:
         """Bad values fail here, before any image is decoded."""
-        check_choices(self)
-        for key in ("epochs", "batch_size", "grad_accum", "log_every"):
-            check_range(self, key, low=1)
-        for key in ("max_steps_per_epoch", "max_steps_per_epoch_eval", "image_size"):
-            check_range(self, key, low=1, allow_none=True)
-        for key in ("lr", "head_lr_mult"):
-            check_range(self, key, low=0.0, low_open=True)
-        for key in ("weight_decay", "augment_strength", "mixup_alpha", "cutmix_alpha"):
-            check_range(self, key, low=0.0)
-        for key in ("min_lr_ratio", "label_smoothing", "mix_prob", "crop_threshold",
-                    "drop_rate", "drop_path_rate"):
-            check_range(self, key, low=0.0, high=1.0)
-        check_range(self, "ema_decay", low=0.0, high=1.0, high_open=True)
-        check_range(self, "layer_decay", low=0.0, high=1.0, low_open=True, allow_none=True)
-        check_range(self, "warmup_epochs", low=0.0, high=self.epochs)
-        check_range(self, "freeze_epochs", low=0, high=self.epochs)
-        check_range(self, "cache_scale", low=1.0)
-        check_range(self, "num_workers", low=-1)
-        check_range(self, "max_pixels", low=1)
+        check_fields(self)
+        for key in ("warmup_epochs", "freeze_epochs"):
+            if getattr(self, key) > self.epochs:
+                raise ConfigError(f"{key}: {getattr(self, key)!r} is out of range; it must be "
+                                  f"at most epochs ({self.epochs})", key)
         if self.augment_on == "device":
             if self.augment not in DEVICE_AUGMENTATIONS:
                 raise ConfigError(f"augment_on: device has no {self.augment!r} augmentation; "

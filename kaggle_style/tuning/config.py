@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from kaggle_style.config import ConfigError, check_choices, check_range
+from pydantic import Field
+
+from kaggle_style.config import ConfigError, check_fields
 
 Pruner = Literal["median", "hyperband", "none"]
 ObjectiveKind = Literal["train", "synthetic"]
+Whole = Annotated[int, Field(ge=0)]
 
 
 @dataclass
@@ -23,30 +26,25 @@ class TuneConfig:
     storage: str | None = None  # None: sqlite:///studies/STUDY.db
     config: Path | None = None  # the train recipe (with its search_space)
     overrides: list[str] = field(default_factory=list)  # `--set KEY=VALUE` on the recipe
-    n_trials: int | None = 10  # per worker
-    timeout: float | None = None  # seconds after which this worker starts no new trial
+    n_trials: Annotated[int, Field(ge=1)] | None = 10  # per worker
+    # seconds after which this worker starts no new trial
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
     pruner: Pruner = "median"
-    pruner_startup_trials: int = 5
-    pruner_warmup_steps: int = 0
+    pruner_startup_trials: Whole = 5
+    pruner_warmup_steps: Whole = 0
     sampler_seed: int | None = None
-    heartbeat_interval: int = 60  # 0: no heartbeat (RDB storages only)
-    grace_period: int | None = None  # None: twice the heartbeat interval
-    max_retry: int = 3
+    heartbeat_interval: Whole = 60  # 0: no heartbeat (RDB storages only)
+    grace_period: Annotated[int, Field(ge=1)] | None = None  # None: twice the heartbeat interval
+    max_retry: Whole = 3
     objective: ObjectiveKind = "train"
-    synthetic_seconds: float = 0.0
+    synthetic_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
     quiet: bool = False
 
     def __post_init__(self) -> None:
         if not self.study.strip():
             raise ConfigError("study: give the study a name (every worker uses the same one)",
                               "study")
-        check_choices(self)
-        check_range(self, "n_trials", low=1, allow_none=True)
-        check_range(self, "timeout", low=0, low_open=True, allow_none=True)
-        for name in ("pruner_startup_trials", "pruner_warmup_steps", "heartbeat_interval",
-                     "max_retry", "synthetic_seconds"):
-            check_range(self, name, low=0)
-        check_range(self, "grace_period", low=1, allow_none=True)
+        check_fields(self)
 
 
 @dataclass
