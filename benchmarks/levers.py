@@ -117,17 +117,30 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             extra = {k: v for lv in chosen for k, v in lv.ensemble.items()}
             out = args.runs / f"levers-ensemble-{'-'.join(names) or 'none'}"
             rows.append({**row, **ensemble_row(members, extra, out, args, truth)})
-    return {"machine": f"{platform.node()} ({platform.processor() or platform.machine()}, "
-                       f"{_cpus()} CPUs)",
+    return {"machine": f"{platform.node()} ({platform.machine()}, {_cpus()} CPUs, torch "
+                       f"threads {torch_threads()})",
             "date": time.strftime("%Y-%m-%d", time.gmtime()), "seconds": round(time.time()
                                                                                 - started),
             "pseudo_labels": all_levers[0].train["pseudo_labels"], "rows": rows}
 
 
-def _cpus() -> int:
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def _cpus() -> str:
     from kaggle_style.io import usable_cpus
 
-    return usable_cpus()
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
+                  if line.startswith("model name")), "")
+    return f"{usable_cpus()} × {model}" if model else str(usable_cpus())
+
+
+def _cpuinfo() -> str:
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.is_file() else ""
 
 
 def table(result: dict[str, Any]) -> str:

@@ -316,6 +316,8 @@ def with_pseudo_labels(prep: Prepared, fold: int, labelled: CachedImages) -> Pse
                         "the pseudo_labels key")
     ids, vectors = fold_targets(cfg.pseudo_labels, cfg.runs_dir, fold,
                                 list(dict.fromkeys(samples.ids)))
+    print(f"{cfg.name} fold {fold}: {len(ids)} of {len(set(samples.ids))} test images "
+          f"pseudo-labelled (from {', '.join(cfg.pseudo_labels['from'])}, fold {fold})")
     row_of = {i: n for n, i in enumerate(ids)}
     rows = np.flatnonzero(np.array([i in row_of for i in samples.ids], dtype=bool) & cache.ok)
     pseudo = CachedImages(cache.pixels_file, rows,
