@@ -67,7 +67,7 @@ def train(model: str, lever: Lever | None, args: argparse.Namespace) -> Path:
                  "crops_manifest": str(args.crops), "progress": False,
                  **(lever.train if lever else {})}
     run_training(resolve_config(TrainConfig, Path("configs") / f"{model}.yaml", overrides))
-    return args.runs / name
+    return Path(args.runs) / name
 
 
 def ensemble_row(runs: list[Path], extra: dict[str, Any], out: Path,
@@ -88,7 +88,7 @@ def ensemble_row(runs: list[Path], extra: dict[str, Any], out: Path,
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     from kaggle_style.ensemble.run import EnsembleConfig
 
-    truth = hidden_labels(args.data)
+    truth = hidden_labels(Path(args.data))
     known = {f.name for f in dataclasses.fields(EnsembleConfig)}
     all_levers = levers({"from": args.pseudo_from, "min_prob": args.min_prob,
                          "weight": args.weight, "temperature": args.temperature})
@@ -115,7 +115,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             trained = [lv.name for lv in chosen if lv.train]
             members = runs[trained[0]] if trained else runs[None]  # one training lever so far
             extra = {k: v for lv in chosen for k, v in lv.ensemble.items()}
-            out = args.runs / f"levers-ensemble-{'-'.join(names) or 'none'}"
+            out = Path(args.runs) / f"levers-ensemble-{'-'.join(names) or 'none'}"
             rows.append({**row, **ensemble_row(members, extra, out, args, truth)})
     return {"machine": f"{platform.node()} ({platform.machine()}, {_cpus()} CPUs, torch "
                        f"threads {torch_threads()})",
@@ -158,12 +158,14 @@ def table(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("data/demo"))
-    parser.add_argument("--folds", type=Path, default=Path("folds/folds.csv"))
-    parser.add_argument("--crops", type=Path, default=Path("crops/manifest.csv"))
-    parser.add_argument("--meta", type=Path, default=Path("data/demo/meta.csv"))
-    parser.add_argument("--runs", type=Path, default=Path("runs"))
-    parser.add_argument("--cache", type=Path, default=Path("cache"))
+    # paths stay as spelt: folds_file and crops_manifest are part of a run's model hash, so
+    # `./folds/folds.csv` (what make passes) must reach the config unnormalised to reuse its runs
+    parser.add_argument("--data", default="data/demo")
+    parser.add_argument("--folds", default="./folds/folds.csv")
+    parser.add_argument("--crops", default="./crops/manifest.csv")
+    parser.add_argument("--meta", default="data/demo/meta.csv")
+    parser.add_argument("--runs", default="./runs")
+    parser.add_argument("--cache", default="./cache")
     parser.add_argument("--models", nargs="+", default=["demo-crop", "demo-full"])
     parser.add_argument("--ensemble-config", type=Path, default=Path("configs/ensemble-demo.yaml"))
     parser.add_argument("--pseudo-from", nargs="+", default=["demo-crop"],
@@ -171,11 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--min-prob", type=float, default=0.5)
     parser.add_argument("--weight", type=float, default=1.0)
     parser.add_argument("--temperature", type=float, default=0.5)
-    parser.add_argument("--out", type=Path, default=Path("runs/levers.json"))
+    parser.add_argument("--out", default="runs/levers.json")
     args = parser.parse_args(argv)
-    if not (args.data / "truth.csv").is_file():
-        parser.error(f"{args.data / 'truth.csv'} not found: the levers need the demo's hidden "
-                     "test labels (make demo-data)")
+    truth = Path(args.data) / "truth.csv"
+    if not truth.is_file():
+        parser.error(f"{truth} not found: the levers need the demo's hidden test labels "
+                     "(make demo-data)")
     result = measure(args)
     write_json(args.out, {**result, "table": table(result)})
     print(f"{result['machine']}, {result['date']}, {result['seconds']} s; pseudo-labels "
