@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, SUM_TOLERANCE
-from kaggle_style.data.tables import read_csv
+from kaggle_style.io import read_csv
 from kaggle_style.errors import UserError, few_ids
 from kaggle_style.io import write_csv
 

@@ -32,16 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from kaggle_style.config import ConfigError, config_dict
 from kaggle_style.constants import ID_COL
-from kaggle_style.data import cache_admin
+from kaggle_style.data.crop_manifest import MANIFEST_COLUMNS
 from kaggle_style.data.images import MAX_PIXELS, BadImageError, frame_size
-from kaggle_style.data.tables import read_csv
 from kaggle_style.detect import mdjson
-from kaggle_style.detect.errors import ManifestError
 from kaggle_style.detect.sources import (
     KEY_COL,
     PATH_COL,
@@ -50,11 +47,17 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
-from kaggle_style.io import atomic_path, git_commit, write_csv, write_yaml
+from kaggle_style.io import (
+    atomic_path,
+    disk_full_error,
+    git_commit,
+    is_disk_full,
+    write_csv,
+    write_yaml,
+)
 
 MANIFEST = "manifest.csv"
 CROP_CONFIG = "crop_config.yaml"
-MANIFEST_COLUMNS = (ID_COL, "threshold", "crop_path", "x", "y", "w", "h", "conf", "fallback")
 FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
 
 
@@ -233,8 +236,8 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
         else:
             results = [_make_crops(j) for j in tqdm(todo, desc="crop", unit="img", disable=None)]
     except OSError as err:
-        if cache_admin.is_disk_full(err):
-            raise cache_admin.disk_full(err, folder, "crops") from err
+        if is_disk_full(err):
+            raise disk_full_error(err, folder, "crops") from err
         raise
     failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
     if failed:
@@ -304,36 +307,3 @@ def run_crops(cfg: CropConfig) -> Path:
     print(f"crop: {len(manifest)} rows ({crops} crops, {len(manifest) - crops} full-frame) "
           f"-> {path}", file=sys.stderr)
     return path
-
-
-def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """A manifest with `id` as str, `fallback` as bool and every `crop_path` absolute."""
-    path = Path(path)
-    frame = read_csv(path, ManifestError, dtype={ID_COL: str, "crop_path": str})
-    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ManifestError(f"{path}: not a crop manifest, missing column(s) "
-                            f"{', '.join(missing)}; rerun `kaggle-style crop`")
-    base = str(path.parent.resolve())
-    # os.path.join keeps an absolute path as it is, like Path's `/`, at a fraction of the cost
-    frame["crop_path"] = [os.path.join(base, p) for p in frame["crop_path"]]
-    frame["fallback"] = frame["fallback"].astype(str).str.lower().eq("true")
-    return frame
-
-
-def crop_paths(manifest: pd.DataFrame, threshold: float) -> dict[str, list[Path]]:
-    """id -> the images to use at this threshold (one in best mode, best box first in all
-    mode), as absolute paths when the manifest came from `load_manifest`."""
-    available = np.unique(manifest["threshold"].to_numpy(dtype=float))
-    match = available[np.isclose(available, threshold)]
-    if not len(match):
-        raise ManifestError(
-            f"threshold {threshold} is not in the manifest; it has "
-            f"{', '.join(map(str, available))}: set crop_threshold to one of them or rerun "
-            "`kaggle-style crop` with it in --thresholds"
-        )
-    rows = manifest[np.isclose(manifest["threshold"].to_numpy(dtype=float), match[0])]
-    out: dict[str, list[Path]] = {}
-    for image_id, crop in zip(rows[ID_COL], rows["crop_path"], strict=True):
-        out.setdefault(str(image_id), []).append(Path(crop))
-    return out

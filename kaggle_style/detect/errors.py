@@ -17,6 +17,3 @@ class SourceError(UserError, ValueError):
 class DetectionsFileError(UserError, ValueError):
     """A detections file that is missing or not MegaDetector's batch-output format."""
 
-
-class ManifestError(UserError, ValueError):
-    """A crops manifest that is missing, malformed, or lacks the threshold asked for."""

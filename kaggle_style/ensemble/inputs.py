@@ -19,18 +19,18 @@ from kaggle_style.constants import (
     SITE_COL,
     TEST_FILE,
 )
+from kaggle_style.data.meta_file import read_meta
 from kaggle_style.data.tables import read_features, read_labels
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.errors import few_ids
-from kaggle_style.meta.run import read_meta
 from kaggle_style.prediction_files import PredictionError, align, probs_of, read_predictions
 from kaggle_style.training.integrity import DONE_FILE, check_run
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.config import EnsembleConfig
 
-# meta.csv columns the second stage reads (the contract: kaggle_style.meta.run.META_COLUMNS).
+# meta.csv columns the second stage reads (the contract: kaggle_style.data.meta_file.META_COLUMNS).
 META_DATETIME, META_HOUR, META_NIGHT = "datetime", "hour", "night"
 
 

@@ -83,7 +83,7 @@ def build_report(
 def _clock_sections(meta: Path | None, train: pd.DataFrame, test: pd.DataFrame,
                     truth: pd.DataFrame, primary: Run, ensembles: list[Run], out: Path) -> str:
     """Activity by hour, sequences per site and the time step's effect (needs meta.csv)."""
-    from kaggle_style.meta.run import read_meta
+    from kaggle_style.data.meta_file import read_meta
 
     parts = ["<h2>Activity by hour</h2>"]
     if meta is None:
