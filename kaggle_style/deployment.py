@@ -64,11 +64,11 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
 
 def member_runs(run_dir: Path) -> tuple[list[Path], dict[str, Any] | None]:
     """(model run folders, the ensemble's report or None for a single model run)."""
-    from kaggle_style.training.integrity import check_run
+    from kaggle_style.run_contract import check_run
 
     ens_file = run_dir / ENSEMBLE_FILE
     if not ens_file.is_file():
-        check_run(run_dir)
+        check_run(run_dir, models=True)
         return [run_dir], None
     report = json.loads(ens_file.read_text())
     runs = []
@@ -78,7 +78,7 @@ def member_runs(run_dir: Path) -> tuple[list[Path], dict[str, Any] | None]:
         found = next((p for p in candidates if (p / CONFIG_FILE).is_file()), None)
         if found is None:
             raise PredictError(f"{ens_file}: member run {name!r} ({path}) not found")
-        check_run(found)
+        check_run(found, models=True)
         runs.append(found)
     return runs, report
 

@@ -15,8 +15,8 @@ import pytest
 
 from kaggle_style.config import resolve_config
 from kaggle_style.constants import ID_COL
+from kaggle_style.run_contract import check_run
 from kaggle_style.training.config import TrainConfig
-from kaggle_style.training.integrity import check_run
 from kaggle_style.training.run import run_training
 
 REPO = Path(__file__).resolve().parents[1]

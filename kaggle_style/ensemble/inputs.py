@@ -25,7 +25,7 @@ from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.errors import few_ids
 from kaggle_style.prediction_files import PredictionError, align, probs_of, read_predictions
-from kaggle_style.training.integrity import DONE_FILE, check_run
+from kaggle_style.run_contract import DONE_FILE, check_run
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.config import EnsembleConfig

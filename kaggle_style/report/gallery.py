@@ -49,7 +49,7 @@ def image_sources(
     out = {i: data_root / frames.loc[i] for i in ids}
     if manifest is None:
         return out
-    from kaggle_style.detect.crops import crop_paths, load_manifest
+    from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 
     table = load_manifest(manifest)
     chosen: dict[str, list[Path]] = {}

@@ -21,6 +21,7 @@ import yaml
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
 from kaggle_style.prediction_files import read_predictions
+from kaggle_style.run_contract import check_run
 
 DECIMALS = 4
 TABLE_KEYS = (("log_loss", "log loss"), ("accuracy", "accuracy"), ("f1_micro", "F1 micro"),
@@ -62,8 +63,6 @@ class Run:
 def load_run(path: Path) -> Run:
     """metrics.json + oof.csv (+ ensemble.json, config.yaml, test.csv when present), from a run
     whose folds share one config and whose combined files are newer than its folds."""
-    from kaggle_style.training.integrity import check_run
-
     check_run(path)
     metrics_path = path / METRICS_FILE
     if not metrics_path.is_file():

@@ -42,7 +42,7 @@ def image_views(full: dict[str, str], view: str, manifest: str | Path,
     """
     if view == "full":
         return {i: [p] for i, p in full.items()}
-    from kaggle_style.detect.crops import crop_paths, load_manifest
+    from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 
     manifest_path = Path(manifest)
     if not manifest_path.is_file():
