@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from kaggle_style.constants import CLASSES, CONFIG_FILE, ENSEMBLE_FILE, ID_COL, SITE_COL
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_csv
+from kaggle_style.io import read_yaml, write_csv
 
 FILE_COL = "file"
 BAD_IMAGES = "bad_images.csv"
@@ -132,7 +131,7 @@ def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Pa
     from kaggle_style.training.inference import per_image, predict_probs
     from kaggle_style.training.recipe import accelerator_settings
 
-    cfg = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    cfg = read_yaml(run_dir / CONFIG_FILE, PredictError)
     fold_files = sorted(run_dir.glob("fold*/model.safetensors"))
     if not fold_files:
         raise PredictError(f"{run_dir}: no fold*/model.safetensors (is the run trained?)")

@@ -214,9 +214,15 @@ DISK_FIX = "free space there or write elsewhere, then rerun"
 def disk_full_error(err: BaseException, folder: str | os.PathLike, what: str,
                     fix: str = DISK_FIX) -> DiskFullError:
     """The one line a full disk becomes; the caller has already removed its temporary files."""
+    reason, seen = type(err).__name__, err
+    while seen is not None:  # the OS's words, where a library wrapped them
+        if isinstance(seen, OSError) and seen.strerror:
+            reason, seen = seen.strerror, None
+        else:
+            seen = seen.__cause__ or seen.__context__
     return DiskFullError(
-        f"disk full while writing {what} in {folder} ({human(free_bytes(folder))} free now, "
-        f"no temporary file left behind); {fix}")
+        f"disk full while writing {what} in {folder} ({reason}; {human(free_bytes(folder))} "
+        f"free now, no temporary file left behind); {fix}")
 
 
 @contextlib.contextmanager

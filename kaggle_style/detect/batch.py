@@ -24,7 +24,7 @@ from kaggle_style.data.images import MAX_PIXELS, BadImageError
 from kaggle_style.detect import mdjson
 from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.sources import KEY_COL, PATH_COL, image_table, load_rgb
-from kaggle_style.io import git_commit, write_yaml
+from kaggle_style.io import check_outputs, git_commit, write_yaml
 
 DETECTORS = ("megadetector-lite", "megadetector")
 PARTIAL_SUFFIX = ".partial.json"
@@ -270,6 +270,7 @@ def detect_images(cfg: DetectConfig) -> Path:
     if out.is_file() and not cfg.force:
         print(f"detect: {out} exists, reusing it (--force to recompute)", file=sys.stderr)
         return out
+    check_outputs({"out": out}, {"data": cfg.data, "images": cfg.images})
     check_writable(out)
     table = image_table(cfg.data, cfg.images)
     items = list(zip(table[KEY_COL], table[PATH_COL], strict=True))

@@ -49,6 +49,7 @@ from kaggle_style.detect.sources import (
 )
 from kaggle_style.io import (
     atomic_path,
+    check_outputs,
     disk_full_error,
     git_commit,
     is_disk_full,
@@ -288,6 +289,8 @@ def _write_manifest(frame: pd.DataFrame, path: Path) -> Path:
 def run_crops(cfg: CropConfig) -> Path:
     """Make (or reuse) every crop; write `<out>/<key>/manifest.csv`, its config, and the
     pointer `<out>/manifest.csv`; return the keyed manifest's path."""
+    check_outputs({"out": cfg.out}, {"detections": cfg.detections, "data": cfg.data,
+                                     "images": cfg.images})
     detections = mdjson.read(cfg.detections)
     table = image_table(cfg.data, cfg.images)
     key = cache_key(detections, cfg)

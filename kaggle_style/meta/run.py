@@ -32,7 +32,7 @@ from kaggle_style.constants import (
 )
 from kaggle_style.data.meta_file import MAX_YEAR, META_COLUMNS, MIN_YEAR, MetaError
 from kaggle_style.errors import MAX_IDS_SHOWN
-from kaggle_style.io import usable_cpus, write_csv
+from kaggle_style.io import check_outputs, usable_cpus, write_csv
 from kaggle_style.meta import infobar, ocr
 from kaggle_style.meta.sequences import DEFAULT_GAP_SECONDS, assign_sequences
 
@@ -241,6 +241,7 @@ def build_meta(cfg: MetaConfig) -> pd.DataFrame:
     from kaggle_style.data.tables import read_features
 
     root = Path(cfg.data)
+    check_outputs({"out": cfg.out}, {"data": root})
     if not (root / TRAIN_FEATURES).is_file():
         raise MetaError(f"{root / TRAIN_FEATURES}: not found; give --data a DrivenData folder")
     tables = [read_features(root / TRAIN_FEATURES)]

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
+from kaggle_style.io import read_yaml
 from kaggle_style.prediction_files import read_predictions
 from kaggle_style.run_contract import check_run
 
@@ -73,6 +73,6 @@ def load_run(path: Path) -> Run:
     oof = read_predictions(path / OOF_FILE)
     ens_path, cfg_path, test_path = path / ENSEMBLE_FILE, path / CONFIG_FILE, path / TEST_FILE
     ens = json.loads(ens_path.read_text()) if ens_path.is_file() else None
-    config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+    config = (read_yaml(cfg_path, ReportError) or {}) if cfg_path.is_file() else {}
     test = read_predictions(test_path) if test_path.is_file() else None
     return Run(path.name or str(path), path, overall, oof, ens, config, test)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.deployment import DetectorChoice, run_predict
+from kaggle_style.io import check_outputs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs({"--out": args.out, "--work": args.work},
+                  {"--images": args.images, "--run": args.run})
     run_predict(args.images, args.run, args.out, args.site_from_folder,
                 DetectorChoice(args.detector, args.weights, not args.no_detector),
                 args.work, progress=not args.quiet, read_meta=not args.no_meta)

@@ -27,7 +27,7 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import git_commit, read_csv, write_json, write_yaml
+from kaggle_style.io import check_outputs, git_commit, read_csv, write_json, write_yaml
 from kaggle_style.metrics import format_summary, score
 from kaggle_style.prediction_files import write_predictions
 from kaggle_style.run_contract import DONE_FILE, read_done, remove_combined
@@ -44,6 +44,7 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     config, write the run's oof.csv, test.csv and metrics.json."""
     started = time.time()
     run_dir = cfg.run_dir
+    check_outputs({"runs_dir": run_dir}, {"data": cfg.data, "folds_file": cfg.folds_file})
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
     key = model_hash(cfg)
