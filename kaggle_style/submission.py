@@ -215,13 +215,6 @@ def _value_problems(sub: pd.DataFrame, class_cols: list[str], id_col: str) -> li
     return problems
 
 
-def validate_submission(
-    path: str | os.PathLike, format_path: str | os.PathLike, strict_order: bool = False
-) -> list[str]:
-    """Every problem of a submission file; an empty list means it can be uploaded."""
-    return check_submission(path, format_path, strict_order)[0]
-
-
 def score_predictions(
     predictions_path: str | os.PathLike, labels_path: str | os.PathLike
 ) -> dict[str, Any]:

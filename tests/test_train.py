@@ -25,6 +25,9 @@ from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.recipe import mix_batch, soft_cross_entropy
 from kaggle_style.training.run import run_training
 
+# Started processes load tests/write_log/sitecustomize.py: it logs each output's writer.
+WRITE_LOG_HOOK = str(Path(__file__).resolve().parent / "write_log")
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -231,7 +234,9 @@ def test_two_processes_on_one_run_train_each_fold_once(
 ):
     """Two real processes (as two boxes on a shared disk): fold locks split the folds."""
     write_log = tmp_path / "writes.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log)}
+    hooked = os.pathsep.join(filter(None, [WRITE_LOG_HOOK, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log),
+           "PYTHONPATH": hooked}
     cmd = [sys.executable, "-m", "kaggle_style", "train", "--config",
            str(REPO / "configs" / "tiny-cpu.yaml"), "--name", "shared", "--data", str(tiny_data),
            "--folds-file", str(tiny_folds), "--runs-dir", str(tmp_path / "runs"), "--quiet",

@@ -22,7 +22,7 @@ from kaggle_style.io import DiskFullError, free_bytes, human, pid_alive
 CACHE_FIX = ("free space there (`kaggle-style clean-cache --yes` removes caches no config uses) "
              "or set cache_dir to a larger disk, then rerun")
 META_FILE = "meta.json"  # written last: a cache folder without it is unfinished
-# A temp file of ours: .<name>.<host>.<pid>.tmp; older builds used mkstemp's .<name>.<random>.tmp
+# A temp file of ours: .<name>.<host>.<pid>.tmp; mkstemp's .<name>.<random>.tmp names no writer
 _OWN_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.tmp$")
 STALE_AFTER_S = 3600.0  # a temp file untouched this long has no live writer (ours rewrite often)
 
@@ -58,7 +58,7 @@ def preallocate(handle, size: int) -> None:
 
 def stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
     """Temp files in `folder` whose writer is gone: ours with a dead pid on this host, or any
-    `.*.tmp` not written to for an hour (mkstemp names of older versions, other hosts)."""
+    `.*.tmp` not written to for an hour (mkstemp names, other hosts' files: no pid to ask)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []

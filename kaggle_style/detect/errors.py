@@ -1,5 +1,5 @@
 """Errors of the detection stages, apart from the backends so that no backend imports the
-module that runs it (the old detect/run.py <-> megadetector*.py cycle)."""
+module that runs it (which would make an import cycle)."""
 
 from __future__ import annotations
 
