@@ -5,6 +5,7 @@ disks. Each ends in one clear line (exit 2) or is survived; nothing is lost."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -311,3 +312,40 @@ def test_family_disk_full_detector_is_one() -> None:
 
 def test_full_disk_error_class_is_a_user_error() -> None:
     assert issubclass(DiskFullError, UserError)
+
+
+def _config_error_keys() -> list[tuple[str, str, set[str], str]]:
+    """(module, class, its fields, the keys its ConfigError message names before the first ':')
+    for each literal message raised in a config class."""
+    import ast
+    import re
+
+    found = []
+    for path in sorted((REPO / "kaggle_style").rglob("*.py")):
+        for cls in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(cls, ast.ClassDef) or not (cls.name.endswith("Config")
+                                                         or cls.name == "ModelSet"):
+                continue
+            fields = {n.target.id for n in cls.body
+                      if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+            for node in ast.walk(cls):
+                if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                        and getattr(node.exc.func, "id", "") == "ConfigError" and node.exc.args):
+                    continue
+                arg = node.exc.args[0]
+                head = arg.values[0] if isinstance(arg, ast.JoinedStr) else arg
+                if isinstance(head, ast.Constant) and isinstance(head.value, str):
+                    keys = re.split(r"[:]", head.value, maxsplit=1)[0]
+                    found.append((path.name, cls.name, fields, keys))
+    return found
+
+
+def test_family_config_errors_name_keys_that_exist() -> None:
+    """A config's error starts with the key(s) a user sets (`thresholds: ...`), never a name
+    that is no key (`crop: ...`, `time` for `time_adjust`)."""
+    checked = _config_error_keys()
+    assert len(checked) > 10
+    for module, cls, fields, keys in checked:
+        named = [k for k in re.findall(r"[A-Za-z_][\w]*", keys) if "_" in k or k.islower()]
+        named = [k for k in named if not k.isdigit()]
+        assert named and set(named[:1]) <= fields, (module, cls, keys)

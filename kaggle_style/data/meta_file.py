@@ -63,17 +63,17 @@ def read_meta(path: str | Path, ids: Sequence[str] | None = None) -> pd.DataFram
     night, bad_night = _bad_number(frame["night"], 0, 1, whole=True)
     confidence, bad_conf = _bad_number(frame["confidence"], 0, 1)
     checks = [
-        ("datetime", frame["datetime"].map(_bad_datetime).to_numpy(dtype=bool),
-         f"ISO 8601 local time without a UTC offset, years {MIN_YEAR}-{MAX_YEAR}"),
-        ("hour", bad_hour, "a number from 0 to 24"),
-        ("night", bad_night, "0 or 1"),
-        ("confidence", bad_conf, "a number from 0 to 1"),
+        ("datetime", frame["datetime"].map(_bad_datetime).to_numpy(dtype=bool), "ISO 8601",
+         f" (camera-local time without a UTC offset, years {MIN_YEAR}-{MAX_YEAR})"),
+        ("hour", bad_hour, "a number from 0 to 24", ""),
+        ("night", bad_night, "0 or 1", ""),
+        ("confidence", bad_conf, "a number from 0 to 1", ""),
     ]
-    for column, bad, expected in checks:
+    for column, bad, expected, detail in checks:
         if bad.any():
             raise MetaError(f"{path}: column '{column}' is not {expected} for {int(bad.sum())} "
-                            f"id(s): {few_ids(frame.loc[bad, ID_COL])}; fix the values, leave "
-                            "them empty where nothing was read, or rerun `kaggle-style meta`")
+                            f"id(s): {few_ids(frame.loc[bad, ID_COL])}{detail}; fix the values, "
+                            "leave them empty where nothing was read, or rerun `kaggle-style meta`")
     frame["hour"] = hours
     frame["night"] = pd.array([None if np.isnan(v) else int(v) for v in night], dtype="Int64")
     frame["confidence"] = np.nan_to_num(confidence, nan=0.0)

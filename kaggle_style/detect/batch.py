@@ -68,12 +68,13 @@ class DetectConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "checkpoint_every", "max_pixels"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"detect: {name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.num_workers < 0:
-            raise ConfigError(f"detect: num_workers must be 0 or more, got {self.num_workers}")
-        if not 0.0 <= self.conf_threshold < 1.0 or not 0.0 < self.nms_threshold <= 1.0:
-            raise ConfigError("detect: conf_threshold must be in [0, 1) and nms_threshold in "
-                              f"(0, 1], got {self.conf_threshold} and {self.nms_threshold}")
+            raise ConfigError(f"num_workers: must be 0 or more, got {self.num_workers}")
+        if not 0.0 <= self.conf_threshold < 1.0:
+            raise ConfigError(f"conf_threshold: must be in [0, 1), got {self.conf_threshold}")
+        if not 0.0 < self.nms_threshold <= 1.0:
+            raise ConfigError(f"nms_threshold: must be in (0, 1], got {self.nms_threshold}")
 
 
 def default_weights(detector: str) -> Path | None:

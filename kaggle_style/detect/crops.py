@@ -81,14 +81,14 @@ class CropConfig:
 
     def __post_init__(self) -> None:
         if not self.thresholds:
-            raise ConfigError("crop: give at least one threshold (--thresholds 0.05 0.1 ...)")
+            raise ConfigError("thresholds: give at least one (--thresholds 0.05 0.1 ...)")
         if any(not 0.0 <= t <= 1.0 for t in self.thresholds):
-            raise ConfigError(f"crop: thresholds must lie in [0, 1], got {self.thresholds}")
-        if self.pad < 0 or self.min_size < 1 or self.max_boxes < 1 or self.num_workers < 0:
-            raise ConfigError("crop: pad >= 0, min_size >= 1, max_boxes >= 1 and "
-                              "num_workers >= 0 are required")
+            raise ConfigError(f"thresholds: each must lie in [0, 1], got {self.thresholds}")
+        for key, lowest in (("pad", 0), ("min_size", 1), ("max_boxes", 1), ("num_workers", 0)):
+            if getattr(self, key) < lowest:
+                raise ConfigError(f"{key}: must be >= {lowest}, got {getattr(self, key)}")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"crop: jpeg_quality must be 1-100, got {self.jpeg_quality}")
+            raise ConfigError(f"jpeg_quality: must be 1-100, got {self.jpeg_quality}")
 
 
 @dataclass(frozen=True)
