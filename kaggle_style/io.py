@@ -194,13 +194,15 @@ def free_bytes(folder: str | os.PathLike) -> int:
 
 def is_disk_full(err: BaseException, folder: str | os.PathLike | None = None) -> bool:
     """The one full-disk test: a no-room errno on the error or its cause, or (for writers that
-    hide the errno) any failed write while `folder`'s disk has almost no room left."""
+    hide the errno: torch's zip writer, safetensors) their write error while `folder`'s disk has
+    almost no room left."""
     seen: BaseException | None = err
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
             return True
         seen = seen.__cause__ or seen.__context__
-    if folder is None or isinstance(err, UserError | KeyboardInterrupt):
+    writer_error = isinstance(err, OSError | RuntimeError) or "Safetensor" in type(err).__name__
+    if folder is None or not writer_error:
         return False
     try:
         return free_bytes(folder) < LOW_SPACE
