@@ -349,3 +349,17 @@ def test_family_config_errors_name_keys_that_exist() -> None:
         named = [k for k in re.findall(r"[A-Za-z_][\w]*", keys) if "_" in k or k.islower()]
         named = [k for k in named if not k.isdigit()]
         assert named and set(named[:1]) <= fields, (module, cls, keys)
+
+
+def test_case5_hand_edited_meta_is_one_line_in_report(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _fake_run(tmp_path / "runs" / "a", data_dir, 0)
+    meta = tmp_path / "meta.csv"
+    meta.write_text("id,datetime,hour,camera,night,confidence,sequence\n"
+                    "NA,2017-03-19T05:37:45+02:00,5.6,,1,0.9,S/0\n")
+    argv = ["report", str(run), "--data", str(data_dir), "--out", str(tmp_path / "r"),
+            "--meta", str(meta)]
+    assert cli.main(argv) == 2
+    _one_line(capsys, str(meta), "column 'datetime'", "NA", "without a UTC offset")
+    assert not (tmp_path / "r").exists()
