@@ -73,11 +73,11 @@ def load_set(name: str, root: str | Path = ".") -> SetFiles:
         known = ", ".join(available_sets(root)) or "none"
         raise ModelSetError(f"no model set {name!r}: {path} does not exist; known sets: {known}")
     spec = resolve_config(ModelSet, path)
-    configs = check_models(spec.models, root, f"{path}: models")
     ensemble = Path(root) / spec.ensemble
     if not ensemble.is_file():
         raise ModelSetError(f"{path}: ensemble: {ensemble} does not exist; give the path of an "
                             "ensemble config relative to the project root")
+    configs = check_models(spec.models, root, f"{path}: models")
     return SetFiles(spec, path, configs, ensemble)
 
 
