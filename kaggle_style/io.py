@@ -19,10 +19,15 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from pandas._libs.parsers import STR_NA_VALUES
 
 from kaggle_style.constants import TEXT_COLUMNS, TRAIN_FEATURES
 from kaggle_style.errors import UserError
+
+# What a number column reads as missing: pandas' own default strings.
+NUMBER_MISSING = (
+    '', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN',
+    '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null',
+)
 
 
 @contextlib.contextmanager
@@ -151,7 +156,7 @@ def read_csv(path: str | os.PathLike, error: type[Exception] = UserError,
             header = pd.read_csv(path, nrows=0).columns
             kwargs["dtype"] = {**{c: str for c in header if c in text}, **kwargs.get("dtype", {})}
             kwargs["keep_default_na"] = False
-            kwargs["na_values"] = {c: list(STR_NA_VALUES) for c in header if c not in text}
+            kwargs["na_values"] = {c: list(NUMBER_MISSING) for c in header if c not in text}
         return pd.read_csv(path, **kwargs)
     except pd.errors.EmptyDataError as err:
         raise error(f"{path}: the file is empty") from err
