@@ -234,6 +234,26 @@ def site_activity_plot(events: pd.DataFrame, out: Path, name: str = "activity_by
     return save(fig, out, name)
 
 
+def test_records_section(meta: pd.DataFrame, test: pd.DataFrame, run: Run, out: Path) -> str:
+    """The record table of the test set by the run's most likely class (what `export --format
+    records` writes), with meta.csv's clocks."""
+    from kaggle_style.outputs.classified import Classified, Thresholds
+    from kaggle_style.outputs.records import DEFAULT_MINUTES, count_table, independent_events
+    from kaggle_style.outputs.records import records as records_of
+
+    if run.test is None:
+        return f"<p>{html.escape(run.name)} has no test.csv: no test records.</p>"
+    frame = run.test.merge(test[[ID_COL, SITE_COL]], on=ID_COL, how="left").merge(
+        meta[[ID_COL, "datetime", "sequence"]], on=ID_COL, how="left")
+    frame["file"] = frame[ID_COL]
+    frame["datetime"] = frame["datetime"].fillna("")
+    frame["sequence"] = frame["sequence"].fillna(frame[ID_COL])
+    classified = Classified(frame, run.name, "")
+    events = independent_events(records_of(classified, Thresholds()), DEFAULT_MINUTES)
+    return (f"<p>{html.escape(run.name)}, test set: each image counted as its most likely "
+            "class.</p>" + records_section(events, count_table(events), DEFAULT_MINUTES, out))
+
+
 def records_section(events: pd.DataFrame, counts: pd.DataFrame, minutes: float,
                     out: Path) -> str:
     """Independent events per site and class, and per-site activity (the record table)."""
