@@ -33,7 +33,8 @@ project:
   captureMethod: [activityDetection]
 deployments:
   default: {latitude: 5.75, longitude: -7.12, coordinateUncertainty: 20000}
-  StationA: {latitude: 5.751, longitude: -7.121, cameraModel: Cuddeback-G4}
+  StationA: {latitude: 5.751, longitude: -7.121, cameraModel: Cuddeback-G4,
+             deploymentStart: 2009-04-01T10:00:00+02:00}
 """
 
 
@@ -160,6 +161,7 @@ def test_camtrapr_stations_package_validates(shared_data: Path, metadata,
     assert list(deployments.index) == ["StationA", "StationB", "StationC"]
     assert deployments.loc["StationA", "latitude"] == 5.751  # its own entry, not the default
     assert deployments.loc["StationB", "latitude"] == 5.75
+    assert deployments.loc["StationA", "deploymentStart"] == "2009-04-01T10:00:00+02:00"
     assert counts["media"] == 68 and counts["untimed"] == 0
     obs = pd.read_csv(package / "observations.csv", keep_default_na=False)
     kept = obs[obs["observationType"].isin(["animal", "blank"])]
@@ -212,6 +214,9 @@ def test_every_animal_class_has_an_allowed_taxon() -> None:
     (lambda t: t.replace("systematicRandom", "random"), "project.samplingDesign"),
     (lambda t: t.replace("latitude: 5.75,", "latitude: 95,"), "deployments.default.latitude"),
     (lambda t: t.replace("cameraModel", "camera_model"), "camera_model"),
+    (lambda t: t.replace('"+00:00"', "+10:00"), "in quotes"),  # YAML: 600
+    (lambda t: t.replace("2009-04-01T10:00:00+02:00", "2009-04-01T10:00:00"),
+     "deployments.StationA.deploymentStart"),
 ])
 def test_metadata_errors_are_one_line_naming_the_key(tmp_path: Path, edit, expected) -> None:
     path = tmp_path / "m.yaml"

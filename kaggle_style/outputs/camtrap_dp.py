@@ -83,13 +83,15 @@ def deployments_table(images: pd.DataFrame, meta: Metadata) -> pd.DataFrame:
         dep = meta.deployment(site)
         fields = dep.model_dump(exclude_none=True)
         stamps = group["datetime"].sort_values()
+        start, end = dep.deploymentStart, dep.deploymentEnd
         rows.append({
             **{k: _bool(v) if isinstance(v, bool) else v for k, v in fields.items()},
             "deploymentID": site, "locationID": fields.get("locationID", site),
             "locationName": fields.get("locationName", site),
-            "deploymentStart": fields.get("deploymentStart")
-            or _stamp(stamps.iloc[0], meta.timezone),
-            "deploymentEnd": fields.get("deploymentEnd") or _stamp(stamps.iloc[-1], meta.timezone),
+            "deploymentStart": start.isoformat(timespec="seconds") if start
+            else _stamp(stamps.iloc[0], meta.timezone),
+            "deploymentEnd": end.isoformat(timespec="seconds") if end
+            else _stamp(stamps.iloc[-1], meta.timezone),
         })
     return pd.DataFrame(rows).reindex(columns=list(DEPLOYMENT_COLUMNS))
 
@@ -206,7 +208,9 @@ def descriptor(meta: Metadata, deployments: pd.DataFrame, observations: pd.DataF
         "sources": [{"title": "kaggle_style", "version": classified.commit or "unknown"}],
         "project": {**project, "observationLevel": ["media", "event"]},
         "spatial": meta.spatial or _spatial(deployments),
-        "temporal": meta.temporal or {"start": starts.min(), "end": ends.max()},
+        "temporal": ({"start": meta.temporal.start.isoformat(),
+                      "end": meta.temporal.end.isoformat()} if meta.temporal
+                     else {"start": starts.min(), "end": ends.max()}),
         "taxonomic": taxa,
     }
     for key in ("licenses", "coordinatePrecision", "bibliographicCitation"):

@@ -8,11 +8,19 @@ name, or `default` for every site not listed). The rest is optional or derived f
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from kaggle_style.errors import UserError
 
@@ -57,8 +65,8 @@ class Deployment(_Strict):
     coordinateUncertainty: int | None = Field(default=None, ge=1)
     locationID: str | None = None
     locationName: str | None = None
-    deploymentStart: str | None = None  # overrides the first read time
-    deploymentEnd: str | None = None  # overrides the last read time
+    deploymentStart: AwareDatetime | None = None  # overrides the first read time
+    deploymentEnd: AwareDatetime | None = None  # overrides the last read time
     setupBy: str | None = None
     cameraID: str | None = None
     cameraModel: str | None = None
@@ -84,6 +92,11 @@ class License(_Strict):
     scope: Literal["data", "media"]
 
 
+class Temporal(_Strict):
+    start: dt.date
+    end: dt.date
+
+
 class Metadata(_Strict):
     """The whole YAML file."""
 
@@ -99,12 +112,14 @@ class Metadata(_Strict):
     file_public: bool = False  # media.filePublic: may anyone download the files?
     coordinatePrecision: float | None = None
     spatial: dict[str, Any] | None = None  # GeoJSON; default: the deployments' bounding box
-    temporal: dict[str, str] | None = None  # {start, end}; default: the first and last day read
+    temporal: Temporal | None = None  # default: the first and last day read
     bibliographicCitation: str | None = None
 
-    @field_validator("timezone")
+    @field_validator("timezone", mode="before")
     @classmethod
-    def _offset(cls, value: str) -> str:
+    def _offset(cls, value: object) -> str:
+        if not isinstance(value, str):  # YAML reads an unquoted +01:00 as a number
+            raise ValueError("write the UTC offset in quotes, e.g. timezone: '+01:00'")
         if not _OFFSET.match(value):
             raise ValueError(f"{value!r} is not a UTC offset; write e.g. '+00:00' or '-05:00'")
         return "+00:00" if value == "Z" else value
