@@ -261,3 +261,32 @@ def test_export_writes_the_competition_test_set(
     expected = predicted.set_index("id").loc[ids, list(CLASSES)].max(axis=1).to_numpy()
     np.testing.assert_allclose(joined["classificationProbability"].astype(float), expected,
                                atol=1e-6)
+
+
+def test_predict_on_the_training_test_images_equals_the_runs_test_file(
+    tiny_run: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """predict reads the run's config into TrainConfig and uses training's samples, cache size,
+    transform and loader: on the competition's test images it gives the run's own test.csv."""
+    out = tmp_path / "same.csv"
+    assert main(["predict", "--images", str(tiny_data / "test_features"), "--run",
+                 str(tiny_run), "--no-meta", "--out", str(out), "--quiet"]) == 0
+    predicted = pd.read_csv(out)
+    predicted["id"] = predicted["file"].str.replace(".jpg", "", regex=False)
+    trained = pd.read_csv(tiny_run / "test.csv").set_index("id")
+    np.testing.assert_allclose(predicted.set_index("id").loc[trained.index, list(CLASSES)],
+                               trained[list(CLASSES)], atol=1e-6)
+
+
+def test_a_run_config_with_an_unknown_key_is_one_line(
+    tiny_run: Path, new_deployment: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    odd = tmp_path / "odd"
+    shutil.copytree(tiny_run, odd)
+    config = odd / "config.yaml"
+    config.write_text(config.read_text() + "mystery_key: 3\n")
+    code = main(["predict", "--images", str(new_deployment), "--run", str(odd),
+                 "--out", str(tmp_path / "p.csv"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert str(config) in err[0] and "mystery_key" in err[0]
