@@ -38,7 +38,6 @@ from kaggle_style.constants import (
     SITE_COL,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.export import OutputOptions, write_output
 from kaggle_style.io import write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
 from kaggle_style.training.config import TrainConfig
@@ -251,25 +250,33 @@ def image_meta(info: pd.DataFrame, sites: np.ndarray | None) -> pd.DataFrame | N
     return fill_from_exif(meta, info["path"].tolist(), site_list, DEFAULT_GAP_SECONDS)
 
 
-def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool = False,
-                detector: DetectorChoice | None = None, work: Path | None = None,
-                progress: bool = True, read_meta: bool = True,
-                options: OutputOptions | None = None) -> pd.DataFrame:
-    """Write `out` in the chosen format (csv: file, [site], [datetime, hour, night, sequence,
-    time_source], classes, top_class, top_prob) and, if any, bad_images.csv; return the
-    per-image table."""
-    options = options or OutputOptions()
+@dataclass
+class Predicted:
+    """What predict found: the per-image table (the CSV), the same as the outputs read it, and
+    the images left out."""
+
+    table: pd.DataFrame  # file, [site], [datetime, hour, night, sequence, time_source], classes,
+    # top_class, top_prob
+    classified: Classified
+    bad: dict[str, str]  # unreadable file -> why
+
+
+def predict_images(images: Path, run_dir: Path, site_from_folder: bool = False,
+                   detector: DetectorChoice | None = None, work: Path = Path(".predict_work"),
+                   progress: bool = True, read_meta: bool = True, boxes: bool = False,
+                   require_boxes: bool = False) -> Predicted:
+    """Classify every image below `images` with the run; the detector runs for crop-trained
+    members and, with `boxes`, for outputs that carry boxes (`require_boxes`: an error when
+    it cannot, before any model runs)."""
     detector = detector or DetectorChoice()
-    images, out = Path(images), Path(out)
-    work = Path(work) if work else out.parent / f".{out.name}_work"
+    images, work = Path(images), Path(work)
     table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
-    detections = (detect_once(images, work, detector)
-                  if crops_needed or options.needs_boxes() else None)
-    if detections is None and options.fmt == "md":
-        raise PredictError("--format md needs the detector's boxes: pass --weights PATH "
-                           "(and not --no-detector)")
+    detections = detect_once(images, work, detector) if crops_needed or boxes else None
+    if detections is None and require_boxes:
+        raise PredictError("this output needs the detector's boxes: pass --weights PATH (and "
+                           "not --no-detector)")
     frames, bad = [], {}
     for member in runs:
         frame, member_bad = predict_model_run(member, table, images, work, detections, progress)
@@ -290,20 +297,30 @@ def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool =
     result[list(CLASSES)] = probs
     result["top_class"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
     result["top_prob"] = probs.max(axis=1)
-    folder = options.fmt in ("camtrap-dp", "records")
-    if options.fmt == "csv":
-        write_csv(out, result)
-        done = f"{len(result)} images -> {out}"
-    else:
-        done = write_output(_classified(result, run_dir, images, detections, bad), out,
-                            options)
-    bad_path = (out if folder else out.parent) / BAD_IMAGES
+    return Predicted(result, _classified(result, Path(run_dir), images, detections, bad), bad)
+
+
+def write_bad_images(bad: dict[str, str], folder: Path) -> None:
+    """bad_images.csv in `folder`, and a warning naming the first few."""
     if bad:
-        write_csv(bad_path, pd.DataFrame({FILE_COL: list(bad), "error": list(bad.values())}))
+        path = folder / BAD_IMAGES
+        write_csv(path, pd.DataFrame({FILE_COL: list(bad), "error": list(bad.values())}))
         print(f"predict: WARNING: {len(bad)} unreadable image(s) left out "
-              f"({', '.join(list(bad)[:5])}); listed in {bad_path}", file=sys.stderr)
-    print(f"predict: {done}", file=sys.stderr)
-    return result
+              f"({', '.join(list(bad)[:5])}); listed in {path}", file=sys.stderr)
+
+
+def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool = False,
+                detector: DetectorChoice | None = None, work: Path | None = None,
+                progress: bool = True, read_meta: bool = True) -> pd.DataFrame:
+    """Write the CSV `out` (Predicted.table) and, if any, bad_images.csv beside it."""
+    out = Path(out)
+    work = Path(work) if work else out.parent / f".{out.name}_work"
+    found = predict_images(images, run_dir, site_from_folder, detector, work, progress,
+                           read_meta)
+    write_csv(out, found.table)
+    write_bad_images(found.bad, out.parent)
+    print(f"predict: {len(found.table)} images -> {out}", file=sys.stderr)
+    return found.table
 
 
 def _classified(result: pd.DataFrame, run_dir: Path, images: Path, detections: Path | None,

@@ -2,8 +2,8 @@
 MegaDetector batch-output file with classifications, or record tables (`predict --format`,
 and `kaggle-style export` for a run's competition test set).
 
-Above `outputs/` (the formats) and `report/` (the per-site activity figure), so that neither of
-those imports the other's layer.
+Above `deployment` (predict on new images), `report` (the per-site activity figure) and
+`outputs/` (the formats), so that none of those imports another's layer.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from kaggle_style.io import write_csv
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.metadata import Metadata, read_metadata
 from kaggle_style.outputs.records import DEFAULT_MINUTES, ComparedTo
+
+if TYPE_CHECKING:
+    from kaggle_style.deployment import DetectorChoice
 
 Format = Literal["csv", "camtrap-dp", "md", "records"]
 FORMATS: tuple[str, ...] = ("csv", "camtrap-dp", "md", "records")
@@ -106,6 +109,28 @@ def write_records(classified: Classified, out: Path, options: OutputOptions) -> 
             + ("" if figure else "; no timed event, no activity figure"))
 
 
+def predict_to(images: Path, run_dir: Path, out: Path, options: OutputOptions,
+               site_from_folder: bool = False, detector: DetectorChoice | None = None,
+               work: Path | None = None, progress: bool = True,
+               read_meta: bool = True) -> pd.DataFrame:
+    """`predict`: classify a folder of images and write `out` in the chosen format, with
+    bad_images.csv beside a file or inside a folder; return the per-image table."""
+    from kaggle_style.deployment import predict_images, run_predict, write_bad_images
+
+    out = Path(out)
+    if options.fmt == "csv":
+        return run_predict(images, run_dir, out, site_from_folder, detector, work, progress,
+                           read_meta)
+    found = predict_images(images, run_dir, site_from_folder, detector,
+                           Path(work) if work else out.parent / f".{out.name}_work", progress,
+                           read_meta, boxes=options.needs_boxes(),
+                           require_boxes=options.fmt == "md")
+    done = write_output(found.classified, out, options)
+    write_bad_images(found.bad, out if options.fmt in ("camtrap-dp", "records") else out.parent)
+    print(f"predict: {done}", file=sys.stderr)
+    return found.table
+
+
 def export_run(run_dir: Path, data: Path, out: Path, options: OutputOptions,
                meta: Path | None = None, detections: Path | None = None) -> str:
     """A run's competition test set in the chosen format."""
@@ -114,9 +139,3 @@ def export_run(run_dir: Path, data: Path, out: Path, options: OutputOptions,
     classified = classified_from_run(run_dir, data, meta, detections)
     return write_output(classified, out, options)
 
-
-def sites_named(images: pd.DataFrame, fallback: str) -> pd.DataFrame:
-    """Images without a site get `fallback` (the folder's name): a deployment needs one."""
-    out = images.copy()
-    out["site"] = out["site"].fillna("").astype(str).replace("", fallback)
-    return out

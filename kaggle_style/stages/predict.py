@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kaggle_style.deployment import DetectorChoice, run_predict
-from kaggle_style.export import FORMATS, OutputOptions
+from kaggle_style.deployment import DetectorChoice
+from kaggle_style.export import FORMATS, OutputOptions, predict_to
 from kaggle_style.outputs.records import DEFAULT_MINUTES
 
 
@@ -59,8 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = output_options(args)  # a bad metadata file fails before any image is read
-    run_predict(args.images, args.run, args.out, args.site_from_folder,
-                DetectorChoice(args.detector, args.weights, not args.no_detector),
-                args.work, progress=not args.quiet, read_meta=not args.no_meta,
-                options=options)
+    predict_to(args.images, args.run, args.out, options, args.site_from_folder,
+               DetectorChoice(args.detector, args.weights, not args.no_detector), args.work,
+               progress=not args.quiet, read_meta=not args.no_meta)
     return 0
