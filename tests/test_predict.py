@@ -45,6 +45,14 @@ def new_deployment(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return folder
 
 
+def _run_with_config(run: Path, folder: Path, edit) -> Path:
+    """A copy of `run` whose config.yaml text is `edit(text)`."""
+    shutil.copytree(run, folder)
+    config = folder / "config.yaml"
+    config.write_text(edit(config.read_text()))
+    return folder
+
+
 def _check_output(out: pd.DataFrame, n_good: int) -> None:
     probs = out[list(CLASSES)].to_numpy()
     assert len(out) == n_good
@@ -103,10 +111,8 @@ def test_ensemble_run_blends_members_and_adapts_sites(
 def test_crop_trained_run_without_detector_falls_back_with_warning(
     tiny_run: Path, new_deployment: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    crop_run = tmp_path / "crop_run"
-    shutil.copytree(tiny_run, crop_run)
-    config = crop_run / "config.yaml"
-    config.write_text(config.read_text().replace("view: full", "view: crop"))
+    crop_run = _run_with_config(tiny_run, tmp_path / "crop_run",
+                                lambda text: text.replace("view: full", "view: crop"))
     out = tmp_path / "crop.csv"
     assert main(["predict", "--images", str(new_deployment), "--run", str(crop_run),
                  "--no-detector", "--out", str(out), "--quiet"]) == 0
@@ -281,12 +287,9 @@ def test_predict_on_the_training_test_images_equals_the_runs_test_file(
 def test_a_run_config_with_an_unknown_key_is_one_line(
     tiny_run: Path, new_deployment: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    odd = tmp_path / "odd"
-    shutil.copytree(tiny_run, odd)
-    config = odd / "config.yaml"
-    config.write_text(config.read_text() + "mystery_key: 3\n")
+    odd = _run_with_config(tiny_run, tmp_path / "odd", lambda text: text + "mystery_key: 3\n")
     code = main(["predict", "--images", str(new_deployment), "--run", str(odd),
                  "--out", str(tmp_path / "p.csv"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
-    assert str(config) in err[0] and "mystery_key" in err[0]
+    assert str(odd / "config.yaml") in err[0] and "mystery_key" in err[0]
