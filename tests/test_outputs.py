@@ -233,3 +233,14 @@ def test_a_site_without_coordinates_is_named(tai: Classified, tmp_path: Path) ->
                                      "coordinateUncertainty: 20000}\n", ""))
     with pytest.raises(MetadataError, match="no coordinates for site"):
         write_camtrap_dp(tai, read_metadata(path), Thresholds(), tmp_path / "p")
+
+
+def test_the_product_imports_no_validator() -> None:
+    """frictionless and megadetector are test tools: writing every format needs neither."""
+    code = ("import sys, kaggle_style.export, kaggle_style.stages.predict, "
+            "kaggle_style.stages.export, kaggle_style.outputs.camtrap_dp, "
+            "kaggle_style.outputs.md_results, kaggle_style.outputs.from_run; "
+            "print(sorted(m for m in ('frictionless', 'megadetector') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
