@@ -42,7 +42,7 @@ def image_views(full: dict[str, str], view: str, manifest: str | Path,
     """
     if view == "full":
         return {i: [p] for i, p in full.items()}
-    from kaggle_style.detect.crops import crop_paths, load_manifest
+    from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 
     manifest_path = Path(manifest)
     if not manifest_path.is_file():
@@ -237,8 +237,8 @@ def _warn_bad_train_images(cache: ImageCache) -> None:
 
 def normalize_on_device(choice: str, use_cuda: bool, augment_on: str = "worker") -> bool:
     """Where pixels become normalised floats: on a GPU the workers send uint8 (a quarter of the
-    bytes) and the device normalises; on a CPU the workers do it, as they always have, unless the
-    device augments (it needs the uint8 batches)."""
+    bytes) and the device normalises; on a CPU the workers do it (they run beside the
+    model, no transfer to save), unless the device augments (it needs the uint8 batches)."""
     return choice == "device" or (choice == "auto" and (use_cuda or augment_on == "device"))
 
 
@@ -330,12 +330,18 @@ def with_pseudo_labels(prep: Prepared, fold: int, labelled: CachedImages) -> Pse
 
 def make_test_loader(prep: Prepared, use_cuda: bool) -> DataLoader:
     """The test images, in order, through the evaluation transform."""
+    return eval_loader(prep.test_cache.pixels_file, np.arange(len(prep.test_samples)),
+                       prep.data_cfg, prep.cfg, use_cuda)
+
+
+def eval_loader(pixels_file: Path, rows: np.ndarray, data_cfg: dict[str, Any], cfg: TrainConfig,
+                use_cuda: bool) -> DataLoader:
+    """Cached rows, in order, through the evaluation transform: the test set, and `predict`
+    on new images, so both see the pixels the same way."""
     from kaggle_style.data.transforms import eval_transform
 
-    rows = np.arange(len(prep.test_samples))
-    in_worker = not normalize_on_device(prep.cfg.normalize_on, use_cuda,
-                                       prep.cfg.augment_on)
-    dataset = CachedImages(prep.test_cache.pixels_file, rows, np.full(len(rows), -1),
-                           eval_transform(prep.data_cfg, normalize=in_worker))
-    return DataLoader(dataset, batch_size=prep.cfg.batch_size * 2,
-                      **loader_kwargs(default_workers(prep.cfg), use_cuda))
+    in_worker = not normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on)
+    dataset = CachedImages(pixels_file, rows, np.full(len(rows), -1),
+                           eval_transform(data_cfg, normalize=in_worker))
+    return DataLoader(dataset, batch_size=cfg.batch_size * 2,
+                      **loader_kwargs(default_workers(cfg), use_cuda))

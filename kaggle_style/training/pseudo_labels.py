@@ -28,7 +28,7 @@ from kaggle_style.config import ConfigError, read_yaml
 from kaggle_style.constants import CLASSES, CONFIG_FILE, FOLD_COL, ID_COL, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
 from kaggle_style.prediction_files import align, probs_of, read_predictions
-from kaggle_style.training.integrity import check_run, fold_dirs, read_done
+from kaggle_style.run_contract import check_run, fold_dirs, read_done
 
 FOLDS_HASH_KEY = "folds_sha256"  # written into a run's config.yaml: which folds it was trained on
 EXAMPLE = "pseudo_labels: {from: demo-crop, min_prob: 0.5, weight: 1.0, temperature: 0.5}"
