@@ -225,7 +225,7 @@ lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole si
 # LEVERS_ARGS='--models demo-crop --pseudo-from demo-crop --min-prob 0.6' (python -m benchmarks.levers -h)
 .PHONY: levers
 levers: $(FOLDS) $(CROPS) $(META) | $(STAMP) ## demo: nested OOF and hidden-test log loss before/after each lever (runs/levers.json)
-	$(PY) -m benchmarks.levers --data $(DATA) --folds $(FOLDS) --crops $(CROPS) --meta $(META) \
+	$(PY) -m benchmarks.levers --data "$(DATA)" --folds $(FOLDS) --crops $(CROPS) --meta "$(META)" \
 		--runs $(RUNS) --cache $(CACHE) --out $(RUNS)/levers.json $(LEVERS_ARGS)
 
 faults: $(STAMP) ## kill a demo training run at random points; the submission must not change
