@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from kaggle_style.errors import UserError
+from kaggle_style.io import parse_yaml
 
 T = TypeVar("T")
 
@@ -67,29 +68,6 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-MAX_YAML_BYTES = 1 << 20  # a config is a screenful; a megabyte is a mistake or an attack
-MAX_YAML_DEPTH = 32
-MAX_YAML_ALIASES = 64
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with limits: an alias bomb (aliases of aliases) or very deep nesting
-    fails as malformed YAML instead of filling memory or the stack."""
-
-    def compose_node(self, parent, index):
-        self._depth = getattr(self, "_depth", 0) + 1
-        if self.check_event(yaml.AliasEvent):
-            self._aliases = getattr(self, "_aliases", 0) + 1
-        if self._depth > MAX_YAML_DEPTH or getattr(self, "_aliases", 0) > MAX_YAML_ALIASES:
-            what = (f"nesting deeper than {MAX_YAML_DEPTH} levels" if self._depth > MAX_YAML_DEPTH
-                    else f"more than {MAX_YAML_ALIASES} aliases")
-            raise yaml.composer.ComposerError(None, None, what, self.peek_event().start_mark)
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-
 def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     """A YAML mapping from a user's file; any failure is a ConfigError naming file and line.
 
@@ -101,22 +79,12 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         what = "is a folder, not a config file" if path.is_dir() else "config file not found"
         raise ConfigError(f"{path}: {what}; check the --config path")
     try:
-        if path.stat().st_size > MAX_YAML_BYTES:
-            raise ConfigError(f"{path}: malformed YAML (over {MAX_YAML_BYTES} bytes); a config "
-                              "file is a short mapping of keys to values")
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from err
-    try:
-        data = yaml.load(text, Loader=_BoundedLoader) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        raise ConfigError(
-            f"{path}:{line} malformed YAML ({_yaml_problem(err)}); fix the file"
-        ) from err
+    data = parse_yaml(text, str(path), ConfigError) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
     if "base" not in data:
@@ -376,6 +344,8 @@ def _expected(hint: Any) -> str:
         return _expected(typing.get_args(hint)[0])
     if hint in names:
         return names[hint]
+    if typing.get_origin(hint) in (dict, list):
+        return "a mapping" if typing.get_origin(hint) is dict else "a list"
     if typing.get_origin(hint) in _UNIONS:
         return " or ".join(_expected(a) if a is not type(None) else "null"
                            for a in typing.get_args(hint))

@@ -158,8 +158,7 @@ def test_alias_bombs_and_deep_nesting_are_one_line_malformed_yaml(tmp_path: Path
     for name, text in (("bomb.yaml", "\n".join(bomb)), ("deep.yaml", deep)):
         path = tmp_path / name
         path.write_text(text)
-        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}: line \d+, column \d+: "
-                                              r"malformed YAML \((more than \d+ aliases|nesting "
-                                              r"deeper than \d+ levels)\)") as err:
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:( line \d+, column "
+                                              r"\d+:)? malformed YAML \(") as err:
             resolve_config(TrainConfig, path)
         assert "\n" not in str(err.value)

@@ -23,12 +23,12 @@ from kaggle_style.constants import (
     OOF_FILE,
     TEST_FILE,
 )
+from kaggle_style.data.meta_file import META_COLUMNS
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.demo.generator import TRUTH_FILE
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.io import write_csv, write_json
 from kaggle_style.meta.infobar import DAY_HOURS
-from kaggle_style.meta.run import META_COLUMNS
 from kaggle_style.meta.sequences import assign_sequences
 from kaggle_style.metrics import score
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -209,6 +209,13 @@ def test_clock_sections(report_inputs: dict[str, Path], tiny_data: Path, tmp_pat
         cells = f"<td>{site}</td><td>{split}</td><td>{len(rows)}</td><td>{len(rows)}</td>" \
                 f"<td>{rows['sequence'].nunique()}</td>"
         assert cells in sequences, site
+
+    # the test set's record table: one row per test site with an animal event, its activity
+    records = page.split("<h2>Independent events per site (test)")[1].split("<h2>")[0]
+    assert '<img src="activity_by_site.png"' in records
+    test = truth[truth["split"] == "test"]
+    shown = set(re.findall(r"<tr><td>([^<]+)</td>", records))
+    assert shown <= set(test["site"]) and shown
 
     report = json.loads((report_inputs["ens"] / ENSEMBLE_FILE).read_text())
     time_step = report["time"]

@@ -14,6 +14,7 @@ from kaggle_style.config import ConfigError, check_fields, config_dict
 from kaggle_style.constants import Augment
 from kaggle_style.data.cache_forms import CacheForm
 from kaggle_style.data.images import MAX_PIXELS
+from kaggle_style.training.pseudo_labels import check_pseudo_labels, source_hash
 
 View = Literal["full", "crop", "crop+full"]
 ClassWeights = Literal["none", "balanced", "sqrt"]
@@ -38,7 +39,7 @@ NON_MODEL_KEYS = frozenset(
      "allow_outside_data", "normalize_on", "grad_checkpointing"}
 )
 # Learning keys added after runs began: left out of the hash at their default, so those runs resume.
-LATER_KEYS = {"augment_on": "worker"}
+LATER_KEYS = {"augment_on": "worker", "pseudo_labels": None}
 
 
 @dataclass
@@ -103,10 +104,13 @@ class TrainConfig:
     log_every: Count = 20  # steps between loss reads (each read waits for the GPU)
     log_with: Tracker | None = None  # never a network call by default
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
+    # a second round that also learns from the test images: training.pseudo_labels.PseudoLabels
+    pseudo_labels: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Bad values fail here, before any image is decoded."""
         check_fields(self)
+        self.pseudo_labels = check_pseudo_labels(self.pseudo_labels)
         for key in ("warmup_epochs", "freeze_epochs"):
             if getattr(self, key) > self.epochs:
                 raise ConfigError(f"{key}: {getattr(self, key)!r} is out of range; it must be "
@@ -133,6 +137,9 @@ def model_hash(cfg: TrainConfig) -> str:
     """Hash of the keys that change what is learned: a fold trained under another is stale."""
     values = {k: v for k, v in config_dict(cfg).items()
               if k not in NON_MODEL_KEYS and LATER_KEYS.get(k, _UNSET) != v}
+    if cfg.pseudo_labels is not None:  # what the pseudo-labels are, not only where they live
+        values["pseudo_labels"] = {**cfg.pseudo_labels,
+                                   "source": source_hash(cfg.pseudo_labels, cfg.runs_dir)}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

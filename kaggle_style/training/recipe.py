@@ -170,10 +170,13 @@ def optimisation_step(model, optimizer, accelerator, images: torch.Tensor, soft:
     """
     total = torch.zeros((), device=images.device)
     with accelerator.accumulate(model):
-        for part, part_soft in zip(images.chunk(chunks), soft.chunk(chunks), strict=True):
+        parts = images.chunk(chunks)
+        # per-row weights (pseudo-label runs) are cut with their rows; class weights are shared
+        part_weights = weights.chunk(chunks) if weights.ndim == 2 else [weights] * len(parts)
+        for part, part_soft, part_w in zip(parts, soft.chunk(chunks), part_weights, strict=True):
             with accelerator.autocast():
                 logits = model(part)
-            loss = soft_cross_entropy(logits, part_soft, weights)
+            loss = soft_cross_entropy(logits, part_soft, part_w)
             if chunks > 1:
                 loss = loss * (part.shape[0] / images.shape[0])
             accelerator.backward(loss)
