@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kaggle_style.checks.data_path import DATA_PATHS
+from benchmarks.data_path import DATA_PATHS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,8 +48,8 @@ def test_small_gpu_check_runs_every_stage_and_prints_one_json_line(tmp_path: Pat
 
 def test_bench_rows_are_saved_after_each_backbone_so_a_cut_short_check_keeps_them(
         tmp_path: Path, monkeypatch):
-    import kaggle_style.checks.bench as bench
-    from kaggle_style.checks.gpu_check import GpuCheckConfig, gpu_check
+    import benchmarks.bench as bench
+    from benchmarks.gpu_check import GpuCheckConfig, gpu_check
 
     real_run_bench = bench.run_bench
 

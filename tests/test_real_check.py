@@ -48,7 +48,7 @@ def test_a_new_head_starts_at_zero_and_a_kept_head_is_loaded(shared_data: Path) 
 @pytest.mark.slow
 def test_pretrained_beats_random_and_prior_on_camtrapr(shared_data: Path, tmp_path: Path) -> None:
     """Issue 9's check on real images (about 8 minutes on 2 CPU cores)."""
-    from kaggle_style.checks.real_check import real_check
+    from benchmarks.real_check import real_check
 
     torch.set_num_threads(2)
     result = real_check(shared_data, tmp_path, ("random_same_recipe", "random", "pretrained"))

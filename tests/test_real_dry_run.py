@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kaggle_style.checks.real_dry_run import (
+from benchmarks.real_dry_run import (
     MODEL_NAME,
     DryRunConfig,
     growth,
