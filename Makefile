@@ -85,6 +85,8 @@ help: ## list the targets
 		"MODELS='$(MODELS)' OUT=$(OUT) N_SPLITS=$(N_SPLITS)"
 	@echo "  GPU boxes: make install TORCH=keep (keep the box's CUDA torch); LAUNCH='--multi_gpu" \
 		"--num_processes N' (DDP) or GPUS='0 1 …' (one fold per GPU); make gpu-check"
+	@echo "  benchmarks (benchmarks/, run from the checkout): bench gpu-check real-check" \
+		"real-dry-run cache-bench, shared data from SHARED_DATA=$(SHARED_DATA)"
 
 $(STAMP): pyproject.toml
 	@case "$(TORCH)" in pin|keep) ;; *) echo "make install: TORCH=$(TORCH): use pin (the pinned \
