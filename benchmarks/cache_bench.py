@@ -31,7 +31,7 @@ from kaggle_style.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_DIRS = ("tai_images", "ena24_small")  # real frames: 960x540 Conser-vision, ENA24 up to 5 MP
-# (label, form, cache scale or None for the recipe's own): today's form first, the baseline
+# (label, form, cache scale or None for the recipe's own): the default form first: the baseline
 FORMS: tuple[tuple[str, str, float | None], ...] = (
     ("uint8", "uint8", None),
     ("uint8@1.0", "uint8", 1.0),
