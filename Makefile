@@ -24,7 +24,8 @@ DETECT_ARGS ?=  # e.g. '--num-workers 14 --batch-size 64' on a GPU box
 # The shared real data (detector weights, real frames and tables): passed to the benchmarks and
 # exported for detect/predict's default weights; the installed package never guesses where it is.
 SHARED_DATA ?= $(or $(KAGGLE_STYLE_SHARED_DATA),../shared/data)
-export KAGGLE_STYLE_SHARED_DATA := $(SHARED_DATA)
+SHARED_DATA := $(SHARED_DATA)
+export KAGGLE_STYLE_SHARED_DATA := $(abspath $(SHARED_DATA))
 DETECTOR_WEIGHTS ?= $(SHARED_DATA)/models/megadetector_lite/yolox_tiny_640_20220528.pth
 CROPS := $(OUT)/crops/manifest.csv
 META ?= $(if $(filter data/demo,$(DATA)),$(DATA)/meta.csv,$(OUT)/meta/meta.csv)
