@@ -72,10 +72,12 @@ def check_contents(wheel: Path, source: Path) -> list[str]:
     if extra:
         raise WheelCheckFailed(f"{wheel.name} holds {', '.join(extra)} beside {PACKAGE}")
     shipped = {n for n in names if n.endswith(".py")}
-    expected = {p.relative_to(source).as_posix() for p in (source / PACKAGE).rglob("*.py")}
-    if expected - shipped:
-        raise WheelCheckFailed(f"{wheel.name} lacks {', '.join(sorted(expected - shipped)[:5])}"
-                               " (a folder without __init__.py?)")
+    # every file of the package: a module, or data it reads (the copy holds no __pycache__)
+    expected = {p.relative_to(source).as_posix() for p in (source / PACKAGE).rglob("*")
+                if p.is_file()}
+    if expected - set(names):
+        raise WheelCheckFailed(f"{wheel.name} lacks {', '.join(sorted(expected - set(names))[:5])}"
+                               " (a folder without __init__.py, or data not in package-data?)")
     naming = sorted(n for n, text in texts.items() if FORBIDDEN_TEXT in text)
     if naming:
         raise WheelCheckFailed(f"{', '.join(naming)} in {wheel.name} name {FORBIDDEN_TEXT}")
