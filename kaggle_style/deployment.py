@@ -16,11 +16,10 @@ Unreadable images never stop the run: they are left out, named in a warning and 
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +28,9 @@ import yaml
 from kaggle_style.constants import CLASSES, CONFIG_FILE, ENSEMBLE_FILE, ID_COL, SITE_COL
 from kaggle_style.errors import UserError
 from kaggle_style.io import write_csv
+
+if TYPE_CHECKING:
+    from kaggle_style.ensemble.schema import EnsembleReport
 
 FILE_COL = "file"
 BAD_IMAGES = "bad_images.csv"
@@ -62,25 +64,15 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
     return frame
 
 
-def member_runs(run_dir: Path) -> tuple[list[Path], dict[str, Any] | None]:
+def member_runs(run_dir: Path) -> tuple[list[Path], EnsembleReport | None]:
     """(model run folders, the ensemble's report or None for a single model run)."""
+    from kaggle_style.ensemble.members import member_folders
     from kaggle_style.training.integrity import check_run
 
-    ens_file = run_dir / ENSEMBLE_FILE
-    if not ens_file.is_file():
+    if not (run_dir / ENSEMBLE_FILE).is_file():
         check_run(run_dir)
         return [run_dir], None
-    report = json.loads(ens_file.read_text())
-    runs = []
-    for name, path in report["runs"].items():
-        # written relative to where `ensemble` ran; beside the ensemble folder is the fallback
-        candidates = [Path(path), run_dir.parent / Path(path).name, run_dir.parent / name]
-        found = next((p for p in candidates if (p / CONFIG_FILE).is_file()), None)
-        if found is None:
-            raise PredictError(f"{ens_file}: member run {name!r} ({path}) not found")
-        check_run(found)
-        runs.append(found)
-    return runs, report
+    return member_folders(run_dir)
 
 
 def _views(cfg: dict[str, Any], table: pd.DataFrame, images: Path, work: Path,
@@ -163,7 +155,7 @@ def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Pa
     return frame, bad
 
 
-def combine(frames: list[pd.DataFrame], report: dict[str, Any] | None,
+def combine(frames: list[pd.DataFrame], report: EnsembleReport | None,
             sites: np.ndarray | None, meta: pd.DataFrame | None) -> np.ndarray:
     """Members' probabilities (rows aligned) -> the ensemble's prediction, with every step its
     ensemble.json applied that these rows have the information for."""
@@ -177,9 +169,8 @@ def combine(frames: list[pd.DataFrame], report: dict[str, Any] | None,
     ids = None if meta is None else meta[ID_COL].to_numpy()
     rows = new_rows(sites, meta, ids, where="the images' info bars")
     for step in blend.missing(rows):
-        need = "sites (--site-from-folder)" if step == "site_adapt" else "readable times"
-        print(f"predict: the ensemble applies {step}, but these images have no {need}: "
-              "skipped", file=sys.stderr)
+        print(f"predict: the ensemble applies {step.title}, but these images have no "
+              f"{step.needs_text}: skipped", file=sys.stderr)
     return blend.apply(probs, rows)
 
 

@@ -37,7 +37,9 @@ from kaggle_style.ensemble.calibration import fit_temperature
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.inputs import new_rows
 from kaggle_style.ensemble.run import EnsembleConfig, EnsembleError, ensemble
+from kaggle_style.ensemble.schema import VERSION, read_report
 from kaggle_style.ensemble.sequences import Pooling, apply_pooling, apply_time, fit_time
+from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.errors import UserError
 from kaggle_style.metrics import log_loss
 from kaggle_style.prediction_files import make_frame, probs_of, read_predictions, write_predictions
@@ -165,15 +167,15 @@ def test_ensemble_of_an_ensemble(synthetic: dict):
     first = ensemble(_config(synthetic, ["good", "noisy"], "ens1"))
     synthetic["runs"]["ens1"] = synthetic["root"] / "runs" / "ens1"
     second = ensemble(_config(synthetic, ["ens1", "over"], "ens2"))
-    assert set(second.report["weights"]) == {"ens1", "over"}
-    best = min(first.report["final"]["in_sample"]["log_loss"],
-               second.report["table"][1]["in_sample"]["log_loss"])
-    assert second.report["final"]["in_sample"]["log_loss"] <= best + 1e-9
+    assert set(second.report.to_dict()["weights"]) == {"ens1", "over"}
+    best = min(first.report.to_dict()["final"]["in_sample"]["log_loss"],
+               second.report.to_dict()["table"][1]["in_sample"]["log_loss"])
+    assert second.report.to_dict()["final"]["in_sample"]["log_loss"] <= best + 1e-9
 
 
 def test_single_run_is_temperature_scaling(synthetic: dict):
     result = ensemble(_config(synthetic, ["over"], "over_ts"))
-    report = result.report
+    report = result.report.to_dict()
     assert report["weights"] == {"over": 1.0}
     assert report["temperature"] > 1.5
     model = report["table"][0]["in_sample"]["log_loss"]
@@ -202,7 +204,7 @@ def test_mismatched_folds_are_an_error(synthetic: dict):
 def test_stacking_is_reported_and_used_only_if_it_wins(synthetic: dict):
     cfg = _config(synthetic, ["good", "noisy"], "stack")
     cfg.stacking = "auto"
-    report = ensemble(cfg).report
+    report = ensemble(cfg).report.to_dict()
     stack = report["stacking"]
     # The nested figure is a plain sklearn pipeline cross-fitted on the site folds.
     y, folds = synthetic["y"], synthetic["folds"]
@@ -225,9 +227,10 @@ def test_forced_stacking_writes_its_cross_fitted_oof(synthetic: dict):
     cfg = _config(synthetic, ["good", "noisy"], "stack_on")
     cfg.stacking = True
     result = ensemble(cfg)
-    assert result.report["method"] == "stacking"
+    report = result.report.to_dict()
+    assert report["method"] == "stacking"
     # The written OOF is the cross-fitted one: its log loss is the nested one, not in-sample.
-    assert result.report["final"]["in_sample"] == result.report["stacking"]["nested"]
+    assert report["final"]["in_sample"] == report["stacking"]["nested"]
     np.testing.assert_array_equal(result.oof, result.nested)
 
 
@@ -296,17 +299,16 @@ def test_blend_from_report_reproduces_the_test_predictions(world_files):
     world, runs, root = world_files
     result = ensemble(_world_config(root, runs, space="logprob", stacking=True,
                                     site_adapt="on", sequences="on", time_adjust="on"))
-    report = json.loads((root / "ens" / ENSEMBLE_FILE).read_text())
-    blend = Blend.from_report(report)
-    assert blend.stacker is not None and blend.pooling is not None
-    assert blend.time is not None and blend.site is not None
+    blend = Blend.from_report(read_report(root / "ens" / ENSEMBLE_FILE))
+    assert blend.stacker is not None
+    assert [step.key for step, _ in blend.steps] == ["sequences", "time", "site_adapt"]
     members = [probs_of(read_predictions(Path(r) / TEST_FILE)) for r in runs]
     # New images' rows as `predict` builds them: sites, and a frame in the meta.csv layout.
     rows = new_rows(world.test.sites, pd.read_csv(root / META_FILE, dtype={ID_COL: str}),
                     world.test.ids)
     np.testing.assert_allclose(blend.apply(members, rows), result.test, rtol=0, atol=1e-12)
     # Rows without sites or times: the steps that need them are named and left out.
-    assert blend.missing(Rows()) == ["sequences", "time", "site_adapt"]
+    assert [s.key for s in blend.missing(Rows())] == ["sequences", "time", "site_adapt"]
     np.testing.assert_array_equal(blend.apply(members), blend.stacker.predict(members))
 
 
@@ -347,7 +349,7 @@ def test_time_step_learns_who_comes_out_at_night():
 def test_meta_steps_without_meta_are_skipped_or_refused(world_files):
     _, runs, root = world_files
     (root / META_FILE).unlink()
-    report = ensemble(_world_config(root, runs, space="logprob", stacking=False)).report
+    report = ensemble(_world_config(root, runs, space="logprob", stacking=False)).report.to_dict()
     for key in ("sequences", "time"):
         assert report[key]["applied"] is False
         assert "meta.csv" in report[key]["skipped"]
@@ -414,4 +416,48 @@ def test_a_run_whose_combined_files_predate_a_fold_is_refused(synthetic: dict):
     with pytest.raises(UserError, match=f"noisy: {OOF_FILE} is older than"):
         ensemble(_config(synthetic, ["good", "noisy"], "stale"))
     os.utime(run / OOF_FILE), os.utime(run / TEST_FILE)  # combined again: accepted
-    assert ensemble(_config(synthetic, ["good", "noisy"], "fresh")).report["n_oof"] == 600
+    assert ensemble(_config(synthetic, ["good", "noisy"], "fresh")).report.to_dict()["n_oof"] == 600
+
+
+# ----------------------------------------------------------------------------- ensemble.json
+
+
+def test_ensemble_json_round_trips_through_its_schema(world_files):
+    """Written with a version; read back into the same fit; each step's record under its key."""
+    _, runs, root = world_files
+    result = ensemble(_world_config(root, runs, space="logprob", stacking=False))
+    raw = json.loads((root / "ens" / ENSEMBLE_FILE).read_text())
+    assert raw["version"] == VERSION
+    assert {step.key for step in STEPS} <= set(raw)
+    again = read_report(root / "ens" / ENSEMBLE_FILE)
+    assert again.to_dict() == {**result.report.to_dict(), "git_commit": raw["git_commit"]}
+
+
+def test_an_older_ensemble_json_is_read_or_refused_in_one_line(world_files):
+    _, runs, root = world_files
+    ensemble(_world_config(root, runs, space="logprob", stacking=False))
+    path = root / "ens" / ENSEMBLE_FILE
+    old = json.loads(path.read_text())
+    del old["version"]
+    path.write_text(json.dumps(old))
+    assert read_report(path).version == 1  # the layout older code wrote: readable
+    del old["weights"]
+    path.write_text(json.dumps(old))
+    with pytest.raises(EnsembleError, match=r"an older version's file \(weights: Field required"
+                                            r"\); rerun `kaggle-style ensemble`") as err:
+        read_report(path)
+    assert len(str(err.value).splitlines()) == 1
+    path.write_text(json.dumps({**old, "version": VERSION + 1}))
+    with pytest.raises(EnsembleError, match="newer than this code reads"):
+        read_report(path)
+    path.write_text("{not json")
+    with pytest.raises(EnsembleError, match="unreadable"):
+        read_report(path)
+
+
+def test_a_step_that_is_on_without_its_input_names_its_config_key(world_files):
+    """The message names the key a user sets (time_adjust), not the report's key (time)."""
+    _, runs, root = world_files
+    (root / META_FILE).unlink()
+    with pytest.raises(EnsembleError, match=r"^time_adjust is on but .* set time_adjust: auto$"):
+        ensemble(_world_config(root, runs, sequences="off", time_adjust="on"))

@@ -96,7 +96,7 @@ def _true_labels(world: World, step: str) -> EnsembleResult:
 @pytest.mark.parametrize("step", list(STEPS))
 def test_a_folds_nested_predictions_ignore_its_own_labels(world: World, step: str, how: str):
     before = _true_labels(world, step)
-    assert _applied(step, before.report)
+    assert _applied(step, before.report.to_dict())
     after = _fit(world, step, how)
     held = world.folds == FOLD
     assert before.nested is not None and after.nested is not None

@@ -14,9 +14,7 @@ where its nested estimate improves log loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +34,9 @@ from kaggle_style.ensemble.blend import Blend, fit_blend
 from kaggle_style.ensemble.chain import StepResult, Stream, fit_folds, run_step
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.inputs import Inputs, load_inputs
-from kaggle_style.ensemble.sequences import apply_pooling, apply_time, fit_pooling, fit_time
-from kaggle_style.ensemble.sites import adapt_site_priors, apply_sites, fit_sites, site_prior_table
+from kaggle_style.ensemble.schema import VERSION, EnsembleReport, write_report
 from kaggle_style.ensemble.stacking import stacking
+from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import summary
 from kaggle_style.io import git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, score
@@ -52,7 +50,7 @@ class EnsembleResult:
     oof: np.ndarray  # final OOF probabilities written to oof.csv
     test: np.ndarray
     nested: np.ndarray | None  # final nested OOF probabilities (None with one fold)
-    report: dict[str, Any]
+    report: EnsembleReport  # what ensemble.json holds
     blend: Blend  # the fitted second stage, as `predict` rebuilds it from the report
 
 
@@ -118,62 +116,18 @@ def _gate(mode: str, stream: Stream, step: StepResult, y: np.ndarray) -> dict[st
     return {"applied": bool(step.params.active and (mode == "on" or improves)), **info}
 
 
-def _steps(cfg: EnsembleConfig, inputs: Inputs) -> list[tuple[str, str, str, Callable, Callable]]:
-    """(report key, mode, why it cannot run or "", fit, apply) of each per-row step, in order."""
-    meta_note = inputs.meta_note or ("" if inputs.oof_meta is not None else "no meta.csv")
-    if not meta_note and not np.isfinite(inputs.oof_meta.times).any():  # type: ignore[union-attr]
-        seq_note = "no readable datetime for any OOF id in meta.csv"
-    else:
-        seq_note = inputs.site_note or meta_note
-    return [
-        ("sequences", cfg.sequences, seq_note,
-         partial(fit_pooling, gaps=cfg.sequence_gaps, weights=cfg.sequence_weights,
-                 force=cfg.sequences == "on"), apply_pooling),
-        ("time", cfg.time_adjust, meta_note,
-         partial(fit_time, c=cfg.time_c, harmonics=cfg.time_harmonics), apply_time),
-        ("site_adapt", cfg.site_adapt, inputs.site_note,
-         partial(fit_sites, strengths=cfg.site_strengths, force=cfg.site_adapt == "on"),
-         apply_sites),
-    ]
-
-
-def _details(key: str, before: Stream, step: StepResult, inputs: Inputs) -> dict[str, Any]:
-    """What ensemble.json records of a fitted step (and what `Blend.from_report` reads)."""
-    params, folds = step.params, step.fold_params
-    if key == "sequences":
-        return {"gap": params.gap, "weight": params.weight, "grid_log_loss": params.grid,
-                "per_fold": {k: {"gap": v.gap, "weight": v.weight} for k, v in folds.items()}}
-    if key == "time":
-        return {**params.to_dict(), "classes": list(CLASSES), "per_fold": None}
-    test_priors = adapt_site_priors(before.test, inputs.test_sites, params.source_prior,
-                                    params.strength)[1]
-    return {
-        "strength": params.strength,
-        "grid_log_loss": params.grid,
-        "source_prior": dict(zip(CLASSES, map(float, params.source_prior), strict=True)),
-        "per_fold": {k: v.strength for k, v in folds.items()},
-        "priors": {"classes": list(CLASSES),
-                   "oof": site_prior_table(before.oof, inputs.oof_sites, params.priors,
-                                           inputs.y),
-                   "test": site_prior_table(before.test, inputs.test_sites, test_priors)},
-    }
-
-
-def _row_name(key: str, params: Any) -> str:
-    if key == "sequences":
-        return f"+ sequence pooling (gap {params.gap:g} s, weight {params.weight:g})"
-    if key == "time":
-        return "+ time of day (hour, night)"
-    return f"+ site adaptation (strength {params.strength:g})"
+def _check_modes(cfg: EnsembleConfig, inputs: Inputs) -> None:
+    for step in STEPS:
+        note = step.note(inputs)
+        if step.mode(cfg) == "on" and note:
+            raise EnsembleError(f"{step.config_key} is on but there is {note}; give it, or set "
+                                f"{step.config_key}: auto")
 
 
 def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     """Fit everything on the OOF predictions and produce the final OOF/test predictions + report."""
     y, oof, test = inputs.y, inputs.oof, inputs.test
-    chain = _steps(cfg, inputs)
-    for key, mode, note, _, _ in chain:
-        if mode == "on" and note:
-            raise EnsembleError(f"{key} is on but there is {note}; give it, or set {key}: auto")
+    _check_modes(cfg, inputs)
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, in_sample: np.ndarray, nested: np.ndarray | None) -> None:
@@ -205,48 +159,48 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
             stack_info.update(used=True, model=stack.model.to_dict())
             blend.stacker, stream = stack.model, stack.stream()
 
-    steps: dict[str, dict[str, Any]] = {}
-    for key, mode, note, fit, apply in chain:
+    records: dict[str, dict[str, Any]] = {}
+    for step in STEPS:
+        mode, note = step.mode(cfg), step.note(inputs)
         if mode == "off":
-            steps[key] = {"mode": mode, "applied": False}
+            records[step.key] = {"mode": mode, "applied": False}
             continue
         if note:
-            steps[key] = {"mode": mode, "applied": False, "skipped": note}
+            records[step.key] = {"mode": mode, "applied": False, "skipped": note}
             continue
-        step = run_step(stream, inputs.rows(), inputs.test_rows(), fit, apply)
-        info = _gate(mode, stream, step, y)
-        details = _details(key, stream, step, inputs)
-        per_fold = details.pop("per_fold")
-        if "nested" in info and per_fold is not None:  # site_adapt: the name older files use
-            info["nested"]["strength_per_fold" if key == "site_adapt" else "per_fold"] = per_fold
-        steps[key] = {"mode": mode, **info, **details}
+        fitted = run_step(stream, inputs.rows(), inputs.test_rows(), step.fitter(cfg),
+                          step.apply)
+        info = _gate(mode, stream, fitted, y)
+        details, per_fold = step.record(fitted.params, fitted.fold_params, stream, inputs)
+        if "nested" in info and per_fold is not None:
+            info["nested"].update(per_fold)
+        records[step.key] = {"mode": mode, **info, **details}
         if info["applied"]:
-            add_row(_row_name(key, step.params), step.stream.oof, step.stream.nested())
-            stream = step.stream
-            setattr(blend, {"sequences": "pooling", "time": "time", "site_adapt": "site"}[key],
-                    step.params)
+            add_row(step.row_name(fitted.params), fitted.stream.oof, fitted.stream.nested())
+            stream = fitted.stream
+            blend.steps.append((step, fitted.params))
 
     method = "stacking" if stack_info["used"] else "weighted"
     final = {"in_sample": summary(y, stream.oof), "nested": summary(y, stream.nested())}
     rows.append({"name": f"final ({method})", **final})
-    report = {
-        "runs": dict(zip(inputs.names, map(str, cfg.runs), strict=True)),
-        "n_oof": len(inputs.oof_ids),
-        "n_test": len(inputs.test_ids),
-        "folds": sorted(int(f) for f in np.unique(inputs.folds)),
-        "method": method,
-        "space": space,
-        "space_choice": {"mode": cfg.space, "log_loss": space_losses,
-                         "estimate": "in_sample" if nested_blend.untempered is None
-                         else "nested"},
-        "weights": dict(zip(inputs.names, map(float, blend.weights), strict=True)),
-        "temperature": blend.temperature if cfg.temperature else None,
-        "nested_fits": nested_blend.fits,
-        "stacking": stack_info,
-        **steps,
-        "table": rows,
-        "final": final,
-    }
+    report = EnsembleReport(
+        version=VERSION,
+        runs=dict(zip(inputs.names, map(str, cfg.runs), strict=True)),
+        n_oof=len(inputs.oof_ids),
+        n_test=len(inputs.test_ids),
+        folds=sorted(int(f) for f in np.unique(inputs.folds)),
+        method=method,
+        space=space,
+        space_choice={"mode": cfg.space, "log_loss": space_losses,
+                      "estimate": "in_sample" if nested_blend.untempered is None else "nested"},
+        weights=dict(zip(inputs.names, map(float, blend.weights), strict=True)),
+        temperature=blend.temperature if cfg.temperature else None,
+        nested_fits=nested_blend.fits,
+        stacking=stack_info,
+        steps=records,
+        table=rows,
+        final=final,
+    )
     return EnsembleResult(stream.oof, stream.test, stream.nested(), report, blend)
 
 
@@ -265,7 +219,7 @@ def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) 
     }
     write_json(out / METRICS_FILE, metrics)
     commit = git_commit()
-    write_json(out / ENSEMBLE_FILE, {**result.report, "git_commit": commit})
+    write_report(out / ENSEMBLE_FILE, result.report.model_copy(update={"git_commit": commit}))
     write_yaml(out / CONFIG_FILE, {**config_dict(cfg), "git_commit": commit})
     return out
 
@@ -279,9 +233,9 @@ def _out_folder(cfg: EnsembleConfig) -> str:
 def ensemble(cfg: EnsembleConfig) -> EnsembleResult:
     """Read, fit, write: the whole stage as one call (what `make ensemble` runs)."""
     _out_folder(cfg)
-    need_meta = cfg.sequences != "off" or cfg.time_adjust != "off"
-    inputs = load_inputs(cfg, need_sites=cfg.site_adapt != "off" or cfg.sequences != "off",
-                         need_meta=need_meta)
+    used = [step for step in STEPS if step.mode(cfg) != "off"]
+    inputs = load_inputs(cfg, need_sites=any("sites" in s.inputs for s in used),
+                         need_meta=any("meta" in s.inputs for s in used))
     result = build_ensemble(cfg, inputs)
     write_ensemble(cfg, inputs, result)
     return result
