@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +42,9 @@ class Meta:
     hours: np.ndarray  # 0-24
     night: np.ndarray  # 1/0
 
+    def take(self, mask: np.ndarray) -> Meta:
+        return Meta(self.times[mask], self.hours[mask], self.night[mask])
+
 
 @dataclass
 class Inputs:
@@ -66,6 +69,23 @@ class Inputs:
 
     def test_rows(self) -> Rows:
         return _rows(self.test_sites, self.test_meta)
+
+    def hold_out(self, fold: int) -> Inputs:
+        """The other folds as OOF rows and this fold's rows as unlabelled test rows: what the
+        whole second stage, its choices included, may see when it predicts this fold."""
+        held = self.folds == fold
+        keep = ~held
+
+        def part(values, mask):
+            return None if values is None else values[mask]
+
+        return replace(
+            self, oof_ids=self.oof_ids[keep], test_ids=self.oof_ids[held],
+            oof=[p[keep] for p in self.oof], test=[p[held] for p in self.oof],
+            y=self.y[keep], folds=self.folds[keep],
+            oof_sites=part(self.oof_sites, keep), test_sites=part(self.oof_sites, held),
+            oof_meta=None if self.oof_meta is None else self.oof_meta.take(keep),
+            test_meta=None if self.oof_meta is None else self.oof_meta.take(held))
 
 
 def _rows(sites: np.ndarray | None, meta: Meta | None, y: np.ndarray | None = None,

@@ -6,15 +6,16 @@ in turn; see chain.py). Folds are grouped by site, so the nested number is the h
 on unseen sites; the in-sample one is optimistic by however much the step overfits.
 
 The chain: weighted blend (space "prob", "logprob", or "auto": the lower nested log loss after
-temperature; picking the better of two makes that one nested number slightly optimistic) ->
-temperature -> stacking (replaces the two when its nested log loss is lower, or when forced) ->
-sequence pooling -> time adjustment -> site adaptation. Each per-row step runs in "auto" only
-where its nested estimate improves log loss.
+temperature) -> temperature -> stacking (replaces the two when its nested log loss is lower, or
+when forced) -> the per-row steps of steps.STEPS, each run in "auto" only where its nested
+estimate improves log loss. Those choices, made on all folds, have seen every fold's labels, so
+the final nested figure reruns the whole chain, choices included, without each fold
+(choices.py); the per-step figures stay the chain's own, given the choices.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,10 @@ from kaggle_style.constants import (
 )
 from kaggle_style.ensemble.blend import Blend, fit_blend
 from kaggle_style.ensemble.chain import StepResult, Stream, fit_folds, run_step
+from kaggle_style.ensemble.choices import has_choices, nested_choices
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.inputs import Inputs, load_inputs
-from kaggle_style.ensemble.schema import VERSION, EnsembleReport, write_report
+from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write_report
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import summary
@@ -125,7 +127,23 @@ def _check_modes(cfg: EnsembleConfig, inputs: Inputs) -> None:
 
 
 def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
-    """Fit everything on the OOF predictions and produce the final OOF/test predictions + report."""
+    """The chain fitted and chosen on every OOF row (the test predictions), with the honest
+    nested figure: each fold predicted by the chain fitted AND chosen on the other folds."""
+    result = fit_chain(cfg, inputs)
+    if not has_choices(cfg) or result.nested is None:
+        return result
+    nested, per_fold = nested_choices(cfg, inputs, fit_chain)
+    report, honest = result.report, Summary.model_validate(summary(inputs.y, nested))
+    final = report.final.model_copy(update={"nested": honest,  # type: ignore[union-attr]
+                                            "nested_given_choices": report.final.nested})
+    table = [*report.table[:-1], report.table[-1].model_copy(update={"nested": honest})]
+    report = report.model_copy(update={"final": final, "table": table,
+                                       "choices_per_fold": per_fold})
+    return replace(result, nested=nested, report=report)
+
+
+def fit_chain(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
+    """Fit and choose everything on the OOF rows; nested figures for the choices made here."""
     y, oof, test = inputs.y, inputs.oof, inputs.test
     _check_modes(cfg, inputs)
     rows: list[dict[str, Any]] = []

@@ -77,7 +77,7 @@ def ensemble_section(run: Run, out: Path, index: int) -> str:
     site = record.details() if record is not None else {}
     parts.append("<h4>site adaptation</h4>")
     if "skipped" in site or "priors" not in site:
-        parts.append(f"<p>mode {html.escape(str(site.get("mode")))}; "
+        parts.append(f"<p>mode {html.escape(str(site.get('mode')))}; "
                      f"{html.escape(str(site.get('skipped', 'no per-site priors')))}</p>")
         return "\n".join(parts)
     oof_priors = site["priors"].get("oof") or {}
