@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from ensemble_world import World, make_world, write_world
+from PIL import Image
 from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -32,10 +33,13 @@ from kaggle_style.constants import (
     OOF_FILE,
     TEST_FILE,
 )
+from kaggle_style.ensemble import output as output_module
+from kaggle_style.ensemble import run as run_module
 from kaggle_style.ensemble.blend import Blend, fit_blend, fit_weights
 from kaggle_style.ensemble.calibration import fit_temperature
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.inputs import new_rows
+from kaggle_style.ensemble.members import read_ensemble
 from kaggle_style.ensemble.run import EnsembleConfig, EnsembleError, ensemble
 from kaggle_style.ensemble.schema import VERSION, read_report
 from kaggle_style.ensemble.sequences import Pooling, apply_pooling, apply_time, fit_time
@@ -466,3 +470,83 @@ def test_a_step_that_is_on_without_its_input_names_its_config_key(world_files):
     (root / META_FILE).unlink()
     with pytest.raises(EnsembleError, match=r"^time_adjust is on but .* set time_adjust: auto$"):
         ensemble(_world_config(root, runs, sequences="off", time_adjust="on"))
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+def _model_run(run: Path, key: str) -> None:
+    """Make a synthetic run folder look trained under config `key` (folds, config.yaml)."""
+    for fold in range(2):
+        folder = run / f"fold{fold}"
+        folder.mkdir(exist_ok=True)
+        (folder / OOF_FILE).write_text("written by the trainer\n")
+        (folder / "done.json").write_text(json.dumps({"model_hash": key}))
+    (run / CONFIG_FILE).write_text(f"model_hash: {key}\n")
+    os.utime(run / OOF_FILE), os.utime(run / TEST_FILE)
+
+
+def test_a_member_retrained_after_the_ensemble_is_refused_by_every_reader(
+        synthetic: dict, tmp_path: Path, capsys: pytest.CaptureFixture):
+    for name in ("good", "noisy"):
+        _model_run(synthetic["runs"][name], "aaa")
+    result = ensemble(_config(synthetic, ["good", "noisy"], "ens"))
+    ens = synthetic["root"] / "runs" / "ens"
+    assert {n: m.model_hash for n, m in result.report.members.items()} == {"good": "aaa",
+                                                                           "noisy": "aaa"}
+    assert read_ensemble(ens)[0].weights == result.report.weights  # unchanged: accepted
+    _model_run(synthetic["runs"]["noisy"], "bbb")  # retrained under another config
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (32, 24)).save(images / "a.jpg")
+    fmt = tmp_path / "format.csv"
+    fmt.write_text("id," + ",".join(CLASSES) + "\n")
+    for argv in (["predict", "--images", str(images), "--run", str(ens), "--out",
+                  str(tmp_path / "p.csv"), "--quiet"],
+                 ["submit", "--predictions", str(ens / TEST_FILE), "--format", str(fmt),
+                  "--out", str(tmp_path / "s.csv")],
+                 ["report", str(ens), "--data", str(synthetic["root"]), "--out",
+                  str(tmp_path / "report")]):
+        assert main(argv) == 2, argv[0]
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        assert "member 'noisy'" in err[0] and "retrained under config bbb" in err[0]
+        assert "blended aaa" in err[0] and "rerun `kaggle-style ensemble`" in err[0]
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("exchange", [True, False])
+def test_an_interrupted_ensemble_leaves_the_old_folder_whole(
+        synthetic: dict, monkeypatch: pytest.MonkeyPatch, exchange: bool):
+    """A failure after oof.csv and test.csv are written, before ensemble.json: the folder
+    readers see is the old one, every file as it was, and nothing half-written beside it."""
+    ensemble(_config(synthetic, ["good", "noisy"], "ens"))
+    out = synthetic["root"] / "runs" / "ens"
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(before) == {OOF_FILE, TEST_FILE, METRICS_FILE, ENSEMBLE_FILE, CONFIG_FILE}
+
+    def disk_full(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_module, "write_report", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        ensemble(_config(synthetic, ["good", "over"], "ens"))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
+    monkeypatch.undo()
+    if not exchange:
+        monkeypatch.setattr(output_module, "_exchange", lambda a, b: False)
+    ensemble(_config(synthetic, ["good", "over"], "ens"))  # a complete run replaces it whole
+    after = json.loads((out / ENSEMBLE_FILE).read_text())
+    assert set(after["weights"]) == {"good", "over"}
+    assert read_predictions(out / OOF_FILE).shape == (600, K + 2)
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_an_output_folder_that_is_not_an_ensembles_is_refused_before_any_work(synthetic: dict):
+    out = synthetic["root"] / "runs" / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(EnsembleError, match=r"holds files but no ensemble\.json"):
+        ensemble(_config(synthetic, ["good"], "mine"))
+    assert (out / "notes.txt").read_text() == "keep me"

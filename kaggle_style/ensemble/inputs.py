@@ -12,6 +12,7 @@ import pandas as pd
 
 from kaggle_style.constants import (
     CLASS_INDEX,
+    ENSEMBLE_FILE,
     FOLD_COL,
     ID_COL,
     LABEL_COL,
@@ -22,10 +23,10 @@ from kaggle_style.constants import (
 from kaggle_style.data.tables import read_features, read_labels
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.config import EnsembleError
+from kaggle_style.ensemble.members import checked_hash, read_ensemble
 from kaggle_style.errors import few_ids
 from kaggle_style.meta.run import read_meta
 from kaggle_style.prediction_files import PredictionError, align, probs_of, read_predictions
-from kaggle_style.training.integrity import DONE_FILE, check_run
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.config import EnsembleConfig
@@ -63,6 +64,7 @@ class Inputs:
     oof_meta: Meta | None = None
     test_meta: Meta | None = None
     meta_note: str = ""  # why there is no meta
+    hashes: list[str | None] | None = None  # each run's model hash (None: not a model run)
 
     def rows(self) -> Rows:
         return _rows(self.oof_sites, self.oof_meta, self.y, self.folds)
@@ -110,16 +112,17 @@ def _sites_for(path: Path, ids: np.ndarray, what: str) -> np.ndarray:
     return table.loc[ids].to_numpy().astype(str)
 
 
-def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A run's OOF and test frames, after checking a model run's folds share one config."""
+def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """A run's OOF and test frames and model hash, after checking its folds share one config."""
     for file in (OOF_FILE, TEST_FILE):
         if not (folder / file).is_file():
             raise EnsembleError(f"run {name}: {folder / file} not found; train the run (or "
                                 "rerun its ensemble) first, or leave it out")
-    if any(folder.glob(f"fold*/{DONE_FILE}")):  # a model run (an ensemble's folder has none)
-        check_run(folder)
-    return read_predictions(folder / OOF_FILE, require_fold=True), read_predictions(
-        folder / TEST_FILE)
+    if (folder / ENSEMBLE_FILE).is_file():
+        read_ensemble(folder)  # an ensemble blended again: its own members unchanged
+    key = checked_hash(folder)
+    return (read_predictions(folder / OOF_FILE, require_fold=True),
+            read_predictions(folder / TEST_FILE), key)
 
 
 def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Inputs:
@@ -128,9 +131,9 @@ def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Input
     if not cfg.runs:
         raise EnsembleError("no runs to ensemble: give run folders or `runs:` in the config")
     names = _run_names(cfg.runs)
-    oof_frames, test_frames = {}, {}
+    oof_frames, test_frames, hashes = {}, {}, {}
     for name, run in zip(names, cfg.runs, strict=True):
-        oof_frames[name], test_frames[name] = _read_run(name, Path(run))
+        oof_frames[name], test_frames[name], hashes[name] = _read_run(name, Path(run))
     try:
         oof_frames = align(oof_frames)
     except PredictionError as err:
@@ -155,6 +158,7 @@ def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Input
         test=[probs_of(test_frames[n]) for n in names],
         y=labels.loc[oof_ids].map(CLASS_INDEX).to_numpy().astype(np.int64),
         folds=first_oof[FOLD_COL].to_numpy(),
+        hashes=[hashes[n] for n in names],
     )
     if need_sites:
         _attach_sites(cfg, inputs)

@@ -36,6 +36,7 @@ from kaggle_style.ensemble.chain import StepResult, Stream, fit_folds, run_step
 from kaggle_style.ensemble.choices import has_choices, nested_choices
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.inputs import Inputs, load_inputs
+from kaggle_style.ensemble.output import check_out_folder, folder_swapped_in
 from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write_report
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
@@ -204,6 +205,9 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     report = EnsembleReport(
         version=VERSION,
         runs=dict(zip(inputs.names, map(str, cfg.runs), strict=True)),
+        members={name: {"path": str(path), "model_hash": key} for name, path, key in
+                 zip(inputs.names, cfg.runs, inputs.hashes or [None] * len(cfg.runs),
+                     strict=True)},
         n_oof=len(inputs.oof_ids),
         n_test=len(inputs.test_ids),
         folds=sorted(int(f) for f in np.unique(inputs.folds)),
@@ -223,8 +227,15 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
 
 
 def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> Path:
-    """The same files as a model run, so the ensemble can be scored, submitted or re-blended."""
-    out = Path(_out_folder(cfg))
+    """The same files as a model run, so the ensemble can be scored, submitted or re-blended;
+    the folder changes as one unit (output.py)."""
+    target = Path(_out_folder(cfg))
+    with folder_swapped_in(target) as out:
+        _write_files(out, cfg, inputs, result)
+    return target
+
+
+def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> None:
     y, folds = inputs.y, inputs.folds
     write_predictions(out / OOF_FILE, make_frame(inputs.oof_ids, result.oof, folds))
     write_predictions(out / TEST_FILE, make_frame(inputs.test_ids, result.test))
@@ -239,7 +250,6 @@ def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) 
     commit = git_commit()
     write_report(out / ENSEMBLE_FILE, result.report.model_copy(update={"git_commit": commit}))
     write_yaml(out / CONFIG_FILE, {**config_dict(cfg), "git_commit": commit})
-    return out
 
 
 def _out_folder(cfg: EnsembleConfig) -> str:
@@ -250,7 +260,7 @@ def _out_folder(cfg: EnsembleConfig) -> str:
 
 def ensemble(cfg: EnsembleConfig) -> EnsembleResult:
     """Read, fit, write: the whole stage as one call (what `make ensemble` runs)."""
-    _out_folder(cfg)
+    check_out_folder(Path(_out_folder(cfg)))
     used = [step for step in STEPS if step.mode(cfg) != "off"]
     inputs = load_inputs(cfg, need_sites=any("sites" in s.inputs for s in used),
                          need_meta=any("meta" in s.inputs for s in used))

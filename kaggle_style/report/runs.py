@@ -62,7 +62,7 @@ class Run:
 def load_run(path: Path) -> Run:
     """metrics.json + oof.csv (+ ensemble.json, config.yaml, test.csv when present), from a run
     whose folds share one config and whose combined files are newer than its folds."""
-    from kaggle_style.ensemble.schema import read_report
+    from kaggle_style.ensemble.members import read_ensemble
     from kaggle_style.training.integrity import check_run
 
     check_run(path)
@@ -74,7 +74,7 @@ def load_run(path: Path) -> Run:
         raise ReportError(f"{metrics_path}: no 'overall' scores; train all folds of the run")
     oof = read_predictions(path / OOF_FILE)
     ens_path, cfg_path, test_path = path / ENSEMBLE_FILE, path / CONFIG_FILE, path / TEST_FILE
-    ens = read_report(ens_path).to_dict() if ens_path.is_file() else None  # checked schema
+    ens = read_ensemble(path)[0].to_dict() if ens_path.is_file() else None  # members unchanged
     config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
     test = read_predictions(test_path) if test_path.is_file() else None
     return Run(path.name or str(path), path, overall, oof, ens, config, test)

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from kaggle_style.constants import ENSEMBLE_FILE, METRICS_FILE
-from kaggle_style.ensemble.schema import StepRecord, read_report
+from kaggle_style.ensemble.members import read_ensemble
+from kaggle_style.ensemble.schema import StepRecord
 from kaggle_style.ensemble.steps import STEPS, Step
 from kaggle_style.metrics import format_summary
 from kaggle_style.report.runs import ReportError, fmt
@@ -33,7 +34,7 @@ def summarise(run_dir: Path, submission: Path) -> str:
     lines = [format_summary(f"{run_dir.name} OOF", json.loads(metrics_path.read_text())["overall"])]
     ensemble_path = run_dir / ENSEMBLE_FILE
     if ensemble_path.exists():
-        report = read_report(ensemble_path)
+        report = read_ensemble(run_dir)[0]
         final = report.final
         in_sample = final.in_sample.log_loss if final else None
         nested = final.nested.log_loss if final and final.nested else None
