@@ -156,18 +156,20 @@ def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Pa
 
 
 def combine(frames: list[pd.DataFrame], report: EnsembleReport | None,
-            sites: np.ndarray | None, meta: pd.DataFrame | None) -> np.ndarray:
+            sites: np.ndarray | None, meta: pd.DataFrame | None,
+            detections: Path | None = None) -> np.ndarray:
     """Members' probabilities (rows aligned) -> the ensemble's prediction, with every step its
     ensemble.json applied that these rows have the information for."""
     probs = [f[list(CLASSES)].to_numpy(dtype=np.float64) for f in frames]
     if report is None:
         return probs[0]
     from kaggle_style.ensemble.blend import Blend
-    from kaggle_style.ensemble.inputs import new_rows
+    from kaggle_style.ensemble.inputs import boxes_for, new_rows
 
     blend = Blend.from_report(report)
     ids = None if meta is None else meta[ID_COL].to_numpy()
-    rows = new_rows(sites, meta, ids, where="the images' info bars")
+    boxes = None if detections is None else boxes_for(detections, frames[0].index.tolist())
+    rows = new_rows(sites, meta, ids, where="the images' info bars", boxes=boxes)
     for step in blend.missing(rows):
         print(f"predict: the ensemble applies {step.title}, but these images have no "
               f"{step.needs_text}: skipped", file=sys.stderr)
@@ -209,7 +211,8 @@ def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool =
     info = table.set_index(FILE_COL).loc[keep]
     sites = info[SITE_COL].to_numpy() if site_from_folder else None
     meta = image_meta(info, sites) if read_meta else None
-    probs = combine(frames, report, sites, meta)
+    detections = work / "detections.json"  # the crop members' detector run, if one ran
+    probs = combine(frames, report, sites, meta, detections if detections.is_file() else None)
     result = pd.DataFrame({FILE_COL: keep})
     if sites is not None:
         result[SITE_COL] = sites

@@ -16,6 +16,8 @@ import pandas as pd
 from scipy.special import softmax
 
 from kaggle_style.constants import CLASSES, ID_COL, META_FILE, OOF_FILE, TEST_FILE
+from kaggle_style.detect.mdjson import Detection, DetectionFile
+from kaggle_style.detect.mdjson import write as write_detections
 from kaggle_style.ensemble.inputs import Inputs, Meta
 from kaggle_style.ensemble.sequences import sequence_ids
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -45,6 +47,7 @@ class Part:
     sites: np.ndarray
     meta: Meta
     probs: list[np.ndarray]
+    boxes: np.ndarray | None = None  # object array of (boxes, 2) [confidence, share]
 
 
 def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int,
@@ -79,6 +82,24 @@ def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int,
     return Part(ids, y, np.array(sites), Meta(times_arr, hours, night), probs)
 
 
+def _detect(rng: np.random.Generator, part: Part, crop_model: bool) -> None:
+    """Boxes for every row; with `crop_model`, model 0 fails where no box reaches 0.1."""
+    boxes = np.empty(len(part.y), dtype=object)
+    for i, label in enumerate(part.y):
+        rows = []
+        if label != BLANK and rng.random() < 0.7:
+            rows.append([rng.uniform(0.4, 0.99), rng.uniform(0.02, 0.4)])
+        if rng.random() < 0.3:  # a false box: a rock, a branch
+            rows.append([rng.uniform(0.02, 0.3), rng.uniform(0.01, 0.1)])
+        boxes[i] = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    part.boxes = boxes
+    if crop_model:
+        lost = np.array([not (b[:, 0] >= 0.1).any() for b in boxes])
+        wrong = softmax(3.0 * rng.normal(size=(int(lost.sum()), K)), axis=1)
+        part.probs[0] = part.probs[0].copy()
+        part.probs[0][lost] = wrong
+
+
 @dataclass
 class World:
     oof: Part
@@ -89,16 +110,30 @@ class World:
         return Inputs(names=[m[0] for m in MODELS], oof_ids=self.oof.ids, test_ids=self.test.ids,
                       oof=self.oof.probs, test=self.test.probs, y=self.oof.y.copy(),
                       folds=self.folds, oof_sites=self.oof.sites, test_sites=self.test.sites,
-                      oof_meta=self.oof.meta, test_meta=self.test.meta)
+                      oof_meta=self.oof.meta, test_meta=self.test.meta,
+                      oof_boxes=self.oof.boxes, test_boxes=self.test.boxes)
 
 
 def make_world(seed: int = 0, n_sites: int = 20, n_test_sites: int = 6, visits: int = 6,
-               unread: float = 0.1) -> World:
+               unread: float = 0.1, crop_model: bool = False) -> World:
     rng = np.random.default_rng(seed)
     oof = _part(rng, "S", n_sites, visits, unread)
     test = _part(rng, "T", n_test_sites, visits, unread)
     folds = np.array([int(s[1:]) % 5 for s in oof.sites])
+    detector = np.random.default_rng(seed + 1000)
+    _detect(detector, oof, crop_model)
+    _detect(detector, test, crop_model)
     return World(oof, test, folds)
+
+
+def _detections(world: World) -> DetectionFile:
+    """The boxes as a MegaDetector batch file, keyed by the tables' file paths."""
+    images = {}
+    for part in (world.oof, world.test):
+        for i, boxes in zip(part.ids, part.boxes, strict=True):
+            images[f"x/{i}.jpg"] = [Detection("1", float(c), (0.1, 0.1, float(a), 1.0))
+                                    for c, a in boxes]
+    return DetectionFile(images=images)
 
 
 def _meta_frame(part: Part) -> pd.DataFrame:
@@ -131,4 +166,5 @@ def write_world(world: World, root: Path) -> list[str]:
                       "site": part.sites}).to_csv(root / name, index=False)
     pd.concat([_meta_frame(world.oof), _meta_frame(world.test)]).to_csv(root / META_FILE,
                                                                         index=False)
+    write_detections(root / "detections.json", _detections(world))
     return runs

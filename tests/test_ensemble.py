@@ -38,7 +38,7 @@ from kaggle_style.ensemble import run as run_module
 from kaggle_style.ensemble.blend import Blend, fit_blend, fit_weights
 from kaggle_style.ensemble.calibration import fit_temperature
 from kaggle_style.ensemble.chain import Rows
-from kaggle_style.ensemble.inputs import new_rows
+from kaggle_style.ensemble.inputs import boxes_for, new_rows
 from kaggle_style.ensemble.members import read_ensemble
 from kaggle_style.ensemble.run import EnsembleConfig, EnsembleError, ensemble
 from kaggle_style.ensemble.schema import VERSION, read_report
@@ -550,3 +550,38 @@ def test_an_output_folder_that_is_not_an_ensembles_is_refused_before_any_work(sy
     with pytest.raises(EnsembleError, match=r"holds files but no ensemble\.json"):
         ensemble(_config(synthetic, ["good"], "mine"))
     assert (out / "notes.txt").read_text() == "keep me"
+
+
+# ----------------------------------------------------------------------------- detections
+
+
+def test_detection_aware_stacking_weights_members_per_image(tmp_path: Path):
+    """A crop-like member, confidently wrong where the detector found no box: the step learns
+    to trust it less there, wins its nested gate, and `Blend` rebuilt from ensemble.json gives
+    the ensemble's own test predictions from the detections file."""
+    world = make_world(seed=0, crop_model=True)
+    runs = write_world(world, tmp_path)
+    detections = tmp_path / "detections.json"
+    result = ensemble(_world_config(tmp_path, runs, space="logprob", stacking=False,
+                                    sequences="off", time_adjust="off", site_adapt="off",
+                                    detections=str(detections)))
+    step = result.report.to_dict()["detections"]
+    assert step["mode"] == "auto" and step["applied"]
+    assert step["nested"]["after"] < step["nested"]["before"] - 0.01
+    gate = Blend.from_report(read_report(tmp_path / "ens" / ENSEMBLE_FILE)).params("detections")
+    no_box = gate.design(Rows(boxes=np.array([np.zeros((0, 2))], dtype=object))) @ gate.coef.T
+    sure = gate.design(Rows(boxes=np.array([np.array([[0.95, 0.2]])], dtype=object)))
+    assert (sure @ gate.coef.T)[0, 0] > no_box[0, 0]  # the crop member trusted more with a box
+    blend = Blend.from_report(read_report(tmp_path / "ens" / ENSEMBLE_FILE))
+    members = [probs_of(read_predictions(Path(r) / TEST_FILE)) for r in runs]
+    boxes = boxes_for(detections, [f"x/{i}.jpg" for i in world.test.ids])
+    np.testing.assert_allclose(blend.apply(members, new_rows(None, boxes=boxes)), result.test,
+                               rtol=0, atol=1e-12)
+    assert [s.key for s in blend.missing(Rows())] == ["detections"]
+
+
+def test_detection_stacking_on_without_detections_names_its_key(world_files):
+    _, runs, root = world_files
+    with pytest.raises(EnsembleError, match=r"^detection_stacking is on but there is no "
+                                            r"detections file \(give --detections\)"):
+        ensemble(_world_config(root, runs, detection_stacking="on"))

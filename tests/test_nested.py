@@ -1,11 +1,13 @@
 """Label randomisation: a fold's nested predictions must not depend on any label of that fold.
 
 For every second-stage step (blend weights, temperature, stacking, site adaptation, sequence
-pooling, time adjustment, and all of them chained), the ensemble is fitted twice: once on the
-true labels, once with one fold's labels replaced. That fold's nested predictions must not move
-(1e-12), while the other folds' do (the new labels reached their fits). Positive controls: a
-deliberately leaky variant of each step, and the old source-prior formula of site adaptation,
-move that fold's predictions under the same randomisation, so the test catches a leak.
+pooling, time adjustment, detection-aware stacking, and all of them chained), the ensemble is
+fitted twice: once on the true labels, once with one fold's labels replaced. That fold's nested
+predictions must not move (1e-12), while the other folds' do (the new labels reached their
+fits). Then the whole chain in its shipped all-`auto` mode, where every choice (space, stacking,
+each gate) is nested too. Positive controls: a deliberately leaky variant of each step, choices
+made on all folds, and the old source-prior formula of site adaptation move that fold's
+predictions under the same randomisation, so the test catches a leak.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from kaggle_style.ensemble.steps import STEPS as STEPS_IN_CHAIN
 from kaggle_style.metrics import log_loss
 
 FOLD = 2  # the fold whose labels are replaced
-OFF = {"stacking": False, "site_adapt": "off", "sequences": "off", "time_adjust": "off"}
+OFF = {"stacking": False, "site_adapt": "off", "sequences": "off", "time_adjust": "off",
+       "detection_stacking": "off"}
 STEPS = {
     "blend weights": {**OFF, "space": "prob", "temperature": False},
     "temperature": {**OFF, "space": "logprob"},
@@ -42,8 +45,9 @@ STEPS = {
     "sequence pooling": {**OFF, "space": "logprob", "sequences": "on",
                          "sequence_weights": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
     "time adjustment": {**OFF, "space": "logprob", "time_adjust": "on"},
+    "detection stacking": {**OFF, "space": "logprob", "detection_stacking": "on"},
     "whole chain": {"space": "logprob", "stacking": True, "site_adapt": "on",
-                    "sequences": "on", "time_adjust": "on"},
+                    "sequences": "on", "time_adjust": "on", "detection_stacking": "on"},
 }
 BASE_STEPS = ("blend weights", "temperature", "stacking")  # fitted before the per-row steps
 
@@ -58,6 +62,7 @@ def _applied(step: str, report: dict) -> bool:
         "site adaptation": report["site_adapt"]["applied"],
         "sequence pooling": report["sequences"]["applied"],
         "time adjustment": report["time"]["applied"],
+        "detection stacking": report["detections"]["applied"],
     }
     return all(checks.values()) if step == "whole chain" else checks[step]
 

@@ -13,7 +13,7 @@ a new deployment gives what the ensemble stage gives on the test rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -79,6 +79,7 @@ class Blend:
     def apply(self, probs: Sequence[np.ndarray], rows: Rows | None = None) -> np.ndarray:
         """The ensemble's prediction for new rows: blend, then every applied step it can do."""
         rows = Rows() if rows is None else rows.unlabelled()
+        rows = replace(rows, members=np.stack([np.asarray(p, np.float64) for p in probs], axis=1))
         out = self.predict(probs)
         for step, params in self.steps:
             if not step.missing(rows):

@@ -13,6 +13,7 @@ import pandas as pd
 from kaggle_style.constants import (
     CLASS_INDEX,
     ENSEMBLE_FILE,
+    FILEPATH_COL,
     FOLD_COL,
     ID_COL,
     LABEL_COL,
@@ -21,8 +22,10 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.data.tables import read_features, read_labels
+from kaggle_style.detect.mdjson import read as read_detections
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.config import EnsembleError
+from kaggle_style.ensemble.detections import boxes_of
 from kaggle_style.ensemble.members import checked_hash, read_ensemble
 from kaggle_style.errors import few_ids
 from kaggle_style.meta.run import read_meta
@@ -65,12 +68,17 @@ class Inputs:
     test_meta: Meta | None = None
     meta_note: str = ""  # why there is no meta
     hashes: list[str | None] | None = None  # each run's model hash (None: not a model run)
+    oof_boxes: np.ndarray | None = None  # per row, its detector boxes (see detections.py)
+    test_boxes: np.ndarray | None = None
+    detections_note: str = "no detections file (give --detections)"
 
     def rows(self) -> Rows:
-        return _rows(self.oof_sites, self.oof_meta, self.y, self.folds)
+        return replace(_rows(self.oof_sites, self.oof_meta, self.y, self.folds),
+                       members=np.stack(self.oof, axis=1), boxes=self.oof_boxes)
 
     def test_rows(self) -> Rows:
-        return _rows(self.test_sites, self.test_meta)
+        return replace(_rows(self.test_sites, self.test_meta),
+                       members=np.stack(self.test, axis=1), boxes=self.test_boxes)
 
     def hold_out(self, fold: int) -> Inputs:
         """The other folds as OOF rows and this fold's rows as unlabelled test rows: what the
@@ -87,7 +95,8 @@ class Inputs:
             y=self.y[keep], folds=self.folds[keep],
             oof_sites=part(self.oof_sites, keep), test_sites=part(self.oof_sites, held),
             oof_meta=None if self.oof_meta is None else self.oof_meta.take(keep),
-            test_meta=None if self.oof_meta is None else self.oof_meta.take(held))
+            test_meta=None if self.oof_meta is None else self.oof_meta.take(held),
+            oof_boxes=part(self.oof_boxes, keep), test_boxes=part(self.oof_boxes, held))
 
 
 def _rows(sites: np.ndarray | None, meta: Meta | None, y: np.ndarray | None = None,
@@ -125,7 +134,8 @@ def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, str 
             read_predictions(folder / TEST_FILE), key)
 
 
-def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Inputs:
+def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool,
+                need_detections: bool = False) -> Inputs:
     """Read every run's oof.csv and test.csv, check they line up, attach labels (and sites and
     meta, for the steps that use them)."""
     if not cfg.runs:
@@ -164,7 +174,38 @@ def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Input
         _attach_sites(cfg, inputs)
     if need_meta:
         _attach_meta(cfg, inputs)
+    if need_detections and cfg.detections:
+        _attach_detections(cfg, inputs)
     return inputs
+
+
+def boxes_for(path: Path, files: Sequence[str]) -> np.ndarray:
+    """Per file (as the detections file names it), its boxes; none where the file has none."""
+    found = read_detections(path).images
+    out = np.empty(len(files), dtype=object)
+    out[:] = [boxes_of(found.get(str(f), [])) for f in files]
+    return out
+
+
+def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
+    """Boxes of OOF and test ids, by their file paths in the site tables."""
+    path = Path(cfg.detections)  # type: ignore[arg-type]
+    tables = (cfg.train_features_path(), cfg.test_features_path())
+    if not all(t.is_file() for t in tables):
+        inputs.detections_note = ("no site table to find each id's file in the detections "
+                                  "(set train_features / features)")
+        return
+    files = {}
+    for table in tables:
+        files.update(read_features(table).set_index(ID_COL)[FILEPATH_COL].astype(str))
+    oof_files = [files.get(i, "") for i in inputs.oof_ids]
+    known = set(read_detections(path).images)
+    if not known.intersection(oof_files):
+        raise EnsembleError(f"{path}: no detection for any OOF image (it names files like "
+                            f"{few_ids(sorted(known)[:2])}, the tables like "
+                            f"{few_ids(oof_files[:2])}); give the detections of these images")
+    inputs.oof_boxes = boxes_for(path, oof_files)
+    inputs.test_boxes = boxes_for(path, [files.get(i, "") for i in inputs.test_ids])
 
 
 def _attach_sites(cfg: EnsembleConfig, inputs: Inputs) -> None:
@@ -195,13 +236,15 @@ def _attach_meta(cfg: EnsembleConfig, inputs: Inputs) -> None:
 
 
 def new_rows(sites: np.ndarray | None, meta: pd.DataFrame | None = None,
-             ids: np.ndarray | None = None, where: str = "meta") -> Rows:
-    """Rows of new images for `Blend.apply` (what `predict` needs): their sites and, from a
-    frame in the meta.csv layout with their `ids`, their times."""
+             ids: np.ndarray | None = None, where: str = "meta",
+             boxes: np.ndarray | None = None) -> Rows:
+    """Rows of new images for `Blend.apply` (what `predict` needs): their sites, from a frame
+    in the meta.csv layout with their `ids` their times, and their detector boxes."""
     if meta is None or ids is None:
-        return _rows(sites, None)
+        return replace(_rows(sites, None), boxes=boxes)
     frame = meta.set_index(meta[ID_COL].astype(str))
-    return _rows(sites, _meta_for(Path(where), frame, np.asarray(ids, dtype=str), "image"))
+    rows = _rows(sites, _meta_for(Path(where), frame, np.asarray(ids, dtype=str), "image"))
+    return replace(rows, boxes=boxes)
 
 
 def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Meta:

@@ -40,7 +40,7 @@ from kaggle_style.ensemble.output import check_out_folder, folder_swapped_in
 from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write_report
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
-from kaggle_style.ensemble.table import summary
+from kaggle_style.ensemble.table import loss_only, summary
 from kaggle_style.io import git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, score
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -133,7 +133,8 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     result = fit_chain(cfg, inputs)
     if not has_choices(cfg) or result.nested is None:
         return result
-    nested, per_fold = nested_choices(cfg, inputs, fit_chain)
+    nested, per_fold = nested_choices(
+        cfg, inputs, lambda c, i: fit_chain(c, i, figures=loss_only))
     report, honest = result.report, Summary.model_validate(summary(inputs.y, nested))
     final = report.final.model_copy(update={"nested": honest,  # type: ignore[union-attr]
                                             "nested_given_choices": report.final.nested})
@@ -143,15 +144,20 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     return replace(result, nested=nested, report=report)
 
 
-def fit_chain(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
-    """Fit and choose everything on the OOF rows; nested figures for the choices made here."""
+def fit_chain(cfg: EnsembleConfig, inputs: Inputs, figures=None) -> EnsembleResult:
+    """Fit and choose everything on the OOF rows; nested figures for the choices made here.
+
+    `figures(y, probs)`: the table's cells (default `summary`; the per-fold reruns of
+    choices.py need only the predictions, so they pass the cheaper `loss_only`).
+    """
+    cells = figures or summary
     y, oof, test = inputs.y, inputs.oof, inputs.test
     _check_modes(cfg, inputs)
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, in_sample: np.ndarray, nested: np.ndarray | None) -> None:
-        rows.append({"name": name, "in_sample": summary(y, in_sample),
-                     "nested": summary(y, nested)})
+        rows.append({"name": name, "in_sample": cells(y, in_sample),
+                     "nested": cells(y, nested)})
 
     for name, probs in zip(inputs.names, oof, strict=True):
         add_row(name, probs, probs)  # nothing is fitted: nested equals in-sample
@@ -169,8 +175,8 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     if cfg.stacking is not False:
         stack = stacking(oof, test, y, inputs.folds, cfg.stacking_c, len(CLASSES))
         add_row("stacking (logistic regression)", stack.in_sample, stack.nested)
-        stack_info["in_sample"] = summary(y, stack.in_sample)
-        stack_info["nested"] = summary(y, stack.nested)
+        stack_info["in_sample"] = cells(y, stack.in_sample)
+        stack_info["nested"] = cells(y, stack.nested)
         weighted = stream.nested()
         wins = (stack.nested is not None and weighted is not None
                 and log_loss(y, stack.nested) < log_loss(y, weighted))
@@ -200,7 +206,7 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
             blend.steps.append((step, fitted.params))
 
     method = "stacking" if stack_info["used"] else "weighted"
-    final = {"in_sample": summary(y, stream.oof), "nested": summary(y, stream.nested())}
+    final = {"in_sample": cells(y, stream.oof), "nested": cells(y, stream.nested())}
     rows.append({"name": f"final ({method})", **final})
     report = EnsembleReport(
         version=VERSION,
@@ -263,7 +269,8 @@ def ensemble(cfg: EnsembleConfig) -> EnsembleResult:
     check_out_folder(Path(_out_folder(cfg)))
     used = [step for step in STEPS if step.mode(cfg) != "off"]
     inputs = load_inputs(cfg, need_sites=any("sites" in s.inputs for s in used),
-                         need_meta=any("meta" in s.inputs for s in used))
+                         need_meta=any("meta" in s.inputs for s in used),
+                         need_detections=any("detections" in s.inputs for s in used))
     result = build_ensemble(cfg, inputs)
     write_ensemble(cfg, inputs, result)
     return result

@@ -18,6 +18,11 @@ import numpy as np
 from kaggle_style.constants import CLASSES
 from kaggle_style.ensemble.chain import Rows, Stream
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
+from kaggle_style.ensemble.detections import (
+    DetectionGate,
+    apply_detection_gate,
+    fit_detection_gate,
+)
 from kaggle_style.ensemble.sequences import Pooling, TimeAdjust, apply_pooling, apply_time
 from kaggle_style.ensemble.sequences import fit_pooling as _fit_pooling
 from kaggle_style.ensemble.sequences import fit_time as _fit_time
@@ -81,6 +86,37 @@ class Step:
 
     def missing(self, rows: Rows) -> bool:
         return any(getattr(rows, f) is None for f in self.needs)
+
+
+class DetectionStacking(Step):
+    key, config_key, title = "detections", "detection_stacking", "detection-aware stacking"
+    inputs = ("detections",)
+    needs, needs_text = ("boxes",), "detections (a crop-trained member's detector run)"
+
+    def note(self, inputs: Inputs) -> str:
+        return inputs.detections_note if inputs.oof_boxes is None else ""
+
+    def fitter(self, cfg: EnsembleConfig) -> Fit:
+        def fit(probs: np.ndarray, rows: Rows) -> tuple[DetectionGate, np.ndarray]:
+            return fit_detection_gate(probs, rows, cfg.detection_thresholds, cfg.detection_c)
+        return fit
+
+    def apply(self, params: DetectionGate, probs: np.ndarray, rows: Rows) -> np.ndarray:
+        return apply_detection_gate(params, probs, rows)
+
+    def row_name(self, params: DetectionGate) -> str:
+        return "+ detection-aware stacking (per-image member weights)"
+
+    def record(self, params, fold_params, before, inputs):
+        return params.to_dict(), None
+
+    def chosen(self, record: dict[str, Any]) -> str:
+        coef = np.asarray(record.get("coef", []))
+        return (f"{coef.shape[0] if coef.ndim == 2 else 0} member gates on "
+                f"{coef.shape[1] - 1 if coef.ndim == 2 else 0} detector features")
+
+    def load(self, record: dict[str, Any]) -> DetectionGate:
+        return DetectionGate.from_dict(record)
 
 
 class SequencePooling(Step):
@@ -185,7 +221,7 @@ class SiteAdaptation(Step):
 
 
 # The order the ensemble fits them and `Blend.apply` applies them.
-STEPS: tuple[Step, ...] = (SequencePooling(), TimeOfDay(), SiteAdaptation())
+STEPS: tuple[Step, ...] = (DetectionStacking(), SequencePooling(), TimeOfDay(), SiteAdaptation())
 
 
 def step_named(key: str) -> Step:

@@ -8,7 +8,7 @@ import numpy as np
 
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.ensemble.steps import STEPS, Step
-from kaggle_style.metrics import score
+from kaggle_style.metrics import log_loss, score
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.schema import EnsembleReport, StepRecord
@@ -22,6 +22,14 @@ def summary(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | None:
         return None
     full = score(y, probs)
     return {k: float(full[k]) for k in SUMMARY_KEYS}
+
+
+def loss_only(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | None:
+    """A cell with the log loss alone (where the other figures would never be read)."""
+    if probs is None:
+        return None
+    return {k: float(log_loss(y, probs)) if k == "log_loss" else float("nan")
+            for k in SUMMARY_KEYS}
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
