@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from kaggle_style.constants import (
     OOF_FILE,
     TEST_FILE,
 )
+from kaggle_style.detect.mdjson import read as read_detections
 from kaggle_style.ensemble import output as output_module
 from kaggle_style.ensemble import run as run_module
 from kaggle_style.ensemble.blend import Blend, fit_blend, fit_weights
@@ -585,3 +587,54 @@ def test_detection_stacking_on_without_detections_names_its_key(world_files):
     with pytest.raises(EnsembleError, match=r"^detection_stacking is on but there is no "
                                             r"detections file \(give --detections\)"):
         ensemble(_world_config(root, runs, detection_stacking="on"))
+
+
+@pytest.mark.slow
+def test_predict_applies_detection_stacking_to_real_frames(
+        tiny_data: Path, tiny_folds: Path, shared_data: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture):
+    """The 9 real Taï frames through an ensemble of a full-frame and a crop-trained member that
+    uses the detection step: their boxes come from the bundled detector, and the step moves the
+    prediction (an ensemble.json without it gives other probabilities)."""
+    from kaggle_style.training.config import TrainConfig
+    from kaggle_style.training.run import run_training
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = resolve_config(TrainConfig, repo / "configs" / "tiny-cpu.yaml", {
+        "name": "full", "data": str(tiny_data), "folds_file": str(tiny_folds),
+        "runs_dir": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache"),
+        "progress": False})
+    run_training(cfg)
+    full, crop = cfg.run_dir, tmp_path / "runs" / "crop"
+    shutil.copytree(full, crop)
+    (crop / CONFIG_FILE).write_text((crop / CONFIG_FILE).read_text().replace("view: full",
+                                                                              "view: crop"))
+    for name in (OOF_FILE, TEST_FILE):  # the crop member's own predictions differ from full's
+        frame = read_predictions(crop / name)
+        sharp = probs_of(frame) ** 3
+        frame[list(CLASSES)] = sharp / sharp.sum(axis=1, keepdims=True)
+        write_predictions(crop / name, frame)
+    ens = tmp_path / "runs" / "ens"
+    result = ensemble(EnsembleConfig(runs=[str(full), str(crop)], data=str(tiny_data),
+                                     out=str(ens), detections=str(tiny_data / "detections.json"),
+                                     detection_stacking="on", n_starts=1))
+    assert result.report.to_dict()["detections"]["applied"]
+    weights = shared_data / "models" / "megadetector_lite" / "yolox_tiny_640_20220528.pth"
+    images, out = shared_data / "tai_images", tmp_path / "tai" / "tai.csv"
+    assert main(["predict", "--images", str(images), "--run", str(ens), "--out", str(out),
+                 "--weights", str(weights), "--quiet"]) == 0
+    assert "detection-aware stacking" not in capsys.readouterr().err  # not skipped
+    frame = pd.read_csv(out)
+    assert len(frame) == 9
+    np.testing.assert_allclose(frame[list(CLASSES)].sum(axis=1), 1.0, atol=1e-6)
+    found = read_detections(tmp_path / "tai" / ".tai_work" / "detections.json").images
+    assert sorted(found) == sorted(frame["file"])  # every frame's own detections
+    raw = json.loads((ens / ENSEMBLE_FILE).read_text())
+    raw["detections"]["applied"] = False
+    (ens / ENSEMBLE_FILE).write_text(json.dumps(raw))
+    without = tmp_path / "tai" / "without.csv"
+    assert main(["predict", "--images", str(images), "--run", str(ens), "--out", str(without),
+                 "--weights", str(weights), "--quiet"]) == 0
+    moved = np.abs(pd.read_csv(without)[list(CLASSES)].to_numpy()
+                   - frame[list(CLASSES)].to_numpy()).max()
+    assert moved > 1e-4
