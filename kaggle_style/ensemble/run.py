@@ -15,6 +15,7 @@ the final nested figure reruns the whole chain, choices included, without each f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from kaggle_style.ensemble.table import loss_only, summary
 from kaggle_style.io import git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, score
 from kaggle_style.prediction_files import make_frame, write_predictions
+
+Figures = Callable[[np.ndarray, np.ndarray | None], dict[str, float] | None]
 
 __all__ = ["EnsembleConfig", "EnsembleError", "EnsembleResult", "build_ensemble", "ensemble"]
 
@@ -144,7 +147,8 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     return replace(result, nested=nested, report=report)
 
 
-def fit_chain(cfg: EnsembleConfig, inputs: Inputs, figures=None) -> EnsembleResult:
+def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
+              figures: Figures | None = None) -> EnsembleResult:
     """Fit and choose everything on the OOF rows; nested figures for the choices made here.
 
     `figures(y, probs)`: the table's cells (default `summary`; the per-fold reruns of
