@@ -18,6 +18,7 @@ from scipy.special import softmax
 from kaggle_style.constants import CLASSES, ID_COL, META_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 from kaggle_style.detect.mdjson import write as write_detections
+from kaggle_style.ensemble.config import EnsembleConfig
 from kaggle_style.ensemble.inputs import Inputs, Meta
 from kaggle_style.ensemble.sequences import sequence_ids
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -168,3 +169,54 @@ def write_world(world: World, root: Path) -> list[str]:
                                                                         index=False)
     write_detections(root / "detections.json", _detections(world))
     return runs
+
+
+# ------------------------------------------------- fixtures the ensemble tests share
+
+
+def model_probs(y: np.ndarray, noise: float, sharpness: float, rng: np.random.Generator):
+    """softmax(sharpness * (signal on the true class + noise)); sharpness > 1 = over-confident."""
+    logits = 2.0 * np.eye(K)[y] + noise * rng.normal(size=(len(y), K))
+    return softmax(sharpness * logits, axis=1)
+
+
+def write_synthetic(tmp_path: Path) -> dict:
+    """Three runs (good, noisy, over-confident) over 600 OOF rows in 4 folds, plus labels."""
+    rng = np.random.default_rng(0)
+    n, n_test = 600, 120
+    y = rng.integers(0, K, n)
+    y_test = rng.integers(0, K, n_test)
+    ids = np.array([f"ZJ{i:06d}" for i in range(n)])
+    test_ids = np.array([f"ZT{i:06d}" for i in range(n_test)])
+    folds = np.arange(n) % 4
+    runs = {}
+    for name, noise, sharp in [("good", 1.0, 1.0), ("noisy", 1.6, 1.0), ("over", 1.0, 4.0)]:
+        folder = tmp_path / "runs" / name
+        write_predictions(folder / OOF_FILE, make_frame(ids, model_probs(y, noise, sharp, rng),
+                                                        folds))
+        write_predictions(folder / TEST_FILE,
+                          make_frame(test_ids, model_probs(y_test, noise, sharp, rng)))
+        runs[name] = folder
+    labels = pd.DataFrame({ID_COL: ids})
+    labels[list(CLASSES)] = np.eye(K)[y]
+    labels.to_csv(tmp_path / "train_labels.csv", index=False)
+    return {"root": tmp_path, "runs": runs, "labels": tmp_path / "train_labels.csv", "y": y,
+            "ids": ids, "folds": folds}
+
+
+def synthetic_config(data: dict, names: list[str], out: str, **kw) -> EnsembleConfig:
+    # data: the test's own folder, never the working directory's data/demo (after `make demo`)
+    return EnsembleConfig(runs=[str(data["runs"][n]) for n in names], labels=str(data["labels"]),
+                          data=str(data["root"]), out=str(data["root"] / "runs" / out),
+                          stacking=False,
+                          site_adapt="off", n_starts=3, **kw)
+
+
+def written_world(tmp_path: Path) -> tuple[World, list[str], Path]:
+    """The synthetic camera-trap world written as runs + a DrivenData folder with meta.csv."""
+    world = make_world(seed=0)
+    return world, write_world(world, tmp_path), tmp_path
+
+
+def world_config(root: Path, runs: list[str], **kw) -> EnsembleConfig:
+    return EnsembleConfig(runs=runs, data=str(root), out=str(root / "ens"), n_starts=1, **kw)
