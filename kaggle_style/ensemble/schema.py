@@ -112,6 +112,11 @@ class EnsembleReport(_Model):
     def step(self, key: str) -> StepRecord | None:
         return self.steps.get(key)
 
+    def applied_needs(self) -> set[str]:
+        """What new rows must carry for every applied step (`Rows` fields, e.g. "boxes")."""
+        return {need for step in STEPS if (r := self.steps.get(step.key)) is not None
+                and r.applied for need in step.needs}
+
     def to_dict(self) -> dict[str, Any]:
         """The file's layout: each step's record at the top level under its key."""
         data = self.model_dump(exclude_unset=True, exclude={"steps"})
