@@ -305,20 +305,21 @@ def test_predict_applies_detection_stacking_to_real_frames(
     assert result.report.to_dict()["detections"]["applied"]
     weights = shared_data / "models" / "megadetector_lite" / "yolox_tiny_640_20220528.pth"
     images, out = shared_data / "tai_images", tmp_path / "tai" / "tai.csv"
+    work = tmp_path / "work"
     assert main(["predict", "--images", str(images), "--run", str(ens), "--out", str(out),
-                 "--weights", str(weights), "--quiet"]) == 0
+                 "--weights", str(weights), "--work", str(work), "--quiet"]) == 0
     assert "detection-aware stacking" not in capsys.readouterr().err  # not skipped
     frame = pd.read_csv(out)
     assert len(frame) == 9
     np.testing.assert_allclose(frame[list(CLASSES)].sum(axis=1), 1.0, atol=1e-6)
-    found = read_detections(tmp_path / "tai" / ".tai_work" / "detections.json").images
+    found = read_detections(work / "detections.json").images
     assert sorted(found) == sorted(frame["file"])  # every frame's own detections
     raw = json.loads((ens / ENSEMBLE_FILE).read_text())
     raw["detections"]["applied"] = False
     (ens / ENSEMBLE_FILE).write_text(json.dumps(raw))
     without = tmp_path / "tai" / "without.csv"
     assert main(["predict", "--images", str(images), "--run", str(ens), "--out", str(without),
-                 "--weights", str(weights), "--quiet"]) == 0
+                 "--weights", str(weights), "--work", str(tmp_path / "work2"), "--quiet"]) == 0
     moved = np.abs(pd.read_csv(without)[list(CLASSES)].to_numpy()
                    - frame[list(CLASSES)].to_numpy()).max()
     assert moved > 1e-4
