@@ -19,11 +19,14 @@ N_SPLITS ?= 5
 FOLDS := $(OUT)/folds/folds.csv
 # The demo ships its simulated detections; a real DATA folder may be read-only: write beside OUT.
 DETECTIONS ?= $(if $(filter data/demo,$(DATA)),$(DATA)/detections.json,$(OUT)/detections/detections.json)
+# DATA may hold spaces: prerequisites name it escaped (DATA_DEP), recipes quote it.
+space := $(subst ,, )
+DATA_DEP = $(subst $(space),\$(space),$(DATA))
 DETECTOR ?= megadetector-lite
 DETECT_ARGS ?=  # e.g. '--num-workers 14 --batch-size 64' on a GPU box
 DETECTOR_WEIGHTS ?= ../shared/data/models/megadetector_lite/yolox_tiny_640_20220528.pth
 CROPS := $(OUT)/crops/manifest.csv
-META ?= $(if $(filter data/demo,$(DATA)),$(DATA)/meta.csv,$(OUT)/meta/meta.csv)
+META ?= $(OUT)/meta/meta.csv
 RUNS := $(OUT)/runs
 CACHE := $(OUT)/cache
 SET ?= demo
@@ -48,6 +51,15 @@ endif
 ifeq ($(strip $(MODELS)),)
 ifneq ($(wildcard $(PY)),)
 $(error SET=$(SET): $(shell $(PY) -m kaggle_style model-set $(SET) 2>&1 | tail -1))
+endif
+endif
+# MODELS given by hand: every named config is checked now, before folds, detection or crops run.
+ifneq ($(filter command line environment,$(origin MODELS)),)
+ifneq ($(wildcard $(PY)),)
+MODELS_ERROR := $(shell $(PY) -m kaggle_style model-set --check-models $(MODELS) 2>&1 >/dev/null)
+ifneq ($(strip $(MODELS_ERROR)),)
+$(error MODELS='$(MODELS)': $(MODELS_ERROR))
+endif
 endif
 endif
 # LAUNCH="--multi_gpu --num_processes 8": one run over 8 GPUs with DDP (accelerate launch).
@@ -108,24 +120,24 @@ data/demo/train_features.csv: | $(STAMP)
 
 # Any other DATA folder is the user's: say what is missing rather than "no rule to make target".
 %/train_features.csv %/train_labels.csv:
-	@echo "make: $@ not found: DATA=$(DATA) must be a DrivenData folder (README: Getting the data;" \
-		"\`kaggle-style check-data $(DATA)\` says what is missing)"; exit 2
+	@echo "make: $@ not found: DATA='$(DATA)' must be a DrivenData folder (README: Getting the" \
+		"data; \`kaggle-style check-data '$(DATA)'\` says what is missing)"; exit 2
 
 demo-data: data/demo/train_features.csv ## generate the embedded demo dataset in data/demo
 
-$(FOLDS): $(DATA)/train_features.csv $(DATA)/train_labels.csv | $(STAMP)
-	$(KS) folds --data $(DATA) --out $@ --n-splits $(N_SPLITS) --seed 42
+$(FOLDS): $(DATA_DEP)/train_features.csv $(DATA_DEP)/train_labels.csv | $(STAMP)
+	$(KS) folds --data "$(DATA)" --out $@ --n-splits $(N_SPLITS) --seed 42
 
 folds: $(FOLDS) ## site-grouped, class-stratified folds -> folds/folds.csv
 
-$(DETECTIONS): | $(DATA)/train_features.csv $(STAMP)
-	$(KS) detect --data $(DATA) --detector $(DETECTOR) --weights $(DETECTOR_WEIGHTS) --out $@ \
+$(DETECTIONS): | $(DATA_DEP)/train_features.csv $(STAMP)
+	$(KS) detect --data "$(DATA)" --detector $(DETECTOR) --weights $(DETECTOR_WEIGHTS) --out $@ \
 		$(DETECT_ARGS)
 
 detect: $(DETECTIONS) ## run the detector once (the demo data ships simulated detections)
 
 $(CROPS): $(DETECTIONS) | $(STAMP)
-	$(KS) crop --detections $< --data $(DATA) --out $(OUT)/crops --thresholds 0.05 0.1 0.2 0.35 0.5 --pad 0.1
+	$(KS) crop --detections $< --data "$(DATA)" --out $(OUT)/crops --thresholds 0.05 0.1 0.2 0.35 0.5 --pad 0.1
 
 crops: $(CROPS) ## crops at several thresholds + crops/manifest.csv
 
@@ -133,7 +145,7 @@ crops: $(CROPS) ## crops at several thresholds + crops/manifest.csv
 # last to finish writes the run's files. Several boxes sharing RUNS work the same way.
 $(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) | $(STAMP)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TRAIN_CMD) --config $< \
-		--name $* --data $(DATA) --folds-file $(FOLDS) --runs-dir $(RUNS) \
+		--name $* --data "$(DATA)" --folds-file $(FOLDS) --runs-dir $(RUNS) \
 		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
 		done; wait)
 	@test -f $@ || { echo "$@ not written: folds still held by other processes or boxes"; exit 1; }
@@ -143,30 +155,30 @@ train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (
 sets: | $(STAMP) ## list the model sets (configs/sets): name, GPU time, models
 	$(KS) model-set --list
 
-$(META): $(DATA)/train_features.csv | $(STAMP)
-	$(KS) meta --data $(DATA) --out $@
+$(META): $(DATA_DEP)/train_features.csv | $(STAMP)
+	$(KS) meta --data "$(DATA)" --out $@
 
 meta: $(META) ## read every image's info bar (clock, camera, IR) and group bursts -> meta.csv
 
 $(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) $(META) \
 		$(DETECTIONS)
 	$(KS) ensemble --config $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)) \
-		--labels $(DATA)/train_labels.csv --out $(RUNS)/$(ENSEMBLE) --data $(DATA) --meta $(META) \
-		--detections $(DETECTIONS)
+		--labels "$(DATA)/train_labels.csv" --out $(RUNS)/$(ENSEMBLE) --data "$(DATA)" --meta $(META) \
+		--detections "$(DETECTIONS)"
 
 ensemble: $(RUNS)/$(ENSEMBLE)/test.csv ## blend the models' OOF, temperature-scale -> runs/ensemble
 
 $(SUBMISSION): $(RUNS)/$(ENSEMBLE)/test.csv
-	$(KS) submit --predictions $< --format $(DATA)/submission_format.csv --out $@
+	$(KS) submit --predictions $< --format "$(DATA)/submission_format.csv" --out $@
 
 submit: $(SUBMISSION) ## write and validate submissions/<ensemble>.csv
 
 validate: $(SUBMISSION) ## check the submission file against the format
-	$(KS) validate $< --format $(DATA)/submission_format.csv
+	$(KS) validate $< --format "$(DATA)/submission_format.csv"
 
 $(REPORT): $(RUNS)/$(ENSEMBLE)/test.csv $(META)
 	$(KS) report $(foreach m,$(MODELS),$(RUNS)/$(m)) $(RUNS)/$(ENSEMBLE) \
-		--data $(DATA) --crops $(CROPS) --meta $(META) --out $(dir $@)
+		--data "$(DATA)" --crops $(CROPS) --meta $(META) --out $(dir $@)
 
 report: $(REPORT) ## HTML report with tables, confusion matrices, calibration, per-site errors
 
@@ -178,7 +190,7 @@ predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> 
 tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TUNE_CMD) --config $(CONFIG) \
 		--study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) --quiet \
-		--set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
+		--set "data=$(DATA)" folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
 		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)"$(if $(GPUS), & done; wait)
 
 tune-set: | $(STAMP) ## one study per model of SET, in turn (TRIALS each, same STORAGE)
@@ -206,13 +218,13 @@ real-check: $(STAMP) ## pretrained vs random vs prior on the real camtrapR thumb
 	$(KS) real-check
 
 lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
-	$(KS) lb-check --data $(DATA) --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
+	$(KS) lb-check --data "$(DATA)" --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
 
 faults: $(STAMP) ## kill a demo training run at random points; the submission must not change
 	$(VENV)/bin/pytest -q -m slow tests/test_faults.py
 
 check-data: | $(STAMP) ## check a DrivenData folder: tables, ids, sites, image files (CSV_ONLY=1: tables only)
-	$(KS) check-data $(DATA) $(if $(filter 1,$(CSV_ONLY)),--csv-only)
+	$(KS) check-data "$(DATA)" $(if $(filter 1,$(CSV_ONLY)),--csv-only)
 
 gpu-check: | $(STAMP) ## on a GPU box: bench + the real-size pipeline, one JSON line (SMALL=1: CPU-sized)
 	$(KS) gpu-check --weights $(DETECTOR_WEIGHTS) $(if $(filter 1,$(SMALL)),--small)
@@ -246,7 +258,7 @@ real-dry-run: | $(STAMP) ## the real Conser-vision CSVs, a 64x48 JPEG per id, ev
 		--threads $(or $(THREADS),1) $(if $(filter 1,$(GROWTH)),--growth-from 0.125)
 
 clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes them)
-	$(KS) clean-cache --configs configs --data $(DATA) --crops-manifest $(CROPS) \
+	$(KS) clean-cache --configs configs --data "$(DATA)" --crops-manifest $(CROPS) \
 		--cache-dir $(CACHE) $(if $(filter 1,$(YES)),--yes)
 
 cache-bench: | $(STAMP) ## cache forms: bytes/image and images/s per worker, sizing table

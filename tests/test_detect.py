@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from kaggle_style.cli import main
+from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 from kaggle_style.detect import mdjson
 from kaggle_style.detect.batch import (
     DetectConfig,
@@ -29,14 +30,7 @@ from kaggle_style.detect.batch import (
     default_weights,
     detect_images,
 )
-from kaggle_style.detect.crops import (
-    CropConfig,
-    cache_key,
-    crop_paths,
-    crop_region,
-    load_manifest,
-    run_crops,
-)
+from kaggle_style.detect.crops import CropConfig, cache_key, crop_region, run_crops
 from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 from kaggle_style.errors import UserError

@@ -37,7 +37,6 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.detect.mdjson import read as read_detections
-from kaggle_style.ensemble import output as output_module
 from kaggle_style.ensemble import run as run_module
 from kaggle_style.ensemble.blend import Blend
 from kaggle_style.ensemble.chain import Rows
@@ -201,9 +200,8 @@ def test_a_member_retrained_after_the_ensemble_is_refused_by_every_reader(
     assert not (tmp_path / "p.csv").exists() and not (tmp_path / "s.csv").exists()
 
 
-@pytest.mark.parametrize("exchange", [True, False])
 def test_an_interrupted_ensemble_leaves_the_old_folder_whole(
-        synthetic: dict, monkeypatch: pytest.MonkeyPatch, exchange: bool):
+        synthetic: dict, monkeypatch: pytest.MonkeyPatch):
     """A failure after oof.csv and test.csv are written, before ensemble.json: the folder
     readers see is the old one, every file as it was, and nothing half-written beside it."""
     ensemble(synthetic_config(synthetic, ["good", "noisy"], "ens"))
@@ -220,8 +218,6 @@ def test_an_interrupted_ensemble_leaves_the_old_folder_whole(
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
     monkeypatch.undo()
-    if not exchange:
-        monkeypatch.setattr(output_module, "_exchange", lambda a, b: False)
     ensemble(synthetic_config(synthetic, ["good", "over"], "ens"))  # replaces it whole
     after = json.loads((out / ENSEMBLE_FILE).read_text())
     assert set(after["weights"]) == {"good", "over"}

@@ -110,8 +110,8 @@ def _pick_sites(frame: pd.DataFrame, fraction: float, minimum: int, rng) -> pd.D
 
 def prepare_tables(cfg: DryRunConfig, data: Path) -> dict[str, pd.DataFrame]:
     """The data folder's four tables: links to the real files, or a site subset's real rows."""
-    from kaggle_style.data.tables import read_csv, read_features, read_labels
-    from kaggle_style.io import write_csv
+    from kaggle_style.data.tables import read_features, read_labels
+    from kaggle_style.io import read_csv, write_csv
 
     source = Path(cfg.source)
     missing = [name for name in TABLES if not (source / name).is_file()]

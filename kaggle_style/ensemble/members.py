@@ -13,16 +13,15 @@ from pathlib import Path
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE
 from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.ensemble.schema import RERUN, EnsembleReport, read_report
-from kaggle_style.training.integrity import DONE_FILE, check_run, fold_dirs, read_done
+from kaggle_style.run_contract import check_run, fold_dirs, read_done
 
 
-def checked_hash(folder: Path) -> str | None:
-    """A run checked by the run contract, and the model hash its folds were trained under
-    (None for a folder without folds, e.g. an ensemble blended again)."""
-    if not any(folder.glob(f"fold*/{DONE_FILE}")):
-        return None
-    check_run(folder)
-    mark = read_done(fold_dirs(folder)[0])
+def checked_hash(folder: Path, models: bool = False) -> str | None:
+    """A run checked by the run contract (with `models`, its model files too), and the model
+    hash its folds were trained under (None for a folder without folds, e.g. an ensemble)."""
+    check_run(folder, models=models)  # nothing to check in a folder without folds
+    folds = fold_dirs(folder)
+    mark = read_done(folds[0]) if folds else None
     return None if mark is None else str(mark["model_hash"])
 
 
@@ -49,7 +48,7 @@ def read_ensemble(run_dir: Path, need_members: bool = False
         folders.append(found)
         if found is None:
             continue
-        now = checked_hash(found)
+        now = checked_hash(found, models=need_members)
         built = members[name].model_hash if name in members else None
         if built is not None and now != built:
             raise EnsembleError(f"{ens_file}: member {name!r} ({found}) was retrained under "

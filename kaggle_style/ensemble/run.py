@@ -37,12 +37,11 @@ from kaggle_style.ensemble.chain import StepResult, Stream, fit_folds, run_step
 from kaggle_style.ensemble.choices import has_choices, nested_choices
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.inputs import Inputs, load_inputs
-from kaggle_style.ensemble.output import check_out_folder, folder_swapped_in
 from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write_report
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import loss_only, summary
-from kaggle_style.io import git_commit, write_json, write_yaml
+from kaggle_style.io import atomic_folder, git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, score
 from kaggle_style.prediction_files import make_frame, write_predictions
 
@@ -238,9 +237,11 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
 
 def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> Path:
     """The same files as a model run, so the ensemble can be scored, submitted or re-blended;
-    the folder changes as one unit (output.py)."""
+    written aside and swapped in whole, so a kill or a full disk between the files never leaves
+    new predictions beside an old ensemble.json."""
     target = Path(_out_folder(cfg))
-    with folder_swapped_in(target) as out:
+    check_out_folder(target)
+    with atomic_folder(target) as out:
         _write_files(out, cfg, inputs, result)
     return target
 
@@ -260,6 +261,15 @@ def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: Ensembl
     commit = git_commit()
     write_report(out / ENSEMBLE_FILE, result.report.model_copy(update={"git_commit": commit}))
     write_yaml(out / CONFIG_FILE, {**config_dict(cfg), "git_commit": commit})
+
+
+def check_out_folder(out: Path) -> None:
+    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole)."""
+    if out.exists() and not out.is_dir():
+        raise EnsembleError(f"{out}: is a file; give a folder as the ensemble's --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / ENSEMBLE_FILE).is_file():
+        raise EnsembleError(f"{out}: holds files but no {ENSEMBLE_FILE}, so it is not an "
+                            "ensemble's folder and would be replaced; give a new folder as --out")
 
 
 def _out_folder(cfg: EnsembleConfig) -> str:

@@ -7,6 +7,7 @@ import argparse
 from kaggle_style.config import add_config_arguments, resolve_config
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.ensemble.table import render
+from kaggle_style.io import check_outputs
 
 MODES = ("off", "auto", "on")
 
@@ -41,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         sequences=args.sequences, time_adjust=args.time_adjust, seed=args.seed,
         detections=args.detections, detection_stacking=args.detection_stacking,
     )
+    check_outputs({"--out": cfg.out}, {**{f"run {r}": r for r in cfg.runs},
+                                       "--data": cfg.data, "--meta": cfg.meta,
+                                       "--detections": cfg.detections})
     result = ensemble(cfg)
     print(render(result.report, str(cfg.out)))
     return 0

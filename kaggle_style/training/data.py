@@ -42,7 +42,7 @@ def image_views(full: dict[str, str], view: str, manifest: str | Path,
     """
     if view == "full":
         return {i: [p] for i, p in full.items()}
-    from kaggle_style.detect.crops import crop_paths, load_manifest
+    from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 
     manifest_path = Path(manifest)
     if not manifest_path.is_file():
@@ -219,8 +219,8 @@ def _warn_bad_train_images(cache: ImageCache) -> None:
 
 def normalize_on_device(choice: str, use_cuda: bool, augment_on: str = "worker") -> bool:
     """Where pixels become normalised floats: on a GPU the workers send uint8 (a quarter of the
-    bytes) and the device normalises; on a CPU the workers do it, as they always have, unless the
-    device augments (it needs the uint8 batches)."""
+    bytes) and the device normalises; on a CPU the workers do it (they run beside the
+    model, no transfer to save), unless the device augments (it needs the uint8 batches)."""
     return choice == "device" or (choice == "auto" and (use_cuda or augment_on == "device"))
 
 

@@ -13,9 +13,9 @@ from tqdm.auto import tqdm
 
 from kaggle_style.config import config_dict
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL
-from kaggle_style.io import atomic_path
+from kaggle_style.io import atomic_path, disk_guard
 from kaggle_style.metrics import log_loss
-from kaggle_style.training.checkpoint import Checkpoints, disk_guard
+from kaggle_style.training.checkpoint import RUNS_FIX, Checkpoints
 from kaggle_style.training.config import NON_MODEL_KEYS, TrainConfig, model_differences, model_hash
 from kaggle_style.training.data import (
     Prepared,
@@ -159,8 +159,8 @@ def train_fold(prep: Prepared, fold: int, accelerator,
 
         # Renamed into place, so a fold's model file is whole before `done.json` names it done.
         fold_dir = cfg.run_dir / f"fold{fold}"
-        with disk_guard(fold_dir, "the fold's model"), \
-                atomic_path(fold_dir / "model.safetensors") as tmp:
+        with atomic_path(fold_dir / "model.safetensors") as tmp, \
+                disk_guard(fold_dir, "the fold's model", RUNS_FIX):
             save_model(accelerator.unwrap_model(eval_model), str(tmp))
     if cfg.log_with:
         accelerator.end_training()
