@@ -24,6 +24,7 @@ from ensemble_world import (
     written_world,
 )
 from PIL import Image
+from safetensors.numpy import save_file
 
 from kaggle_style.cli import main
 from kaggle_style.config import ConfigError, resolve_config
@@ -161,10 +162,12 @@ def test_a_step_that_is_on_without_its_input_names_its_config_key(world_files):
 
 
 def _model_run(run: Path, key: str) -> None:
-    """Make a synthetic run folder look trained under config `key` (folds, config.yaml)."""
+    """Make a synthetic run folder look trained under config `key` (folds with whole model
+    files, config.yaml)."""
     for fold in range(2):
         folder = run / f"fold{fold}"
         folder.mkdir(exist_ok=True)
+        save_file({"w": np.zeros(2, dtype=np.float32)}, str(folder / "model.safetensors"))
         (folder / OOF_FILE).write_text("written by the trainer\n")
         (folder / "done.json").write_text(json.dumps({"model_hash": key}))
     (run / CONFIG_FILE).write_text(f"model_hash: {key}\n")
@@ -181,8 +184,9 @@ def test_a_member_retrained_after_the_ensemble_is_refused_by_every_reader(
                                                                            "noisy": "aaa"}
     assert read_ensemble(ens)[0].weights == result.report.weights  # unchanged: accepted
     _model_run(synthetic["runs"]["noisy"], "bbb")  # retrained under another config
+    tmp_path = tmp_path.parent / f"{tmp_path.name}_out"  # outputs never inside the data folder
     images = tmp_path / "images"
-    images.mkdir()
+    images.mkdir(parents=True)
     Image.new("RGB", (32, 24)).save(images / "a.jpg")
     fmt = tmp_path / "format.csv"
     fmt.write_text("id," + ",".join(CLASSES) + "\n")
@@ -213,7 +217,7 @@ def test_an_interrupted_ensemble_leaves_the_old_folder_whole(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(run_module, "write_report", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(UserError, match="disk full while writing ens/"):
         ensemble(synthetic_config(synthetic, ["good", "over"], "ens"))
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
