@@ -143,7 +143,11 @@ crops: $(CROPS) ## crops at several thresholds + crops/manifest.csv
 
 # GPUS="0 1 2 3": one process per GPU, each taking the next fold nobody holds (fold locks); the
 # last to finish writes the run's files. Several boxes sharing RUNS work the same way.
-$(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) | $(STAMP)
+# A second-round recipe (`pseudo_labels: {from: …}`) needs its source runs first: they print here.
+PSEUDO_SOURCES = $(shell test -x $(PY) && $(PY) -m kaggle_style.training.pseudo_labels \
+	configs/$(1).yaml --runs-dir $(RUNS) 2>/dev/null)
+.SECONDEXPANSION:
+$(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) $$(call PSEUDO_SOURCES,$$*) | $(STAMP)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TRAIN_CMD) --config $< \
 		--name $* --data "$(DATA)" --folds-file $(FOLDS) --runs-dir $(RUNS) \
 		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
@@ -219,6 +223,12 @@ real-check: $(STAMP) ## pretrained vs random vs prior on the real camtrapR thumb
 
 lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
 	$(KS) lb-check --data "$(DATA)" --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
+
+# LEVERS_ARGS='--models demo-crop --pseudo-from demo-crop --min-prob 0.6' (python -m benchmarks.levers -h)
+.PHONY: levers
+levers: $(FOLDS) $(CROPS) $(META) | $(STAMP) ## demo: nested OOF and hidden-test log loss before/after each lever (runs/levers.json)
+	$(PY) -m benchmarks.levers --data "$(DATA)" --folds $(FOLDS) --crops $(CROPS) --meta "$(META)" \
+		--runs $(RUNS) --cache $(CACHE) --out $(RUNS)/levers.json $(LEVERS_ARGS)
 
 faults: $(STAMP) ## kill a demo training run at random points; the submission must not change
 	$(VENV)/bin/pytest -q -m slow tests/test_faults.py

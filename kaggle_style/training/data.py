@@ -101,7 +101,25 @@ class CachedImages(Dataset):
             # builds two generators per transform per image (~0.3 ms).
             self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
         image = self.transform(image=np.asarray(self._pixels[self.rows[index]]))["image"]
-        return image, int(self.targets[index])
+        target = self.targets[index]  # a class index, or a vector (training.pseudo_labels)
+        return image, int(target) if np.ndim(target) == 0 else torch.from_numpy(target)
+
+
+class PseudoLabelled(Dataset):
+    """The labelled training samples, then the test samples with their pseudo-labels: one
+    dataset, so `SeededSampler` shuffles and seeds both alike."""
+
+    def __init__(self, labelled: CachedImages, pseudo: CachedImages) -> None:
+        self.labelled, self.pseudo = labelled, pseudo
+
+    def __len__(self) -> int:
+        return len(self.labelled) + len(self.pseudo)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        part = self.labelled if index < len(self.labelled) else self.pseudo
+        index -= 0 if part is self.labelled else len(self.labelled)
+        return part[(index, seed) if seed is not None else index]
 
 
 class SeededSampler(Sampler):
@@ -276,6 +294,8 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
     train_transform, eval_transform = worker_transforms(
         prep.data_cfg, cfg.augment, cfg.augment_strength, in_worker, cfg.augment_on)
     train_ds = CachedImages(pixels_file, train_rows, targets[train_rows], train_transform)
+    if cfg.pseudo_labels is not None:
+        train_ds = with_pseudo_labels(prep, fold, train_ds)
     val_ds = CachedImages(pixels_file, val_rows, targets[val_rows], eval_transform)
     kw = loader_kwargs(default_workers(cfg), use_cuda)
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size,
@@ -283,6 +303,29 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
                               drop_last=len(train_ds) > cfg.batch_size, **kw)
     val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, **kw)
     return FoldData(train_loader, val_loader, train_rows, val_rows, targets[train_rows])
+
+
+def with_pseudo_labels(prep: Prepared, fold: int, labelled: CachedImages) -> PseudoLabelled:
+    """Fold k's training set plus the test images its sources' fold-k models labelled; every
+    target a vector (probabilities, then the loss weight)."""
+    from kaggle_style.training.pseudo_labels import fold_targets, labelled_vectors
+
+    cfg, samples, cache = prep.cfg, prep.test_samples, prep.test_cache
+    if cache is None:
+        raise UserError(f"pseudo_labels: {cfg.data} has no test images to learn from; remove "
+                        "the pseudo_labels key")
+    ids, vectors = fold_targets(cfg.pseudo_labels, cfg.runs_dir, fold,
+                                list(dict.fromkeys(samples.ids)))
+    print(f"{cfg.name} fold {fold}: {len(ids)} of {len(set(samples.ids))} test images "
+          f"pseudo-labelled (from {', '.join(cfg.pseudo_labels['from'])}, fold {fold})")
+    row_of = {i: n for n, i in enumerate(ids)}
+    rows = np.flatnonzero(np.array([i in row_of for i in samples.ids], dtype=bool) & cache.ok)
+    pseudo = CachedImages(cache.pixels_file, rows,
+                          vectors[[row_of[i] for i in samples.ids[rows]]], labelled.transform)
+    labelled = CachedImages(labelled.pixels_file, labelled.rows,
+                            labelled_vectors(labelled.targets, cfg.label_smoothing),
+                            labelled.transform)
+    return PseudoLabelled(labelled, pseudo)
 
 
 def make_test_loader(prep: Prepared, use_cuda: bool) -> DataLoader:

@@ -26,6 +26,7 @@ from kaggle_style.training.data import (
 )
 from kaggle_style.training.device_augment import DeviceAugment
 from kaggle_style.training.inference import per_image, predict_probs
+from kaggle_style.training.pseudo_labels import split_weights
 from kaggle_style.training.recipe import (
     accelerator_settings,
     build_optimizer,
@@ -184,8 +185,11 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
         images = normalize(images)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        images, soft = mix_batch(images, soft_targets(labels, cfg.label_smoothing), cfg, mix_rng)
-        running += optimisation_step(model, optimizer, accelerator, images, soft, weights)
+        # vectors (pseudo-label runs) carry their smoothing and, last, each sample's weight
+        targets = labels if labels.ndim == 2 else soft_targets(labels, cfg.label_smoothing)
+        images, targets = mix_batch(images, targets, cfg, mix_rng)
+        running += optimisation_step(model, optimizer, accelerator, images,
+                                     *split_weights(targets, weights))
         if accelerator.sync_gradients:
             scheduler.step()
             if ema is not None:

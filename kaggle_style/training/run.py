@@ -35,6 +35,7 @@ from kaggle_style.training.config import TrainConfig, model_hash
 from kaggle_style.training.data import Prepared, prepare_data
 from kaggle_style.training.fold_locks import FoldLock, live_locks
 from kaggle_style.training.loop import EpochCallback, make_accelerator, train_fold
+from kaggle_style.training.pseudo_labels import FOLDS_HASH_KEY, check_sources, file_sha256
 
 __all__ = ["EpochCallback", "run_training"]
 
@@ -47,6 +48,8 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     check_outputs({"runs_dir": run_dir}, {"data": cfg.data, "folds_file": cfg.folds_file})
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
+    if cfg.pseudo_labels is not None:  # refused before the hash reads the source's files
+        check_sources(cfg.pseudo_labels, cfg.runs_dir, run_dir, cfg.folds_file)
     key = model_hash(cfg)
     if main:
         _refuse_other_config(run_dir, key)
@@ -61,7 +64,8 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / CONFIG_FILE, {**config_dict(cfg), "git_commit": git_commit(),
-                                           "model_hash": key, "data_config": plain(prep.data_cfg)})
+                                           "model_hash": key, "data_config": plain(prep.data_cfg),
+                                           FOLDS_HASH_KEY: file_sha256(cfg.folds_file)})
     for fold in wanted:
         fold_dir = run_dir / f"fold{fold}"
         if read_done(fold_dir, key) is not None:
