@@ -24,7 +24,12 @@ space := $(subst ,, )
 DATA_DEP = $(subst $(space),\$(space),$(DATA))
 DETECTOR ?= megadetector-lite
 DETECT_ARGS ?=  # e.g. '--num-workers 14 --batch-size 64' on a GPU box
-DETECTOR_WEIGHTS ?= ../shared/data/models/megadetector_lite/yolox_tiny_640_20220528.pth
+# The shared real data (detector weights, real frames and tables): passed to the benchmarks and
+# exported for detect/predict's default weights; the installed package never guesses where it is.
+SHARED_DATA ?= $(or $(KAGGLE_STYLE_SHARED_DATA),../shared/data)
+SHARED_DATA := $(SHARED_DATA)
+export KAGGLE_STYLE_SHARED_DATA := $(abspath $(SHARED_DATA))
+DETECTOR_WEIGHTS ?= $(SHARED_DATA)/models/megadetector_lite/yolox_tiny_640_20220528.pth
 CROPS := $(OUT)/crops/manifest.csv
 META ?= $(OUT)/meta/meta.csv
 RUNS := $(OUT)/runs
@@ -84,7 +89,7 @@ SITE_FROM_FOLDER ?= 1
 .PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
 	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
 	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench gpu-carry \
-	gpu-check-lent
+	gpu-check-lent wheel-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -93,6 +98,8 @@ help: ## list the targets
 		"MODELS='$(MODELS)' OUT=$(OUT) N_SPLITS=$(N_SPLITS)"
 	@echo "  GPU boxes: make install TORCH=keep (keep the box's CUDA torch); LAUNCH='--multi_gpu" \
 		"--num_processes N' (DDP) or GPUS='0 1 …' (one fold per GPU); make gpu-check"
+	@echo "  benchmarks (benchmarks/, run from the checkout): bench gpu-check real-check" \
+		"real-dry-run cache-bench, shared data from SHARED_DATA=$(SHARED_DATA)"
 
 $(STAMP): pyproject.toml
 	@case "$(TORCH)" in pin|keep) ;; *) echo "make install: TORCH=$(TORCH): use pin (the pinned \
@@ -213,13 +220,17 @@ test-all: $(STAMP) ## every test
 	$(VENV)/bin/pytest -q -m ''
 
 lint: $(STAMP) ## ruff
-	$(VENV)/bin/ruff check kaggle_style tests
+	$(VENV)/bin/ruff check kaggle_style tests benchmarks
+
+# The benchmarks (benchmarks/, beside the package and never installed with it) run from the
+# checkout: `python -m benchmarks.NAME --help` for each one's options.
+BENCH := $(PY) -m benchmarks
 
 bench: $(STAMP) ## throughput benchmark: model-only bound vs end-to-end (prints JSON)
-	$(KS) bench --json
+	$(BENCH).bench --json
 
 real-check: $(STAMP) ## pretrained vs random vs prior on the real camtrapR thumbnails
-	$(KS) real-check
+	$(BENCH).real_check --shared $(SHARED_DATA)
 
 lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
 	$(KS) lb-check --data "$(DATA)" --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
@@ -237,11 +248,12 @@ check-data: | $(STAMP) ## check a DrivenData folder: tables, ids, sites, image f
 	$(KS) check-data "$(DATA)" $(if $(filter 1,$(CSV_ONLY)),--csv-only)
 
 gpu-check: | $(STAMP) ## on a GPU box: bench + the real-size pipeline, one JSON line (SMALL=1: CPU-sized)
-	$(KS) gpu-check --weights $(DETECTOR_WEIGHTS) $(if $(filter 1,$(SMALL)),--small)
+	$(BENCH).gpu_check --weights $(DETECTOR_WEIGHTS) $(if $(filter 1,$(SMALL)),--small)
 
 # A lent GPU machine (README "The GPU check on a lent machine"): no network, its own torch 2.11
 # and Python 3.12, no albumentations or YOLOX. `gpu-carry` (here) fetches their wheels and the
 # detector weights into ignored folders; `gpu-check-lent PART=bench|pipeline` runs there.
+# Each PART is one benchmark command (LENT_PART_<name>); another part is one more such line.
 LENT_WHEELS := albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.4 pydantic-core==2.50.5 \
 	annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0 \
 	stringzilla==5.3.2 simsimd==6.5.16 pixeltable-yolox==0.4.3 loguru==0.7.3 pycocotools==2.0.11
@@ -254,17 +266,23 @@ gpu-carry: ## here: wheels (.whl) and detector weights (.gpu_carry) for a lent G
 	cp $(DETECTOR_WEIGHTS) .gpu_carry/
 	@echo "carry: [\".whl\", \".gpu_carry\"]; command: make gpu-check-lent PART=bench"
 
+LENT_WORK := /tmp/gpu_check
+LENT_PART_bench = benchmarks.gpu_check --only bench --work-dir $(LENT_WORK)
+LENT_PART_pipeline = benchmarks.gpu_check --only pipeline --work-dir $(LENT_WORK) \
+	--weights .gpu_carry/$(notdir $(DETECTOR_WEIGHTS))
+
 gpu-check-lent: ## on a lent GPU machine (carry .whl .gpu_carry): PART=bench|pipeline, JSON to $$OUT
+	@test -n "$(LENT_PART_$(PART))" || { echo "make gpu-check-lent: PART=$(PART): use one of" \
+		"$(patsubst LENT_PART_%,%,$(filter LENT_PART_%,$(.VARIABLES)))"; exit 2; }
 	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
 		--target /tmp/site .whl/*.whl
-	PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m kaggle_style gpu-check \
-		--only $(PART) --work-dir /tmp/gpu_check --weights .gpu_carry/$(notdir $(DETECTOR_WEIGHTS)) \
+	PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m $(LENT_PART_$(PART)) \
 		> $${OUT:-/tmp}/gpu_check_$(PART).log 2>&1; status=$$?; \
-		cp /tmp/gpu_check/gpu_check.json /tmp/gpu_check/*.log $${OUT:-/tmp}/ 2>/dev/null; \
+		cp $(LENT_WORK)/*.json $(LENT_WORK)/*.log $${OUT:-/tmp}/ 2>/dev/null; \
 		tail -60 $${OUT:-/tmp}/gpu_check_$(PART).log; exit $$status
 
 real-dry-run: | $(STAMP) ## the real Conser-vision CSVs, a 64x48 JPEG per id, every stage on CPU (GROWTH=1: 1/8 first)
-	$(KS) real-dry-run --work-dir $(OUT)/real_dry_run --source ../shared/data/conservision \
+	$(BENCH).real_dry_run --work-dir $(OUT)/real_dry_run --source $(SHARED_DATA)/conservision \
 		--threads $(or $(THREADS),1) $(if $(filter 1,$(GROWTH)),--growth-from 0.125)
 
 clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes them)
@@ -272,7 +290,10 @@ clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes
 		--cache-dir $(CACHE) $(if $(filter 1,$(YES)),--yes)
 
 cache-bench: | $(STAMP) ## cache forms: bytes/image and images/s per worker, sizing table
-	$(PY) -m kaggle_style.data.cache_bench
+	$(BENCH).cache_bench --shared $(SHARED_DATA)
+
+wheel-check: | $(STAMP) ## build the wheel, install it alone in a fresh venv, run its commands
+	$(PY) -m benchmarks.wheel_check
 
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \

@@ -28,6 +28,10 @@ FILEPATH_COL = "filepath"
 FOLD_COL = "fold"
 LABEL_COL = "label"
 
+# The folder of shared real data (weights, real frames) for the detector's default weights and
+# the benchmarks: an installed package cannot know where a checkout's neighbours are.
+SHARED_DATA_ENV = "KAGGLE_STYLE_SHARED_DATA"
+
 # DrivenData file names inside a competition data folder.
 TRAIN_FEATURES = "train_features.csv"
 TRAIN_LABELS = "train_labels.csv"

@@ -218,7 +218,7 @@ def test_clean_cache_keeps_what_train_uses(tiny_data: Path, tiny_folds: Path, tm
 
 def test_cache_bench_measures_every_form(tmp_path: Path, shared_data: Path) -> None:
     """The benchmark's table in one run: bytes and speed per form against today's uint8."""
-    from kaggle_style.data import cache_bench
+    from benchmarks import cache_bench
 
     configs = tmp_path / "configs"
     configs.mkdir()

@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from kaggle_style.config import ConfigError, config_dict
+from kaggle_style.constants import SHARED_DATA_ENV
 from kaggle_style.data.images import MAX_PIXELS, BadImageError
 from kaggle_style.detect import mdjson
 from kaggle_style.detect.errors import DetectorError
@@ -78,17 +79,16 @@ class DetectConfig:
 
 
 def default_weights(detector: str) -> Path | None:
-    """The first existing megadetector-lite weights file: ./models/... or ../shared/data/...."""
+    """The first existing megadetector-lite weights file: ./models/... or under
+    $KAGGLE_STYLE_SHARED_DATA/models/... (an installed package has no checkout to look beside)."""
     if detector != "megadetector-lite":
         return None
     from kaggle_style.detect.megadetector_lite import WEIGHTS_NAME
 
-    project = Path(__file__).resolve().parents[2]
-    candidates = (
-        Path("models/megadetector_lite") / WEIGHTS_NAME,
-        project / "models" / "megadetector_lite" / WEIGHTS_NAME,
-        project.parent / "shared" / "data" / "models" / "megadetector_lite" / WEIGHTS_NAME,
-    )
+    candidates = [Path("models/megadetector_lite") / WEIGHTS_NAME]
+    shared = os.environ.get(SHARED_DATA_ENV, "").strip()
+    if shared:
+        candidates.append(Path(shared) / "models" / "megadetector_lite" / WEIGHTS_NAME)
     return next((p for p in candidates if p.is_file()), None)
 
 
@@ -118,8 +118,9 @@ def build_detector(cfg: DetectConfig) -> Detector:
     if weights is None:
         raise DetectorError(
             f"no weights for megadetector-lite: place {WEIGHTS_NAME} (from the zamba wheel, "
-            f"zamba/object_detection/yolox/assets/) at models/megadetector_lite/{WEIGHTS_NAME} "
-            "or pass --weights PATH"
+            f"zamba/object_detection/yolox/assets/) at models/megadetector_lite/{WEIGHTS_NAME}, "
+            f"pass --weights PATH, or set {SHARED_DATA_ENV} to a folder holding "
+            f"models/megadetector_lite/{WEIGHTS_NAME}"
         )
     return MegadetectorLite(
         weights, device=device, conf_threshold=cfg.conf_threshold,

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from kaggle_style.constants import CLASS_INDEX, CLASSES, FOLD_COL, ID_COL, LABEL_COL
 from kaggle_style.data.cache_forms import open_pixels
@@ -139,24 +139,6 @@ class SeededSampler(Sampler):
         order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
         seeds = rng.integers(0, 2**31 - 1, self.n)
         yield from zip(order.tolist(), seeds.tolist(), strict=True)
-
-
-class EpochsInRow(Sampler):
-    """The batches of epochs `first`..`last - 1` in a row, each exactly as a loader over
-    `sampler` batches that epoch alone: one iterator crosses the epoch boundaries, so the
-    workers prefetch the next epoch's first batches instead of restarting at every epoch."""
-
-    def __init__(self, sampler: SeededSampler, batch_size: int, first: int, last: int) -> None:
-        self.sampler, self.first, self.last = sampler, first, last
-        self.per_epoch = BatchSampler(sampler, batch_size, drop_last=len(sampler) > batch_size)
-
-    def __len__(self) -> int:
-        return (self.last - self.first) * len(self.per_epoch)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for epoch in range(self.first, self.last):
-            self.sampler.set_epoch(epoch)
-            yield from self.per_epoch
 
 
 @dataclass
