@@ -16,14 +16,14 @@ View = Literal["full", "crop", "crop+full"]
 Augment = Literal["none", "light", "medium", "strong"]
 ClassWeights = Literal["none", "balanced", "sqrt"]
 Precision = Literal["auto", "no", "bf16"]
-Tracker = Literal["tensorboard", "wandb", "mlflow"]
+Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
 NormalizeOn = Literal["auto", "worker", "device"]
 AugmentOn = Literal["worker", "device"]
 DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` can run
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
-    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "log_with",
+    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "tracker",
      "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
      "allow_outside_data", "normalize_on"}
 )
@@ -89,7 +89,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     log_every: int = 20  # steps between loss reads (each read waits for the GPU)
-    log_with: Tracker | None = None  # never a network call by default
+    tracker: Tracker = "tensorboard"  # files under the run (training/tracking.py); offline
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
 
     def __post_init__(self) -> None:

@@ -141,8 +141,11 @@ def run_study(
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     study = open_study(storage, study_name, cfg, space, sampler=sampler, pruner=pruner)
     try:
+        from kaggle_style.training.tracking import TrialTracking
+
+        tracked = TrialTracking(cfg.tracker, cfg.runs_dir, slug(study_name))
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=caught_errors(),
-                       callbacks=[_print_trial], gc_after_trial=True)
+                       callbacks=[_print_trial, tracked], gc_after_trial=True)
     finally:
         share_from_main(None, world)  # the other ranks stop
     return study
