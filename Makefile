@@ -68,11 +68,25 @@ TRIALS ?= 8
 IMAGES ?=
 RUN ?= $(RUNS)/$(ENSEMBLE)
 SITE_FROM_FOLDER ?= 1
+# LAUNCHER=slurm: `train` submits every unfinished (recipe, fold) as a Slurm job array through
+# submitit, `tune` starts WORKERS Optuna workers as jobs (README "Slurm"); local: the same jobs as
+# processes here. Empty: this box trains, as always.
+LAUNCHER ?=
+PARTITION ?=
+GPUS_PER_JOB ?=
+TIME ?=
+MEM ?=
+SLURM_CONFIG ?=
+WORKERS ?= 2
+SLURM_ARGS = --launcher $(LAUNCHER) --folder $(OUT)/slurm/%j $(if $(SLURM_CONFIG),--slurm-config \
+	$(SLURM_CONFIG)) $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),--gpus-per-job \
+	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM))
+PORT ?= 8080
 
 .PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
 	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
 	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench gpu-carry \
-	gpu-check-lent
+	gpu-check-lent dashboard
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -91,7 +105,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(filter keep,$(TORCH)),$(PY) -c "import torch; print('keeping torch', torch.__version__, \
 		'cuda', torch.version.cuda)",$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
-	$(PY) -m pip install -q -e '.[dev,detect]'
+	$(PY) -m pip install -q -e '.[dev,detect,slurm]'
 	$(PY) -m pip install -q --no-deps pixeltable-yolox==0.4.3
 	touch $@
 
@@ -141,7 +155,14 @@ $(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) | $(STAMP)
 		done; wait)
 	@test -f $@ || { echo "$@ not written: folds still held by other processes or boxes"; exit 1; }
 
+ifneq ($(LAUNCHER),)
+train: $(FOLDS) $(CROPS) | $(STAMP) ## train every model of SET (or MODELS) on every fold
+	$(KS) slurm-train $(foreach m,$(MODELS),--config configs/$(m).yaml) --data $(DATA) \
+		--folds-file $(FOLDS) --runs-dir $(RUNS) --set crops_manifest=$(CROPS) cache_dir=$(CACHE) \
+		$(SLURM_ARGS)
+else
 train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold
+endif
 
 sets: | $(STAMP) ## list the model sets (configs/sets): name, GPU time, models
 	$(KS) model-set --list
@@ -176,11 +197,21 @@ predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> 
 	$(KS) predict --images $(IMAGES) --run $(RUN) --out $(OUT)/predictions.csv \
 		$(if $(filter 1,$(SITE_FROM_FOLDER)),--site-from-folder) $(QUIET)
 
+ifneq ($(LAUNCHER),)
+tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
+	$(KS) slurm-tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
+		--workers $(WORKERS) --set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) \
+		cache_dir=$(CACHE) runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(SLURM_ARGS)
+else
 tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TUNE_CMD) --config $(CONFIG) \
 		--study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) --quiet \
 		--set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
 		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)"$(if $(GPUS), & done; wait)
+endif
+
+dashboard: | $(STAMP) ## optuna-dashboard for STORAGE (a study's URL) on 127.0.0.1:PORT
+	$(KS) dashboard --storage $(STORAGE) --port $(PORT)
 
 tune-set: | $(STAMP) ## one study per model of SET, in turn (TRIALS each, same STORAGE)
 	$(foreach m,$(MODELS),$(MAKE) tune CONFIG=configs/$(m).yaml STUDY=$(m) && ) true
