@@ -82,6 +82,9 @@ SLURM_ARGS = --launcher $(LAUNCHER) --folder $(OUT)/slurm/%j $(if $(SLURM_CONFIG
 	$(SLURM_CONFIG)) $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),--gpus-per-job \
 	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM))
 PORT ?= 8080
+# TRACKER=tensorboard|mlflow|wandb|none: where training logs its curves (README "Tracking").
+TRACKER ?=
+TRACK_SET = $(if $(TRACKER),tracker=$(TRACKER))
 
 .PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
 	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
@@ -151,7 +154,7 @@ crops: $(CROPS) ## crops at several thresholds + crops/manifest.csv
 $(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) | $(STAMP)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TRAIN_CMD) --config $< \
 		--name $* --data $(DATA) --folds-file $(FOLDS) --runs-dir $(RUNS) \
-		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
+		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRACK_SET) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
 		done; wait)
 	@test -f $@ || { echo "$@ not written: folds still held by other processes or boxes"; exit 1; }
 
@@ -159,7 +162,7 @@ ifneq ($(LAUNCHER),)
 train: $(FOLDS) $(CROPS) | $(STAMP) ## train every model of SET (or MODELS) on every fold
 	$(KS) slurm-train $(foreach m,$(MODELS),--config configs/$(m).yaml) --data $(DATA) \
 		--folds-file $(FOLDS) --runs-dir $(RUNS) --set crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		$(SLURM_ARGS)
+		$(TRACK_SET) $(SLURM_ARGS)
 else
 train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold
 endif
@@ -201,13 +204,13 @@ ifneq ($(LAUNCHER),)
 tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
 	$(KS) slurm-tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
 		--workers $(WORKERS) --set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) \
-		cache_dir=$(CACHE) runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(SLURM_ARGS)
+		cache_dir=$(CACHE) runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(TRACK_SET) $(SLURM_ARGS)
 else
 tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TUNE_CMD) --config $(CONFIG) \
 		--study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) --quiet \
 		--set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)"$(if $(GPUS), & done; wait)
+		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(TRACK_SET)$(if $(GPUS), & done; wait)
 endif
 
 dashboard: | $(STAMP) ## optuna-dashboard for STORAGE (a study's URL) on 127.0.0.1:PORT
