@@ -126,6 +126,9 @@ demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a f
 data/demo/train_features.csv: | $(STAMP)
 	$(KS) demo-data --out data/demo --seed $(SEED)
 
+# Written by the same command: under `make -j` the labels wait for it instead of failing below.
+data/demo/train_labels.csv: data/demo/train_features.csv ;
+
 # Any other DATA folder is the user's: say what is missing rather than "no rule to make target".
 %/train_features.csv %/train_labels.csv:
 	@echo "make: $@ not found: DATA=$(DATA) must be a DrivenData folder (README: Getting the data;" \
