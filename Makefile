@@ -122,6 +122,7 @@ demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a f
 	$(MAKE) -j$(DEMO_JOBS) --output-sync=target submit report DATA=data/demo OUT=$(OUT) SET=demo \
 		N_SPLITS=$(DEMO_SPLITS) THREADS=$(DEMO_THREADS)
 	@$(KS) summary $(RUNS)/$(ENSEMBLE) $(SUBMISSION)
+	@echo "training curves: $(VENV)/bin/tensorboard --logdir $(RUNS) --host 127.0.0.1"
 
 data/demo/train_features.csv: | $(STAMP)
 	$(KS) demo-data --out data/demo --seed $(SEED)
@@ -162,12 +163,12 @@ $(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) | $(STAMP)
 	@test -f $@ || { echo "$@ not written: folds still held by other processes or boxes"; exit 1; }
 
 ifneq ($(LAUNCHER),)
-train: $(FOLDS) $(CROPS) | $(STAMP) ## train every model of SET (or MODELS) on every fold
+train: $(FOLDS) $(CROPS) | $(STAMP)
 	$(KS) slurm-train $(foreach m,$(MODELS),--config configs/$(m).yaml) --data $(DATA) \
 		--folds-file $(FOLDS) --runs-dir $(RUNS) --set crops_manifest=$(CROPS) cache_dir=$(CACHE) \
 		$(TRACK_SET) $(SLURM_ARGS)
 else
-train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold
+train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold (LAUNCHER=slurm: as Slurm jobs)
 endif
 
 sets: | $(STAMP) ## list the model sets (configs/sets): name, GPU time, models
@@ -204,7 +205,7 @@ predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> 
 		$(if $(filter 1,$(SITE_FROM_FOLDER)),--site-from-folder) $(QUIET)
 
 ifneq ($(LAUNCHER),)
-tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
+tune: $(FOLDS) $(CROPS) | $(STAMP)
 	$(KS) slurm-tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
 		--workers $(WORKERS) --set data=$(DATA) folds_file=$(FOLDS) crops_manifest=$(CROPS) \
 		cache_dir=$(CACHE) runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(TRACK_SET) $(SLURM_ARGS)

@@ -133,3 +133,19 @@ def test_local_executor_requeues_a_preempted_fold_and_resumes_it(
     check_run(runs / "tiny")  # complete, one config, combined after every fold
     again = submit_training([cfg], settings)
     assert again.fold_jobs == [] and again.finish_job is None
+
+
+def test_tuning_workers_are_one_array_on_the_shared_storage(fake_slurm: Path,
+                                                            tmp_path: Path) -> None:
+    from kaggle_style.launch.slurm import submit_tuning
+    from kaggle_style.tuning.config import TuneConfig
+
+    url = "postgresql+psycopg2://me@db/optuna"
+    workers = [TuneConfig(study="s", storage=url, config=TINY, sampler_seed=i) for i in range(4)]
+    jobs = submit_tuning(workers, SlurmSettings(partition="gpu", folder=str(tmp_path / "%j")))
+    (script,) = fake_slurm.glob("*.sh")
+    flags = sbatch_flags(script.read_text())
+    assert flags["array"] == "0-3%4" and flags["partition"] == "gpu"
+    assert [j.job_id for j in jobs] == [f"4242_{i}" for i in range(4)]
+    seeds = [job.submission().function.tune_cfg.sampler_seed for job in jobs]
+    assert seeds == [0, 1, 2, 3]  # each worker samples its own way; the storage is one
