@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("submit", "check a submission file against the format"),
     "score": ("submit", "score OOF or submission-shaped predictions"),
     "predict": ("predict", "class probabilities for any folder of images"),
+    "export": ("export", "a run's test predictions as Camtrap DP, MegaDetector JSON, records"),
     "report": ("report", "HTML report: tables, confusion, calibration, sites"),
     "summary": ("summary", "the demo's closing summary of a run and its submission"),
     "bench": ("bench", "throughput: model-only bound vs end-to-end images/s"),

@@ -5,13 +5,16 @@ one sub-folder per camera site) and a model run (its fold models are averaged) o
 run (its member runs blended with the ensemble's weights, space and temperature, then per-site
 prior adaptation when the ensemble applied it and the sites are known).
 
-Crops: a member trained on detector crops gets crops made by the `detect` and `crop` stages in
-a work folder. When no detector weights are available (or with --no-detector) such a member
-FALLS BACK TO FULL FRAMES with a printed warning, since a slightly worse prediction is more
-useful to a field user than none.
+Each member reads its own config.yaml back into `TrainConfig` and goes through training's own
+sample builder, cache and evaluation loader, so predict cannot drift from training.
+
+Crops: the detector runs once in a work folder (also for outputs that carry boxes); a member
+trained on detector crops gets the `crop` stage's crops. When no detector weights are available
+(or with --no-detector) such a member FALLS BACK TO FULL FRAMES with a printed warning, since a
+slightly worse prediction is more useful to a field user than none.
 
 Unreadable images never stop the run: they are left out, named in a warning and listed in
-`bad_images.csv` beside the output.
+`bad_images.csv` beside the output (inside it for folder formats).
 """
 
 from __future__ import annotations
@@ -20,17 +23,28 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from kaggle_style.constants import CLASSES, CONFIG_FILE, ENSEMBLE_FILE, ID_COL, SITE_COL
+from kaggle_style.constants import (
+    CLASSES,
+    CONFIG_FILE,
+    ENSEMBLE_FILE,
+    FILEPATH_COL,
+    ID_COL,
+    SITE_COL,
+)
 from kaggle_style.errors import UserError
 from kaggle_style.io import write_csv
+from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
+from kaggle_style.training.config import TrainConfig
 
-FILE_COL = "file"
+if TYPE_CHECKING:
+    from kaggle_style.training.data import Samples
+
 BAD_IMAGES = "bad_images.csv"
 
 
@@ -83,82 +97,116 @@ def member_runs(run_dir: Path) -> tuple[list[Path], dict[str, Any] | None]:
     return runs, report
 
 
-def _views(cfg: dict[str, Any], table: pd.DataFrame, images: Path, work: Path,
-           detector: DetectorChoice) -> dict[str, list[str]]:
-    """file -> image paths to classify (full frame, crops, or both) per the run's `view`."""
-    from kaggle_style.training.data import image_views
+RUN_KEYS = ("git_commit", "model_hash", "data_config")  # written beside the config, not in it
 
-    full = dict(zip(table[FILE_COL], table["path"], strict=True))
-    view = cfg.get("view", "full")
-    if view == "full":
-        return image_views(full, view, "", 0.0)
-    from kaggle_style.detect.batch import DetectConfig, DetectorError, default_weights
+
+def run_config(run_dir: Path, **changes: Any) -> tuple[TrainConfig, dict[str, Any]]:
+    """(the run's TrainConfig, read back as training resolved it, with `changes`; the data
+    config its models were trained with)."""
+    from kaggle_style.config import resolve_config
+
+    path = run_dir / CONFIG_FILE
+    raw = yaml.safe_load(path.read_text()) or {}
+    data_cfg = raw.get("data_config")
+    if not isinstance(data_cfg, dict):
+        raise PredictError(f"{path}: no data_config (written by `kaggle-style train`); retrain "
+                           "the run with this version")
+    values = {k: v for k, v in raw.items() if k not in RUN_KEYS}
+    try:
+        return resolve_config(TrainConfig, overrides={**values, **changes}), data_cfg
+    except UserError as err:
+        raise PredictError(f"{path}: {err}; retrain the run with this version") from err
+
+
+def detect_once(images: Path, work: Path, detector: DetectorChoice) -> Path | None:
+    """The detector's file for every image (run once, reused by every member and output);
+    None, with a warning, when no detector can run."""
+    from kaggle_style.detect.batch import (
+        DetectConfig,
+        DetectorError,
+        default_weights,
+        detect_images,
+    )
 
     weights = detector.weights or default_weights(detector.detector)
     if not detector.enabled or weights is None or not Path(weights).is_file():
         why = "--no-detector" if not detector.enabled else "no detector weights found"
-        print(f"predict: WARNING: {cfg.get('name')} was trained on view={view!r} but {why}: "
-              "using full frames (expect somewhat worse predictions; pass --weights PATH)",
-              file=sys.stderr)
-        return image_views(full, "full", "", 0.0)
-    from kaggle_style.detect.batch import detect_images
-    from kaggle_style.detect.crops import CropConfig, run_crops
-
-    threshold = float(cfg.get("crop_threshold", 0.1))
+        print(f"predict: WARNING: {why}: no boxes (pass --weights PATH)", file=sys.stderr)
+        return None
     try:
-        detections = detect_images(DetectConfig(images=images, detector=detector.detector,
-                                             weights=Path(weights),
-                                             out=work / "detections.json", num_workers=0))
+        return detect_images(DetectConfig(images=images, detector=detector.detector,
+                                          weights=Path(weights), out=work / "detections.json",
+                                          num_workers=0))
     except DetectorError as err:
         raise PredictError(f"detector failed: {err}") from err
-    manifest = run_crops(CropConfig(detections=detections, images=images,
-                                    thresholds=[threshold], out=work / "crops", num_workers=0))
-    return image_views(full, view, manifest, threshold)
+
+
+def _samples(run_dir: Path, table: pd.DataFrame, images: Path, work: Path,
+             detections: Path | None) -> tuple[TrainConfig, dict[str, Any], Samples]:
+    """The run's config and its samples of these images, by training's own `build_samples`."""
+    from kaggle_style.detect.crops import CropConfig, run_crops
+    from kaggle_style.training.data import build_samples
+
+    cfg, data_cfg = run_config(run_dir)
+    if cfg.view != "full" and detections is None:
+        print(f"predict: WARNING: {cfg.name} was trained on view={cfg.view!r} but there are no "
+              "detector boxes: using full frames (expect somewhat worse predictions; pass "
+              "--weights PATH)", file=sys.stderr)
+        cfg, _ = run_config(run_dir, view="full")
+    elif cfg.view != "full":
+        manifest = run_crops(CropConfig(detections=detections, images=images,
+                                        thresholds=[cfg.crop_threshold], out=work / "crops",
+                                        num_workers=0))
+        cfg, _ = run_config(run_dir, crops_manifest=str(manifest))
+    frame = pd.DataFrame({ID_COL: table[FILE_COL], FILEPATH_COL: table[FILE_COL]})
+    return cfg, data_cfg, build_samples(frame, images, cfg)
 
 
 def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Path,
-                      detector: DetectorChoice, progress: bool = True
+                      detections: Path | None, progress: bool = True
                       ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """(file + class probabilities averaged over the fold models, {bad file: error})."""
+    """(file + class probabilities averaged over the fold models, {bad file: error}), each
+    image decoded, cached and transformed as training's test set is."""
     import torch
     from accelerate import Accelerator
-    from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
-    from kaggle_style.data.images import build_cache
-    from kaggle_style.data.transforms import eval_transform
+    from kaggle_style.data.images import build_cache, cache_size_for
     from kaggle_style.models import create_model, load_weights
-    from kaggle_style.training.data import CachedImages
+    from kaggle_style.training.data import batch_normalizer, eval_loader, normalize_on_device
     from kaggle_style.training.inference import per_image, predict_probs
     from kaggle_style.training.recipe import accelerator_settings
 
-    cfg = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
     fold_files = sorted(run_dir.glob("fold*/model.safetensors"))
     if not fold_files:
         raise PredictError(f"{run_dir}: no fold*/model.safetensors (is the run trained?)")
-    data_cfg = cfg["data_config"]
-    size = int(data_cfg["input_size"][-1])
-    views = _views(cfg, table, images, work, detector)
-    ids = np.asarray([f for f, paths in views.items() for _ in paths], dtype=object)
-    paths = [p for plist in views.values() for p in plist]
-    cache = build_cache(paths, size, work / "cache", 0, progress, desc=f"decode {run_dir.name}")
-    rows = np.flatnonzero(cache.ok)
+    cfg, data_cfg, samples = _samples(run_dir, table, images, work, detections)
+    size = cache_size_for(int(data_cfg["input_size"][-1]), cfg.cache_scale)
+    cache = build_cache(samples.paths, size, work / "cache", 0, progress,
+                        desc=f"decode {run_dir.name}", form=cfg.cache_form,
+                        max_pixels=cfg.max_pixels)
+    ids, rows = samples.ids, np.flatnonzero(cache.ok)
     good = set(ids[rows])
     bad = {f: "; ".join(cache.errors[i] for i in np.flatnonzero(ids == f) if i in cache.errors)
-           for f in views if f not in good}
-    dataset = CachedImages(cache.pixels_file, rows, np.zeros(len(rows), dtype=int),
-                           eval_transform(data_cfg))
+           for f in dict.fromkeys(ids) if f not in good}
     use_cuda = torch.cuda.is_available()
-    accelerator = Accelerator(**accelerator_settings(use_cuda))
-    loader = accelerator.prepare(DataLoader(dataset, batch_size=64))
+    accelerator = Accelerator(**accelerator_settings(use_cuda, cfg.mixed_precision))
+    loader = accelerator.prepare(eval_loader(cache.pixels_file, rows, data_cfg, cfg, use_cuda))
+    normalize = batch_normalizer(
+        data_cfg, normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on),
+        accelerator.device)
+    channels_last = cfg.channels_last and use_cuda
     total = np.zeros((len(rows), len(CLASSES)))
     for path in fold_files:
-        model = load_weights(create_model(cfg["backbone"], len(CLASSES), False,
-                                          image_size=cfg.get("image_size")), path)
+        model = load_weights(create_model(cfg.backbone, len(CLASSES), False,
+                                          image_size=cfg.image_size), path)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
         model = accelerator.prepare(model)
         bar = tqdm(loader, desc=f"{run_dir.name} {path.parent.name}", disable=not progress,
                    leave=False)
-        total += predict_probs(model, bar, accelerator, bool(cfg.get("tta_hflip", True)), False)
+        total += predict_probs(model, bar, accelerator, cfg.tta_hflip, channels_last,
+                               normalize=normalize)
     frame = per_image(total / len(fold_files), ids[rows]).rename(columns={ID_COL: FILE_COL})
     return frame, bad
 
@@ -184,33 +232,54 @@ def combine(frames: list[pd.DataFrame], report: dict[str, Any] | None,
 
 
 def image_meta(info: pd.DataFrame, sites: np.ndarray | None) -> pd.DataFrame | None:
-    """Info-bar times, night flags and sequences of the new images (the `meta` stage's reader);
-    None, with a warning, where the reader cannot run here."""
+    """Times, night flags and sequences of the new images: the `meta` stage's info-bar reader,
+    then the EXIF capture time where no info bar was read; None, with a warning, where the
+    reader cannot run here."""
     from kaggle_style.meta.run import meta_frame
+    from kaggle_style.meta.sequences import DEFAULT_GAP_SECONDS
+    from kaggle_style.outputs.timestamps import fill_from_exif
 
     files = info.index.to_numpy()
+    site_list = sites if sites is not None else [""] * len(files)
     try:
-        return meta_frame(files, info["path"].tolist(),
-                          sites if sites is not None else [""] * len(files))
+        meta = meta_frame(files, info["path"].tolist(), site_list)
     except (UserError, OSError) as err:
         print(f"predict: WARNING: info bars not read ({err}); no times or sequences",
               file=sys.stderr)
         return None
+    return fill_from_exif(meta, info["path"].tolist(), site_list, DEFAULT_GAP_SECONDS)
 
 
-def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool = False,
-                detector: DetectorChoice | None = None, work: Path | None = None,
-                progress: bool = True, read_meta: bool = True) -> pd.DataFrame:
-    """Write `out` (file, [site], [datetime, hour, night, sequence], classes, top_class,
-    top_prob) and, if any, bad_images.csv."""
+@dataclass
+class Predicted:
+    """What predict found: the per-image table (the CSV), the same as the outputs read it, and
+    the images left out."""
+
+    table: pd.DataFrame  # file, [site], [datetime, hour, night, sequence, time_source], classes,
+    # top_class, top_prob
+    classified: Classified
+    bad: dict[str, str]  # unreadable file -> why
+
+
+def predict_images(images: Path, run_dir: Path, site_from_folder: bool = False,
+                   detector: DetectorChoice | None = None, work: Path = Path(".predict_work"),
+                   progress: bool = True, read_meta: bool = True, boxes: bool = False,
+                   require_boxes: bool = False) -> Predicted:
+    """Classify every image below `images` with the run; the detector runs for crop-trained
+    members and, with `boxes`, for outputs that carry boxes (`require_boxes`: an error when
+    it cannot, before any model runs)."""
     detector = detector or DetectorChoice()
-    work = Path(work) if work else out.parent / f".{out.stem}_work"
-    table = list_images(Path(images), site_from_folder)
+    images, work = Path(images), Path(work)
+    table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
+    crops_needed = any(run_config(m)[0].view != "full" for m in runs)
+    detections = detect_once(images, work, detector) if crops_needed or boxes else None
+    if detections is None and require_boxes:
+        raise PredictError("this output needs the detector's boxes: pass --weights PATH (and "
+                           "not --no-detector)")
     frames, bad = [], {}
     for member in runs:
-        frame, member_bad = predict_model_run(member, table, Path(images), work, detector,
-                                              progress)
+        frame, member_bad = predict_model_run(member, table, images, work, detections, progress)
         frames.append(frame.set_index(FILE_COL))
         bad.update(member_bad)
     keep = [f for f in table[FILE_COL] if f not in bad and all(f in fr.index for fr in frames)]
@@ -223,16 +292,52 @@ def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool =
     if sites is not None:
         result[SITE_COL] = sites
     if meta is not None:
-        for column in ("datetime", "hour", "night", "sequence"):
+        for column in ("datetime", "hour", "night", "sequence", "time_source"):
             result[column] = meta[column].to_numpy()
     result[list(CLASSES)] = probs
     result["top_class"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
     result["top_prob"] = probs.max(axis=1)
-    write_csv(out, result)
-    bad_path = out.parent / BAD_IMAGES
+    return Predicted(result, _classified(result, Path(run_dir), images, detections, bad), bad)
+
+
+def write_bad_images(bad: dict[str, str], folder: Path) -> None:
+    """bad_images.csv in `folder`, and a warning naming the first few."""
     if bad:
-        write_csv(bad_path, pd.DataFrame({FILE_COL: list(bad), "error": list(bad.values())}))
+        path = folder / BAD_IMAGES
+        write_csv(path, pd.DataFrame({FILE_COL: list(bad), "error": list(bad.values())}))
         print(f"predict: WARNING: {len(bad)} unreadable image(s) left out "
-              f"({', '.join(list(bad)[:5])}); listed in {bad_path}", file=sys.stderr)
-    print(f"predict: {len(result)} images -> {out}", file=sys.stderr)
-    return result
+              f"({', '.join(list(bad)[:5])}); listed in {path}", file=sys.stderr)
+
+
+def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool = False,
+                detector: DetectorChoice | None = None, work: Path | None = None,
+                progress: bool = True, read_meta: bool = True) -> pd.DataFrame:
+    """Write the CSV `out` (Predicted.table) and, if any, bad_images.csv beside it."""
+    out = Path(out)
+    work = Path(work) if work else out.parent / f".{out.name}_work"
+    found = predict_images(images, run_dir, site_from_folder, detector, work, progress,
+                           read_meta)
+    write_csv(out, found.table)
+    write_bad_images(found.bad, out.parent)
+    print(f"predict: {len(found.table)} images -> {out}", file=sys.stderr)
+    return found.table
+
+
+def _classified(result: pd.DataFrame, run_dir: Path, images: Path, detections: Path | None,
+                bad: dict[str, str]) -> Classified:
+    """The per-image table as the outputs read it: a site for every image (the folder's name
+    where there are none), no time where none was read, every untimed image its own visit."""
+    from kaggle_style.detect import mdjson
+    from kaggle_style.outputs.from_run import run_commit
+
+    frame = result.copy()
+    if SITE_COL not in frame.columns:
+        frame[SITE_COL] = ""
+    frame[SITE_COL] = frame[SITE_COL].astype(str).replace("", images.resolve().name)
+    if "datetime" not in frame.columns:
+        frame["datetime"] = ""
+        frame["sequence"] = frame[SITE_COL] + "/" + frame[FILE_COL]
+    return Classified(images=frame[list(IMAGE_COLUMNS)], classifier=Path(run_dir).name,
+                      commit=run_commit(Path(run_dir)),
+                      detections=mdjson.read(detections) if detections else None,
+                      failures=dict(bad))

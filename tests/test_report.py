@@ -210,6 +210,13 @@ def test_clock_sections(report_inputs: dict[str, Path], tiny_data: Path, tmp_pat
                 f"<td>{rows['sequence'].nunique()}</td>"
         assert cells in sequences, site
 
+    # the test set's record table: one row per test site with an animal event, its activity
+    records = page.split("<h2>Independent events per site (test)")[1].split("<h2>")[0]
+    assert '<img src="activity_by_site.png"' in records
+    test = truth[truth["split"] == "test"]
+    shown = set(re.findall(r"<tr><td>([^<]+)</td>", records))
+    assert shown <= set(test["site"]) and shown
+
     report = json.loads((report_inputs["ens"] / ENSEMBLE_FILE).read_text())
     time_step = report["time"]
     assert "coef" in time_step

@@ -11,11 +11,16 @@ import pandas as pd
 from kaggle_style.constants import CLASS_INDEX, FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.io import write_text
+from kaggle_style.report.activity import (
+    activity_section,
+    sequence_section,
+    test_records_section,
+    time_effect_section,
+)
 from kaggle_style.report.gallery import crop_threshold, gallery
 from kaggle_style.report.plots import confusion_plot, per_class_plot, reliability_plot
 from kaggle_style.report.runs import ReportError, Run, fmt, load_run, table
 from kaggle_style.report.sections import ensemble_section, model_table, site_table
-from kaggle_style.report.timing import activity_section, sequence_section, time_effect_section
 
 INDEX = "index.html"
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1400px}
@@ -94,7 +99,9 @@ def _clock_sections(meta: Path | None, train: pd.DataFrame, test: pd.DataFrame,
                        test[[ID_COL, SITE_COL]].assign(split="test")], ignore_index=True)
     parts.append(activity_section(frame, truth, primary, out))
     parts += ["<h2>Sequences per site</h2>",
-              sequence_section(frame, sites, truth, primary)]
+              sequence_section(frame, sites, truth, primary),
+              "<h2>Independent events per site (test)</h2>",
+              test_records_section(frame, test, primary, out)]
     if ensembles:
         parts.append("<h2>Time of day in the ensemble</h2>")
         parts += [time_effect_section(r.ensemble or {}, out, i) for i, r in enumerate(ensembles)]

@@ -287,12 +287,18 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
 
 def make_test_loader(prep: Prepared, use_cuda: bool) -> DataLoader:
     """The test images, in order, through the evaluation transform."""
+    return eval_loader(prep.test_cache.pixels_file, np.arange(len(prep.test_samples)),
+                       prep.data_cfg, prep.cfg, use_cuda)
+
+
+def eval_loader(pixels_file: Path, rows: np.ndarray, data_cfg: dict[str, Any], cfg: TrainConfig,
+                use_cuda: bool) -> DataLoader:
+    """Cached rows, in order, through the evaluation transform: the test set, and `predict`
+    on new images, so both see the pixels the same way."""
     from kaggle_style.data.transforms import eval_transform
 
-    rows = np.arange(len(prep.test_samples))
-    in_worker = not normalize_on_device(prep.cfg.normalize_on, use_cuda,
-                                       prep.cfg.augment_on)
-    dataset = CachedImages(prep.test_cache.pixels_file, rows, np.full(len(rows), -1),
-                           eval_transform(prep.data_cfg, normalize=in_worker))
-    return DataLoader(dataset, batch_size=prep.cfg.batch_size * 2,
-                      **loader_kwargs(default_workers(prep.cfg), use_cuda))
+    in_worker = not normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on)
+    dataset = CachedImages(pixels_file, rows, np.full(len(rows), -1),
+                           eval_transform(data_cfg, normalize=in_worker))
+    return DataLoader(dataset, batch_size=cfg.batch_size * 2,
+                      **loader_kwargs(default_workers(cfg), use_cuda))

@@ -191,3 +191,83 @@ def _shift_plot(shift: np.ndarray, out: Path, index: int) -> str:
     ax.set_ylabel("log-probability shift vs mean class")
     ax.legend(fontsize=7, ncol=2)
     return save(fig, out, f"time_effect_{index}.png")
+
+
+MAX_SITE_PANELS = 12  # the sites with most events; a page of small multiples stays readable
+
+
+def site_activity_plot(events: pd.DataFrame, out: Path, name: str = "activity_by_site.png"
+                       ) -> str | None:
+    """Activity by hour of independent events (timed ones), one panel per site, one curve per
+    class; None when no event has a time."""
+    import matplotlib.pyplot as plt
+
+    timed = events[events["timed"]]
+    if timed.empty:
+        return None
+    hours = pd.to_datetime(timed["start"], format="ISO8601")
+    timed = timed.assign(hour=hours.dt.hour + hours.dt.minute / 60 + hours.dt.second / 3600)
+    sites = timed[SITE_COL].value_counts().index[:MAX_SITE_PANELS]
+    cols = min(4, len(sites))
+    rows = -(-len(sites) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False,
+                             sharex=True)
+    for ax, site in zip(axes.ravel(), sites, strict=False):
+        group = timed[timed[SITE_COL] == site]
+        ax.axvspan(0, DAY_HOURS[0], color="0.88", lw=0)
+        ax.axvspan(DAY_HOURS[1], 24, color="0.88", lw=0)
+        for c, cls in enumerate(CLASSES):
+            h = group.loc[group["class"] == cls, "hour"].to_numpy(dtype=np.float64)
+            if len(h):
+                density = circular_density(h, np.ones((len(h), 1)))[:, 0]
+                ax.plot(GRID, density, color=f"C{c}", lw=1.3, label=f"{cls} ({len(h)})")
+        ax.set_title(f"{site}: {len(group)} events", fontsize=9)
+        ax.set_xlim(0, 24)
+        ax.set_xticks([0, 6, 12, 18, 24])
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=6)
+    for ax in axes.ravel()[len(sites):]:
+        ax.set_visible(False)
+    fig.supxlabel("hour of day (night shaded)")
+    fig.supylabel("activity density of independent events")
+    fig.tight_layout()
+    return save(fig, out, name)
+
+
+def test_records_section(meta: pd.DataFrame, test: pd.DataFrame, run: Run, out: Path) -> str:
+    """The record table of the test set by the run's most likely class (what `export --format
+    records` writes), with meta.csv's clocks."""
+    from kaggle_style.outputs.classified import Classified, Thresholds
+    from kaggle_style.outputs.records import DEFAULT_MINUTES, count_table, independent_events
+    from kaggle_style.outputs.records import records as records_of
+
+    if run.test is None:
+        return f"<p>{html.escape(run.name)} has no test.csv: no test records.</p>"
+    frame = run.test.merge(test[[ID_COL, SITE_COL]], on=ID_COL, how="left").merge(
+        meta[[ID_COL, "datetime", "sequence"]], on=ID_COL, how="left")
+    frame["file"] = frame[ID_COL]
+    frame["datetime"] = frame["datetime"].fillna("")
+    frame["sequence"] = frame["sequence"].fillna(frame[ID_COL])
+    classified = Classified(frame, run.name, "")
+    events = independent_events(records_of(classified, Thresholds()), DEFAULT_MINUTES)
+    return (f"<p>{html.escape(run.name)}, test set: each image counted as its most likely "
+            "class.</p>" + records_section(events, count_table(events), DEFAULT_MINUTES, out))
+
+
+def records_section(events: pd.DataFrame, counts: pd.DataFrame, minutes: float,
+                    out: Path) -> str:
+    """Independent events per site and class, and per-site activity (the record table)."""
+    from kaggle_style.outputs.records import site_by_class
+
+    if events.empty:
+        return "<p>no image was given an animal class: no records.</p>"
+    wide = site_by_class(counts)
+    untimed = int(counts["untimed_images"].sum())
+    rows = [[str(site), *(str(v) for v in row), str(int(row.sum()))]
+            for site, row in wide.iterrows()]
+    text = (f"<p>Independent events: records of one class at one site at least {minutes:g} "
+            f"minutes after that class's last independent record there. {untimed} record(s) "
+            "with an unread clock are counted apart (not in this table).</p>"
+            + table([SITE_COL, *wide.columns, "all"], rows[:MAX_SITE_ROWS]))
+    png = site_activity_plot(events, out)
+    return text + (f'<img src="{png}" alt="activity by hour per site">' if png else "")
