@@ -23,7 +23,7 @@ DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` c
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
-    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "tracker",
+    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "tracker", "log_with",
      "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
      "allow_outside_data", "normalize_on"}
 )
@@ -90,11 +90,14 @@ class TrainConfig:
     progress: bool = True
     log_every: int = 20  # steps between loss reads (each read waits for the GPU)
     tracker: Tracker = "tensorboard"  # files under the run (training/tracking.py); offline
+    log_with: Tracker | None = None  # tracker's older name: earlier runs' config.yaml reads back
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
 
     def __post_init__(self) -> None:
         """Bad values fail here, before any image is decoded."""
         check_choices(self)
+        if self.log_with is not None:
+            self.tracker, self.log_with = self.log_with, None
         for key in ("epochs", "batch_size", "grad_accum", "log_every"):
             check_range(self, key, low=1)
         for key in ("max_steps_per_epoch", "max_steps_per_epoch_eval", "image_size"):
