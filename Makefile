@@ -300,4 +300,4 @@ cache-bench: | $(STAMP) ## cache forms: bytes/image and images/s per worker, siz
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \
 		$(OUT)/submissions/*.csv $(OUT)/reports $(OUT)/studies $(OUT)/predictions.csv \
-		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections $(OUT)/real_dry_run $(OUT)/gpu_check
+		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections $(OUT)/real_dry_run $(OUT)/gpu_check $(OUT)/slurm
