@@ -51,11 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("export", "a run's test predictions as Camtrap DP, MegaDetector JSON, records"),
     "report": ("report", "HTML report: tables, confusion, calibration, sites"),
     "summary": ("summary", "the demo's closing summary of a run and its submission"),
-    "bench": ("bench", "throughput: model-only bound vs end-to-end images/s"),
-    "gpu-check": ("gpu_check", "bench + the real-size pipeline on a GPU, one JSON line"),
     "lb-check": ("lb_check", "hold out whole sites as a pseudo-leaderboard and score each stage"),
-    "real-check": ("real_check", "pretrained vs random vs prior on real camera-trap thumbnails"),
-    "real-dry-run": ("real_dry_run", "the real-data pipeline at full size on synthetic images"),
     "clean-cache": ("clean_cache", "remove stale image-cache files and temp files"),
 }
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import yaml
 
 from kaggle_style.errors import UserError
+from kaggle_style.io import parse_yaml
 
 T = TypeVar("T")
 
@@ -72,14 +73,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
     except OSError as err:
         raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from err
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        raise ConfigError(
-            f"{path}:{line} malformed YAML ({_yaml_problem(err)}); fix the file"
-        ) from err
+    data = parse_yaml(text, str(path), ConfigError) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
     return data

@@ -28,6 +28,10 @@ FILEPATH_COL = "filepath"
 FOLD_COL = "fold"
 LABEL_COL = "label"
 
+# The folder of shared real data (weights, real frames) for the detector's default weights and
+# the benchmarks: an installed package cannot know where a checkout's neighbours are.
+SHARED_DATA_ENV = "KAGGLE_STYLE_SHARED_DATA"
+
 # DrivenData file names inside a competition data folder.
 TRAIN_FEATURES = "train_features.csv"
 TRAIN_LABELS = "train_labels.csv"
@@ -42,3 +46,7 @@ CONFIG_FILE = "config.yaml"
 ENSEMBLE_FILE = "ensemble.json"
 FOLDS_FILE = "folds.csv"
 META_FILE = "meta.csv"  # info-bar readings of every train and test id (kaggle-style meta)
+# Columns read as the exact strings written, never as numbers or missing values: an id or a site
+# called `NA`, `null` or `0012` is that string (kaggle_style.io.read_csv).
+TEXT_COLUMNS: tuple[str, ...] = (ID_COL, SITE_COL, FILEPATH_COL, LABEL_COL, "crop_path",
+                                 "datetime", "camera", "sequence")

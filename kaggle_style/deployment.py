@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from kaggle_style.constants import (
     CLASSES,
@@ -38,7 +37,7 @@ from kaggle_style.constants import (
     SITE_COL,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_csv
+from kaggle_style.io import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
 from kaggle_style.training.config import TrainConfig
 
@@ -78,11 +77,11 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
 
 def member_runs(run_dir: Path) -> tuple[list[Path], dict[str, Any] | None]:
     """(model run folders, the ensemble's report or None for a single model run)."""
-    from kaggle_style.training.integrity import check_run
+    from kaggle_style.run_contract import check_run
 
     ens_file = run_dir / ENSEMBLE_FILE
     if not ens_file.is_file():
-        check_run(run_dir)
+        check_run(run_dir, models=True)
         return [run_dir], None
     report = json.loads(ens_file.read_text())
     runs = []
@@ -92,7 +91,7 @@ def member_runs(run_dir: Path) -> tuple[list[Path], dict[str, Any] | None]:
         found = next((p for p in candidates if (p / CONFIG_FILE).is_file()), None)
         if found is None:
             raise PredictError(f"{ens_file}: member run {name!r} ({path}) not found")
-        check_run(found)
+        check_run(found, models=True)
         runs.append(found)
     return runs, report
 
@@ -106,7 +105,7 @@ def run_config(run_dir: Path, **changes: Any) -> tuple[TrainConfig, dict[str, An
     from kaggle_style.config import resolve_config
 
     path = run_dir / CONFIG_FILE
-    raw = yaml.safe_load(path.read_text()) or {}
+    raw = read_yaml(path, PredictError) or {}
     data_cfg = raw.get("data_config")
     if not isinstance(data_cfg, dict):
         raise PredictError(f"{path}: no data_config (written by `kaggle-style train`); retrain "

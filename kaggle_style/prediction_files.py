@@ -14,9 +14,8 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, SUM_TOLERANCE
-from kaggle_style.data.tables import read_csv
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.io import write_csv
+from kaggle_style.io import read_csv, write_csv
 
 __all__ = [
     "PredictionError", "align", "check_predictions", "few_ids", "make_frame", "probs_of",

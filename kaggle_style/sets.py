@@ -73,18 +73,25 @@ def load_set(name: str, root: str | Path = ".") -> SetFiles:
         known = ", ".join(available_sets(root)) or "none"
         raise ModelSetError(f"no model set {name!r}: {path} does not exist; known sets: {known}")
     spec = resolve_config(ModelSet, path)
-    configs = {m: Path(root) / CONFIGS_DIR / f"{m}.yaml" for m in spec.models}
-    missing = [str(p) for p in configs.values() if not p.is_file()]
-    if missing:
-        raise ModelSetError(f"{path}: models names config(s) that do not exist: "
-                            f"{', '.join(missing)}; add them or fix the names")
     ensemble = Path(root) / spec.ensemble
     if not ensemble.is_file():
         raise ModelSetError(f"{path}: ensemble: {ensemble} does not exist; give the path of an "
                             "ensemble config relative to the project root")
-    for config in configs.values():
-        resolve_config(TrainConfig, config)  # a broken recipe fails here, before any training
+    configs = check_models(spec.models, root, f"{path}: models")
     return SetFiles(spec, path, configs, ensemble)
+
+
+def check_models(models: list[str], root: str | Path = ".",
+                 where: str = "MODELS") -> dict[str, Path]:
+    """Every named recipe exists and resolves: a broken one fails here, before any training."""
+    configs = {m: Path(root) / CONFIGS_DIR / f"{m}.yaml" for m in models}
+    missing = [str(p) for p in configs.values() if not p.is_file()]
+    if missing:
+        raise ModelSetError(f"{where} names config(s) that do not exist: {', '.join(missing)}; "
+                            "add them or fix the names")
+    for config in configs.values():
+        resolve_config(TrainConfig, config)
+    return configs
 
 
 def field_value(files: SetFiles, key: str) -> str:

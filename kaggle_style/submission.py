@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import CLASS_INDEX, CLASSES, FOLD_COL, ID_COL, LABEL_COL, SUM_TOLERANCE
-from kaggle_style.data.tables import read_csv, read_labels, read_table
+from kaggle_style.data.tables import read_labels, read_table
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.io import atomic_path
+from kaggle_style.io import atomic_path, check_outputs, read_csv
 from kaggle_style.metrics import format_summary, log_loss, score
 from kaggle_style.prediction_files import read_predictions
 
@@ -61,6 +61,8 @@ def make_submission(
 
     The file is validated at its temporary path; a file that fails never replaces the old one.
     """
+    check_outputs({"--out": out_path}, {"--predictions": predictions_path,
+                                        "--format": format_path})
     clip = check_clip(clip)
     preds = read_predictions(predictions_path)
     fmt = _read_format(format_path)
@@ -211,13 +213,6 @@ def _value_problems(sub: pd.DataFrame, class_cols: list[str], id_col: str) -> li
             f"{worst:.3g}, tolerance {SUM_TOLERANCE:g}): ids {few_ids(ids[off])}"
         )
     return problems
-
-
-def validate_submission(
-    path: str | os.PathLike, format_path: str | os.PathLike, strict_order: bool = False
-) -> list[str]:
-    """Every problem of a submission file; an empty list means it can be uploaded."""
-    return check_submission(path, format_path, strict_order)[0]
 
 
 def score_predictions(

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from kaggle_style.constants import SHARED_DATA_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+# The tests' stages and benchmarks find the detector weights there, as `make` passes it.
+os.environ.setdefault(SHARED_DATA_ENV, str(SHARED_DATA))
 
 
 @pytest.fixture(scope="session")

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 
 from kaggle_style.data import cache_admin
-from kaggle_style.data.cache_admin import DiskSpaceError
 from kaggle_style.data.cache_forms import open_pixels
 from kaggle_style.data.images import build_cache, cache_key
 from kaggle_style.errors import UserError
+from kaggle_style.io import DiskFullError, free_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,11 +64,11 @@ def test_room_is_checked_before_the_build(tmp_path: Path, small_disk: Path) -> N
     paths = _noise_images(tmp_path / "img", 40)
     needed = 40 * 160 * 160 * 3  # 3 MB of uint8 pixels on a 2 MB disk
     start = time.perf_counter()
-    with pytest.raises(DiskSpaceError) as err:
+    with pytest.raises(DiskFullError) as err:
         build_cache(paths, 160, small_disk / "cache", progress=False)
     message = str(err.value)
     assert str(small_disk / "cache") in message and f"({needed + 128} bytes)" in message
-    free = cache_admin.free_bytes(small_disk)
+    free = free_bytes(small_disk)
     assert f"({free} bytes) free" in message and "clean-cache" in message
     assert time.perf_counter() - start < 5  # refused before decoding 40 images
     assert _leftovers(small_disk) == []
@@ -82,12 +82,12 @@ def test_full_disk_mid_write_is_one_error_and_no_temp_file(
     than budgeted): the write itself hits ENOSPC. np.memmap wrote here with SIGBUS."""
     monkeypatch.setattr(cache_admin, "check_free_space", lambda *a, **k: None)
     paths = _noise_images(tmp_path / "img", 100)  # JPEG entries at 256 px: ~50 kB, 5 MB
-    with pytest.raises(DiskSpaceError, match=r"disk full while writing the .* image cache") as err:
+    with pytest.raises(DiskFullError, match=r"disk full while writing the .* image cache") as err:
         build_cache(paths, 256, small_disk / "cache", progress=False, form=form)
     assert str(small_disk / "cache") in str(err.value)
     assert "no temporary file left behind" in str(err.value)
     assert _leftovers(small_disk) == []
-    assert cache_admin.free_bytes(small_disk) > 1_900_000  # the space is given back
+    assert free_bytes(small_disk) > 1_900_000  # the space is given back
     # A later run with room (fewer images) works in the same folder.
     cache = build_cache(paths[:5], 64, small_disk / "cache", progress=False, form=form)
     assert cache.ok.all() and np.asarray(cache.pixels[4]).shape == (64, 64, 3)
@@ -98,13 +98,13 @@ def test_file_size_limit_is_a_disk_error(tmp_path: Path) -> None:
     paths = _noise_images(tmp_path / "img", 12)
     script = textwrap.dedent(f"""
         import resource, sys
-        from kaggle_style.data.cache_admin import DiskSpaceError
+        from kaggle_style.io import DiskFullError
         from kaggle_style.data.images import build_cache
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
         try:
             build_cache({[str(p) for p in paths]!r}, 160, {str(tmp_path / "cache")!r},
                         progress=False)
-        except DiskSpaceError as err:
+        except DiskFullError as err:
             print(err)
             sys.exit(2)
     """)
@@ -218,7 +218,7 @@ def test_clean_cache_keeps_what_train_uses(tiny_data: Path, tiny_folds: Path, tm
 
 def test_cache_bench_measures_every_form(tmp_path: Path, shared_data: Path) -> None:
     """The benchmark's table in one run: bytes and speed per form against today's uint8."""
-    from kaggle_style.data import cache_bench
+    from benchmarks import cache_bench
 
     configs = tmp_path / "configs"
     configs.mkdir()

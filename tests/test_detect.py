@@ -21,6 +21,8 @@ import pytest
 from PIL import Image
 
 from kaggle_style.cli import main
+from kaggle_style.constants import SHARED_DATA_ENV
+from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 from kaggle_style.detect import mdjson
 from kaggle_style.detect.batch import (
     DetectConfig,
@@ -29,14 +31,7 @@ from kaggle_style.detect.batch import (
     default_weights,
     detect_images,
 )
-from kaggle_style.detect.crops import (
-    CropConfig,
-    cache_key,
-    crop_paths,
-    crop_region,
-    load_manifest,
-    run_crops,
-)
+from kaggle_style.detect.crops import CropConfig, cache_key, crop_region, run_crops
 from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 from kaggle_style.errors import UserError
@@ -256,10 +251,15 @@ def test_megadetector_lite_missing_weights_names_the_file(tmp_path: Path) -> Non
     assert str(missing) in str(err.value)
 
 
-def test_default_weights_found_beside_the_checkout(lite_weights: Path) -> None:
+def test_default_weights_found_in_the_shared_data_folder(
+        lite_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./models here
+    monkeypatch.setenv(SHARED_DATA_ENV, str(lite_weights.parents[2]))
     found = default_weights("megadetector-lite")
     assert found is not None and found.resolve() == lite_weights.resolve()
     assert default_weights("megadetector") is None
+    monkeypatch.delenv(SHARED_DATA_ENV)  # an installed package has no checkout to look beside
+    assert default_weights("megadetector-lite") is None
 
 
 # ------------------------------------------------------------------- the real detector

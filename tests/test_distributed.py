@@ -15,9 +15,12 @@ import pytest
 
 from kaggle_style.config import resolve_config
 from kaggle_style.constants import ID_COL
+from kaggle_style.run_contract import check_run
 from kaggle_style.training.config import TrainConfig
-from kaggle_style.training.integrity import check_run
 from kaggle_style.training.run import run_training
+
+# Started processes load tests/write_log/sitecustomize.py: it logs each output's writer.
+WRITE_LOG_HOOK = str(Path(__file__).resolve().parent / "write_log")
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "tiny-cpu.yaml"
@@ -30,7 +33,9 @@ def test_two_process_launch_matches_the_single_process_contract(
     if not accelerate.exists() and shutil.which("accelerate") is None:
         pytest.fail("the `accelerate` command is missing from the environment")
     write_log = tmp_path / "writes.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log)}
+    hooked = os.pathsep.join(filter(None, [WRITE_LOG_HOOK, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log),
+           "PYTHONPATH": hooked}
     cmd = [str(accelerate if accelerate.exists() else "accelerate"), "launch", "--multi_gpu",
            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "-m", "kaggle_style", "train", "--config", str(RECIPE),

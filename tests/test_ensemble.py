@@ -233,7 +233,8 @@ def test_forced_stacking_writes_its_cross_fitted_oof(synthetic: dict):
 
 def test_cli_with_config_file(synthetic: dict, capsys: pytest.CaptureFixture):
     config = synthetic["root"] / "ensemble.yaml"
-    out = synthetic["root"] / "runs" / "from_config"
+    # outside the data folder, which a stage never writes into
+    out = synthetic["root"].parent / f"{synthetic['root'].name}_from_config"
     config.write_text(
         "runs:\n" + "".join(f"  - {synthetic['runs'][n]}\n" for n in ("good", "over"))
         + f"labels: {synthetic['labels']}\nout: {out}\ndata: {synthetic['root']}\n"
@@ -268,10 +269,11 @@ def _world_config(root: Path, runs: list[str], **kw) -> EnsembleConfig:
 
 def test_meta_steps_are_gated_recorded_and_printed(world_files, capsys: pytest.CaptureFixture):
     _, runs, root = world_files
-    assert main(["ensemble", *runs, "--data", str(root), "--out", str(root / "ens"),
+    out = root.parent / f"{root.name}_ens"  # outside the data folder, which a stage never writes
+    assert main(["ensemble", *runs, "--data", str(root), "--out", str(out),
                  "--space", "logprob", "--set", "n_starts=1", "stacking=false"]) == 0
     printed = capsys.readouterr().out
-    report = json.loads((root / "ens" / ENSEMBLE_FILE).read_text())
+    report = json.loads((out / ENSEMBLE_FILE).read_text())
     names = [row["name"] for row in report["table"]]
     for key, title, row in (("sequences", "sequence pooling", "+ sequence pooling"),
                             ("time", "time of day", "+ time of day")):

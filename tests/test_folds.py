@@ -85,7 +85,7 @@ def test_folds_file_that_does_not_match_the_data_is_an_error(tiny_data: Path, ti
 
 
 def test_pseudo_leaderboard_split_holds_out_whole_sites(real_train: pd.DataFrame) -> None:
-    from kaggle_style.checks.lb_check import pseudo_split
+    from kaggle_style.lb_check import pseudo_split
 
     kept, held = pseudo_split(real_train, share=0.2, seed=0)
     assert len(kept) + len(held) == len(real_train)
@@ -96,7 +96,7 @@ def test_pseudo_leaderboard_split_holds_out_whole_sites(real_train: pd.DataFrame
 def test_lb_check_scores_held_out_sites_with_and_without_site_adaptation(
     tiny_data: Path, tmp_path: Path
 ) -> None:
-    from kaggle_style.checks.lb_check import lb_check
+    from kaggle_style.lb_check import lb_check
     from kaggle_style.training.config import TrainConfig
 
     cfg = TrainConfig(data=str(tiny_data), backbone="test_resnet", image_size=32, epochs=1,

@@ -16,8 +16,8 @@ from kaggle_style.constants import OOF_FILE
 from kaggle_style.launch.jobs import with_values
 from kaggle_style.launch.settings import SlurmSettings
 from kaggle_style.launch.slurm import plan_training, submit_training
+from kaggle_style.run_contract import DONE_FILE, check_run
 from kaggle_style.training.config import TrainConfig, model_hash
-from kaggle_style.training.integrity import DONE_FILE, check_run
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.yaml"
 

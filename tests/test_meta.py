@@ -15,10 +15,11 @@ import pytest
 from kaggle_style.cli import main
 from kaggle_style.config import ConfigError
 from kaggle_style.constants import ID_COL, SITE_COL, TEST_FEATURES, TRAIN_FEATURES
+from kaggle_style.data.meta_file import META_COLUMNS, MetaError, read_meta
 from kaggle_style.demo.generator import TRUTH_FILE, generate_demo_data
 from kaggle_style.errors import UserError
 from kaggle_style.meta import infobar, ocr
-from kaggle_style.meta.run import META_COLUMNS, MetaConfig, MetaError, meta_frame, read_meta
+from kaggle_style.meta.run import MetaConfig, meta_frame
 from kaggle_style.meta.sequences import assign_sequences
 
 # What the 9 real frames show, read by eye from the frames themselves (an enlarged view of each
@@ -184,3 +185,53 @@ def test_demo_clocks_are_read_as_the_generator_wrote_them(tmp_path: Path) -> Non
         if (times.diff().dt.total_seconds().fillna(0) <= 60).all():
             assert visit["sequence"].nunique() == 1
     assert (meta.groupby("sequence")[SITE_COL].nunique() == 1).all()
+
+
+def test_odd_frames_are_listed_not_fatal(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Case 5: a tiny white image, a 9000x90 strip and a clock in a year pandas cannot hold are
+    unread rows, each listed with its reason; the other frames are still read."""
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from kaggle_style.demo.frames import Shot, render_frame
+    from kaggle_style.demo.plan import make_sites
+
+    site = replace(make_sites(0, 1, 1)[0][0], layout=infobar.BUSHNELL_BAR)
+    paths = {"white": tmp_path / "white.jpg", "wide": tmp_path / "wide.jpg",
+             "future": tmp_path / "future.jpg", "normal": tmp_path / "normal.jpg"}
+    Image.new("RGB", (3, 2), "white").save(paths["white"])
+    Image.new("RGB", (9000, 90), "gray").save(paths["wide"])
+    for name, year in (("future", 2999), ("normal", 2017)):
+        when = dt.datetime(year, 3, 19, 5, 37, 45)
+        image, _ = render_frame(np.random.default_rng(1), site, "leopard", 320, 180,
+                                Shot((0, 1, 2, 3), 0.0, False, when))
+        image.save(paths[name], quality=95)
+    frame = meta_frame(list(paths), list(paths.values()), ["S"] * 4, workers=1).set_index(ID_COL)
+    listed = capsys.readouterr().err
+    assert "3 odd frame(s) left unread" in listed
+    assert "white: odd frame size 3x2" in listed and "wide: odd frame size 9000x90" in listed
+    assert "future: its clock reads the year 2999" in listed
+    assert (frame.loc[["white", "wide", "future"], "datetime"] == "").all()
+    assert frame.loc["normal", "datetime"] == "2017-03-19T05:37:45"
+
+
+@pytest.mark.parametrize(("column", "value", "says"), [
+    ("night", "2", "'night' is not 0 or 1"),
+    ("night", "yes", "'night' is not 0 or 1"),
+    ("datetime", "2017-03-19T05:37:45+02:00", "without a UTC offset"),
+    ("datetime", "9999-01-01T00:00:00", "years 1678-2261"),
+    ("datetime", "yesterday", "ISO 8601"),
+    ("hour", "25", "'hour' is not a number from 0 to 24"),
+    ("confidence", "-1", "'confidence' is not a number from 0 to 1"),
+])
+def test_hand_edited_meta_is_one_line_in_every_reader(tmp_path: Path, column: str, value: str,
+                                                      says: str) -> None:
+    """Case 5: read_meta (what ensemble, report and predict read) names the column and id."""
+    row = {"id": "ZJ1", "datetime": "2017-03-19T05:37:45", "hour": "5.6", "camera": "",
+           "night": "1", "confidence": "0.9", "sequence": "S/0", column: value}
+    path = tmp_path / "meta.csv"
+    path.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+    with pytest.raises(MetaError, match=says) as err:
+        read_meta(path)
+    assert "ZJ1" in str(err.value) and "\n" not in str(err.value)

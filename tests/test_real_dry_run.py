@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from kaggle_style.checks.real_dry_run import (
-    MODEL_NAME,
-    DryRunConfig,
-    growth,
-    real_dry_run,
-)
-from kaggle_style.config import ConfigError
+from benchmarks.growth import growth
+from benchmarks.real_dry_run import MODEL_NAME, DryRunConfig, main, real_dry_run
 from kaggle_style.constants import (
     ID_COL,
     OOF_FILE,
+    SHARED_DATA_ENV,
     SITE_COL,
     SUBMISSION_FORMAT,
     TEST_FEATURES,
@@ -25,6 +22,7 @@ from kaggle_style.constants import (
 from kaggle_style.errors import UserError
 
 PROCESS_STAGES = ("check-data", "folds", "crop", "train", "ensemble", "submit", "validate")
+IN_PROCESS = ("generate_images", "detect (generated)")  # run in the checker's own process
 
 
 def _real(shared_data: Path) -> dict[str, pd.DataFrame]:
@@ -33,19 +31,30 @@ def _real(shared_data: Path) -> dict[str, pd.DataFrame]:
             for name in (TRAIN_FEATURES, TEST_FEATURES, SUBMISSION_FORMAT)}
 
 
-def _assert_stages_timed(result: dict, report: bool) -> None:
-    for name in (*PROCESS_STAGES, *(("report",) if report else ())):
-        stage = result["stages"][name]
-        assert stage["seconds"] > 0, name
-        assert stage["peak_rss_mib"] > 0, name  # its own process, measured
-    assert result["stages"]["detect (generated)"]["seconds"] >= 0
+def _assert_stages_timed(result: dict, report: bool, wall: float) -> None:
+    """Every stage once, in order; each command in its own process (its own peak: a python
+    process with pandas is tens of MiB, and validate's is below train's, which holds torch and
+    a model: the checker's own size for every stage would make them equal); the stages ran one
+    after another inside the call."""
+    commands = [*PROCESS_STAGES, *(("report",) if report else ())]
+    assert list(result["stages"]) == [*IN_PROCESS, *commands]
+    for name in IN_PROCESS:
+        assert "peak_rss_mib" not in result["stages"][name], name  # not a process of its own
+    peaks = {name: result["stages"][name]["peak_rss_mib"] for name in commands}
+    assert all(peak >= 10 for peak in peaks.values()), peaks
+    assert peaks["validate"] < peaks["train"], peaks
+    stage_sum = sum(stage["seconds"] for stage in result["stages"].values())
+    assert result["total_s"] == round(stage_sum, 1)
+    assert stage_sum <= wall
 
 
 def test_fraction_runs_whole_real_sites(shared_data: Path, tmp_path: Path) -> None:
     """A site subset: whole real sites, real ids and rows, every stage, a valid submission."""
     cfg = DryRunConfig(work_dir=str(tmp_path / "dry"), source=str(shared_data / "conservision"),
                        fraction=0.01, n_splits=2, max_steps=2, max_eval_steps=1, report=False)
+    started = time.perf_counter()
     result = real_dry_run(cfg)
+    wall = time.perf_counter() - started
     real = _real(shared_data)
     work = Path(cfg.work_dir)
     train = pd.read_csv(work / "data" / TRAIN_FEATURES, dtype={ID_COL: str})
@@ -63,7 +72,7 @@ def test_fraction_runs_whole_real_sites(shared_data: Path, tmp_path: Path) -> No
     assert sub[ID_COL].tolist() == fmt[fmt[ID_COL].isin(set(test[ID_COL]))][ID_COL].tolist()
     assert list(sub.columns) == list(fmt.columns)
     assert result["submission_valid"] and result["ok"]
-    _assert_stages_timed(result, report=False)
+    _assert_stages_timed(result, report=False, wall=wall)
 
 
 def test_growth_flags_a_stage_faster_than_the_data() -> None:
@@ -94,10 +103,12 @@ def test_refuses_a_work_dir_it_did_not_make(tmp_path: Path) -> None:
 def test_full_size_real_tables(shared_data: Path, tmp_path: Path) -> None:
     """Every real id through every stage; the submission validates against the REAL format."""
     cfg = DryRunConfig(work_dir=str(tmp_path / "dry"), source=str(shared_data / "conservision"))
-    assert_full_size(real_dry_run(cfg), Path(cfg.work_dir), shared_data)
+    started = time.perf_counter()
+    result = real_dry_run(cfg)
+    assert_full_size(result, Path(cfg.work_dir), shared_data, time.perf_counter() - started)
 
 
-def assert_full_size(result: dict, work: Path, shared_data: Path) -> None:
+def assert_full_size(result: dict, work: Path, shared_data: Path, wall: float) -> None:
     real = _real(shared_data)
     assert (work / "data" / TRAIN_FEATURES).is_symlink()  # the real file, not a copy
     assert result["format_file"] == str(shared_data / "conservision" / SUBMISSION_FORMAT)
@@ -109,11 +120,23 @@ def assert_full_size(result: dict, work: Path, shared_data: Path) -> None:
     assert sub[ID_COL].tolist() == real[SUBMISSION_FORMAT][ID_COL].tolist()
     assert result["submission_valid"] and result["submission_problems"] == []
     assert result["train_sites"] == 148 and result["test_sites"] == 51
-    _assert_stages_timed(result, report=True)
+    _assert_stages_timed(result, report=True, wall=wall)
 
 
 @pytest.mark.parametrize("change", [{"fraction": 0.0}, {"fraction": 1.5}, {"n_splits": 1},
                                     {"max_steps": 0}])
 def test_bad_sizes_fail_before_any_work(change: dict) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(UserError, match=next(iter(change))):
         DryRunConfig(**change)
+
+
+def test_without_a_source_the_error_is_one_line_naming_both_ways(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    monkeypatch.delenv(SHARED_DATA_ENV, raising=False)
+    assert main(["--work-dir", str(tmp_path / "dry")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--source" in err and SHARED_DATA_ENV in err
+    assert not (tmp_path / "dry").exists()
+    monkeypatch.setenv(SHARED_DATA_ENV, str(tmp_path))  # a folder without conservision/
+    assert main(["--work-dir", str(tmp_path / "dry")]) == 2
+    assert str(tmp_path / "conservision") in capsys.readouterr().err

@@ -3,6 +3,8 @@ that load, every real recipe can be tuned, and the leaderboard set trains the le
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -149,3 +151,35 @@ def test_cli_prints_a_field_for_the_makefile(capsys: pytest.CaptureFixture[str],
     assert main(["model-set", "nope"]) == 2
     err = capsys.readouterr().err
     assert "kaggle-style model-set: error: no model set 'nope'" in err and "leaderboard" in err
+
+
+def _make(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(["make", "-o", ".venv/.installed", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_case7_make_checks_every_named_model_before_any_work() -> None:
+    """`make train MODELS='a missing'` stops at once, naming the missing config, instead of
+    running folds, detection and crops first (as `SET=` is checked)."""
+    done = _make("-n", "train", "MODELS=demo-crop missing")
+    assert done.returncode == 2, done.stdout[-2000:]
+    assert "configs/missing.yaml" in done.stderr and "MODELS='demo-crop missing'" in done.stderr
+    assert "kaggle-style folds" not in done.stdout  # nothing would have run
+    assert _make("-n", "train", "MODELS=demo-crop").returncode == 0
+
+
+@pytest.mark.slow  # three make calls, each reading the set: about a minute on a busy 2-core VM
+def test_case7_a_data_path_with_a_space_works_through_make(tmp_path: Path) -> None:
+    from kaggle_style.demo.generator import generate_demo_data
+
+    data = generate_demo_data(tmp_path / "my data", seed=0, n_train=40, n_test=16, width=64,
+                              height=48)
+    out = tmp_path / "out"
+    planned = _make("-n", "report", f"DATA={data}", f"OUT={out}", "MODELS=demo-crop")
+    assert planned.returncode == 0, planned.stderr[-2000:]
+    assert f'--data "{data}"' in planned.stdout and f'--labels "{data}/train_labels.csv"' in \
+        planned.stdout
+    done = _make("folds", f"DATA={data}", f"OUT={out}")  # a real stage through make
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (out / "folds" / "folds.csv").read_text().startswith("id,site,label,fold")

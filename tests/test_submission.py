@@ -19,8 +19,11 @@ from kaggle_style.submission import (
     check_submission,
     make_submission,
     score_predictions,
-    validate_submission,
 )
+
+
+def _problems(path: Path, format_path: Path, strict_order: bool = False) -> list[str]:
+    return check_submission(path, format_path, strict_order)[0]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +59,7 @@ def test_submit_writes_format_order_and_validates(valid_submission: Path, format
     assert list(sub.columns) == list(fmt.columns)
     assert sub[ID_COL].tolist() == fmt[ID_COL].tolist()
     np.testing.assert_allclose(sub[list(CLASSES)].to_numpy(), 1.0 / len(CLASSES), rtol=1e-12)
-    assert validate_submission(valid_submission, format_path, strict_order=True) == []
+    assert _problems(valid_submission, format_path, strict_order=True) == []
 
 
 def test_submit_clips_and_renormalises(tmp_path: Path, format_path: Path):
@@ -175,7 +178,7 @@ def test_validate_rejects_each_kind_of_broken_file(
     else:
         good = pd.read_csv(valid_submission, dtype=str, keep_default_na=False)
         mutate(good).to_csv(path, index=False)
-    problems = validate_submission(path, format_path)
+    problems = _problems(path, format_path)
     assert problems, f"{kind}: accepted a broken file"
     assert any(expected in p for p in problems), problems
 
@@ -189,7 +192,7 @@ def test_validate_allows_other_row_order_unless_strict(
     problems, notes = check_submission(path, format_path)
     assert problems == []
     assert any("different order" in n for n in notes)
-    strict = validate_submission(path, format_path, strict_order=True)
+    strict = _problems(path, format_path, strict_order=True)
     assert any("different order" in p for p in strict)
 
 
@@ -287,7 +290,7 @@ def test_one_sum_tolerance_for_submissions_and_prediction_files(
     good.loc[7, "bird"] = repr(float(good.loc[7, "bird"]) + off)
     path = tmp_path / "off.csv"
     good.to_csv(path, index=False)
-    problems = validate_submission(path, format_path)
+    problems = _problems(path, format_path)
     assert (problems == []) == accepted, problems
     if accepted:
         read_predictions(path)

@@ -20,10 +20,13 @@ from kaggle_style.config import resolve_config
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.errors import UserError
+from kaggle_style.run_contract import check_run
 from kaggle_style.training.config import TrainConfig
-from kaggle_style.training.integrity import check_run
 from kaggle_style.training.recipe import mix_batch, soft_cross_entropy
 from kaggle_style.training.run import run_training
+
+# Started processes load tests/write_log/sitecustomize.py: it logs each output's writer.
+WRITE_LOG_HOOK = str(Path(__file__).resolve().parent / "write_log")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -231,7 +234,9 @@ def test_two_processes_on_one_run_train_each_fold_once(
 ):
     """Two real processes (as two boxes on a shared disk): fold locks split the folds."""
     write_log = tmp_path / "writes.log"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log)}
+    hooked = os.pathsep.join(filter(None, [WRITE_LOG_HOOK, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log),
+           "PYTHONPATH": hooked}
     cmd = [sys.executable, "-m", "kaggle_style", "train", "--config",
            str(REPO / "configs" / "tiny-cpu.yaml"), "--name", "shared", "--data", str(tiny_data),
            "--folds-file", str(tiny_folds), "--runs-dir", str(tmp_path / "runs"), "--quiet",

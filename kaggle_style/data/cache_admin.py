@@ -17,60 +17,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kaggle_style.errors import UserError
-from kaggle_style.io import pid_alive
+from kaggle_style.io import DiskFullError, free_bytes, human, pid_alive
 
-# errno values that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
-DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+CACHE_FIX = ("free space there (`kaggle-style clean-cache --yes` removes caches no config uses) "
+             "or set cache_dir to a larger disk, then rerun")
 META_FILE = "meta.json"  # written last: a cache folder without it is unfinished
-# A temp file of ours: .<name>.<host>.<pid>.tmp; older builds used mkstemp's .<name>.<random>.tmp
+# A temp file of ours: .<name>.<host>.<pid>.tmp; mkstemp's .<name>.<random>.tmp names no writer
 _OWN_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.tmp$")
 STALE_AFTER_S = 3600.0  # a temp file untouched this long has no live writer (ours rewrite often)
-
-
-class DiskSpaceError(UserError):
-    """Not enough room for a cache: before the build (estimate) or during it (ENOSPC)."""
-
-
-def human(n: float) -> str:
-    """Bytes for people: 1.5 GB, 320 MB (powers of 1000, as `df -H` prints)."""
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
-
-
-def free_bytes(folder: str | os.PathLike) -> int:
-    """Free bytes for an unprivileged writer on the disk that holds `folder` (or its parent)."""
-    path = Path(folder).absolute()
-    while not path.exists():
-        path = path.parent
-    return shutil.disk_usage(path).free
 
 
 def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
     """Refuse to start a write that cannot fit, before any time is spent decoding."""
     free = free_bytes(folder)
     if needed > free:
-        raise DiskSpaceError(
+        raise DiskFullError(
             f"{what} needs {human(needed)} ({needed} bytes) in {folder}, but that disk has "
             f"{human(free)} ({free} bytes) free; free space there (`kaggle-style clean-cache "
             f"--yes` removes caches no config uses) or set cache_dir to a larger disk"
         )
-
-
-def disk_full(err: OSError, folder: str | os.PathLike, what: str) -> DiskSpaceError:
-    """The one line a full disk becomes; the caller has already removed its temp file."""
-    return DiskSpaceError(
-        f"disk full while writing {what} in {folder} ({err.strerror or err}); "
-        f"{human(free_bytes(folder))} free now, no temporary file left behind; free space there "
-        f"(`kaggle-style clean-cache --yes`) or set cache_dir to a larger disk, then rerun"
-    )
-
-
-def is_disk_full(err: BaseException) -> bool:
-    return isinstance(err, OSError) and err.errno in DISK_FULL_ERRNOS
 
 
 def temp_path(target: Path) -> Path:
@@ -93,7 +58,7 @@ def preallocate(handle, size: int) -> None:
 
 def stale_temps(folder: str | os.PathLike, now: float | None = None) -> list[Path]:
     """Temp files in `folder` whose writer is gone: ours with a dead pid on this host, or any
-    `.*.tmp` not written to for an hour (mkstemp names of older versions, other hosts)."""
+    `.*.tmp` not written to for an hour (mkstemp names, other hosts' files: no pid to ask)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []

@@ -22,7 +22,7 @@ CACHE_FORMS: tuple[str, ...] = ("uint8", "jpeg", "webp", "png")
 CODECS = {"jpeg": (".jpg", "IMWRITE_JPEG_QUALITY", 90), "webp": (".webp", "IMWRITE_WEBP_QUALITY",
            90), "png": (".png", "IMWRITE_PNG_COMPRESSION", 1)}
 # Bytes a compressed entry is budgeted before the build, as a share of the uint8 bytes: above
-# what `kaggle_style.data.cache_bench` measured on camera-trap frames (JPEG q90 ~0.1, PNG ~0.6).
+# what `benchmarks.cache_bench` measured on camera-trap frames (JPEG q90 ~0.1, PNG ~0.6).
 BUDGET_SHARE = {"jpeg": 0.3, "webp": 0.3, "png": 1.0}
 PIXELS_FILE = "pixels.npy"  # uint8 form
 ENTRIES_FILE = "entries.bin"  # compressed forms: the blobs back to back...

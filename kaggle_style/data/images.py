@@ -42,7 +42,7 @@ from kaggle_style.data.cache_forms import (
     open_pixels,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_csv, write_json
+from kaggle_style.io import disk_full_error, is_disk_full, write_csv, write_json
 
 CACHE_VERSION = 3  # 3: >8-bit images scaled, EXIF orientation applied; 2: JPEG draft decoding
 MIN_SIDE = 8  # smaller images carry no usable signal
@@ -302,8 +302,8 @@ def _fill_cache(folder: Path, paths: list[str], size: int, workers: int, progres
     except BaseException as err:
         for name in _OUTPUTS:
             (folder / name).unlink(missing_ok=True)
-        if cache_admin.is_disk_full(err):
-            raise cache_admin.disk_full(err, folder, what) from err
+        if is_disk_full(err):
+            raise disk_full_error(err, folder, what, cache_admin.CACHE_FIX) from err
         raise
     for message in list(errors.values())[:20]:
         warnings.warn(f"bad image: {message}", stacklevel=3)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,36 +23,18 @@ from kaggle_style.constants import (
     TRAIN_LABELS,
 )
 from kaggle_style.errors import UserError, few_ids
+from kaggle_style.io import read_csv
 
 
 class TableError(UserError, ValueError):
     """A competition table that cannot be used as it is."""
 
 
-def read_csv(path: str | Path, error: type[Exception] = TableError, **kwargs: Any) -> pd.DataFrame:
-    """`pd.read_csv`, with the user's-file failures (missing, empty, not UTF-8, not CSV) turned
-    into one `error` that names the file instead of a pandas traceback."""
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "file not found"
-        raise error(f"{path}: {what}; check the path")
-    try:
-        return pd.read_csv(path, **kwargs)
-    except pd.errors.EmptyDataError as err:
-        raise error(f"{path}: the file is empty") from err
-    except UnicodeDecodeError as err:
-        bad = err.object[err.start : err.start + 1]
-        raise error(
-            f"{path}: not UTF-8 text (byte {err.start} is {bad!r}); save the file as UTF-8 CSV"
-        ) from err
-    except pd.errors.ParserError as err:
-        raise error(f"{path}: not a readable CSV ({' '.join(str(err).split())})") from err
-
-
 def read_table(path: str | Path, required: tuple[str, ...]) -> pd.DataFrame:
-    """Read a CSV whose `id` column stays a string and whose required columns all exist."""
+    """Read a CSV whose ids and sites stay the strings written and whose required columns all
+    exist."""
     path = Path(path)
-    frame = read_csv(path, dtype={ID_COL: str, SITE_COL: str, FILEPATH_COL: str})
+    frame = read_csv(path, TableError)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise TableError(
@@ -66,7 +47,7 @@ def read_table(path: str | Path, required: tuple[str, ...]) -> pd.DataFrame:
             raise TableError(
                 f"{path}: column '{ID_COL}' has duplicate ids: {few_ids(dup.unique())}"
             )
-        empty = frame[ID_COL].isna()
+        empty = frame[ID_COL].isna() | (frame[ID_COL].astype(str).str.strip() == "")
         if empty.any():
             raise TableError(f"{path}: column '{ID_COL}' is empty in {int(empty.sum())} row(s)")
     return frame

@@ -20,11 +20,12 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from kaggle_style.config import ConfigError, config_dict
+from kaggle_style.constants import SHARED_DATA_ENV
 from kaggle_style.data.images import MAX_PIXELS, BadImageError
 from kaggle_style.detect import mdjson
 from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.sources import KEY_COL, PATH_COL, image_table, load_rgb
-from kaggle_style.io import git_commit, write_yaml
+from kaggle_style.io import check_outputs, git_commit, write_yaml
 
 DETECTORS = ("megadetector-lite", "megadetector")
 PARTIAL_SUFFIX = ".partial.json"
@@ -68,26 +69,26 @@ class DetectConfig:
     def __post_init__(self) -> None:
         for name in ("batch_size", "checkpoint_every", "max_pixels"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"detect: {name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.num_workers < 0:
-            raise ConfigError(f"detect: num_workers must be 0 or more, got {self.num_workers}")
-        if not 0.0 <= self.conf_threshold < 1.0 or not 0.0 < self.nms_threshold <= 1.0:
-            raise ConfigError("detect: conf_threshold must be in [0, 1) and nms_threshold in "
-                              f"(0, 1], got {self.conf_threshold} and {self.nms_threshold}")
+            raise ConfigError(f"num_workers: must be 0 or more, got {self.num_workers}")
+        if not 0.0 <= self.conf_threshold < 1.0:
+            raise ConfigError(f"conf_threshold: must be in [0, 1), got {self.conf_threshold}")
+        if not 0.0 < self.nms_threshold <= 1.0:
+            raise ConfigError(f"nms_threshold: must be in (0, 1], got {self.nms_threshold}")
 
 
 def default_weights(detector: str) -> Path | None:
-    """The first existing megadetector-lite weights file: ./models/... or ../shared/data/...."""
+    """The first existing megadetector-lite weights file: ./models/... or under
+    $KAGGLE_STYLE_SHARED_DATA/models/... (an installed package has no checkout to look beside)."""
     if detector != "megadetector-lite":
         return None
     from kaggle_style.detect.megadetector_lite import WEIGHTS_NAME
 
-    project = Path(__file__).resolve().parents[2]
-    candidates = (
-        Path("models/megadetector_lite") / WEIGHTS_NAME,
-        project / "models" / "megadetector_lite" / WEIGHTS_NAME,
-        project.parent / "shared" / "data" / "models" / "megadetector_lite" / WEIGHTS_NAME,
-    )
+    candidates = [Path("models/megadetector_lite") / WEIGHTS_NAME]
+    shared = os.environ.get(SHARED_DATA_ENV, "").strip()
+    if shared:
+        candidates.append(Path(shared) / "models" / "megadetector_lite" / WEIGHTS_NAME)
     return next((p for p in candidates if p.is_file()), None)
 
 
@@ -117,8 +118,9 @@ def build_detector(cfg: DetectConfig) -> Detector:
     if weights is None:
         raise DetectorError(
             f"no weights for megadetector-lite: place {WEIGHTS_NAME} (from the zamba wheel, "
-            f"zamba/object_detection/yolox/assets/) at models/megadetector_lite/{WEIGHTS_NAME} "
-            "or pass --weights PATH"
+            f"zamba/object_detection/yolox/assets/) at models/megadetector_lite/{WEIGHTS_NAME}, "
+            f"pass --weights PATH, or set {SHARED_DATA_ENV} to a folder holding "
+            f"models/megadetector_lite/{WEIGHTS_NAME}"
         )
     return MegadetectorLite(
         weights, device=device, conf_threshold=cfg.conf_threshold,
@@ -270,6 +272,7 @@ def detect_images(cfg: DetectConfig) -> Path:
     if out.is_file() and not cfg.force:
         print(f"detect: {out} exists, reusing it (--force to recompute)", file=sys.stderr)
         return out
+    check_outputs({"out": out}, {"data": cfg.data, "images": cfg.images})
     check_writable(out)
     table = image_table(cfg.data, cfg.images)
     items = list(zip(table[KEY_COL], table[PATH_COL], strict=True))

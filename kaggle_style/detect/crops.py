@@ -32,16 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from kaggle_style.config import ConfigError, config_dict
 from kaggle_style.constants import ID_COL
-from kaggle_style.data import cache_admin
+from kaggle_style.data.crop_manifest import MANIFEST_COLUMNS
 from kaggle_style.data.images import MAX_PIXELS, BadImageError, frame_size
-from kaggle_style.data.tables import read_csv
 from kaggle_style.detect import mdjson
-from kaggle_style.detect.errors import ManifestError
 from kaggle_style.detect.sources import (
     KEY_COL,
     PATH_COL,
@@ -50,11 +47,18 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
-from kaggle_style.io import atomic_path, git_commit, write_csv, write_yaml
+from kaggle_style.io import (
+    atomic_path,
+    check_outputs,
+    disk_full_error,
+    git_commit,
+    is_disk_full,
+    write_csv,
+    write_yaml,
+)
 
 MANIFEST = "manifest.csv"
 CROP_CONFIG = "crop_config.yaml"
-MANIFEST_COLUMNS = (ID_COL, "threshold", "crop_path", "x", "y", "w", "h", "conf", "fallback")
 FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
 
 
@@ -77,14 +81,14 @@ class CropConfig:
 
     def __post_init__(self) -> None:
         if not self.thresholds:
-            raise ConfigError("crop: give at least one threshold (--thresholds 0.05 0.1 ...)")
+            raise ConfigError("thresholds: give at least one (--thresholds 0.05 0.1 ...)")
         if any(not 0.0 <= t <= 1.0 for t in self.thresholds):
-            raise ConfigError(f"crop: thresholds must lie in [0, 1], got {self.thresholds}")
-        if self.pad < 0 or self.min_size < 1 or self.max_boxes < 1 or self.num_workers < 0:
-            raise ConfigError("crop: pad >= 0, min_size >= 1, max_boxes >= 1 and "
-                              "num_workers >= 0 are required")
+            raise ConfigError(f"thresholds: each must lie in [0, 1], got {self.thresholds}")
+        for key, lowest in (("pad", 0), ("min_size", 1), ("max_boxes", 1), ("num_workers", 0)):
+            if getattr(self, key) < lowest:
+                raise ConfigError(f"{key}: must be >= {lowest}, got {getattr(self, key)}")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"crop: jpeg_quality must be 1-100, got {self.jpeg_quality}")
+            raise ConfigError(f"jpeg_quality: must be 1-100, got {self.jpeg_quality}")
 
 
 @dataclass(frozen=True)
@@ -233,8 +237,8 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
         else:
             results = [_make_crops(j) for j in tqdm(todo, desc="crop", unit="img", disable=None)]
     except OSError as err:
-        if cache_admin.is_disk_full(err):
-            raise cache_admin.disk_full(err, folder, "crops") from err
+        if is_disk_full(err):
+            raise disk_full_error(err, folder, "crops") from err
         raise
     failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
     if failed:
@@ -268,8 +272,8 @@ def _finish_rows(
 def _write_manifest(frame: pd.DataFrame, path: Path) -> Path:
     """Crop paths under the manifest's folder become relative, so the cache can move.
 
-    Every path here was built under an already resolved folder, so a string prefix test does
-    what a per-row `Path.resolve()` did (which was most of a re-run's time at 100k rows).
+    Every path here was built under an already resolved folder, so a string prefix test suffices:
+    a per-row `Path.resolve()` would dominate a re-run at 100k rows.
     """
     base = os.path.join(str(path.parent.resolve()), "")
     cut = len(base)
@@ -285,6 +289,8 @@ def _write_manifest(frame: pd.DataFrame, path: Path) -> Path:
 def run_crops(cfg: CropConfig) -> Path:
     """Make (or reuse) every crop; write `<out>/<key>/manifest.csv`, its config, and the
     pointer `<out>/manifest.csv`; return the keyed manifest's path."""
+    check_outputs({"out": cfg.out}, {"detections": cfg.detections, "data": cfg.data,
+                                     "images": cfg.images})
     detections = mdjson.read(cfg.detections)
     table = image_table(cfg.data, cfg.images)
     key = cache_key(detections, cfg)
@@ -304,36 +310,3 @@ def run_crops(cfg: CropConfig) -> Path:
     print(f"crop: {len(manifest)} rows ({crops} crops, {len(manifest) - crops} full-frame) "
           f"-> {path}", file=sys.stderr)
     return path
-
-
-def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """A manifest with `id` as str, `fallback` as bool and every `crop_path` absolute."""
-    path = Path(path)
-    frame = read_csv(path, ManifestError, dtype={ID_COL: str, "crop_path": str})
-    missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ManifestError(f"{path}: not a crop manifest, missing column(s) "
-                            f"{', '.join(missing)}; rerun `kaggle-style crop`")
-    base = str(path.parent.resolve())
-    # os.path.join keeps an absolute path as it is, like Path's `/`, at a fraction of the cost
-    frame["crop_path"] = [os.path.join(base, p) for p in frame["crop_path"]]
-    frame["fallback"] = frame["fallback"].astype(str).str.lower().eq("true")
-    return frame
-
-
-def crop_paths(manifest: pd.DataFrame, threshold: float) -> dict[str, list[Path]]:
-    """id -> the images to use at this threshold (one in best mode, best box first in all
-    mode), as absolute paths when the manifest came from `load_manifest`."""
-    available = np.unique(manifest["threshold"].to_numpy(dtype=float))
-    match = available[np.isclose(available, threshold)]
-    if not len(match):
-        raise ManifestError(
-            f"threshold {threshold} is not in the manifest; it has "
-            f"{', '.join(map(str, available))}: set crop_threshold to one of them or rerun "
-            "`kaggle-style crop` with it in --thresholds"
-        )
-    rows = manifest[np.isclose(manifest["threshold"].to_numpy(dtype=float), match[0])]
-    out: dict[str, list[Path]] = {}
-    for image_id, crop in zip(rows[ID_COL], rows["crop_path"], strict=True):
-        out.setdefault(str(image_id), []).append(Path(crop))
-    return out

@@ -1,5 +1,5 @@
 """Errors of the detection stages, apart from the backends so that no backend imports the
-module that runs it (the old detect/run.py <-> megadetector*.py cycle)."""
+module that runs it (which would make an import cycle)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,3 @@ class SourceError(UserError, ValueError):
 class DetectionsFileError(UserError, ValueError):
     """A detections file that is missing or not MegaDetector's batch-output format."""
 
-
-class ManifestError(UserError, ValueError):
-    """A crops manifest that is missing, malformed, or lacks the threshold asked for."""

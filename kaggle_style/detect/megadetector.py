@@ -4,10 +4,10 @@ try to download its weights.
 
 The package is heavy, so it is not a dependency: it is imported only when this backend is
 chosen, and a missing package or weights file is reported with what to install and where to put
-the file. Checked 2026-11-27: `megadetector` 10.0.28 is a pure-Python wheel on PyPI that needs
-`ultralytics-yolov5==0.1.1` and `opencv-python` (next to our opencv-python-headless: install it
-in its own environment, or on the GPU box); version 10 has `generate_detections_one_batch`,
-used here, and `load_detector(path)` never downloads when given a file path.
+the file. `megadetector` 10 is a pure-Python wheel that needs `ultralytics-yolov5` and
+`opencv-python` (which clashes with our opencv-python-headless: install it in its own
+environment, or on the GPU box); it has `generate_detections_one_batch`, used here, and
+`load_detector(path)` never downloads when given a file path.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
 from kaggle_style.detect import mdjson
@@ -20,7 +22,7 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
-from kaggle_style.io import atomic_path
+from kaggle_style.io import atomic_folder, check_outputs
 
 COLOURS = {"animal": (255, 64, 0), "person": (0, 160, 255), "vehicle": (255, 220, 0)}
 
@@ -66,22 +68,15 @@ def show_detections(
     limit: int | None = None,
 ) -> list[Path]:
     """Write one PNG per image that has an entry in the detections file; return their paths."""
+    check_outputs({"--out": out}, {"--detections": detections, "--data": data,
+                                   "--images": images})
     det_file = mdjson.read(detections)
     table = image_table(data, images)
     entries = match_entries(det_file, list(table[KEY_COL]))
     animals = animal_categories(det_file)
-    written: list[Path] = []
-    for key, path in zip(table[KEY_COL], table[PATH_COL], strict=True):
-        entry = entries[key]
-        if not isinstance(entry, list):
-            continue  # not detected, or a failure: nothing to draw
-        if limit is not None and len(written) >= limit:
-            break
-        picture = draw_detections(load_rgb(path), entry, det_file.categories, min_conf)
-        target = Path(out) / _png_name(key)
-        with atomic_path(target) as tmp:
-            picture.save(tmp, format="PNG")
-        written.append(target)
+    with atomic_folder(out) as folder:  # no PNG of an older call survives beside these
+        names = _draw_all(det_file, table, entries, folder, min_conf, limit)
+    written = [Path(out) / name for name in names]
     n_animals = sum(
         any(d.category in animals and d.conf >= min_conf for d in entries[k] or [])
         for k in table[KEY_COL]
@@ -89,4 +84,20 @@ def show_detections(
     )
     print(f"show-detections: {len(written)} PNGs in {out} ({n_animals} images with an animal "
           f">= {min_conf})", file=sys.stderr)
+    return written
+
+
+def _draw_all(det_file: mdjson.DetectionFile, table: pd.DataFrame, entries: dict[str, Any],
+              folder: Path, min_conf: float, limit: int | None) -> list[str]:
+    """The PNG names drawn into `folder`, one per detected image (at most `limit`)."""
+    written: list[str] = []
+    for key, path in zip(table[KEY_COL], table[PATH_COL], strict=True):
+        entry = entries[key]
+        if not isinstance(entry, list):
+            continue  # not detected, or a failure: nothing to draw
+        if limit is not None and len(written) >= limit:
+            break
+        picture = draw_detections(load_rgb(path), entry, det_file.categories, min_conf)
+        picture.save(folder / _png_name(key), format="PNG")
+        written.append(_png_name(key))
     return written

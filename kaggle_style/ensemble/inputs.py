@@ -19,18 +19,18 @@ from kaggle_style.constants import (
     SITE_COL,
     TEST_FILE,
 )
+from kaggle_style.data.meta_file import MetaError, read_meta
 from kaggle_style.data.tables import read_features, read_labels
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.errors import few_ids
-from kaggle_style.meta.run import read_meta
 from kaggle_style.prediction_files import PredictionError, align, probs_of, read_predictions
-from kaggle_style.training.integrity import DONE_FILE, check_run
+from kaggle_style.run_contract import DONE_FILE, check_run
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.config import EnsembleConfig
 
-# meta.csv columns the second stage reads (the contract: kaggle_style.meta.run.META_COLUMNS).
+# meta.csv columns the second stage reads (the contract: kaggle_style.data.meta_file.META_COLUMNS).
 META_DATETIME, META_HOUR, META_NIGHT = "datetime", "hour", "night"
 
 
@@ -160,7 +160,10 @@ def _attach_meta(cfg: EnsembleConfig, inputs: Inputs) -> None:
     if not path.is_file():
         inputs.meta_note = f"no meta.csv ({path} not found; run `kaggle-style meta` or set meta)"
         return
-    frame = read_meta(path)
+    try:
+        frame = read_meta(path)
+    except MetaError as err:  # the ensemble's errors are of one type
+        raise EnsembleError(str(err)) from err
     duplicated = frame.loc[frame[ID_COL].duplicated(), ID_COL]
     if len(duplicated):
         raise EnsembleError(f"{path}: duplicate ids {few_ids(duplicated.unique())}; rerun "

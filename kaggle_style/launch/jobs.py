@@ -23,7 +23,7 @@ from submitit.helpers import Checkpointable
 
 from kaggle_style.config import config_dict
 from kaggle_style.io import write_json, write_yaml
-from kaggle_style.training.integrity import LOCK_FILE, read_lock
+from kaggle_style.training.fold_locks import LOCK_FILE, read_lock
 
 ATTEMPT_FILE = ".launch.json"  # which Slurm job last started this fold, on which host
 

@@ -18,8 +18,8 @@ from kaggle_style.constants import FOLD_COL, OOF_FILE
 from kaggle_style.errors import UserError
 from kaggle_style.launch.jobs import FinishRuns, FoldJob, TuneWorker, with_values
 from kaggle_style.launch.settings import SlurmSettings
+from kaggle_style.run_contract import check_run, read_done
 from kaggle_style.training.config import TrainConfig, model_hash
-from kaggle_style.training.integrity import check_run, read_done
 
 
 @dataclass

@@ -3,16 +3,17 @@
 Columns: id, datetime (ISO 8601), hour (0-24), camera, night (0/1), confidence (0-1), sequence
 ("<site>/<n>"). Empty means "could not be read", never a guess. `meta_frame` serves any list of
 images (`predict` on a new deployment); `build_meta` a DrivenData folder (`kaggle-style meta`);
-`read_meta` is how the ensemble and the report read the file back.
+`data.meta_file.read_meta` is how every stage reads the file back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +30,13 @@ from kaggle_style.constants import (
     TEST_FEATURES,
     TRAIN_FEATURES,
 )
-from kaggle_style.errors import UserError
-from kaggle_style.io import usable_cpus, write_csv
+from kaggle_style.data.meta_file import MAX_YEAR, META_COLUMNS, MIN_YEAR, MetaError
+from kaggle_style.errors import MAX_IDS_SHOWN
+from kaggle_style.io import check_outputs, usable_cpus, write_csv
 from kaggle_style.meta import infobar, ocr
 from kaggle_style.meta.sequences import DEFAULT_GAP_SECONDS, assign_sequences
 
-META_COLUMNS = (ID_COL, "datetime", "hour", "camera", "night", "confidence", "sequence")
 CHUNK = 32  # images per Tesseract call: one page of crops
-
-
-class MetaError(UserError):
-    """A meta.csv that does not hold the contract's columns, or ids it should."""
 
 
 @dataclass
@@ -68,25 +65,37 @@ class Reading:
     camera: str = ""
     night: int | None = None
     confidence: float = 0.0
+    odd: str = ""  # why an odd frame was left unread (listed by the stage, not written)
 
 
 def read_frames(paths: Sequence[str | Path]) -> list[Reading]:
-    """Each frame's reading, in order: the strips on one Tesseract page, other text a line each."""
+    """Each frame's reading, in order: the strips on one Tesseract page, other text a line each.
+
+    An odd frame (unreadable, tiny, a strip-like shape, text Tesseract refuses, a clock outside
+    the years pandas holds) becomes an unread row with its reason, never a failure of the stage.
+    """
     crops: list[list[infobar.TextCrop]] = []
     spreads: list[float | None] = []
+    odd: list[str] = []
     for path in paths:
+        crops.append([])
+        spreads.append(None)
+        odd.append("")
         try:
             with Image.open(path) as image:
                 image.load()
-                crops.append(infobar.text_crops(image))
-                spreads.append(infobar.channel_spread(np.asarray(image.convert("RGB"))))
-        except (OSError, UnidentifiedImageError, ValueError):
-            crops.append([])  # unreadable file: an unread row, never a failure of the stage
-            spreads.append(None)
+                odd[-1] = odd_shape(image.size)
+                if not odd[-1]:
+                    crops[-1] = infobar.text_crops(image)
+                    spreads[-1] = infobar.channel_spread(np.asarray(image.convert("RGB")))
+        except (OSError, UnidentifiedImageError, ValueError) as err:
+            odd[-1] = f"unreadable ({type(err).__name__})"
+        except Exception as err:  # any odd frame is one unread row
+            odd[-1] = f"no info bar found ({type(err).__name__}: {err})"
     strips = [c.images[0] for cs in crops for c in cs if c.layout in infobar.STRIP_LAYOUTS]
-    strip_words = iter(ocr.read_words(strips))
+    strip_words = iter(_strip_words(strips))
     readings = []
-    for frame_crops, spread in zip(crops, spreads, strict=True):
+    for frame_crops, spread, why in zip(crops, spreads, odd, strict=True):
         camera = next((c.layout for c in frame_crops if c.layout in infobar.STRIP_LAYOUTS), "")
         found = None
         for crop in frame_crops:
@@ -97,8 +106,36 @@ def read_frames(paths: Sequence[str | Path]) -> list[Reading]:
                 camera = camera or told
             if found is not None:
                 break
-        readings.append(_reading(found, camera, spread))
+        if found is not None and not MIN_YEAR <= found[0].year <= MAX_YEAR:
+            why, found = f"its clock reads the year {found[0].year}", None
+        readings.append(replace(_reading(found, camera, spread), odd=why))
     return readings
+
+
+MIN_SIDE = 16  # px: no info bar fits in less
+MAX_ASPECT = 8.0  # camera frames are 4:3 to 21:9; a 100:1 strip is no frame
+
+
+def odd_shape(size: tuple[int, int]) -> str:
+    """Why a frame of this size cannot hold an info bar, or ''."""
+    width, height = size
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_ASPECT * min(width, height):
+        return f"odd frame size {width}x{height}"
+    return ""
+
+
+def _strip_words(strips: list[Image.Image]) -> list[list[ocr.Word]]:
+    """The words of every strip; a page Tesseract refuses is read strip by strip."""
+    try:
+        return ocr.read_words(strips)
+    except Exception:  # e.g. "Image too large": retry one strip at a time
+        out = []
+        for strip in strips:
+            try:
+                out.append(ocr.read_words([strip])[0])
+            except Exception:  # this strip alone is unreadable text
+                out.append([])
+        return out
 
 
 Found = tuple[dt.datetime, float]  # the time read and its confidence
@@ -116,7 +153,10 @@ def _read_band(crop: infobar.TextCrop) -> tuple[Found | None, str]:
     the camera, where the text names it."""
     when, confidence, camera = None, 1.0, ""
     for image in crop.images:
-        words = ocr.read_line(image)
+        try:
+            words = ocr.read_line(image)
+        except Exception:  # text Tesseract refuses is text not read
+            return None, camera
         line = ocr.line_of(words)
         layout = crop.layout
         if "bushnell" in line.lower():
@@ -179,6 +219,11 @@ def meta_frame(
     if not len(ids) == len(paths) == len(sites):
         raise ValueError(f"{len(ids)} ids, {len(paths)} paths, {len(sites)} sites: one each")
     readings = read_all(paths, workers, progress)
+    odd = [(i, r.odd) for i, r in zip(ids, readings, strict=True) if r.odd]
+    if odd:
+        shown = "; ".join(f"{i}: {why}" for i, why in odd[:MAX_IDS_SHOWN])
+        more = f" (+{len(odd) - MAX_IDS_SHOWN} more)" if len(odd) > MAX_IDS_SHOWN else ""
+        print(f"meta: {len(odd)} odd frame(s) left unread: {shown}{more}", file=sys.stderr)
     frame = pd.DataFrame({
         ID_COL: [str(i) for i in ids],
         "datetime": [r.datetime for r in readings],
@@ -196,6 +241,7 @@ def build_meta(cfg: MetaConfig) -> pd.DataFrame:
     from kaggle_style.data.tables import read_features
 
     root = Path(cfg.data)
+    check_outputs({"out": cfg.out}, {"data": root})
     if not (root / TRAIN_FEATURES).is_file():
         raise MetaError(f"{root / TRAIN_FEATURES}: not found; give --data a DrivenData folder")
     tables = [read_features(root / TRAIN_FEATURES)]
@@ -231,28 +277,3 @@ def describe(frame: pd.DataFrame, seconds: float) -> str:
         + ", ".join(f"{k} {v}" for k, v in cameras.items())
         + f"; {seconds:.1f} s ({len(frame) / max(seconds, 1e-9):.1f} frames/s)"
     )
-
-
-def read_meta(path: str | Path, ids: Sequence[str] | None = None) -> pd.DataFrame:
-    """meta.csv back as written (empty strings, NaN hours, nullable night), checked.
-
-    With `ids`, every id must have a row (extra rows are fine: meta.csv covers train and test).
-    """
-    from kaggle_style.data.tables import read_csv
-
-    path = Path(path)
-    frame = read_csv(path, MetaError, dtype={ID_COL: str, "datetime": str, "camera": str,
-                                             "sequence": str},
-                     keep_default_na=False, na_values={"hour": [""], "night": [""]})
-    missing = [c for c in META_COLUMNS if c not in frame.columns]
-    if missing:
-        raise MetaError(f"{path}: missing column(s) {', '.join(missing)}; rerun kaggle-style meta")
-    frame["night"] = frame["night"].astype("Int64")
-    if ids is not None:
-        absent = sorted(set(map(str, ids)) - set(frame[ID_COL]))
-        if absent:
-            raise MetaError(
-                f"{path}: no row for {len(absent)} id(s), e.g. {absent[0]}; rerun kaggle-style "
-                "meta on the data folder these predictions come from"
-            )
-    return frame[list(META_COLUMNS)]

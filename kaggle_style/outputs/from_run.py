@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from kaggle_style.constants import (
     CLASSES,
@@ -19,6 +18,7 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.errors import UserError
+from kaggle_style.io import read_yaml
 from kaggle_style.outputs.classified import FILE_COL, Classified
 
 
@@ -27,15 +27,15 @@ def run_commit(run_dir: Path) -> str:
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         return ""
-    return str((yaml.safe_load(path.read_text()) or {}).get("git_commit") or "")
+    return str((read_yaml(path) or {}).get("git_commit") or "")
 
 
 def classified_from_run(run_dir: Path, data: Path, meta: Path | None = None,
                         detections: Path | None = None) -> Classified:
     """The run's test set, classified; times and sequences from `meta` when given."""
+    from kaggle_style.data.meta_file import read_meta
     from kaggle_style.data.tables import read_features
     from kaggle_style.detect import mdjson
-    from kaggle_style.meta.run import read_meta
     from kaggle_style.prediction_files import read_predictions
 
     run_dir, data = Path(run_dir), Path(data)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from kaggle_style.constants import (
     CLASS_INDEX,
@@ -18,9 +17,9 @@ from kaggle_style.constants import (
     ID_COL,
     LABEL_COL,
 )
-from kaggle_style.io import atomic_path
+from kaggle_style.io import atomic_path, read_yaml
 from kaggle_style.prediction_files import probs_of
-from kaggle_style.report.runs import Run, fmt
+from kaggle_style.report.runs import ReportError, Run, fmt
 
 THUMB_SIZE = (256, 256)
 
@@ -33,7 +32,7 @@ def crop_threshold(runs: list[Run]) -> float | None:
         for member in ((run.ensemble or {}).get("runs") or {}).values():
             path = Path(member) / CONFIG_FILE
             if path.is_file():
-                configs.append(yaml.safe_load(path.read_text()) or {})
+                configs.append(read_yaml(path, ReportError) or {})
     for cfg in configs:
         if "crop" in str(cfg.get("view", "")) and cfg.get("crop_threshold") is not None:
             return float(cfg["crop_threshold"])
@@ -49,7 +48,7 @@ def image_sources(
     out = {i: data_root / frames.loc[i] for i in ids}
     if manifest is None:
         return out
-    from kaggle_style.detect.crops import crop_paths, load_manifest
+    from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 
     table = load_manifest(manifest)
     chosen: dict[str, list[Path]] = {}

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import CLASS_INDEX, FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
-from kaggle_style.data.tables import load_competition_data
-from kaggle_style.io import write_text
+from kaggle_style.data.tables import CompetitionData, load_competition_data
+from kaggle_style.io import atomic_folder, check_outputs, write_text
 from kaggle_style.report.activity import (
     activity_section,
     sequence_section,
@@ -34,10 +34,15 @@ def build_report(
     run_dirs: list[Path], data: Path, out: Path, crops: Path | None = None, n_gallery: int = 12,
     meta: Path | None = None,
 ) -> Path:
-    """Write `out/index.html` and its images; return the page's path."""
+    """Write `out/index.html` and its images; return the page's path.
+
+    The folder is written aside and swapped in whole: an interrupted report leaves the old page
+    with its own figures, and no figure of an older report survives beside a new page."""
     import matplotlib
 
     matplotlib.use("Agg")
+    check_outputs({"--out": out}, {**{f"run {r}": r for r in run_dirs},
+                                   "--data": data, "--crops": crops, "--meta": meta})
     runs = [load_run(Path(r)) for r in run_dirs]
     if not runs:
         raise ReportError("no runs to report on; give one or more run folders")
@@ -49,10 +54,16 @@ def build_report(
         if unknown:
             raise ReportError(f"run {run.name}: {len(unknown)} OOF id(s) are not in {data}; "
                               "give the data folder the run was trained on")
+    # Names (runs, sites, classes) are plain text in every figure: a `$` is no mathtext.
+    with atomic_folder(out) as folder, matplotlib.rc_context({"text.parse_math": False}):
+        _write_page(runs, dataset, truth, Path(data), folder, crops, n_gallery, meta)
+    return Path(out) / INDEX
+
+
+def _write_page(runs: list[Run], dataset: CompetitionData, truth: pd.DataFrame, data: Path,
+                out: Path, crops: Path | None, n_gallery: int, meta: Path | None) -> None:
     ensembles = [r for r in runs if r.ensemble is not None]
     primary = ensembles[-1] if ensembles else runs[-1]  # the run the sites and gallery follow
-    out.mkdir(parents=True, exist_ok=True)
-
     body = [f"<h1>Report: {html.escape(', '.join(r.name for r in runs))}</h1>",
             "<h2>Models (OOF)</h2>", model_table(runs),
             "<p>From each run's metrics.json (overall); the nested log loss is the ensemble's "
@@ -78,17 +89,19 @@ def build_report(
     body += [f"<h2>Sites (hardest first by {html.escape(primary.name)})</h2>",
              site_table(runs, primary, truth),
              f"<h2>Most confidently wrong ({html.escape(primary.name)} OOF)</h2>",
-             gallery(primary, truth, Path(data), out, n_gallery, crops, crop_threshold(runs))]
+             gallery(primary, truth, data, out, n_gallery, crops, crop_threshold(runs))]
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>kaggle-style report"
             f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(body)
             + "\n</body></html>\n")
-    return write_text(out / INDEX, page)
+    write_text(out / INDEX, page)
+
+
 
 
 def _clock_sections(meta: Path | None, train: pd.DataFrame, test: pd.DataFrame,
                     truth: pd.DataFrame, primary: Run, ensembles: list[Run], out: Path) -> str:
     """Activity by hour, sequences per site and the time step's effect (needs meta.csv)."""
-    from kaggle_style.meta.run import read_meta
+    from kaggle_style.data.meta_file import read_meta
 
     parts = ["<h2>Activity by hour</h2>"]
     if meta is None:

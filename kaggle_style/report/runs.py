@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
+from kaggle_style.io import read_yaml
 from kaggle_style.prediction_files import read_predictions
+from kaggle_style.run_contract import check_run
 
 DECIMALS = 4
 TABLE_KEYS = (("log_loss", "log loss"), ("accuracy", "accuracy"), ("f1_micro", "F1 micro"),
@@ -62,8 +63,6 @@ class Run:
 def load_run(path: Path) -> Run:
     """metrics.json + oof.csv (+ ensemble.json, config.yaml, test.csv when present), from a run
     whose folds share one config and whose combined files are newer than its folds."""
-    from kaggle_style.training.integrity import check_run
-
     check_run(path)
     metrics_path = path / METRICS_FILE
     if not metrics_path.is_file():
@@ -74,6 +73,6 @@ def load_run(path: Path) -> Run:
     oof = read_predictions(path / OOF_FILE)
     ens_path, cfg_path, test_path = path / ENSEMBLE_FILE, path / CONFIG_FILE, path / TEST_FILE
     ens = json.loads(ens_path.read_text()) if ens_path.is_file() else None
-    config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+    config = (read_yaml(cfg_path, ReportError) or {}) if cfg_path.is_file() else {}
     test = read_predictions(test_path) if test_path.is_file() else None
     return Run(path.name or str(path), path, overall, oof, ens, config, test)

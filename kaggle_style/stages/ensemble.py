@@ -7,6 +7,7 @@ import argparse
 from kaggle_style.config import add_config_arguments, resolve_config
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.ensemble.table import render
+from kaggle_style.io import check_outputs
 
 MODES = ("off", "auto", "on")
 
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         features=args.features, train_features=args.train_features, meta=args.meta,
         sequences=args.sequences, time_adjust=args.time_adjust, seed=args.seed,
     )
+    check_outputs({"--out": cfg.out}, {**{f"run {r}": r for r in cfg.runs},
+                                       "--data": cfg.data, "--meta": cfg.meta})
     result = ensemble(cfg)
     print(render(result.report, str(cfg.out)))
     return 0

@@ -11,7 +11,7 @@ from kaggle_style.config import add_config_arguments, config_dict, resolve_confi
 from kaggle_style.constants import SITE_COL
 from kaggle_style.data.folds import FoldsConfig, fold_table, make_folds
 from kaggle_style.data.tables import load_competition_data
-from kaggle_style.io import git_commit, write_csv, write_yaml
+from kaggle_style.io import check_outputs, git_commit, write_csv, write_yaml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
         data=args.data, out=args.out, n_splits=args.n_splits, seed=args.seed,
         group_by=args.group_by,
     )
+    check_outputs({"out": cfg.out}, {"data": cfg.data})
     competition = load_competition_data(cfg.data, allow_outside_data=cfg.allow_outside_data)
     folds = make_folds(competition.train, cfg.n_splits, cfg.seed, cfg.group_by)
     out = Path(cfg.out)

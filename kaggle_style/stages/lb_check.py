@@ -7,8 +7,8 @@ import json
 import shutil
 from pathlib import Path
 
-from kaggle_style.checks.lb_check import lb_check
 from kaggle_style.config import resolve_config
+from kaggle_style.lb_check import lb_check
 from kaggle_style.training.config import TrainConfig
 
 

@@ -18,10 +18,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "config path, the description or the expected GPU time")
     parser.add_argument("--list", action="store_true", help="every set: name, GPU time, models")
     parser.add_argument("--root", default=".", help="project root holding configs/")
+    parser.add_argument("--check-models", nargs="+", metavar="MODEL",
+                        help="check that configs/MODEL.yaml exists and resolves, for each MODEL")
 
 
 def run(args: argparse.Namespace) -> int:
-    from kaggle_style.sets import ModelSetError, available_sets, field_value, load_set
+    from kaggle_style.sets import (
+        ModelSetError,
+        available_sets,
+        check_models,
+        field_value,
+        load_set,
+    )
+
+    if args.check_models:
+        check_models(args.check_models, args.root)
+        return 0
 
     if args.list:
         for name in available_sets(args.root):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kaggle_style.deployment import DetectorChoice
 from kaggle_style.export import FORMATS, OutputOptions, predict_to
+from kaggle_style.io import check_outputs
 from kaggle_style.outputs.records import DEFAULT_MINUTES
 
 
@@ -58,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs({"--out": args.out, "--work": args.work},
+                  {"--images": args.images, "--run": args.run})
     options = output_options(args)  # a bad metadata file fails before any image is read
     predict_to(args.images, args.run, args.out, options, args.site_from_folder,
                DetectorChoice(args.detector, args.weights, not args.no_detector), args.work,

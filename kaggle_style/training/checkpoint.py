@@ -7,43 +7,18 @@ written to a temporary folder, renamed into place, and loaded with `weights_only
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_json
+from kaggle_style.io import disk_guard, write_json
 
-LOW_SPACE = 64 * 2**20  # below this, a failed write is taken for a full disk
-
-
-@contextlib.contextmanager
-def disk_guard(folder: Path, what: str, leftover: Path | None = None) -> Iterator[None]:
-    """A full runs folder becomes one line naming the disk, not torch's "enforce fail … unexpected
-    pos" (its zip writer's RuntimeError), safetensors' SafetensorError or a bare ENOSPC; any
-    other error passes through untouched. `leftover` is removed first."""
-    try:
-        yield
-    except Exception as err:  # each writer wraps a full disk in its own error type
-        from kaggle_style.data.cache_admin import free_bytes, human
-
-        full = (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or (
-            "No space left" in str(err))
-        free = free_bytes(folder)
-        if not (full or free < LOW_SPACE):
-            raise
-        if leftover is not None:
-            shutil.rmtree(leftover, ignore_errors=True)
-        raise UserError(f"disk full while writing {what} in {folder} ({human(free)} free); free "
-                        "space there or set runs_dir to a larger disk, then rerun with --resume"
-                        ) from err
+RUNS_FIX = "free space there or set runs_dir to a larger disk, then rerun with --resume"
 
 
 class Checkpoints:
@@ -63,7 +38,7 @@ class Checkpoints:
         tmp = self.folder / f".epoch{epoch}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        with disk_guard(self.folder, f"the epoch {epoch + 1} checkpoint", leftover=tmp):
+        with disk_guard(self.folder, f"the epoch {epoch + 1} checkpoint", RUNS_FIX, tmp):
             save_model(model, str(tmp / "model.safetensors"))
             if ema is not None:
                 save_model(ema.module, str(tmp / "ema.safetensors"))

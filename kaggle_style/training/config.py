@@ -11,6 +11,7 @@ from typing import Any, Literal
 from kaggle_style.config import ConfigError, check_choices, check_range, config_dict
 from kaggle_style.data.cache_forms import CacheForm
 from kaggle_style.data.images import MAX_PIXELS
+from kaggle_style.training.pseudo_labels import check_pseudo_labels, source_hash
 
 View = Literal["full", "crop", "crop+full"]
 Augment = Literal["none", "light", "medium", "strong"]
@@ -28,7 +29,7 @@ NON_MODEL_KEYS = frozenset(
      "allow_outside_data", "normalize_on"}
 )
 # Learning keys added after runs began: left out of the hash at their default, so those runs resume.
-LATER_KEYS = {"augment_on": "worker"}
+LATER_KEYS = {"augment_on": "worker", "pseudo_labels": None}
 
 
 @dataclass
@@ -92,12 +93,15 @@ class TrainConfig:
     tracker: Tracker = "tensorboard"  # files under the run (training/tracking.py); offline
     log_with: Tracker | None = None  # tracker's older name: earlier runs' config.yaml reads back
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
+    # a second round that also learns from the test images: training.pseudo_labels.PseudoLabels
+    pseudo_labels: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """Bad values fail here, before any image is decoded."""
         check_choices(self)
         if self.log_with is not None:
             self.tracker, self.log_with = self.log_with, None
+        self.pseudo_labels = check_pseudo_labels(self.pseudo_labels)
         for key in ("epochs", "batch_size", "grad_accum", "log_every"):
             check_range(self, key, low=1)
         for key in ("max_steps_per_epoch", "max_steps_per_epoch_eval", "image_size"):
@@ -137,6 +141,9 @@ def model_hash(cfg: TrainConfig) -> str:
     """Hash of the keys that change what is learned: a fold trained under another is stale."""
     values = {k: v for k, v in config_dict(cfg).items()
               if k not in NON_MODEL_KEYS and LATER_KEYS.get(k, _UNSET) != v}
+    if cfg.pseudo_labels is not None:  # what the pseudo-labels are, not only where they live
+        values["pseudo_labels"] = {**cfg.pseudo_labels,
+                                   "source": source_hash(cfg.pseudo_labels, cfg.runs_dir)}
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

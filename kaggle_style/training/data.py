@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, get_worker_info
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from kaggle_style.constants import CLASS_INDEX, CLASSES, FOLD_COL, ID_COL, LABEL_COL
 from kaggle_style.data.cache_forms import open_pixels
@@ -42,7 +42,7 @@ def image_views(full: dict[str, str], view: str, manifest: str | Path,
     """
     if view == "full":
         return {i: [p] for i, p in full.items()}
-    from kaggle_style.detect.crops import crop_paths, load_manifest
+    from kaggle_style.data.crop_manifest import crop_paths, load_manifest
 
     manifest_path = Path(manifest)
     if not manifest_path.is_file():
@@ -101,7 +101,25 @@ class CachedImages(Dataset):
             # builds two generators per transform per image (~0.3 ms).
             self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
         image = self.transform(image=np.asarray(self._pixels[self.rows[index]]))["image"]
-        return image, int(self.targets[index])
+        target = self.targets[index]  # a class index, or a vector (training.pseudo_labels)
+        return image, int(target) if np.ndim(target) == 0 else torch.from_numpy(target)
+
+
+class PseudoLabelled(Dataset):
+    """The labelled training samples, then the test samples with their pseudo-labels: one
+    dataset, so `SeededSampler` shuffles and seeds both alike."""
+
+    def __init__(self, labelled: CachedImages, pseudo: CachedImages) -> None:
+        self.labelled, self.pseudo = labelled, pseudo
+
+    def __len__(self) -> int:
+        return len(self.labelled) + len(self.pseudo)
+
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = item if isinstance(item, tuple) else (item, None)
+        part = self.labelled if index < len(self.labelled) else self.pseudo
+        index -= 0 if part is self.labelled else len(self.labelled)
+        return part[(index, seed) if seed is not None else index]
 
 
 class SeededSampler(Sampler):
@@ -121,24 +139,6 @@ class SeededSampler(Sampler):
         order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
         seeds = rng.integers(0, 2**31 - 1, self.n)
         yield from zip(order.tolist(), seeds.tolist(), strict=True)
-
-
-class EpochsInRow(Sampler):
-    """The batches of epochs `first`..`last - 1` in a row, each exactly as a loader over
-    `sampler` batches that epoch alone: one iterator crosses the epoch boundaries, so the
-    workers prefetch the next epoch's first batches instead of restarting at every epoch."""
-
-    def __init__(self, sampler: SeededSampler, batch_size: int, first: int, last: int) -> None:
-        self.sampler, self.first, self.last = sampler, first, last
-        self.per_epoch = BatchSampler(sampler, batch_size, drop_last=len(sampler) > batch_size)
-
-    def __len__(self) -> int:
-        return (self.last - self.first) * len(self.per_epoch)
-
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
-        for epoch in range(self.first, self.last):
-            self.sampler.set_epoch(epoch)
-            yield from self.per_epoch
 
 
 @dataclass
@@ -219,8 +219,8 @@ def _warn_bad_train_images(cache: ImageCache) -> None:
 
 def normalize_on_device(choice: str, use_cuda: bool, augment_on: str = "worker") -> bool:
     """Where pixels become normalised floats: on a GPU the workers send uint8 (a quarter of the
-    bytes) and the device normalises; on a CPU the workers do it, as they always have, unless the
-    device augments (it needs the uint8 batches)."""
+    bytes) and the device normalises; on a CPU the workers do it (they run beside the
+    model, no transfer to save), unless the device augments (it needs the uint8 batches)."""
     return choice == "device" or (choice == "auto" and (use_cuda or augment_on == "device"))
 
 
@@ -276,6 +276,8 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
     train_transform, eval_transform = worker_transforms(
         prep.data_cfg, cfg.augment, cfg.augment_strength, in_worker, cfg.augment_on)
     train_ds = CachedImages(pixels_file, train_rows, targets[train_rows], train_transform)
+    if cfg.pseudo_labels is not None:
+        train_ds = with_pseudo_labels(prep, fold, train_ds)
     val_ds = CachedImages(pixels_file, val_rows, targets[val_rows], eval_transform)
     kw = loader_kwargs(default_workers(cfg), use_cuda)
     train_loader = DataLoader(train_ds, batch_size=cfg.batch_size,
@@ -283,6 +285,29 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
                               drop_last=len(train_ds) > cfg.batch_size, **kw)
     val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, **kw)
     return FoldData(train_loader, val_loader, train_rows, val_rows, targets[train_rows])
+
+
+def with_pseudo_labels(prep: Prepared, fold: int, labelled: CachedImages) -> PseudoLabelled:
+    """Fold k's training set plus the test images its sources' fold-k models labelled; every
+    target a vector (probabilities, then the loss weight)."""
+    from kaggle_style.training.pseudo_labels import fold_targets, labelled_vectors
+
+    cfg, samples, cache = prep.cfg, prep.test_samples, prep.test_cache
+    if cache is None:
+        raise UserError(f"pseudo_labels: {cfg.data} has no test images to learn from; remove "
+                        "the pseudo_labels key")
+    ids, vectors = fold_targets(cfg.pseudo_labels, cfg.runs_dir, fold,
+                                list(dict.fromkeys(samples.ids)))
+    print(f"{cfg.name} fold {fold}: {len(ids)} of {len(set(samples.ids))} test images "
+          f"pseudo-labelled (from {', '.join(cfg.pseudo_labels['from'])}, fold {fold})")
+    row_of = {i: n for n, i in enumerate(ids)}
+    rows = np.flatnonzero(np.array([i in row_of for i in samples.ids], dtype=bool) & cache.ok)
+    pseudo = CachedImages(cache.pixels_file, rows,
+                          vectors[[row_of[i] for i in samples.ids[rows]]], labelled.transform)
+    labelled = CachedImages(labelled.pixels_file, labelled.rows,
+                            labelled_vectors(labelled.targets, cfg.label_smoothing),
+                            labelled.transform)
+    return PseudoLabelled(labelled, pseudo)
 
 
 def make_test_loader(prep: Prepared, use_cuda: bool) -> DataLoader:

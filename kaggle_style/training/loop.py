@@ -13,9 +13,9 @@ from tqdm.auto import tqdm
 
 from kaggle_style.config import config_dict
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL
-from kaggle_style.io import atomic_path
+from kaggle_style.io import atomic_path, disk_guard
 from kaggle_style.metrics import log_loss
-from kaggle_style.training.checkpoint import Checkpoints, disk_guard
+from kaggle_style.training.checkpoint import RUNS_FIX, Checkpoints
 from kaggle_style.training.config import NON_MODEL_KEYS, TrainConfig, model_differences, model_hash
 from kaggle_style.training.data import (
     Prepared,
@@ -26,6 +26,7 @@ from kaggle_style.training.data import (
 )
 from kaggle_style.training.device_augment import DeviceAugment
 from kaggle_style.training.inference import per_image, predict_probs
+from kaggle_style.training.pseudo_labels import split_weights
 from kaggle_style.training.recipe import (
     accelerator_settings,
     build_optimizer,
@@ -158,8 +159,8 @@ def train_fold(prep: Prepared, fold: int, accelerator,
 
         # Renamed into place, so a fold's model file is whole before `done.json` names it done.
         fold_dir = cfg.run_dir / f"fold{fold}"
-        with disk_guard(fold_dir, "the fold's model"), \
-                atomic_path(fold_dir / "model.safetensors") as tmp:
+        with atomic_path(fold_dir / "model.safetensors") as tmp, \
+                disk_guard(fold_dir, "the fold's model", RUNS_FIX):
             save_model(accelerator.unwrap_model(eval_model), str(tmp))
     track.close()
     return FoldResult(fold=fold, oof=oof, test=test, history=history, last_lr=last_lr)
@@ -183,8 +184,11 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
         images = normalize(images)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        images, soft = mix_batch(images, soft_targets(labels, cfg.label_smoothing), cfg, mix_rng)
-        running += optimisation_step(model, optimizer, accelerator, images, soft, weights)
+        # vectors (pseudo-label runs) carry their smoothing and, last, each sample's weight
+        targets = labels if labels.ndim == 2 else soft_targets(labels, cfg.label_smoothing)
+        images, targets = mix_batch(images, targets, cfg, mix_rng)
+        running += optimisation_step(model, optimizer, accelerator, images,
+                                     *split_weights(targets, weights))
         if accelerator.sync_gradients:
             scheduler.step()
             if ema is not None:

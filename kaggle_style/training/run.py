@@ -27,19 +27,15 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import git_commit, write_json, write_yaml
+from kaggle_style.io import check_outputs, git_commit, read_csv, write_json, write_yaml
 from kaggle_style.metrics import format_summary, score
 from kaggle_style.prediction_files import write_predictions
+from kaggle_style.run_contract import DONE_FILE, read_done, remove_combined
 from kaggle_style.training.config import TrainConfig, model_hash
 from kaggle_style.training.data import Prepared, prepare_data
-from kaggle_style.training.integrity import (
-    DONE_FILE,
-    FoldLock,
-    live_locks,
-    read_done,
-    remove_combined,
-)
+from kaggle_style.training.fold_locks import FoldLock, live_locks
 from kaggle_style.training.loop import EpochCallback, make_accelerator, train_fold
+from kaggle_style.training.pseudo_labels import FOLDS_HASH_KEY, check_sources, file_sha256
 
 __all__ = ["EpochCallback", "run_training"]
 
@@ -49,8 +45,11 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     config, write the run's oof.csv, test.csv and metrics.json."""
     started = time.time()
     run_dir = cfg.run_dir
+    check_outputs({"runs_dir": run_dir}, {"data": cfg.data, "folds_file": cfg.folds_file})
     accelerator = make_accelerator(cfg)
     main = accelerator.is_main_process
+    if cfg.pseudo_labels is not None:  # refused before the hash reads the source's files
+        check_sources(cfg.pseudo_labels, cfg.runs_dir, run_dir, cfg.folds_file)
     key = model_hash(cfg)
     if main:
         _refuse_other_config(run_dir, key)
@@ -65,7 +64,8 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / CONFIG_FILE, {**config_dict(cfg), "git_commit": git_commit(),
-                                           "model_hash": key, "data_config": plain(prep.data_cfg)})
+                                           "model_hash": key, "data_config": plain(prep.data_cfg),
+                                           FOLDS_HASH_KEY: file_sha256(cfg.folds_file)})
     for fold in wanted:
         fold_dir = run_dir / f"fold{fold}"
         if read_done(fold_dir, key) is not None:
@@ -162,7 +162,7 @@ def _combine(prep: Prepared, folds: list[int], run_dir: Path) -> dict[str, Any]:
 
 
 def _read_fold(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={ID_COL: str})
+    return read_csv(path)
 
 
 def _score_frame(prep: Prepared, frame: pd.DataFrame) -> dict[str, Any]:

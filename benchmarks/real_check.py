@@ -1,4 +1,4 @@
-"""`make real-check`: does pretraining help on REAL camera-trap images? (issue 9)
+"""`python -m benchmarks.real_check`: does pretraining help on REAL camera-trap images?
 
 Trains one recipe on the camtrapR thumbnails (67 labelled images, 5 species, 3 stations): from
 the real ImageNet weights of tf_efficientnet_lite0 and from random weights (see RUNS), with
@@ -13,16 +13,20 @@ baseline uses the 5 present classes' frequencies.
 
 from __future__ import annotations
 
+import argparse
+import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from benchmarks.common import run_main, shared_data
 from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, OOF_FILE
+from kaggle_style.errors import UserError
 from kaggle_style.io import write_csv
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"  # ../shared/data of the repo
 WEIGHTS = "models/tf_efficientnet_lite0.in1k.safetensors"
 # A small-data fine-tuning recipe: the thumbnails upsampled to the backbone's 224 px, two
 # head-only epochs, then everything at a low rate with BatchNorm statistics kept from ImageNet
@@ -63,6 +67,14 @@ def build_camtrapr_data(source: Path, out: Path) -> dict[str, str]:
     return mapping
 
 
+def prior_log_loss(y: np.ndarray) -> float:
+    """The log loss of predicting every image's class by the present classes' frequencies: the
+    baseline any trained model must beat (the entropy of the label distribution)."""
+    counts = np.bincount(y, minlength=len(CLASSES))
+    prior = counts[counts > 0] / len(y)
+    return float(-(prior * np.log(prior)).sum())
+
+
 def real_check(shared: Path, work: Path, runs: tuple[str, ...] = tuple(RUNS),
                seed: int = RECIPE["seed"]) -> dict[str, Any]:
     """Train `runs` of RUNS; return the prior's and each run's OOF log loss, and a predict
@@ -76,15 +88,12 @@ def real_check(shared: Path, work: Path, runs: tuple[str, ...] = tuple(RUNS),
     data = work / "camtrapr_data"
     mapping = build_camtrapr_data(shared / "camtrapr", data)
     print("species -> class slot: " + ", ".join(f"{s} -> {c}" for s, c in mapping.items()))
-    # the thumbnails stay where they are in ../shared/data: never copied into the work folder
+    # the thumbnails stay where they are in the shared folder: never copied into the work folder
     train = load_competition_data(data, allow_outside_data=True).train
     folds = make_folds(train, n_splits=3, seed=0, group_by="none")
     write_csv(work / "folds.csv", folds)
     y_of = dict(zip(folds[ID_COL], folds[LABEL_COL].map(CLASS_INDEX), strict=True))
-    present = sorted(set(y_of.values()))
-    counts = np.bincount(list(y_of.values()), minlength=len(CLASSES))[present]
-    prior = counts / counts.sum()
-    results = {"prior_logloss": float(-(prior * np.log(prior)).sum())}
+    results = {"prior_logloss": prior_log_loss(np.array(list(y_of.values())))}
     for name in runs:
         recipe = {**RECIPE, **RUNS[name], "seed": seed}
         if recipe["pretrained"]:
@@ -121,3 +130,43 @@ def predict_stations(source: Path, work: Path, mapping: dict[str, str]) -> dict[
           f"-> {out.name}; top-1 = species folder: "
           + ", ".join(f"{s} {v:.2f}" for s, v in per_station.items()))
     return {str(s): float(v) for s, v in per_station.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.real_check",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", help="the shared real-data folder, holding camtrapr/ and "
+                        "models/ (default: $KAGGLE_STYLE_SHARED_DATA)")
+    parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=tuple(RUNS),
+                        help="which runs (default: all); the verdict needs pretrained and a "
+                             "baseline")
+    parser.add_argument("--seed", type=int, default=RECIPE["seed"], help="the recipe's seed")
+    args = parser.parse_args(argv)
+    return run_main(parser.prog, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    shared = shared_data(args.shared)
+    if not (shared / "camtrapr").is_dir():
+        raise UserError(f"{shared / 'camtrapr'} not found: --shared (or $KAGGLE_STYLE_SHARED_DATA) "
+                        "must name the shared data folder that holds camtrapr/")
+    with tempfile.TemporaryDirectory(prefix="real_check_") as tmp:
+        results = real_check(shared, args.work or Path(tmp), tuple(args.runs), args.seed)
+    print(f"{'run':<26} {'OOF log loss':>12}")
+    print(f"{'class prior':<26} {results['prior_logloss']:>12.4f}")
+    for name in args.runs:
+        print(f"{name:<26} {results[f'oof_logloss_{name}']:>12.4f}")
+    ok = True
+    if "pretrained" in args.runs:
+        baselines = ["prior_logloss", *(f"oof_logloss_{n}" for n in args.runs
+                                        if n.startswith("random"))]
+        ok = results["oof_logloss_pretrained"] < min(results[k] for k in baselines)
+        beaten = "the prior" + (" and every random-weights run" if len(baselines) > 1 else "")
+        print(f"pretrained beats {beaten}: " + ("yes" if ok else "NO"))
+    print(json.dumps(results))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

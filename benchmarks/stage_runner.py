@@ -1,7 +1,7 @@
 """Run pipeline stages as a user would (`python -m kaggle_style STAGE …`), timing each one.
 
-Shared by the full-size checks (`gpu-check`, `real-dry-run`): each stage is its own process, so
-its seconds and peak memory are its own, and nothing is special-cased for the check.
+Shared by the full-size benchmarks (`gpu_check`, `real_dry_run`): each stage is its own
+process, so its seconds and peak memory are its own, and nothing is special-cased for them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The prepared GPU check: one call on a lent H100/H200 measures the real job's speed.
+"""`python -m benchmarks.gpu_check`: one call on a lent H100/H200 measures the real job's speed.
 
 Part 1, throughput: `bench` for ConvNeXt-T and ViT-B/16 at 224 px, eager and `torch.compile`d,
 each end-to-end figure against the compiled model-only bound. Part 2, the real size: a generated
@@ -6,25 +6,32 @@ DrivenData folder with the competition's counts (16,488 train / 4,464 test image
 sites, 960x540 JPEGs) through detect → crop → train (ConvNeXt-T, the real recipe cut to 1 epoch
 per fold, every fold) → ensemble → submit → validate, each stage timed as its own process.
 `small` shrinks every size so the same path runs on a CPU in about a minute (tested in CI).
+Prints one JSON line and keeps it in WORK_DIR/gpu_check.json, rewritten after each backbone.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import platform
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kaggle_style.checks.data_path import DATA_PATHS
-from kaggle_style.checks.sized_data import generated_tables, write_sized_folder
-from kaggle_style.checks.stage_runner import StageFailed, StageTimer
+from benchmarks.common import run_main, shared_data
+from benchmarks.data_path import DATA_PATHS
+from benchmarks.sized_data import generated_tables, write_sized_folder
+from benchmarks.stage_runner import StageFailed, StageTimer
 from kaggle_style.constants import OOF_FILE, SUBMISSION_FORMAT, TRAIN_LABELS
+from kaggle_style.errors import UserError
 
-DETECTOR_WEIGHTS = "../shared/data/models/megadetector_lite/yolox_tiny_640_20220528.pth"
+# Under the shared data folder (--weights wins); the pipeline part detects with it.
+DETECTOR_WEIGHTS = "models/megadetector_lite/yolox_tiny_640_20220528.pth"
+# The parts one call can run (--only); a new part is a function here and a name in this list.
+PARTS = ("bench", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class GpuCheckConfig:
     """Sizes of both parts; `small()` gives the CPU-sized variant."""
 
     work_dir: str = "gpu_check"
-    detector_weights: str = DETECTOR_WEIGHTS
+    detector_weights: str = ""  # needed by the pipeline part only
     backbones: tuple[str, ...] = ("convnext_tiny", "vit_base_patch16_224")
     bench_image_size: int = 224
     bench_batch_size: int | None = None  # None: bench's device default
@@ -53,9 +60,9 @@ class GpuCheckConfig:
     n_splits: int = 5
     compile_modes: tuple[bool, ...] = (False, True)
     # the default path, in every compile mode; in the last one also with one iterator across
-    # the epochs (the lever still open). `float` (0.59 / 0.54 of the compiled bound on the H100)
-    # and `uint8+device_augment` (0.79 / 0.81 against uint8's 0.89 / 0.90) were measured there
-    # on 2026-11-27; `bench --data-paths` still runs them.
+    # the epochs (the lever still open). `float` and `uint8+device_augment` both trail uint8 on
+    # a GPU (README, Measured), so a call's minutes go to the default; `benchmarks.bench
+    # --data-paths` still runs them.
     bench_paths: tuple[str, ...] = ("uint8",)
 
     @classmethod
@@ -76,7 +83,7 @@ def bench_part(cfg: GpuCheckConfig, save=None) -> list[dict[str, Any]]:
     """Each backbone eager and compiled; `bench_paths` and the one-iterator lever in the last
     mode, the default path in the others; ratios against the compiled model-only bound. `save(rows)`
     after each backbone, so a call cut short by its time limit keeps what it measured."""
-    from kaggle_style.checks.bench import BenchConfig, run_bench
+    from benchmarks.bench import BenchConfig, run_bench
 
     rows = []
     for backbone in cfg.backbones:
@@ -169,7 +176,7 @@ def pipeline_part(cfg: GpuCheckConfig, log) -> dict[str, Any]:
             "oof_log_loss": metrics["overall"]["log_loss"], "submission_valid": True}
 
 
-def gpu_check(cfg: GpuCheckConfig, parts: tuple[str, ...] = ("bench", "pipeline")) -> dict:
+def gpu_check(cfg: GpuCheckConfig, parts: tuple[str, ...] = PARTS) -> dict:
     """Both parts; a failing stage is recorded in the result rather than losing the figures."""
     import torch
 
@@ -194,3 +201,35 @@ def gpu_check(cfg: GpuCheckConfig, parts: tuple[str, ...] = ("bench", "pipeline"
 
 def _save(cfg: GpuCheckConfig, result: dict[str, Any]) -> None:
     (Path(cfg.work_dir) / "gpu_check.json").write_text(json.dumps(result, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true",
+                        help="CPU-sized: tiny models and data, same stages (about a minute)")
+    parser.add_argument("--work-dir", default="gpu_check", help="generated data and outputs")
+    parser.add_argument("--weights", help="MegadetectorLite weights (default: "
+                        f"SHARED/{DETECTOR_WEIGHTS})")
+    parser.add_argument("--shared", help="the shared real-data folder (default: "
+                        "$KAGGLE_STYLE_SHARED_DATA); only for the default --weights")
+    parser.add_argument("--only", choices=PARTS, help="run one part")
+    args = parser.parse_args(argv)
+    return run_main(parser.prog, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    parts = (args.only,) if args.only else PARTS
+    cfg = GpuCheckConfig.small(args.work_dir) if args.small else GpuCheckConfig(args.work_dir)
+    if "pipeline" in parts:
+        weights = args.weights or str(shared_data(args.shared) / DETECTOR_WEIGHTS)
+        if not Path(weights).is_file():
+            raise UserError(f"{weights}: detector weights not found; pass --weights PATH")
+        cfg = replace(cfg, detector_weights=weights)
+    result = gpu_check(cfg, parts)
+    print(json.dumps(result))
+    return 0 if "pipeline_error" not in result else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

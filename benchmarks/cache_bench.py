@@ -1,9 +1,10 @@
 """What each cache form costs: disk bytes per image and images/s per loader worker.
 
-`python -m kaggle_style.data.cache_bench` caches real camera-trap frames (../shared/data) in
-every form at every recipe's cache size (configs/*.yaml), then reads and augments them the way
-one DataLoader worker does (one thread, the recipe's own augmentation). It prints one table and
-the sizing table (cache GB per 1,000 images per recipe), and with --json one JSON line.
+`python -m benchmarks.cache_bench` caches real camera-trap frames (the shared data's
+tai_images/ and ena24_small/) in every form at every recipe's cache size (configs/*.yaml), then
+reads and augments them the way one DataLoader worker does (one thread, the recipe's own
+augmentation). It prints one table and the sizing table (cache GB per 1,000 images per
+recipe), and with --json one JSON line.
 Speeds are the best of several short runs taken in turn, so that other jobs on a shared machine
 bias every form alike.
 """
@@ -22,13 +23,15 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.common import run_main, shared_data
 from kaggle_style.config import read_yaml
 from kaggle_style.data.cache_forms import open_pixels
 from kaggle_style.data.images import build_cache, cache_size_for
+from kaggle_style.errors import UserError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 IMAGE_DIRS = ("tai_images", "ena24_small")  # real frames: 960x540 Conser-vision, ENA24 up to 5 MP
-# (label, form, cache scale or None for the recipe's own): today's form first, the baseline
+# (label, form, cache scale or None for the recipe's own): the default form first: the baseline
 FORMS: tuple[tuple[str, str, float | None], ...] = (
     ("uint8", "uint8", None),
     ("uint8@1.0", "uint8", 1.0),
@@ -64,7 +67,8 @@ def recipes(config_dir: Path) -> list[Recipe]:
 def source_images(shared: Path) -> list[str]:
     paths = [str(p) for d in IMAGE_DIRS for p in sorted((shared / d).glob("*.jpg"))]
     if not paths:
-        raise FileNotFoundError(f"no real frames under {shared} ({', '.join(IMAGE_DIRS)})")
+        raise UserError(f"{shared}: no real frames in {' or '.join(IMAGE_DIRS)}; --shared (or "
+                        "$KAGGLE_STYLE_SHARED_DATA) must name the shared data folder")
     return paths
 
 
@@ -155,16 +159,21 @@ def print_table(result: dict[str, Any], n_images: int = 20952) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kaggle_style.data.cache_bench",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cache_bench",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--shared", help="the shared real-data folder (default: "
+                        "$KAGGLE_STYLE_SHARED_DATA)")
     parser.add_argument("--configs", type=Path, default=REPO / "configs")
     parser.add_argument("--seconds", type=float, default=2.0,
                         help="per form and recipe, split into --rounds runs (2.0)")
     parser.add_argument("--rounds", type=int, default=5, help="best of N short runs (5)")
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     args = parser.parse_args(argv)
-    result = measure(args.shared, args.configs, args.seconds, args.rounds)
+    return run_main(parser.prog, lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    result = measure(shared_data(args.shared), args.configs, args.seconds, args.rounds)
     print_table(result)
     if args.json:
         print(json.dumps(result))

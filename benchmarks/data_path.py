@@ -1,7 +1,7 @@
 """The data side of `bench`: the trainer's loaders over one cache, for each way of feeding a batch.
 
 Three data paths, the levers of the GPU check (README "GPU check"):
-- `float`: the workers augment and normalise; float32 batches (the path before uint8 batches);
+- `float`: the workers augment and normalise; float32 batches (the trainer's choice on a CPU);
 - `uint8`: the workers augment; uint8 batches normalised on the device (the GPU default);
 - `uint8+device_augment`: the workers only resize; flips, jitter and normalisation on the device
   (`augment_on: device`).
@@ -13,22 +13,22 @@ process (shared memory, then the pin-memory copy) for float32 and uint8 batches.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, default_collate
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, default_collate
 
 from kaggle_style.constants import CLASSES
-from kaggle_style.data.images import decode_rgb
+from kaggle_style.data.images import build_cache, cache_size_for, decode_rgb
+from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.data import (
     CachedImages,
-    EpochsInRow,
     SeededSampler,
     batch_normalizer,
     loader_kwargs,
@@ -36,6 +36,9 @@ from kaggle_style.training.data import (
 )
 from kaggle_style.training.device_augment import DeviceAugment
 from kaggle_style.training.inference import predict_probs
+
+if TYPE_CHECKING:
+    from benchmarks.bench import BenchConfig
 
 DATA_PATHS = ("float", "uint8", "uint8+device_augment")
 
@@ -63,6 +66,25 @@ def data_path(name: str, data_cfg: dict[str, Any], augment: str, device) -> Data
         normalize=batch_normalizer(data_cfg, on_device, device),
         augment=DeviceAugment(augment) if augment_on == "device" else None,
     )
+
+
+class EpochsInRow(Sampler):
+    """The batches of epochs `first`..`last - 1` in a row, each exactly as a loader over
+    `sampler` batches that epoch alone: one iterator crosses the epoch boundaries, so the
+    workers prefetch the next epoch's first batches instead of restarting at every epoch (the
+    lever the bench measures beside the trainer's per-epoch loop)."""
+
+    def __init__(self, sampler: SeededSampler, batch_size: int, first: int, last: int) -> None:
+        self.sampler, self.first, self.last = sampler, first, last
+        self.per_epoch = BatchSampler(sampler, batch_size, drop_last=len(sampler) > batch_size)
+
+    def __len__(self) -> int:
+        return (self.last - self.first) * len(self.per_epoch)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for epoch in range(self.first, self.last):
+            self.sampler.set_epoch(epoch)
+            yield from self.per_epoch
 
 
 def sync(device: torch.device) -> None:
@@ -247,3 +269,69 @@ def transport_rate(dtype: torch.dtype, image_size: int, batch_size: int, workers
         return batches * batch_size
 
     return rate(timed(work))
+
+
+def data_side(cfg: BenchConfig, step: Callable[[torch.Tensor, torch.Tensor], None], model,
+              accelerator, paths: list[Path], cache_dir: Path, data_cfg: dict[str, Any],
+              workers: int, channels_last: bool, note: Callable[[str], None]) -> dict[str, Any]:
+    """The cache build, then each data path's end-to-end rates and per-worker rate (the first
+    path's training also with one iterator across the epochs), then the transport of ready
+    float32 and uint8 batches. `step(images, labels)` is the trainer's training step."""
+    device = accelerator.device
+    cache_size = cache_size_for(cfg.image_size, TrainConfig.cache_scale)
+    n = len(paths)
+    # as prepare_data: a process pool only pays off for more than a few hundred images
+    start = time.perf_counter()
+    cache = build_cache(paths, cache_size, cache_dir, max(1, workers) if n > 256 else 0,
+                        progress=False, desc="bench cache")
+    out: dict[str, Any] = {"cache_build_s": time.perf_counter() - start, "paths": {}}
+    note(f"cache of {n} images built in {out['cache_build_s']:.1f} s")
+    n_items = max(256, 4 * cfg.batch_size)
+
+    for name in cfg.data_paths:
+        path = data_path(name, data_cfg, cfg.augment, device)
+        model.train()
+        train = e2e_train(step, accelerator, path, cache.pixels_file, n, cfg.batch_size,
+                          cfg.epochs, workers, cfg.seed)
+        note(f"[{name}] e2e training {train:.1f} images/s")
+        if cfg.in_row and name == cfg.data_paths[0]:  # the next lever, beside what it replaces
+            in_row = e2e_train_in_row(step, accelerator, path, cache.pixels_file, n,
+                                      cfg.batch_size, cfg.epochs, workers, cfg.seed)
+            out["in_row"] = {"data_path": name, "e2e_train_img_s": in_row}
+            note(f"[{name}] e2e training, one iterator across epochs {in_row:.1f} images/s")
+        infer = e2e_infer(model, accelerator, path, cache.pixels_file, n, 2 * cfg.batch_size,
+                          workers, cfg.tta_hflip, channels_last)
+        out["paths"][name] = {
+            "e2e_train_img_s": train, "e2e_infer_img_s": infer,
+            "per_worker_img_s": worker_rate(path, cache.pixels_file, n, n_items,
+                                            cfg.batch_size, cfg.seed + 1),
+        }
+        note(f"[{name}] e2e inference {infer:.1f}, per worker "
+             f"{out['paths'][name]['per_worker_img_s']:.1f} images/s")
+    out["decode_per_worker_img_s"] = decode_rate(paths, cache_size,
+                                                 min(n, max(16, cfg.batch_size)))
+    out["transport_workers"] = max(1, workers)
+    out["transport_img_s"] = {
+        str(dtype).removeprefix("torch."): transport_rate(
+            dtype, cfg.image_size, cfg.batch_size, max(1, workers), device,
+            batches=max(8, 4 * max(1, workers)))
+        for dtype in (torch.float32, torch.uint8)
+    }
+    note(f"transport: float32 {out['transport_img_s']['float32']:.1f}, uint8 "
+         f"{out['transport_img_s']['uint8']:.1f} images/s")
+    return out
+
+
+def path_figures(side: dict[str, Any], workers: int, bound_train: float,
+                  bound_infer: float) -> dict[str, dict[str, float]]:
+    """Each path's ratios, and the ceiling its parts predict: the slower of what the workers
+    can make and what the transport can carry (float32 batches for `float`, else uint8)."""
+    out = {}
+    for name, p in side["paths"].items():
+        transport = side["transport_img_s"]["float32" if name == "float" else "uint8"]
+        ceiling = min(transport, max(1, workers) * p["per_worker_img_s"])
+        out[name] = {**p, "e2e_train_ratio": p["e2e_train_img_s"] / bound_train,
+                     "e2e_infer_ratio": p["e2e_infer_img_s"] / bound_infer,
+                     "predicted_ceiling_img_s": ceiling,
+                     "predicted_ceiling_vs_train_bound": ceiling / bound_train}
+    return out

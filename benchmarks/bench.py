@@ -1,4 +1,4 @@
-"""`kaggle-style bench`: how close the real data path comes to the model's own speed.
+"""`python -m benchmarks.bench`: how close the real data path comes to the model's own speed.
 
 Throughput numbers from different runs (or machines, or neighbours on a shared box) cannot be
 compared, so one run measures both sides and reports their ratio: the model-only bound (synthetic
@@ -10,10 +10,12 @@ same `predict`). It also measures what the cache buys per data-loader worker: de
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import json
 import os
+import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,22 +24,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from kaggle_style.checks.data_path import (
-    DATA_PATHS,
-    data_path,
-    decode_rate,
-    e2e_infer,
-    e2e_train,
-    e2e_train_in_row,
-    rate,
-    sync,
-    timed,
-    transport_rate,
-    worker_rate,
-)
-from kaggle_style.checks.frames import make_frames
+from benchmarks.common import run_main
+from benchmarks.data_path import DATA_PATHS, data_side, path_figures, rate, sync, timed
+from benchmarks.frames import make_frames
 from kaggle_style.constants import CLASSES
-from kaggle_style.data.images import build_cache, cache_size_for
 from kaggle_style.io import usable_cpus
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.data import default_workers
@@ -70,8 +60,8 @@ class BenchConfig:
 
 
 # One training fold's epoch on the real data: 16,488 x 4/5 rows in whole batches of 128. Each
-# epoch pays a fixed start-up (every worker's first batch), so shorter epochs understate the
-# real job: on the H100 convnext_tiny reached 0.81 of its bound at 4,096 images, 0.89 at this.
+# epoch pays a fixed start-up (every worker's first batch), so a shorter epoch understates the
+# real job's ratio (README, Measured: the GPU check).
 REAL_FOLD_EPOCH_IMAGES = 13_184
 
 
@@ -107,9 +97,6 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
         raise ValueError(f"n_images ({out.n_images}) must be at least batch_size "
                          f"({out.batch_size})")
     return out
-
-
-# ---------------------------------------------------------------------------------- timing
 
 
 # ------------------------------------------------------------------------------------ model
@@ -168,75 +155,6 @@ def _bound_infer(model, accelerator, cfg: BenchConfig, channels_last: bool, step
 # ------------------------------------------------------------------------------------- run
 
 
-def _data_side(cfg: BenchConfig, model, optimizer, accelerator, paths: list[Path],
-               cache_dir: Path, data_cfg: dict[str, Any], workers: int,
-               channels_last: bool, note: Callable[[str], None]) -> dict[str, Any]:
-    """The cache build, then each data path's end-to-end rates and per-worker rate (the first
-    path's training also with one iterator across the epochs), then the transport of ready
-    float32 and uint8 batches."""
-    device = accelerator.device
-    cache_size = cache_size_for(cfg.image_size, TrainConfig.cache_scale)
-    n = len(paths)
-    # as prepare_data: a process pool only pays off for more than a few hundred images
-    start = time.perf_counter()
-    cache = build_cache(paths, cache_size, cache_dir, max(1, workers) if n > 256 else 0,
-                        progress=False, desc="bench cache")
-    out: dict[str, Any] = {"cache_build_s": time.perf_counter() - start, "paths": {}}
-    note(f"cache of {n} images built in {out['cache_build_s']:.1f} s")
-    n_items = max(256, 4 * cfg.batch_size)
-
-    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
-        _train_step(model, optimizer, accelerator, images, labels, channels_last)
-
-    for name in cfg.data_paths:
-        path = data_path(name, data_cfg, cfg.augment, device)
-        model.train()
-        train = e2e_train(step, accelerator, path, cache.pixels_file, n, cfg.batch_size,
-                          cfg.epochs, workers, cfg.seed)
-        note(f"[{name}] e2e training {train:.1f} images/s")
-        if cfg.in_row and name == cfg.data_paths[0]:  # the next lever, beside what it replaces
-            in_row = e2e_train_in_row(step, accelerator, path, cache.pixels_file, n,
-                                      cfg.batch_size, cfg.epochs, workers, cfg.seed)
-            out["in_row"] = {"data_path": name, "e2e_train_img_s": in_row}
-            note(f"[{name}] e2e training, one iterator across epochs {in_row:.1f} images/s")
-        infer = e2e_infer(model, accelerator, path, cache.pixels_file, n, 2 * cfg.batch_size,
-                          workers, cfg.tta_hflip, channels_last)
-        out["paths"][name] = {
-            "e2e_train_img_s": train, "e2e_infer_img_s": infer,
-            "per_worker_img_s": worker_rate(path, cache.pixels_file, n, n_items,
-                                            cfg.batch_size, cfg.seed + 1),
-        }
-        note(f"[{name}] e2e inference {infer:.1f}, per worker "
-             f"{out['paths'][name]['per_worker_img_s']:.1f} images/s")
-    out["decode_per_worker_img_s"] = decode_rate(paths, cache_size,
-                                                 min(n, max(16, cfg.batch_size)))
-    out["transport_workers"] = max(1, workers)
-    out["transport_img_s"] = {
-        str(dtype).removeprefix("torch."): transport_rate(
-            dtype, cfg.image_size, cfg.batch_size, max(1, workers), device,
-            batches=max(8, 4 * max(1, workers)))
-        for dtype in (torch.float32, torch.uint8)
-    }
-    note(f"transport: float32 {out['transport_img_s']['float32']:.1f}, uint8 "
-         f"{out['transport_img_s']['uint8']:.1f} images/s")
-    return out
-
-
-def _path_figures(side: dict[str, Any], workers: int, bound_train: float,
-                  bound_infer: float) -> dict[str, dict[str, float]]:
-    """Each path's ratios, and the ceiling its parts predict: the slower of what the workers
-    can make and what the transport can carry (float32 batches for `float`, else uint8)."""
-    out = {}
-    for name, p in side["paths"].items():
-        transport = side["transport_img_s"]["float32" if name == "float" else "uint8"]
-        ceiling = min(transport, max(1, workers) * p["per_worker_img_s"])
-        out[name] = {**p, "e2e_train_ratio": p["e2e_train_img_s"] / bound_train,
-                     "e2e_infer_ratio": p["e2e_infer_img_s"] / bound_infer,
-                     "predicted_ceiling_img_s": ceiling,
-                     "predicted_ceiling_vs_train_bound": ceiling / bound_train}
-    return out
-
-
 def run_bench(cfg: BenchConfig, note: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every figure of one run, with ratios computed from the unrounded numbers. `note` gets a
     line as each figure is measured, so a run cut short by a time limit still tells them."""
@@ -272,20 +190,24 @@ def run_bench(cfg: BenchConfig, note: Callable[[str], None] | None = None) -> di
                                       warm_up=True)]
     note(f"bounds, first half: training {rate(bound_train_parts[0]):.1f}, inference "
          f"{rate(bound_infer_parts[0]):.1f} images/s")
+
+    def step(images: torch.Tensor, labels: torch.Tensor) -> None:
+        _train_step(model, optimizer, accelerator, images, labels, channels_last)
+
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cfg.work_dir, prefix="cache-") as cache_dir:
-        side = _data_side(cfg, model, optimizer, accelerator, paths, Path(cache_dir), data_cfg,
-                          workers, channels_last, note)
+        side = data_side(cfg, step, model, accelerator, paths, Path(cache_dir), data_cfg,
+                         workers, channels_last, note)
     bound_train_parts.append(_bound_train(model, optimizer, accelerator, cfg, channels_last,
                                           train_steps[1], warm_up=False))
     bound_infer_parts.append(_bound_infer(model, accelerator, cfg, channels_last,
                                           infer_steps[1], warm_up=False))
     bound_train, bound_infer = rate(*bound_train_parts), rate(*bound_infer_parts)
-    path_figures = _path_figures(side, workers, bound_train, bound_infer)
-    best = max(path_figures, key=lambda name: path_figures[name]["e2e_train_img_s"])
+    figures = path_figures(side, workers, bound_train, bound_infer)
+    best = max(figures, key=lambda name: figures[name]["e2e_train_img_s"])
     in_row = side.get("in_row")
     if in_row is not None:
-        per_epoch_iterators = path_figures[in_row["data_path"]]["e2e_train_img_s"]
+        per_epoch_iterators = figures[in_row["data_path"]]["e2e_train_img_s"]
         in_row = {**in_row, "e2e_train_ratio": in_row["e2e_train_img_s"] / bound_train,
                   "vs_new_iterator_each_epoch": in_row["e2e_train_img_s"] / per_epoch_iterators}
     return {
@@ -317,11 +239,127 @@ def run_bench(cfg: BenchConfig, note: Callable[[str], None] | None = None) -> di
         "transport_img_s": side["transport_img_s"],
         "transport_uint8_vs_float32": (side["transport_img_s"]["uint8"]
                                        / side["transport_img_s"]["float32"]),
-        "paths": path_figures,
+        "paths": figures,
         "in_row": in_row,
         "best_path": best,
-        "e2e_train_img_s": path_figures[best]["e2e_train_img_s"],
-        "e2e_infer_img_s": max(p["e2e_infer_img_s"] for p in path_figures.values()),
-        "e2e_train_ratio": path_figures[best]["e2e_train_ratio"],
-        "e2e_infer_ratio": max(p["e2e_infer_ratio"] for p in path_figures.values()),
+        "e2e_train_img_s": figures[best]["e2e_train_img_s"],
+        "e2e_infer_img_s": max(p["e2e_infer_img_s"] for p in figures.values()),
+        "e2e_train_ratio": figures[best]["e2e_train_ratio"],
+        "e2e_infer_ratio": max(p["e2e_infer_ratio"] for p in figures.values()),
     }
+
+
+# ------------------------------------------------------------------------------ command
+
+
+def parser() -> argparse.ArgumentParser:
+    out = argparse.ArgumentParser(prog="python -m benchmarks.bench",
+                                  description=__doc__.splitlines()[0])
+    add_arguments(out)
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backbone", help="timm model (default: resnet18 on CPU, "
+                                           "convnext_tiny on CUDA)")
+    parser.add_argument("--image-size", type=int, help="default: 96 on CPU, 224 on CUDA")
+    parser.add_argument("--batch-size", type=int, help="default: 32 on CPU, 128 on CUDA")
+    parser.add_argument("--n-images", type=int, help="JPEGs per epoch (default: 256 on CPU; "
+                        "on CUDA 13,184, one real training fold)")
+    parser.add_argument("--workers", type=int, default=-1,
+                        help="data-loader workers (default: the trainer's choice)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--data-paths", nargs="+", choices=DATA_PATHS,
+                        help="float: workers augment and normalise; uint8: uint8 batches "
+                             "normalised on the device; uint8+device_augment: flips and jitter "
+                             "on the device too (default: all three on a GPU, float on a CPU)")
+    parser.add_argument("--epochs", type=int, help="end-to-end epochs, at least 2 (default 3)")
+    parser.add_argument("--no-tta", dest="tta_hflip", action="store_false",
+                        help="inference without the horizontal-flip TTA")
+    parser.add_argument("--frame-size", type=_frame_size, default=(960, 540), metavar="WxH",
+                        help="size of the generated JPEGs (default 960x540, the real frames')")
+    parser.add_argument("--work-dir", default=BenchConfig.work_dir,
+                        help="where generated frames are kept between runs")
+    parser.add_argument("--json", action="store_true",
+                        help="end with one line of JSON holding every figure")
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()) or min(int(width), int(height)) < 32:
+        raise argparse.ArgumentTypeError(f"{text!r} is not WxH with both sides at least 32")
+    return int(width), int(height)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return run_main("python -m benchmarks.bench", lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = BenchConfig(
+        backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
+        n_images=args.n_images, workers=args.workers, device=args.device, compile=args.compile,
+        epochs=args.epochs, tta_hflip=args.tta_hflip,
+        data_paths=tuple(args.data_paths) if args.data_paths else None,
+        work_dir=args.work_dir,
+        frame_width=args.frame_size[0], frame_height=args.frame_size[1],
+    )
+    # each figure on stderr as it is measured: a run cut short by a time limit still tells them
+    result = run_bench(cfg, note=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_table(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+NAME_WIDTH = 64  # the table's first column: the longest row name fits
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The human-readable report: each data path's end-to-end figures beside the bounds, then
+    what could cap them (per-worker rates, the transport of ready batches)."""
+    r = result
+    where = r["gpu_name"] or f"{r['cpu_count']} CPU cores"
+    tta = "hflip TTA" if r["tta_hflip"] else "no TTA"
+    rows = [("model-only training (bound)", r["bound_train_img_s"], ""),
+            (f"model-only inference, {tta} (bound)", r["bound_infer_img_s"], "")]
+    for name, p in r["paths"].items():
+        rows += [
+            (f"[{name}] e2e training, epochs 2+", p["e2e_train_img_s"],
+             f"{p['e2e_train_ratio']:.2f} of bound"),
+            (f"[{name}] e2e inference, {tta}", p["e2e_infer_img_s"],
+             f"{p['e2e_infer_ratio']:.2f} of bound"),
+            (f"[{name}] per worker (cache, transform, collate)", p["per_worker_img_s"], ""),
+            (f"[{name}] predicted ceiling", p["predicted_ceiling_img_s"],
+             f"{p['predicted_ceiling_vs_train_bound']:.2f} of training bound"),
+        ]
+    in_row = r["in_row"]
+    if in_row is not None:
+        rows.append((f"[{in_row['data_path']}] e2e training, one iterator across epochs",
+                     in_row["e2e_train_img_s"], f"{in_row['e2e_train_ratio']:.2f} of bound, "
+                     f"{in_row['vs_new_iterator_each_epoch']:.2f}x a new one each epoch"))
+    transport = r["transport_img_s"]
+    rows += [
+        (f"per worker: decode {r['frame_size']} JPEG + resize", r["decode_per_worker_img_s"], ""),
+        (f"transport, float32 batches ({r['transport_workers']} workers)", transport["float32"],
+         ""),
+        (f"transport, uint8 batches ({r['transport_workers']} workers)", transport["uint8"],
+         f"{r['transport_uint8_vs_float32']:.1f}x float32"),
+    ]
+    lines = [
+        f"bench {r['backbone']} @ {r['image_size']} px, batch {r['batch_size']} "
+        f"(inference {r['infer_batch_size']}), {r['precision']}, {r['device']} ({where}), "
+        f"{r['workers']} workers, {r['n_images']} images x {r['epochs']} epochs, "
+        f"torch {r['torch']} ({r['torch_threads']} threads), load {r['load_avg_1m']:.1f}, "
+        f"{r['date']}",
+        f"{'':{NAME_WIDTH}}{'images/s':>10}",
+    ]
+    lines += [f"{name:{NAME_WIDTH}}{value:10.1f}  {note}".rstrip() for name, value, note in rows]
+    lines.append(f"cache build: {r['cache_build_s']:.1f} s; best training path: {r['best_path']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

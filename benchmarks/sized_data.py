@@ -66,7 +66,7 @@ def write_sized_folder(out: Path, train: pd.DataFrame, test: pd.DataFrame, width
 def write_images(out: Path, filepaths: list[str], width: int, height: int,
                  unique_frames: int = 64, seed: int = 0) -> None:
     """One JPEG at each `out/filepath` (tables written elsewhere, e.g. real ones)."""
-    from kaggle_style.checks.frames import render_jpegs
+    from benchmarks.frames import render_jpegs
 
     frames = render_jpegs(seed, unique_frames, width, height)
     files = [out / p for p in filepaths]

@@ -1,0 +1,101 @@
+"""What a finished model run holds, checked by every reader before it uses the run.
+
+A run holds one config: `config.yaml` carries its model hash, each `fold<k>/done.json` the hash
+the fold was trained under, beside the fold's `oof.csv` and whole `model.safetensors`; the run's
+combined files exist only while every fold is done under one hash, and are newer than each fold.
+No torch here: `ensemble`, `report` and `predict` import it as the trainer does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from kaggle_style.constants import CONFIG_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
+from kaggle_style.errors import UserError
+from kaggle_style.io import read_yaml
+
+DONE_FILE = "done.json"
+MODEL_FILE = "model.safetensors"
+COMBINED_FILES = (OOF_FILE, TEST_FILE, METRICS_FILE)
+RETRAIN = "rerun `kaggle-style train` with the same config (add --resume to keep other folds)"
+
+
+def fold_dirs(run_dir: Path) -> list[Path]:
+    return sorted(p for p in Path(run_dir).glob("fold*") if p.is_dir())
+
+
+def read_done(fold_dir: Path, key: str | None = None) -> dict[str, Any] | None:
+    """The fold's done mark if it is complete (and trained under `key`, when given); a mark
+    that is not whole JSON is one error naming it."""
+    path = fold_dir / DONE_FILE
+    if not (path.exists() and (fold_dir / OOF_FILE).exists()):
+        return None
+    try:
+        done = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not a whole done mark ({type(err).__name__}: {err}); delete "
+                        f"it and {RETRAIN}") from err
+    if not isinstance(done, dict) or not isinstance(done.get("model_hash"), str):
+        raise UserError(f"{path}: a done mark without a model_hash; delete it and {RETRAIN}")
+    return done if key is None or done.get("model_hash") == key else None
+
+
+def remove_combined(run_dir: Path) -> None:
+    """Retraining a fold makes the run's combined files stale until every fold is done again."""
+    for name in COMBINED_FILES:
+        (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def check_model_file(path: Path) -> None:
+    """A fold's weights are there and whole (safetensors' header covers the file exactly)."""
+    if not path.is_file():
+        raise UserError(f"{path}: missing, so the run cannot predict with every fold; {RETRAIN}")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            handle.keys()
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"{path}: not a whole model file ({' '.join(str(err).split())}); "
+                        f"delete it and {RETRAIN}") from err
+
+
+def check_run(run_dir: str | Path, models: bool = False) -> None:
+    """Refuse a model run whose folds mix configs, are unfinished, or whose combined files
+    predate a fold; with `models`, also one whose folds lack whole weights (what predict uses)."""
+    run_dir = Path(run_dir)
+    folds = fold_dirs(run_dir)
+    if not folds:
+        return  # an ensemble's folder: its own stage checked its members
+    marks = {p.name: read_done(p) for p in folds}
+    hashes = {m["model_hash"] for m in marks.values() if m is not None}
+    unfinished = [name for name, m in marks.items() if m is None]
+    where = f"run {run_dir}"
+    if len(hashes) > 1:
+        raise UserError(f"{where}: its folds were trained under {len(hashes)} different configs "
+                        f"({', '.join(sorted(hashes))}); retrain it with one config "
+                        f"(`kaggle-style train --config ... --name {run_dir.name}`)")
+    if unfinished:
+        raise UserError(f"{where}: {', '.join(unfinished)} not finished; finish training "
+                        "(`kaggle-style train ... --resume`) before using the run")
+    config = run_dir / CONFIG_FILE
+    if config.exists() and hashes:
+        saved = (read_yaml(config) or {}).get("model_hash")
+        if saved is not None and saved not in hashes:
+            raise UserError(f"{where}: {CONFIG_FILE} names config {saved} but its folds were "
+                            f"trained under {hashes.pop()}; rerun `kaggle-style train` for it")
+    newest_fold = max((p / DONE_FILE).stat().st_mtime for p in folds)
+    has_test = any((p / TEST_FILE).exists() for p in folds)  # a data folder may have no test
+    for name in (OOF_FILE, TEST_FILE) if has_test else (OOF_FILE,):
+        path = run_dir / name
+        if not path.exists():
+            raise UserError(f"{where}: {name} is missing; rerun `kaggle-style train` with the "
+                            "same config to combine its folds")
+        if path.stat().st_mtime < newest_fold:
+            raise UserError(f"{where}: {name} is older than a fold's {DONE_FILE}; rerun "
+                            "`kaggle-style train` with the same config to combine the folds")
+    if models:
+        for fold in folds:
+            check_model_file(fold / MODEL_FILE)
