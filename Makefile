@@ -208,9 +208,11 @@ $(META): $(DATA_DEP)/train_features.csv | $(STAMP)
 
 meta: $(META) ## read every image's info bar (clock, camera, IR) and group bursts -> meta.csv
 
-$(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) $(META)
+$(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) $(META) \
+		$(DETECTIONS)
 	$(KS) ensemble --config $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)) \
-		--labels "$(DATA)/train_labels.csv" --out $(RUNS)/$(ENSEMBLE) --data "$(DATA)" --meta $(META)
+		--labels "$(DATA)/train_labels.csv" --out $(RUNS)/$(ENSEMBLE) --data "$(DATA)" --meta $(META) \
+		--detections "$(DETECTIONS)"
 
 ensemble: $(RUNS)/$(ENSEMBLE)/test.csv ## blend the models' OOF, temperature-scale -> runs/ensemble
 

@@ -40,7 +40,7 @@ def levers(pseudo: dict[str, Any]) -> tuple[Lever, ...]:
     return (
         Lever("pseudo", train={"pseudo_labels": pseudo}),
         # the detection-aware stacking step (its key as the ensemble config names it)
-        Lever("detection", ensemble={"detection_aware": "auto"}),
+        Lever("detection", ensemble={"detection_stacking": "auto"}),
     )
 
 
@@ -76,7 +76,10 @@ def ensemble_row(runs: list[Path], extra: dict[str, Any], out: Path,
 
     cfg = resolve_config(EnsembleConfig, args.ensemble_config,
                          {"runs": [str(r) for r in runs], "data": str(args.data),
-                          "out": str(out), "meta": str(args.meta), **extra})
+                          "out": str(out), "meta": str(args.meta), **extra,
+                          # the step needs the detector's boxes of the train and test images
+                          **({"detections": str(Path(args.data) / "detections.json")}
+                             if "detection_stacking" in extra else {})})
     result = ensemble(cfg)
     y = pd.read_csv(out / "oof.csv", dtype={ID_COL: str})
     labels = pd.read_csv(args.folds, dtype={ID_COL: str}).set_index(ID_COL)[LABEL_COL]

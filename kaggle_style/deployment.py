@@ -19,7 +19,6 @@ Unreadable images never stop the run: they are left out, named in a warning and 
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +41,7 @@ from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
 from kaggle_style.training.config import TrainConfig
 
 if TYPE_CHECKING:
+    from kaggle_style.ensemble.schema import EnsembleReport
     from kaggle_style.training.data import Samples
 
 BAD_IMAGES = "bad_images.csv"
@@ -75,28 +75,19 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
     return frame
 
 
-def member_runs(run_dir: Path) -> tuple[list[Path], dict[str, Any] | None]:
+def member_runs(run_dir: Path) -> tuple[list[Path], EnsembleReport | None]:
     """(model run folders, the ensemble's report or None for a single model run)."""
+    from kaggle_style.ensemble.members import member_folders
     from kaggle_style.run_contract import check_run
 
-    ens_file = run_dir / ENSEMBLE_FILE
-    if not ens_file.is_file():
+    if not (run_dir / ENSEMBLE_FILE).is_file():
         check_run(run_dir, models=True)
         return [run_dir], None
-    report = json.loads(ens_file.read_text())
-    runs = []
-    for name, path in report["runs"].items():
-        # written relative to where `ensemble` ran; beside the ensemble folder is the fallback
-        candidates = [Path(path), run_dir.parent / Path(path).name, run_dir.parent / name]
-        found = next((p for p in candidates if (p / CONFIG_FILE).is_file()), None)
-        if found is None:
-            raise PredictError(f"{ens_file}: member run {name!r} ({path}) not found")
-        check_run(found, models=True)
-        runs.append(found)
-    return runs, report
+    return member_folders(run_dir)
 
 
-RUN_KEYS = ("git_commit", "model_hash", "data_config")  # written beside the config, not in it
+# written beside the config, not in it (folds_sha256: training.pseudo_labels.FOLDS_HASH_KEY)
+RUN_KEYS = ("git_commit", "model_hash", "data_config", "folds_sha256")
 
 
 def run_config(run_dir: Path, **changes: Any) -> tuple[TrainConfig, dict[str, Any]]:
@@ -210,23 +201,24 @@ def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Pa
     return frame, bad
 
 
-def combine(frames: list[pd.DataFrame], report: dict[str, Any] | None,
-            sites: np.ndarray | None, meta: pd.DataFrame | None) -> np.ndarray:
+def combine(frames: list[pd.DataFrame], report: EnsembleReport | None,
+            sites: np.ndarray | None, meta: pd.DataFrame | None,
+            detections: Path | None = None) -> np.ndarray:
     """Members' probabilities (rows aligned) -> the ensemble's prediction, with every step its
     ensemble.json applied that these rows have the information for."""
     probs = [f[list(CLASSES)].to_numpy(dtype=np.float64) for f in frames]
     if report is None:
         return probs[0]
     from kaggle_style.ensemble.blend import Blend
-    from kaggle_style.ensemble.inputs import new_rows
+    from kaggle_style.ensemble.inputs import boxes_for, new_rows
 
     blend = Blend.from_report(report)
     ids = None if meta is None else meta[ID_COL].to_numpy()
-    rows = new_rows(sites, meta, ids, where="the images' info bars")
+    boxes = None if detections is None else boxes_for(detections, frames[0].index.tolist())
+    rows = new_rows(sites, meta, ids, where="the images' info bars", boxes=boxes)
     for step in blend.missing(rows):
-        need = "sites (--site-from-folder)" if step == "site_adapt" else "readable times"
-        print(f"predict: the ensemble applies {step}, but these images have no {need}: "
-              "skipped", file=sys.stderr)
+        print(f"predict: the ensemble applies {step.title}, but these images have no "
+              f"{step.needs_text}: skipped", file=sys.stderr)
     return blend.apply(probs, rows)
 
 
@@ -272,7 +264,9 @@ def predict_images(images: Path, run_dir: Path, site_from_folder: bool = False,
     table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
-    detections = detect_once(images, work, detector) if crops_needed or boxes else None
+    ensemble_boxes = report is not None and "boxes" in report.applied_needs()
+    detections = (detect_once(images, work, detector)
+                  if crops_needed or boxes or ensemble_boxes else None)
     if detections is None and require_boxes:
         raise PredictError("this output needs the detector's boxes: pass --weights PATH (and "
                            "not --no-detector)")
@@ -286,7 +280,7 @@ def predict_images(images: Path, run_dir: Path, site_from_folder: bool = False,
     info = table.set_index(FILE_COL).loc[keep]
     sites = info[SITE_COL].to_numpy() if site_from_folder else None
     meta = image_meta(info, sites) if read_meta else None
-    probs = combine(frames, report, sites, meta)
+    probs = combine(frames, report, sites, meta, detections)
     result = pd.DataFrame({FILE_COL: keep})
     if sites is not None:
         result[SITE_COL] = sites

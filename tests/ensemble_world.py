@@ -16,6 +16,9 @@ import pandas as pd
 from scipy.special import softmax
 
 from kaggle_style.constants import CLASSES, ID_COL, META_FILE, OOF_FILE, TEST_FILE
+from kaggle_style.detect.mdjson import Detection, DetectionFile
+from kaggle_style.detect.mdjson import write as write_detections
+from kaggle_style.ensemble.config import EnsembleConfig
 from kaggle_style.ensemble.inputs import Inputs, Meta
 from kaggle_style.ensemble.sequences import sequence_ids
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -45,6 +48,7 @@ class Part:
     sites: np.ndarray
     meta: Meta
     probs: list[np.ndarray]
+    boxes: np.ndarray | None = None  # object array of (boxes, 2) [confidence, share]
 
 
 def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int,
@@ -79,6 +83,24 @@ def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int,
     return Part(ids, y, np.array(sites), Meta(times_arr, hours, night), probs)
 
 
+def _detect(rng: np.random.Generator, part: Part, crop_model: bool) -> None:
+    """Boxes for every row; with `crop_model`, model 0 fails where no box reaches 0.1."""
+    boxes = np.empty(len(part.y), dtype=object)
+    for i, label in enumerate(part.y):
+        rows = []
+        if label != BLANK and rng.random() < 0.7:
+            rows.append([rng.uniform(0.4, 0.99), rng.uniform(0.02, 0.4)])
+        if rng.random() < 0.3:  # a false box: a rock, a branch
+            rows.append([rng.uniform(0.02, 0.3), rng.uniform(0.01, 0.1)])
+        boxes[i] = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    part.boxes = boxes
+    if crop_model:
+        lost = np.array([not (b[:, 0] >= 0.1).any() for b in boxes])
+        wrong = softmax(3.0 * rng.normal(size=(int(lost.sum()), K)), axis=1)
+        part.probs[0] = part.probs[0].copy()
+        part.probs[0][lost] = wrong
+
+
 @dataclass
 class World:
     oof: Part
@@ -89,16 +111,30 @@ class World:
         return Inputs(names=[m[0] for m in MODELS], oof_ids=self.oof.ids, test_ids=self.test.ids,
                       oof=self.oof.probs, test=self.test.probs, y=self.oof.y.copy(),
                       folds=self.folds, oof_sites=self.oof.sites, test_sites=self.test.sites,
-                      oof_meta=self.oof.meta, test_meta=self.test.meta)
+                      oof_meta=self.oof.meta, test_meta=self.test.meta,
+                      oof_boxes=self.oof.boxes, test_boxes=self.test.boxes)
 
 
 def make_world(seed: int = 0, n_sites: int = 20, n_test_sites: int = 6, visits: int = 6,
-               unread: float = 0.1) -> World:
+               unread: float = 0.1, crop_model: bool = False) -> World:
     rng = np.random.default_rng(seed)
     oof = _part(rng, "S", n_sites, visits, unread)
     test = _part(rng, "T", n_test_sites, visits, unread)
     folds = np.array([int(s[1:]) % 5 for s in oof.sites])
+    detector = np.random.default_rng(seed + 1000)
+    _detect(detector, oof, crop_model)
+    _detect(detector, test, crop_model)
     return World(oof, test, folds)
+
+
+def _detections(world: World) -> DetectionFile:
+    """The boxes as a MegaDetector batch file, keyed by the tables' file paths."""
+    images = {}
+    for part in (world.oof, world.test):
+        for i, boxes in zip(part.ids, part.boxes, strict=True):
+            images[f"x/{i}.jpg"] = [Detection("1", float(c), (0.1, 0.1, float(a), 1.0))
+                                    for c, a in boxes]
+    return DetectionFile(images=images)
 
 
 def _meta_frame(part: Part) -> pd.DataFrame:
@@ -131,4 +167,56 @@ def write_world(world: World, root: Path) -> list[str]:
                       "site": part.sites}).to_csv(root / name, index=False)
     pd.concat([_meta_frame(world.oof), _meta_frame(world.test)]).to_csv(root / META_FILE,
                                                                         index=False)
+    write_detections(root / "detections.json", _detections(world))
     return runs
+
+
+# ------------------------------------------------- fixtures the ensemble tests share
+
+
+def model_probs(y: np.ndarray, noise: float, sharpness: float, rng: np.random.Generator):
+    """softmax(sharpness * (signal on the true class + noise)); sharpness > 1 = over-confident."""
+    logits = 2.0 * np.eye(K)[y] + noise * rng.normal(size=(len(y), K))
+    return softmax(sharpness * logits, axis=1)
+
+
+def write_synthetic(tmp_path: Path) -> dict:
+    """Three runs (good, noisy, over-confident) over 600 OOF rows in 4 folds, plus labels."""
+    rng = np.random.default_rng(0)
+    n, n_test = 600, 120
+    y = rng.integers(0, K, n)
+    y_test = rng.integers(0, K, n_test)
+    ids = np.array([f"ZJ{i:06d}" for i in range(n)])
+    test_ids = np.array([f"ZT{i:06d}" for i in range(n_test)])
+    folds = np.arange(n) % 4
+    runs = {}
+    for name, noise, sharp in [("good", 1.0, 1.0), ("noisy", 1.6, 1.0), ("over", 1.0, 4.0)]:
+        folder = tmp_path / "runs" / name
+        write_predictions(folder / OOF_FILE, make_frame(ids, model_probs(y, noise, sharp, rng),
+                                                        folds))
+        write_predictions(folder / TEST_FILE,
+                          make_frame(test_ids, model_probs(y_test, noise, sharp, rng)))
+        runs[name] = folder
+    labels = pd.DataFrame({ID_COL: ids})
+    labels[list(CLASSES)] = np.eye(K)[y]
+    labels.to_csv(tmp_path / "train_labels.csv", index=False)
+    return {"root": tmp_path, "runs": runs, "labels": tmp_path / "train_labels.csv", "y": y,
+            "ids": ids, "folds": folds}
+
+
+def synthetic_config(data: dict, names: list[str], out: str, **kw) -> EnsembleConfig:
+    # data: the test's own folder, never the working directory's data/demo (after `make demo`)
+    return EnsembleConfig(runs=[str(data["runs"][n]) for n in names], labels=str(data["labels"]),
+                          data=str(data["root"]), out=str(data["root"] / "runs" / out),
+                          stacking=False,
+                          site_adapt="off", n_starts=3, **kw)
+
+
+def written_world(tmp_path: Path) -> tuple[World, list[str], Path]:
+    """The synthetic camera-trap world written as runs + a DrivenData folder with meta.csv."""
+    world = make_world(seed=0)
+    return world, write_world(world, tmp_path), tmp_path
+
+
+def world_config(root: Path, runs: list[str], **kw) -> EnsembleConfig:
+    return EnsembleConfig(runs=runs, data=str(root), out=str(root / "ens"), n_starts=1, **kw)

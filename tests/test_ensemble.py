@@ -1,26 +1,32 @@
 """Ensemble on synthetic OOF data: models of different noise and one over-confident model;
 the meta.csv steps on a synthetic camera-trap world (tests/ensemble_world.py); `Blend` rebuilt
-from ensemble.json; config checks and run integrity. Label randomisation of every step:
-test_nested.py."""
+from ensemble.json. Config checks, run integrity, ensemble.json and detections:
+test_ensemble_files.py; label randomisation of every step: test_nested.py."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from ensemble_world import World, make_world, write_world
+from ensemble_world import (
+    K,
+    World,
+    model_probs,
+    synthetic_config,
+    world_config,
+    write_synthetic,
+    written_world,
+)
 from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from kaggle_style.cli import main
-from kaggle_style.config import ConfigError, resolve_config
 from kaggle_style.constants import (
     CLASSES,
     CONFIG_FILE,
@@ -36,58 +42,29 @@ from kaggle_style.ensemble.blend import Blend, fit_blend, fit_weights
 from kaggle_style.ensemble.calibration import fit_temperature
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.inputs import new_rows
-from kaggle_style.ensemble.run import EnsembleConfig, EnsembleError, ensemble
+from kaggle_style.ensemble.run import EnsembleError, ensemble
+from kaggle_style.ensemble.schema import read_report
 from kaggle_style.ensemble.sequences import Pooling, apply_pooling, apply_time, fit_time
 from kaggle_style.errors import UserError
 from kaggle_style.metrics import log_loss
-from kaggle_style.prediction_files import make_frame, probs_of, read_predictions, write_predictions
-
-K = len(CLASSES)
-
-
-def _model_probs(y: np.ndarray, noise: float, sharpness: float, rng: np.random.Generator):
-    """softmax(sharpness * (signal on the true class + noise)); sharpness > 1 = over-confident."""
-    logits = 2.0 * np.eye(K)[y] + noise * rng.normal(size=(len(y), K))
-    return softmax(sharpness * logits, axis=1)
+from kaggle_style.prediction_files import probs_of, read_predictions, write_predictions
 
 
 @pytest.fixture
 def synthetic(tmp_path: Path) -> dict:
-    """Three runs (good, noisy, over-confident) over 600 OOF rows in 4 folds, plus labels."""
-    rng = np.random.default_rng(0)
-    n, n_test = 600, 120
-    y = rng.integers(0, K, n)
-    y_test = rng.integers(0, K, n_test)
-    ids = np.array([f"ZJ{i:06d}" for i in range(n)])
-    test_ids = np.array([f"ZT{i:06d}" for i in range(n_test)])
-    folds = np.arange(n) % 4
-    runs = {}
-    for name, noise, sharp in [("good", 1.0, 1.0), ("noisy", 1.6, 1.0), ("over", 1.0, 4.0)]:
-        folder = tmp_path / "runs" / name
-        write_predictions(folder / OOF_FILE, make_frame(ids, _model_probs(y, noise, sharp, rng),
-                                                        folds))
-        write_predictions(folder / TEST_FILE,
-                          make_frame(test_ids, _model_probs(y_test, noise, sharp, rng)))
-        runs[name] = folder
-    labels = pd.DataFrame({ID_COL: ids})
-    labels[list(CLASSES)] = np.eye(K)[y]
-    labels.to_csv(tmp_path / "train_labels.csv", index=False)
-    return {"root": tmp_path, "runs": runs, "labels": tmp_path / "train_labels.csv", "y": y,
-            "ids": ids, "folds": folds}
+    return write_synthetic(tmp_path)
 
 
-def _config(data: dict, names: list[str], out: str, **kw) -> EnsembleConfig:
-    # data: the test's own folder, never the working directory's data/demo (after `make demo`)
-    return EnsembleConfig(runs=[str(data["runs"][n]) for n in names], labels=str(data["labels"]),
-                          data=str(data["root"]), out=str(data["root"] / "runs" / out),
-                          stacking=False,
-                          site_adapt="off", n_starts=3, **kw)
+@pytest.fixture
+def world_files(tmp_path: Path) -> tuple[World, list[str], Path]:
+    return written_world(tmp_path)
+
 
 
 def test_temperature_lowers_overconfident_log_loss():
     rng = np.random.default_rng(1)
     y = rng.integers(0, K, 2000)
-    probs = _model_probs(y, 1.0, 4.0, rng)
+    probs = model_probs(y, 1.0, 4.0, rng)
     t = fit_temperature(np.log(probs), y)
     assert t > 1.5
     assert log_loss(y, softmax(np.log(probs) / t, axis=1)) < log_loss(y, probs) - 0.1
@@ -97,7 +74,7 @@ def test_temperature_lowers_overconfident_log_loss():
 def test_blend_never_worse_than_best_single_model(space: str):
     rng = np.random.default_rng(2)
     y = rng.integers(0, K, 1500)
-    models = [_model_probs(y, n, s, rng) for n, s in [(1.0, 1.0), (2.5, 1.0), (1.0, 4.0)]]
+    models = [model_probs(y, n, s, rng) for n, s in [(1.0, 1.0), (2.5, 1.0), (1.0, 4.0)]]
     weights = fit_weights(models, y, space, n_starts=3)
     assert np.all(weights >= 0)
     assert weights.sum() == pytest.approx(1.0, abs=1e-12)
@@ -110,7 +87,7 @@ def test_blend_never_worse_than_best_single_model(space: str):
 
 
 def test_ensemble_writes_run_contract_and_nested_estimates(synthetic: dict):
-    cfg = _config(synthetic, ["good", "noisy", "over"], "ens")
+    cfg = synthetic_config(synthetic, ["good", "noisy", "over"], "ens")
     result = ensemble(cfg)
     out = Path(cfg.out)
     oof = read_predictions(out / OOF_FILE, require_fold=True)
@@ -162,18 +139,18 @@ def test_ensemble_writes_run_contract_and_nested_estimates(synthetic: dict):
 
 
 def test_ensemble_of_an_ensemble(synthetic: dict):
-    first = ensemble(_config(synthetic, ["good", "noisy"], "ens1"))
+    first = ensemble(synthetic_config(synthetic, ["good", "noisy"], "ens1"))
     synthetic["runs"]["ens1"] = synthetic["root"] / "runs" / "ens1"
-    second = ensemble(_config(synthetic, ["ens1", "over"], "ens2"))
-    assert set(second.report["weights"]) == {"ens1", "over"}
-    best = min(first.report["final"]["in_sample"]["log_loss"],
-               second.report["table"][1]["in_sample"]["log_loss"])
-    assert second.report["final"]["in_sample"]["log_loss"] <= best + 1e-9
+    second = ensemble(synthetic_config(synthetic, ["ens1", "over"], "ens2"))
+    assert set(second.report.to_dict()["weights"]) == {"ens1", "over"}
+    best = min(first.report.to_dict()["final"]["in_sample"]["log_loss"],
+               second.report.to_dict()["table"][1]["in_sample"]["log_loss"])
+    assert second.report.to_dict()["final"]["in_sample"]["log_loss"] <= best + 1e-9
 
 
 def test_single_run_is_temperature_scaling(synthetic: dict):
-    result = ensemble(_config(synthetic, ["over"], "over_ts"))
-    report = result.report
+    result = ensemble(synthetic_config(synthetic, ["over"], "over_ts"))
+    report = result.report.to_dict()
     assert report["weights"] == {"over": 1.0}
     assert report["temperature"] > 1.5
     model = report["table"][0]["in_sample"]["log_loss"]
@@ -186,7 +163,7 @@ def test_mismatched_ids_name_the_run_and_ids(synthetic: dict):
     frame = read_predictions(path, require_fold=True)
     write_predictions(path, frame.drop(index=[3, 4]))
     with pytest.raises(EnsembleError, match=r"noisy lacks 2 id\(s\).*ZJ000003, ZJ000004") as err:
-        ensemble(_config(synthetic, ["good", "noisy"], "bad"))
+        ensemble(synthetic_config(synthetic, ["good", "noisy"], "bad"))
     assert isinstance(err.value, UserError)
 
 
@@ -196,13 +173,13 @@ def test_mismatched_folds_are_an_error(synthetic: dict):
     frame.loc[0, FOLD_COL] = 3
     write_predictions(path, frame)
     with pytest.raises(EnsembleError, match="noisy puts 1 id"):
-        ensemble(_config(synthetic, ["good", "noisy"], "bad"))
+        ensemble(synthetic_config(synthetic, ["good", "noisy"], "bad"))
 
 
 def test_stacking_is_reported_and_used_only_if_it_wins(synthetic: dict):
-    cfg = _config(synthetic, ["good", "noisy"], "stack")
+    cfg = synthetic_config(synthetic, ["good", "noisy"], "stack")
     cfg.stacking = "auto"
-    report = ensemble(cfg).report
+    report = ensemble(cfg).report.to_dict()
     stack = report["stacking"]
     # The nested figure is a plain sklearn pipeline cross-fitted on the site folds.
     y, folds = synthetic["y"], synthetic["folds"]
@@ -222,12 +199,13 @@ def test_stacking_is_reported_and_used_only_if_it_wins(synthetic: dict):
 
 
 def test_forced_stacking_writes_its_cross_fitted_oof(synthetic: dict):
-    cfg = _config(synthetic, ["good", "noisy"], "stack_on")
+    cfg = synthetic_config(synthetic, ["good", "noisy"], "stack_on")
     cfg.stacking = True
     result = ensemble(cfg)
-    assert result.report["method"] == "stacking"
+    report = result.report.to_dict()
+    assert report["method"] == "stacking"
     # The written OOF is the cross-fitted one: its log loss is the nested one, not in-sample.
-    assert result.report["final"]["in_sample"] == result.report["stacking"]["nested"]
+    assert report["final"]["in_sample"] == report["stacking"]["nested"]
     np.testing.assert_array_equal(result.oof, result.nested)
 
 
@@ -256,17 +234,6 @@ def test_cli_with_config_file(synthetic: dict, capsys: pytest.CaptureFixture):
 # ----------------------------------------------------------------------------- meta.csv steps
 
 
-@pytest.fixture
-def world_files(tmp_path: Path) -> tuple[World, list[str], Path]:
-    """The synthetic camera-trap world written as runs + a DrivenData folder with meta.csv."""
-    world = make_world(seed=0)
-    return world, write_world(world, tmp_path), tmp_path
-
-
-def _world_config(root: Path, runs: list[str], **kw) -> EnsembleConfig:
-    return EnsembleConfig(runs=runs, data=str(root), out=str(root / "ens"), n_starts=1, **kw)
-
-
 def test_meta_steps_are_gated_recorded_and_printed(world_files, capsys: pytest.CaptureFixture):
     _, runs, root = world_files
     out = root.parent / f"{root.name}_ens"  # outside the data folder, which a stage never writes
@@ -290,25 +257,29 @@ def test_meta_steps_are_gated_recorded_and_printed(world_files, capsys: pytest.C
     assert set(report["sequences"]["nested"]["per_fold"]) == {str(f) for f in range(5)}
     assert np.asarray(report["time"]["coef"]).shape == (K, 5)  # 2 cycles (sin, cos) + night
     last = report["site_adapt"] if report["site_adapt"]["applied"] else report["time"]
-    assert report["final"]["nested"]["log_loss"] == pytest.approx(last["nested"]["after"])
+    # The chain's own nested figure is the last applied step's; the reported one reruns the
+    # chain, choices included, without each fold (a fold where a gate chose otherwise differs).
+    final = report["final"]
+    assert final["nested_given_choices"]["log_loss"] == pytest.approx(last["nested"]["after"])
+    assert len(report["choices_per_fold"]) == 5
+    assert final["nested"]["log_loss"] == pytest.approx(report["table"][-1]["nested"]["log_loss"])
 
 
 def test_blend_from_report_reproduces_the_test_predictions(world_files):
     """What `predict` rebuilds from ensemble.json gives the ensemble's own test predictions."""
     world, runs, root = world_files
-    result = ensemble(_world_config(root, runs, space="logprob", stacking=True,
+    result = ensemble(world_config(root, runs, space="logprob", stacking=True,
                                     site_adapt="on", sequences="on", time_adjust="on"))
-    report = json.loads((root / "ens" / ENSEMBLE_FILE).read_text())
-    blend = Blend.from_report(report)
-    assert blend.stacker is not None and blend.pooling is not None
-    assert blend.time is not None and blend.site is not None
+    blend = Blend.from_report(read_report(root / "ens" / ENSEMBLE_FILE))
+    assert blend.stacker is not None
+    assert [step.key for step, _ in blend.steps] == ["sequences", "time", "site_adapt"]
     members = [probs_of(read_predictions(Path(r) / TEST_FILE)) for r in runs]
     # New images' rows as `predict` builds them: sites, and a frame in the meta.csv layout.
     rows = new_rows(world.test.sites, pd.read_csv(root / META_FILE, dtype={ID_COL: str}),
                     world.test.ids)
     np.testing.assert_allclose(blend.apply(members, rows), result.test, rtol=0, atol=1e-12)
     # Rows without sites or times: the steps that need them are named and left out.
-    assert blend.missing(Rows()) == ["sequences", "time", "site_adapt"]
+    assert [s.key for s in blend.missing(Rows())] == ["sequences", "time", "site_adapt"]
     np.testing.assert_array_equal(blend.apply(members), blend.stacker.predict(members))
 
 
@@ -349,12 +320,12 @@ def test_time_step_learns_who_comes_out_at_night():
 def test_meta_steps_without_meta_are_skipped_or_refused(world_files):
     _, runs, root = world_files
     (root / META_FILE).unlink()
-    report = ensemble(_world_config(root, runs, space="logprob", stacking=False)).report
+    report = ensemble(world_config(root, runs, space="logprob", stacking=False)).report.to_dict()
     for key in ("sequences", "time"):
         assert report[key]["applied"] is False
         assert "meta.csv" in report[key]["skipped"]
     with pytest.raises(EnsembleError, match=r"sequences is on but there is no meta\.csv"):
-        ensemble(_world_config(root, runs, sequences="on"))
+        ensemble(world_config(root, runs, sequences="on"))
 
 
 @pytest.mark.parametrize("change, message", [
@@ -371,49 +342,4 @@ def test_meta_errors_name_the_file_the_ids_and_the_fix(world_files, change, mess
     path = root / META_FILE
     change(pd.read_csv(path, dtype=str, keep_default_na=False)).to_csv(path, index=False)
     with pytest.raises(EnsembleError, match=f"{path}: {message}"):
-        ensemble(_world_config(root, runs, space="logprob", stacking=False))
-
-
-# ----------------------------------------------------------------------------- config, runs
-
-
-@pytest.mark.parametrize("key, value", [
-    ("site_strengths", [-1.0]), ("site_strengths", []), ("sequence_gaps", [0.0]),
-    ("sequence_weights", [1.5]), ("time_c", 0.0), ("stacking_c", float("nan")),
-    ("time_harmonics", 4), ("n_starts", 0), ("seed", -1), ("sequences", "sometimes"),
-    ("space", "geometric"), ("stacking", "maybe"),
-])
-def test_config_values_are_checked_before_any_work(key: str, value):
-    with pytest.raises(ConfigError, match=key):
-        resolve_config(EnsembleConfig, overrides={key: value})
-
-
-def test_yaml_off_and_on_are_modes():
-    cfg = resolve_config(EnsembleConfig, overrides=["site_adapt=off", "sequences=on"])
-    assert (cfg.site_adapt, cfg.sequences, cfg.time_adjust) == ("off", "on", "auto")
-
-
-def _fold_marks(run: Path, hashes: tuple[str, ...]) -> None:
-    for fold, key in enumerate(hashes):
-        folder = run / f"fold{fold}"
-        folder.mkdir()
-        (folder / OOF_FILE).write_text("written by the trainer\n")
-        (folder / "done.json").write_text(json.dumps({"model_hash": key}))
-
-
-def test_a_run_whose_folds_mix_configs_is_refused(synthetic: dict):
-    _fold_marks(synthetic["runs"]["noisy"], ("aaa", "bbb"))
-    with pytest.raises(UserError, match="noisy: its folds were trained under 2 different"):
-        ensemble(_config(synthetic, ["good", "noisy"], "mixed"))
-
-
-def test_a_run_whose_combined_files_predate_a_fold_is_refused(synthetic: dict):
-    run = synthetic["runs"]["noisy"]
-    _fold_marks(run, ("aaa", "aaa"))
-    old = (run / "fold1" / "done.json").stat().st_mtime - 60
-    for name in (OOF_FILE, TEST_FILE):
-        os.utime(run / name, (old, old))
-    with pytest.raises(UserError, match=f"noisy: {OOF_FILE} is older than"):
-        ensemble(_config(synthetic, ["good", "noisy"], "stale"))
-    os.utime(run / OOF_FILE), os.utime(run / TEST_FILE)  # combined again: accepted
-    assert ensemble(_config(synthetic, ["good", "noisy"], "fresh")).report["n_oof"] == 600
+        ensemble(world_config(root, runs, space="logprob", stacking=False))

@@ -1,11 +1,13 @@
 """Label randomisation: a fold's nested predictions must not depend on any label of that fold.
 
 For every second-stage step (blend weights, temperature, stacking, site adaptation, sequence
-pooling, time adjustment, and all of them chained), the ensemble is fitted twice: once on the
-true labels, once with one fold's labels replaced. That fold's nested predictions must not move
-(1e-12), while the other folds' do (the new labels reached their fits). Positive controls: a
-deliberately leaky variant of each step, and the old source-prior formula of site adaptation,
-move that fold's predictions under the same randomisation, so the test catches a leak.
+pooling, time adjustment, detection-aware stacking, and all of them chained), the ensemble is
+fitted twice: once on the true labels, once with one fold's labels replaced. That fold's nested
+predictions must not move (1e-12), while the other folds' do (the new labels reached their
+fits). Then the whole chain in its shipped all-`auto` mode, where every choice (space, stacking,
+each gate) is nested too. Positive controls: a deliberately leaky variant of each step, choices
+made on all folds, and the old source-prior formula of site adaptation move that fold's
+predictions under the same randomisation, so the test catches a leak.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from ensemble_world import MODELS, World, make_world
 
 from kaggle_style.ensemble import chain, run
 from kaggle_style.ensemble.chain import StepResult, Stream
+from kaggle_style.ensemble.choices import has_choices
 from kaggle_style.ensemble.inputs import Inputs
-from kaggle_style.ensemble.run import EnsembleConfig, EnsembleResult, build_ensemble
+from kaggle_style.ensemble.run import EnsembleConfig, EnsembleResult, build_ensemble, fit_chain
 from kaggle_style.ensemble.sites import (
     DEFAULT_STRENGTHS,
     adapt_site_priors,
@@ -28,9 +31,12 @@ from kaggle_style.ensemble.sites import (
     source_priors,
     strength_losses,
 )
+from kaggle_style.ensemble.steps import STEPS as STEPS_IN_CHAIN
+from kaggle_style.metrics import log_loss
 
 FOLD = 2  # the fold whose labels are replaced
-OFF = {"stacking": False, "site_adapt": "off", "sequences": "off", "time_adjust": "off"}
+OFF = {"stacking": False, "site_adapt": "off", "sequences": "off", "time_adjust": "off",
+       "detection_stacking": "off"}
 STEPS = {
     "blend weights": {**OFF, "space": "prob", "temperature": False},
     "temperature": {**OFF, "space": "logprob"},
@@ -39,8 +45,9 @@ STEPS = {
     "sequence pooling": {**OFF, "space": "logprob", "sequences": "on",
                          "sequence_weights": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
     "time adjustment": {**OFF, "space": "logprob", "time_adjust": "on"},
+    "detection stacking": {**OFF, "space": "logprob", "detection_stacking": "on"},
     "whole chain": {"space": "logprob", "stacking": True, "site_adapt": "on",
-                    "sequences": "on", "time_adjust": "on"},
+                    "sequences": "on", "time_adjust": "on", "detection_stacking": "on"},
 }
 BASE_STEPS = ("blend weights", "temperature", "stacking")  # fitted before the per-row steps
 
@@ -55,6 +62,7 @@ def _applied(step: str, report: dict) -> bool:
         "site adaptation": report["site_adapt"]["applied"],
         "sequence pooling": report["sequences"]["applied"],
         "time adjustment": report["time"]["applied"],
+        "detection stacking": report["detections"]["applied"],
     }
     return all(checks.values()) if step == "whole chain" else checks[step]
 
@@ -96,7 +104,7 @@ def _true_labels(world: World, step: str) -> EnsembleResult:
 @pytest.mark.parametrize("step", list(STEPS))
 def test_a_folds_nested_predictions_ignore_its_own_labels(world: World, step: str, how: str):
     before = _true_labels(world, step)
-    assert _applied(step, before.report)
+    assert _applied(step, before.report.to_dict())
     after = _fit(world, step, how)
     held = world.folds == FOLD
     assert before.nested is not None and after.nested is not None
@@ -163,3 +171,36 @@ def test_site_adaptation_no_longer_leaks_through_the_source_prior(world: World):
     assert np.abs(old[1][held] - old[0][held]).max() > 1e-3
     assert np.abs(new[1][held] - new[0][held]).max() <= 1e-12
     assert np.abs(new[1][~held] - new[0][~held]).max() > 1e-4
+
+
+def _auto(world: World, how: str | None = None, fit=build_ensemble) -> EnsembleResult:
+    """The shipped configuration: every choice (space, stacking, each step's gate) on `auto`."""
+    cfg = EnsembleConfig(runs=[m[0] for m in MODELS], n_starts=1)
+    assert has_choices(cfg) and cfg.space == cfg.stacking == "auto"
+    assert all(step.mode(cfg) == "auto" for step in STEPS_IN_CHAIN)
+    inputs = world.inputs()
+    if how is None and fit is build_ensemble:
+        if "auto" not in _TRUE:
+            _TRUE["auto"] = fit(cfg, inputs)
+        return _TRUE["auto"]
+    return fit(cfg, inputs if how is None else _relabelled(inputs, how))
+
+
+@pytest.mark.parametrize("how", ["random", "contrary"])
+def test_the_whole_chain_in_auto_choices_included_ignores_a_folds_labels(world: World, how: str):
+    """Each fold's final nested predictions come from the chain fitted AND chosen without it."""
+    before, after = _auto(world), _auto(world, how)
+    held = world.folds == FOLD
+    assert before.report.choices_per_fold is not None
+    assert np.abs(after.nested[held] - before.nested[held]).max() <= 1e-12
+    assert np.abs(after.nested[~held] - before.nested[~held]).max() > 1e-4
+    assert before.report.final.nested.log_loss == pytest.approx(log_loss(world.oof.y,
+                                                                         before.nested))
+
+
+def test_choices_made_on_every_fold_are_caught_by_the_randomisation(world: World):
+    """Positive control: the chain's own nested figure (choices made on all folds, the old
+    final figure) moves the relabelled fold, because a choice saw its labels."""
+    before, after = _auto(world, fit=fit_chain), _auto(world, "contrary", fit=fit_chain)
+    held = world.folds == FOLD
+    assert np.abs(after.nested[held] - before.nested[held]).max() > 1e-6

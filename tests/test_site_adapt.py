@@ -131,13 +131,14 @@ def test_ensemble_applies_site_adaptation_when_nested_improves(tmp_path: Path):
     assert len(site["priors"]["oof"]) == 25 and len(site["priors"]["test"]) == 8
     entry = next(iter(site["priors"]["oof"].values()))
     assert {"n", "before", "after", "true"} <= set(entry)
-    assert result.report["final"]["nested"]["log_loss"] == pytest.approx(site["nested"]["after"])
+    final = result.report.to_dict()["final"]
+    assert final["nested"]["log_loss"] == pytest.approx(site["nested"]["after"])
 
 
 def test_ensemble_without_site_tables_skips_adaptation_in_auto(tmp_path: Path):
     cfg = _write_site_run(tmp_path, concentration=0.3, seed=4)
     (tmp_path / "test_features.csv").unlink()
-    report = ensemble(cfg).report
+    report = ensemble(cfg).report.to_dict()
     assert report["site_adapt"]["applied"] is False
     assert "test_features.csv" in report["site_adapt"]["skipped"]
 

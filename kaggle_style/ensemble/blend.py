@@ -6,30 +6,28 @@ Blending spaces:
 - "logprob": weighted geometric mean (sum of weighted log-probabilities, renormalised). Models
   that agree reinforce each other; usually better when members are well calibrated.
 
-`Blend.from_report(ensemble.json)` rebuilds every step the ensemble applied, so `predict` on a
-new deployment gives what the ensemble stage gives on the test rows.
+`Blend.from_report` rebuilds from ensemble.json every step the ensemble applied, so `predict` on
+a new deployment gives what the ensemble stage gives on the test rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.ensemble.calibration import LOG_FLOOR, fit_temperature, log_probs
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.config import EnsembleError
-from kaggle_style.ensemble.sequences import Pooling, TimeAdjust, apply_pooling, apply_time
-from kaggle_style.ensemble.sites import SiteFit, apply_sites
 from kaggle_style.ensemble.stacking import Stacker
+from kaggle_style.ensemble.steps import STEPS, Step
 
-# The per-row steps in the order the ensemble fits them and `Blend.apply` applies them.
-STEPS = ("sequences", "time", "site_adapt")
+if TYPE_CHECKING:
+    from kaggle_style.ensemble.schema import EnsembleReport
 
 
 def _logs(probs: Sequence[np.ndarray]) -> np.ndarray:
@@ -51,16 +49,15 @@ def blend_logits(probs: Sequence[np.ndarray], weights: np.ndarray, space: str) -
 class Blend:
     """Weights over models in a space, a temperature, and the per-row steps that were applied.
 
-    A stacker, when stacking won, replaces the weights and the temperature.
+    A stacker, when stacking won, replaces the weights and the temperature. `steps` holds each
+    applied step with its fitted params, in the order of `STEPS`.
     """
 
     space: str
     weights: np.ndarray
     temperature: float = 1.0
     stacker: Stacker | None = None
-    pooling: Pooling | None = None
-    time: TimeAdjust | None = None
-    site: SiteFit | None = None
+    steps: list[tuple[Step, Any]] = field(default_factory=list)
 
     def logits(self, probs: Sequence[np.ndarray]) -> np.ndarray:
         return blend_logits(probs, self.weights, self.space)
@@ -71,48 +68,42 @@ class Blend:
             return self.stacker.predict(probs)
         return softmax(self.logits(probs) / self.temperature, axis=1)
 
-    def missing(self, rows: Rows) -> list[str]:
+    def params(self, key: str) -> Any:
+        """The fitted params of an applied step, None when it was not applied."""
+        return next((p for s, p in self.steps if s.key == key), None)
+
+    def missing(self, rows: Rows) -> list[Step]:
         """The applied steps that `rows` lack the information for (they are skipped)."""
-        needs = [("sequences", self.pooling, ("sites", "times")),
-                 ("time", self.time, ("hours", "night")),
-                 ("site_adapt", self.site, ("sites",))]
-        return [name for name, step, fields in needs
-                if step is not None and any(getattr(rows, f) is None for f in fields)]
+        return [step for step, _ in self.steps if step.missing(rows)]
 
     def apply(self, probs: Sequence[np.ndarray], rows: Rows | None = None) -> np.ndarray:
         """The ensemble's prediction for new rows: blend, then every applied step it can do."""
         rows = Rows() if rows is None else rows.unlabelled()
+        rows = replace(rows, members=np.stack([np.asarray(p, np.float64) for p in probs], axis=1))
         out = self.predict(probs)
-        skip = set(self.missing(rows))
-        if self.pooling is not None and "sequences" not in skip:
-            out = apply_pooling(self.pooling, out, rows)
-        if self.time is not None and "time" not in skip:
-            out = apply_time(self.time, out, rows)
-        if self.site is not None and "site_adapt" not in skip:
-            out = apply_sites(self.site, out, rows)
+        for step, params in self.steps:
+            if not step.missing(rows):
+                out = step.apply(params, out, rows)
         return out
 
     @classmethod
-    def from_report(cls, report: dict[str, Any]) -> Blend:
+    def from_report(cls, report: EnsembleReport) -> Blend:
         """The second stage an ensemble.json describes (the steps it applied, nothing else)."""
-        blend = cls(report["space"], np.asarray(list(report["weights"].values()), dtype=float),
-                    report.get("temperature") or 1.0)
-        stacking = report.get("stacking") or {}
-        if stacking.get("used"):
-            if "model" not in stacking:
+        blend = cls(report.space, np.asarray(list(report.weights.values()), dtype=float),
+                    report.temperature or 1.0)
+        if report.stacking is not None and report.stacking.used:
+            if report.stacking.model is None:
                 raise EnsembleError("ensemble.json: its stacking model is not saved (an older "
                                     "version wrote it); rerun `kaggle-style ensemble`")
-            blend.stacker = Stacker.from_dict(stacking["model"])
-        sequences = report.get("sequences") or {}
-        if sequences.get("applied"):
-            blend.pooling = Pooling(float(sequences["gap"]), float(sequences["weight"]))
-        time = report.get("time") or {}
-        if time.get("applied"):
-            blend.time = TimeAdjust(np.asarray(time["coef"], dtype=float), int(time["harmonics"]))
-        site = report.get("site_adapt") or {}
-        if site.get("applied"):
-            prior = np.asarray([site["source_prior"][c] for c in CLASSES], dtype=float)
-            blend.site = SiteFit(float(site["strength"]), prior)
+            blend.stacker = Stacker.from_dict(report.stacking.model)
+        for step in STEPS:
+            record = report.step(step.key)
+            if record is not None and record.applied:
+                try:
+                    blend.steps.append((step, step.load(record.details())))
+                except (KeyError, TypeError, ValueError) as err:
+                    raise EnsembleError(f"ensemble.json: step {step.key!r} lacks its fit "
+                                        f"({err}); rerun `kaggle-style ensemble`") from None
         return blend
 
 

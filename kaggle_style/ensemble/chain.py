@@ -26,6 +26,8 @@ class Rows:
     times: np.ndarray | None = None  # seconds (float), NaN where the info bar was not read
     hours: np.ndarray | None = None  # 0-24, NaN where unread
     night: np.ndarray | None = None  # 1 night (infrared), 0 day, NaN unread
+    members: np.ndarray | None = None  # (rows, members, classes): each member's probabilities
+    boxes: np.ndarray | None = None  # object array: per row, its boxes' [confidence, share]
 
     def take(self, mask: np.ndarray) -> Rows:
         return Rows(**{f.name: None if getattr(self, f.name) is None

@@ -9,6 +9,7 @@ from typing import Literal
 
 from kaggle_style.config import ConfigError
 from kaggle_style.constants import META_FILE, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
+from kaggle_style.ensemble.detections import DEFAULT_THRESHOLDS
 from kaggle_style.ensemble.sequences import DEFAULT_GAPS, DEFAULT_POOL_WEIGHTS
 from kaggle_style.ensemble.sites import DEFAULT_STRENGTHS
 from kaggle_style.errors import UserError
@@ -52,6 +53,10 @@ class EnsembleConfig:
     time_adjust: Mode | bool = "auto"  # hour-of-day and night flag (needs meta)
     time_c: float = 0.1  # inverse L2 strength of the time weights (0.1: best on synthetic bursts)
     time_harmonics: int = 2  # daily sin/cos cycles of the hour: 1 day/night, 2 dawn/dusk too
+    detection_stacking: Mode | bool = "auto"  # per-image member weights (needs detections)
+    detections: str | None = None  # detections.json (MegaDetector batch format) of all images
+    detection_thresholds: list[float] = field(default_factory=lambda: list(DEFAULT_THRESHOLDS))
+    detection_c: float = 0.1  # inverse L2 strength of the per-image gate weights
     n_starts: int = 3  # optimiser starts for the weights (equal weights + random)
     seed: int = 0
 
@@ -59,20 +64,22 @@ class EnsembleConfig:
         self.site_adapt = _mode(self.site_adapt)  # type: ignore[assignment]
         self.sequences = _mode(self.sequences)  # type: ignore[assignment]
         self.time_adjust = _mode(self.time_adjust)  # type: ignore[assignment]
-        for key in ("site_adapt", "sequences", "time_adjust"):
+        self.detection_stacking = _mode(self.detection_stacking)  # type: ignore[assignment]
+        for key in ("site_adapt", "sequences", "time_adjust", "detection_stacking"):
             if getattr(self, key) not in ("off", "auto", "on"):
                 raise ConfigError(f"{key}: {getattr(self, key)!r} is not one of off, auto, on")
         if self.space not in ("prob", "logprob", "auto"):
             raise ConfigError(f"space: {self.space!r} is not one of prob, logprob, auto")
         if self.stacking not in (True, False, "auto"):
             raise ConfigError(f"stacking: {self.stacking!r} is not one of true, false, auto")
-        for key in ("stacking_c", "time_c"):
+        for key in ("stacking_c", "time_c", "detection_c"):
             value = getattr(self, key)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{key}: {value!r} must be a finite number > 0")
         self._check_list("site_strengths", lambda v: v >= 0, ">= 0")
         self._check_list("sequence_gaps", lambda v: v > 0, "> 0 seconds")
         self._check_list("sequence_weights", lambda v: 0 < v <= 1, "in (0, 1]")
+        self._check_list("detection_thresholds", lambda v: 0 <= v <= 1, "in [0, 1]")
         if not 1 <= self.time_harmonics <= 3:
             raise ConfigError(f"time_harmonics: {self.time_harmonics} must be 1, 2 or 3")
         if self.n_starts < 1:

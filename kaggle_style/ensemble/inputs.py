@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,8 @@ import pandas as pd
 
 from kaggle_style.constants import (
     CLASS_INDEX,
+    ENSEMBLE_FILE,
+    FILEPATH_COL,
     FOLD_COL,
     ID_COL,
     LABEL_COL,
@@ -21,11 +23,13 @@ from kaggle_style.constants import (
 )
 from kaggle_style.data.meta_file import MetaError, read_meta
 from kaggle_style.data.tables import read_features, read_labels
+from kaggle_style.detect.mdjson import read as read_detections
 from kaggle_style.ensemble.chain import Rows
 from kaggle_style.ensemble.config import EnsembleError
+from kaggle_style.ensemble.detections import boxes_of
+from kaggle_style.ensemble.members import checked_hash, read_ensemble
 from kaggle_style.errors import few_ids
 from kaggle_style.prediction_files import PredictionError, align, probs_of, read_predictions
-from kaggle_style.run_contract import DONE_FILE, check_run
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.config import EnsembleConfig
@@ -41,6 +45,9 @@ class Meta:
     times: np.ndarray  # seconds since 1970 (camera clock), float
     hours: np.ndarray  # 0-24
     night: np.ndarray  # 1/0
+
+    def take(self, mask: np.ndarray) -> Meta:
+        return Meta(self.times[mask], self.hours[mask], self.night[mask])
 
 
 @dataclass
@@ -60,12 +67,36 @@ class Inputs:
     oof_meta: Meta | None = None
     test_meta: Meta | None = None
     meta_note: str = ""  # why there is no meta
+    hashes: list[str | None] | None = None  # each run's model hash (None: not a model run)
+    oof_boxes: np.ndarray | None = None  # per row, its detector boxes (see detections.py)
+    test_boxes: np.ndarray | None = None
+    detections_note: str = "no detections file (give --detections)"
 
     def rows(self) -> Rows:
-        return _rows(self.oof_sites, self.oof_meta, self.y, self.folds)
+        return replace(_rows(self.oof_sites, self.oof_meta, self.y, self.folds),
+                       members=np.stack(self.oof, axis=1), boxes=self.oof_boxes)
 
     def test_rows(self) -> Rows:
-        return _rows(self.test_sites, self.test_meta)
+        return replace(_rows(self.test_sites, self.test_meta),
+                       members=np.stack(self.test, axis=1), boxes=self.test_boxes)
+
+    def hold_out(self, fold: int) -> Inputs:
+        """The other folds as OOF rows and this fold's rows as unlabelled test rows: what the
+        whole second stage, its choices included, may see when it predicts this fold."""
+        held = self.folds == fold
+        keep = ~held
+
+        def part(values, mask):
+            return None if values is None else values[mask]
+
+        return replace(
+            self, oof_ids=self.oof_ids[keep], test_ids=self.oof_ids[held],
+            oof=[p[keep] for p in self.oof], test=[p[held] for p in self.oof],
+            y=self.y[keep], folds=self.folds[keep],
+            oof_sites=part(self.oof_sites, keep), test_sites=part(self.oof_sites, held),
+            oof_meta=None if self.oof_meta is None else self.oof_meta.take(keep),
+            test_meta=None if self.oof_meta is None else self.oof_meta.take(held),
+            oof_boxes=part(self.oof_boxes, keep), test_boxes=part(self.oof_boxes, held))
 
 
 def _rows(sites: np.ndarray | None, meta: Meta | None, y: np.ndarray | None = None,
@@ -90,27 +121,29 @@ def _sites_for(path: Path, ids: np.ndarray, what: str) -> np.ndarray:
     return table.loc[ids].to_numpy().astype(str)
 
 
-def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A run's OOF and test frames, after checking a model run's folds share one config."""
+def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """A run's OOF and test frames and model hash, after checking its folds share one config."""
     for file in (OOF_FILE, TEST_FILE):
         if not (folder / file).is_file():
             raise EnsembleError(f"run {name}: {folder / file} not found; train the run (or "
                                 "rerun its ensemble) first, or leave it out")
-    if any(folder.glob(f"fold*/{DONE_FILE}")):  # a model run (an ensemble's folder has none)
-        check_run(folder)
-    return read_predictions(folder / OOF_FILE, require_fold=True), read_predictions(
-        folder / TEST_FILE)
+    if (folder / ENSEMBLE_FILE).is_file():
+        read_ensemble(folder)  # an ensemble blended again: its own members unchanged
+    key = checked_hash(folder)
+    return (read_predictions(folder / OOF_FILE, require_fold=True),
+            read_predictions(folder / TEST_FILE), key)
 
 
-def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Inputs:
+def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool,
+                need_detections: bool = False) -> Inputs:
     """Read every run's oof.csv and test.csv, check they line up, attach labels (and sites and
     meta, for the steps that use them)."""
     if not cfg.runs:
         raise EnsembleError("no runs to ensemble: give run folders or `runs:` in the config")
     names = _run_names(cfg.runs)
-    oof_frames, test_frames = {}, {}
+    oof_frames, test_frames, hashes = {}, {}, {}
     for name, run in zip(names, cfg.runs, strict=True):
-        oof_frames[name], test_frames[name] = _read_run(name, Path(run))
+        oof_frames[name], test_frames[name], hashes[name] = _read_run(name, Path(run))
     try:
         oof_frames = align(oof_frames)
     except PredictionError as err:
@@ -135,12 +168,44 @@ def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool) -> Input
         test=[probs_of(test_frames[n]) for n in names],
         y=labels.loc[oof_ids].map(CLASS_INDEX).to_numpy().astype(np.int64),
         folds=first_oof[FOLD_COL].to_numpy(),
+        hashes=[hashes[n] for n in names],
     )
     if need_sites:
         _attach_sites(cfg, inputs)
     if need_meta:
         _attach_meta(cfg, inputs)
+    if need_detections and cfg.detections:
+        _attach_detections(cfg, inputs)
     return inputs
+
+
+def boxes_for(path: Path, files: Sequence[str]) -> np.ndarray:
+    """Per file (as the detections file names it), its boxes; none where the file has none."""
+    found = read_detections(path).images
+    out = np.empty(len(files), dtype=object)
+    out[:] = [boxes_of(found.get(str(f), [])) for f in files]
+    return out
+
+
+def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
+    """Boxes of OOF and test ids, by their file paths in the site tables."""
+    path = Path(cfg.detections)  # type: ignore[arg-type]
+    tables = (cfg.train_features_path(), cfg.test_features_path())
+    if not all(t.is_file() for t in tables):
+        inputs.detections_note = ("no site table to find each id's file in the detections "
+                                  "(set train_features / features)")
+        return
+    files = {}
+    for table in tables:
+        files.update(read_features(table).set_index(ID_COL)[FILEPATH_COL].astype(str))
+    oof_files = [files.get(i, "") for i in inputs.oof_ids]
+    known = set(read_detections(path).images)
+    if not known.intersection(oof_files):
+        raise EnsembleError(f"{path}: no detection for any OOF image (it names files like "
+                            f"{few_ids(sorted(known)[:2])}, the tables like "
+                            f"{few_ids(oof_files[:2])}); give the detections of these images")
+    inputs.oof_boxes = boxes_for(path, oof_files)
+    inputs.test_boxes = boxes_for(path, [files.get(i, "") for i in inputs.test_ids])
 
 
 def _attach_sites(cfg: EnsembleConfig, inputs: Inputs) -> None:
@@ -174,13 +239,15 @@ def _attach_meta(cfg: EnsembleConfig, inputs: Inputs) -> None:
 
 
 def new_rows(sites: np.ndarray | None, meta: pd.DataFrame | None = None,
-             ids: np.ndarray | None = None, where: str = "meta") -> Rows:
-    """Rows of new images for `Blend.apply` (what `predict` needs): their sites and, from a
-    frame in the meta.csv layout with their `ids`, their times."""
+             ids: np.ndarray | None = None, where: str = "meta",
+             boxes: np.ndarray | None = None) -> Rows:
+    """Rows of new images for `Blend.apply` (what `predict` needs): their sites, from a frame
+    in the meta.csv layout with their `ids` their times, and their detector boxes."""
     if meta is None or ids is None:
-        return _rows(sites, None)
+        return replace(_rows(sites, None), boxes=boxes)
     frame = meta.set_index(meta[ID_COL].astype(str))
-    return _rows(sites, _meta_for(Path(where), frame, np.asarray(ids, dtype=str), "image"))
+    rows = _rows(sites, _meta_for(Path(where), frame, np.asarray(ids, dtype=str), "image"))
+    return replace(rows, boxes=boxes)
 
 
 def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Meta:

@@ -6,17 +6,17 @@ in turn; see chain.py). Folds are grouped by site, so the nested number is the h
 on unseen sites; the in-sample one is optimistic by however much the step overfits.
 
 The chain: weighted blend (space "prob", "logprob", or "auto": the lower nested log loss after
-temperature; picking the better of two makes that one nested number slightly optimistic) ->
-temperature -> stacking (replaces the two when its nested log loss is lower, or when forced) ->
-sequence pooling -> time adjustment -> site adaptation. Each per-row step runs in "auto" only
-where its nested estimate improves log loss.
+temperature) -> temperature -> stacking (replaces the two when its nested log loss is lower, or
+when forced) -> the per-row steps of steps.STEPS, each run in "auto" only where its nested
+estimate improves log loss. Those choices, made on all folds, have seen every fold's labels, so
+the final nested figure reruns the whole chain, choices included, without each fold
+(choices.py); the per-step figures stay the chain's own, given the choices.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +34,18 @@ from kaggle_style.constants import (
 )
 from kaggle_style.ensemble.blend import Blend, fit_blend
 from kaggle_style.ensemble.chain import StepResult, Stream, fit_folds, run_step
+from kaggle_style.ensemble.choices import has_choices, nested_choices
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.inputs import Inputs, load_inputs
-from kaggle_style.ensemble.sequences import apply_pooling, apply_time, fit_pooling, fit_time
-from kaggle_style.ensemble.sites import adapt_site_priors, apply_sites, fit_sites, site_prior_table
+from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write_report
 from kaggle_style.ensemble.stacking import stacking
-from kaggle_style.ensemble.table import summary
-from kaggle_style.io import git_commit, write_json, write_yaml
+from kaggle_style.ensemble.steps import STEPS
+from kaggle_style.ensemble.table import loss_only, summary
+from kaggle_style.io import atomic_folder, git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, score
 from kaggle_style.prediction_files import make_frame, write_predictions
+
+Figures = Callable[[np.ndarray, np.ndarray | None], dict[str, float] | None]
 
 __all__ = ["EnsembleConfig", "EnsembleError", "EnsembleResult", "build_ensemble", "ensemble"]
 
@@ -52,7 +55,7 @@ class EnsembleResult:
     oof: np.ndarray  # final OOF probabilities written to oof.csv
     test: np.ndarray
     nested: np.ndarray | None  # final nested OOF probabilities (None with one fold)
-    report: dict[str, Any]
+    report: EnsembleReport  # what ensemble.json holds
     blend: Blend  # the fitted second stage, as `predict` rebuilds it from the report
 
 
@@ -118,67 +121,46 @@ def _gate(mode: str, stream: Stream, step: StepResult, y: np.ndarray) -> dict[st
     return {"applied": bool(step.params.active and (mode == "on" or improves)), **info}
 
 
-def _steps(cfg: EnsembleConfig, inputs: Inputs) -> list[tuple[str, str, str, Callable, Callable]]:
-    """(report key, mode, why it cannot run or "", fit, apply) of each per-row step, in order."""
-    meta_note = inputs.meta_note or ("" if inputs.oof_meta is not None else "no meta.csv")
-    if not meta_note and not np.isfinite(inputs.oof_meta.times).any():  # type: ignore[union-attr]
-        seq_note = "no readable datetime for any OOF id in meta.csv"
-    else:
-        seq_note = inputs.site_note or meta_note
-    return [
-        ("sequences", cfg.sequences, seq_note,
-         partial(fit_pooling, gaps=cfg.sequence_gaps, weights=cfg.sequence_weights,
-                 force=cfg.sequences == "on"), apply_pooling),
-        ("time", cfg.time_adjust, meta_note,
-         partial(fit_time, c=cfg.time_c, harmonics=cfg.time_harmonics), apply_time),
-        ("site_adapt", cfg.site_adapt, inputs.site_note,
-         partial(fit_sites, strengths=cfg.site_strengths, force=cfg.site_adapt == "on"),
-         apply_sites),
-    ]
-
-
-def _details(key: str, before: Stream, step: StepResult, inputs: Inputs) -> dict[str, Any]:
-    """What ensemble.json records of a fitted step (and what `Blend.from_report` reads)."""
-    params, folds = step.params, step.fold_params
-    if key == "sequences":
-        return {"gap": params.gap, "weight": params.weight, "grid_log_loss": params.grid,
-                "per_fold": {k: {"gap": v.gap, "weight": v.weight} for k, v in folds.items()}}
-    if key == "time":
-        return {**params.to_dict(), "classes": list(CLASSES), "per_fold": None}
-    test_priors = adapt_site_priors(before.test, inputs.test_sites, params.source_prior,
-                                    params.strength)[1]
-    return {
-        "strength": params.strength,
-        "grid_log_loss": params.grid,
-        "source_prior": dict(zip(CLASSES, map(float, params.source_prior), strict=True)),
-        "per_fold": {k: v.strength for k, v in folds.items()},
-        "priors": {"classes": list(CLASSES),
-                   "oof": site_prior_table(before.oof, inputs.oof_sites, params.priors,
-                                           inputs.y),
-                   "test": site_prior_table(before.test, inputs.test_sites, test_priors)},
-    }
-
-
-def _row_name(key: str, params: Any) -> str:
-    if key == "sequences":
-        return f"+ sequence pooling (gap {params.gap:g} s, weight {params.weight:g})"
-    if key == "time":
-        return "+ time of day (hour, night)"
-    return f"+ site adaptation (strength {params.strength:g})"
+def _check_modes(cfg: EnsembleConfig, inputs: Inputs) -> None:
+    for step in STEPS:
+        note = step.note(inputs)
+        if step.mode(cfg) == "on" and note:
+            raise EnsembleError(f"{step.config_key} is on but there is {note}; give it, or set "
+                                f"{step.config_key}: auto")
 
 
 def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
-    """Fit everything on the OOF predictions and produce the final OOF/test predictions + report."""
+    """The chain fitted and chosen on every OOF row (the test predictions), with the honest
+    nested figure: each fold predicted by the chain fitted AND chosen on the other folds."""
+    result = fit_chain(cfg, inputs)
+    if not has_choices(cfg) or result.nested is None:
+        return result
+    nested, per_fold = nested_choices(
+        cfg, inputs, lambda c, i: fit_chain(c, i, figures=loss_only))
+    report, honest = result.report, Summary.model_validate(summary(inputs.y, nested))
+    final = report.final.model_copy(update={"nested": honest,  # type: ignore[union-attr]
+                                            "nested_given_choices": report.final.nested})
+    table = [*report.table[:-1], report.table[-1].model_copy(update={"nested": honest})]
+    report = report.model_copy(update={"final": final, "table": table,
+                                       "choices_per_fold": per_fold})
+    return replace(result, nested=nested, report=report)
+
+
+def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
+              figures: Figures | None = None) -> EnsembleResult:
+    """Fit and choose everything on the OOF rows; nested figures for the choices made here.
+
+    `figures(y, probs)`: the table's cells (default `summary`; the per-fold reruns of
+    choices.py need only the predictions, so they pass the cheaper `loss_only`).
+    """
+    cells = figures or summary
     y, oof, test = inputs.y, inputs.oof, inputs.test
-    chain = _steps(cfg, inputs)
-    for key, mode, note, _, _ in chain:
-        if mode == "on" and note:
-            raise EnsembleError(f"{key} is on but there is {note}; give it, or set {key}: auto")
+    _check_modes(cfg, inputs)
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, in_sample: np.ndarray, nested: np.ndarray | None) -> None:
-        rows.append({"name": name, "in_sample": summary(y, in_sample),
-                     "nested": summary(y, nested)})
+        rows.append({"name": name, "in_sample": cells(y, in_sample),
+                     "nested": cells(y, nested)})
 
     for name, probs in zip(inputs.names, oof, strict=True):
         add_row(name, probs, probs)  # nothing is fitted: nested equals in-sample
@@ -196,8 +178,8 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     if cfg.stacking is not False:
         stack = stacking(oof, test, y, inputs.folds, cfg.stacking_c, len(CLASSES))
         add_row("stacking (logistic regression)", stack.in_sample, stack.nested)
-        stack_info["in_sample"] = summary(y, stack.in_sample)
-        stack_info["nested"] = summary(y, stack.nested)
+        stack_info["in_sample"] = cells(y, stack.in_sample)
+        stack_info["nested"] = cells(y, stack.nested)
         weighted = stream.nested()
         wins = (stack.nested is not None and weighted is not None
                 and log_loss(y, stack.nested) < log_loss(y, weighted))
@@ -205,54 +187,66 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
             stack_info.update(used=True, model=stack.model.to_dict())
             blend.stacker, stream = stack.model, stack.stream()
 
-    steps: dict[str, dict[str, Any]] = {}
-    for key, mode, note, fit, apply in chain:
+    records: dict[str, dict[str, Any]] = {}
+    for step in STEPS:
+        mode, note = step.mode(cfg), step.note(inputs)
         if mode == "off":
-            steps[key] = {"mode": mode, "applied": False}
+            records[step.key] = {"mode": mode, "applied": False}
             continue
         if note:
-            steps[key] = {"mode": mode, "applied": False, "skipped": note}
+            records[step.key] = {"mode": mode, "applied": False, "skipped": note}
             continue
-        step = run_step(stream, inputs.rows(), inputs.test_rows(), fit, apply)
-        info = _gate(mode, stream, step, y)
-        details = _details(key, stream, step, inputs)
-        per_fold = details.pop("per_fold")
-        if "nested" in info and per_fold is not None:  # site_adapt: the name older files use
-            info["nested"]["strength_per_fold" if key == "site_adapt" else "per_fold"] = per_fold
-        steps[key] = {"mode": mode, **info, **details}
+        fitted = run_step(stream, inputs.rows(), inputs.test_rows(), step.fitter(cfg),
+                          step.apply)
+        info = _gate(mode, stream, fitted, y)
+        details, per_fold = step.record(fitted.params, fitted.fold_params, stream, inputs)
+        if "nested" in info and per_fold is not None:
+            info["nested"].update(per_fold)
+        records[step.key] = {"mode": mode, **info, **details}
         if info["applied"]:
-            add_row(_row_name(key, step.params), step.stream.oof, step.stream.nested())
-            stream = step.stream
-            setattr(blend, {"sequences": "pooling", "time": "time", "site_adapt": "site"}[key],
-                    step.params)
+            add_row(step.row_name(fitted.params), fitted.stream.oof, fitted.stream.nested())
+            stream = fitted.stream
+            blend.steps.append((step, fitted.params))
 
     method = "stacking" if stack_info["used"] else "weighted"
-    final = {"in_sample": summary(y, stream.oof), "nested": summary(y, stream.nested())}
+    final = {"in_sample": cells(y, stream.oof), "nested": cells(y, stream.nested())}
     rows.append({"name": f"final ({method})", **final})
-    report = {
-        "runs": dict(zip(inputs.names, map(str, cfg.runs), strict=True)),
-        "n_oof": len(inputs.oof_ids),
-        "n_test": len(inputs.test_ids),
-        "folds": sorted(int(f) for f in np.unique(inputs.folds)),
-        "method": method,
-        "space": space,
-        "space_choice": {"mode": cfg.space, "log_loss": space_losses,
-                         "estimate": "in_sample" if nested_blend.untempered is None
-                         else "nested"},
-        "weights": dict(zip(inputs.names, map(float, blend.weights), strict=True)),
-        "temperature": blend.temperature if cfg.temperature else None,
-        "nested_fits": nested_blend.fits,
-        "stacking": stack_info,
-        **steps,
-        "table": rows,
-        "final": final,
-    }
+    report = EnsembleReport(
+        version=VERSION,
+        runs=dict(zip(inputs.names, map(str, cfg.runs), strict=True)),
+        members={name: {"path": str(path), "model_hash": key} for name, path, key in
+                 zip(inputs.names, cfg.runs, inputs.hashes or [None] * len(cfg.runs),
+                     strict=True)},
+        n_oof=len(inputs.oof_ids),
+        n_test=len(inputs.test_ids),
+        folds=sorted(int(f) for f in np.unique(inputs.folds)),
+        method=method,
+        space=space,
+        space_choice={"mode": cfg.space, "log_loss": space_losses,
+                      "estimate": "in_sample" if nested_blend.untempered is None else "nested"},
+        weights=dict(zip(inputs.names, map(float, blend.weights), strict=True)),
+        temperature=blend.temperature if cfg.temperature else None,
+        nested_fits=nested_blend.fits,
+        stacking=stack_info,
+        steps=records,
+        table=rows,
+        final=final,
+    )
     return EnsembleResult(stream.oof, stream.test, stream.nested(), report, blend)
 
 
 def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> Path:
-    """The same files as a model run, so the ensemble can be scored, submitted or re-blended."""
-    out = Path(_out_folder(cfg))
+    """The same files as a model run, so the ensemble can be scored, submitted or re-blended;
+    written aside and swapped in whole, so a kill or a full disk between the files never leaves
+    new predictions beside an old ensemble.json."""
+    target = Path(_out_folder(cfg))
+    check_out_folder(target)
+    with atomic_folder(target) as out:
+        _write_files(out, cfg, inputs, result)
+    return target
+
+
+def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> None:
     y, folds = inputs.y, inputs.folds
     write_predictions(out / OOF_FILE, make_frame(inputs.oof_ids, result.oof, folds))
     write_predictions(out / TEST_FILE, make_frame(inputs.test_ids, result.test))
@@ -265,9 +259,17 @@ def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) 
     }
     write_json(out / METRICS_FILE, metrics)
     commit = git_commit()
-    write_json(out / ENSEMBLE_FILE, {**result.report, "git_commit": commit})
+    write_report(out / ENSEMBLE_FILE, result.report.model_copy(update={"git_commit": commit}))
     write_yaml(out / CONFIG_FILE, {**config_dict(cfg), "git_commit": commit})
-    return out
+
+
+def check_out_folder(out: Path) -> None:
+    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole)."""
+    if out.exists() and not out.is_dir():
+        raise EnsembleError(f"{out}: is a file; give a folder as the ensemble's --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / ENSEMBLE_FILE).is_file():
+        raise EnsembleError(f"{out}: holds files but no {ENSEMBLE_FILE}, so it is not an "
+                            "ensemble's folder and would be replaced; give a new folder as --out")
 
 
 def _out_folder(cfg: EnsembleConfig) -> str:
@@ -278,10 +280,11 @@ def _out_folder(cfg: EnsembleConfig) -> str:
 
 def ensemble(cfg: EnsembleConfig) -> EnsembleResult:
     """Read, fit, write: the whole stage as one call (what `make ensemble` runs)."""
-    _out_folder(cfg)
-    need_meta = cfg.sequences != "off" or cfg.time_adjust != "off"
-    inputs = load_inputs(cfg, need_sites=cfg.site_adapt != "off" or cfg.sequences != "off",
-                         need_meta=need_meta)
+    check_out_folder(Path(_out_folder(cfg)))
+    used = [step for step in STEPS if step.mode(cfg) != "off"]
+    inputs = load_inputs(cfg, need_sites=any("sites" in s.inputs for s in used),
+                         need_meta=any("meta" in s.inputs for s in used),
+                         need_detections=any("detections" in s.inputs for s in used))
     result = build_ensemble(cfg, inputs)
     write_ensemble(cfg, inputs, result)
     return result

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
-from kaggle_style.metrics import score
+from kaggle_style.ensemble.steps import STEPS, Step
+from kaggle_style.metrics import log_loss, score
+
+if TYPE_CHECKING:
+    from kaggle_style.ensemble.schema import EnsembleReport, StepRecord
 
 SUMMARY_KEYS = ("log_loss", "accuracy", "f1_micro", "f1_macro", "f1_weighted")
-STEP_TITLES = {"sequences": "sequence pooling", "time": "time of day",
-               "site_adapt": "site adaptation"}
 
 
 def summary(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | None:
@@ -20,6 +22,14 @@ def summary(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | None:
         return None
     full = score(y, probs)
     return {k: float(full[k]) for k in SUMMARY_KEYS}
+
+
+def loss_only(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | None:
+    """A cell with the log loss alone (where the other figures would never be read)."""
+    if probs is None:
+        return None
+    return {k: float(log_loss(y, probs)) if k == "log_loss" else float("nan")
+            for k in SUMMARY_KEYS}
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -38,37 +48,29 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _choice(key: str, info: dict[str, Any]) -> str:
-    if key == "sequences":
-        gap = info.get("gap")
-        return "no pooling" if gap is None else f"gap {gap:g} s, weight {info['weight']:g}"
-    if key == "time":
-        return f"{info['harmonics']} daily cycle(s) + night flag"
-    strength = info.get("strength")
-    return "strength none" if strength is None else f"strength {strength:g}"
-
-
-def step_line(key: str, info: dict[str, Any]) -> str:
+def step_line(step: Step, info: StepRecord) -> str:
     """One step tried: what it chose, before -> after in-sample and nested, applied or not."""
-    title = STEP_TITLES[key]
-    if "skipped" in info:
-        return f"{title} skipped: {info['skipped']}"
-    nested = info.get("nested")
+    if info.skipped is not None:
+        return f"{step.title} skipped: {info.skipped}"
+    nested = info.nested
     where = (f"nested {nested['before']:.4f} -> {nested['after']:.4f}" if nested
              else "no nested estimate")
-    ins = info["in_sample"]
-    return (f"{title}: {_choice(key, info)}, in-sample {ins['before']:.4f} -> "
-            f"{ins['after']:.4f}, {where}; {'applied' if info['applied'] else 'not applied'}")
+    ins = info.in_sample or {}
+    return (f"{step.title}: {step.chosen(info.details())}, in-sample {ins['before']:.4f} -> "
+            f"{ins['after']:.4f}, {where}; {'applied' if info.applied else 'not applied'}")
 
 
-def render(report: dict[str, Any], out: str) -> str:
+def render(report: EnsembleReport, out: str) -> str:
     """Everything `kaggle-style ensemble` prints after a run."""
-    lines = [format_table(report["table"])]
-    weights = ", ".join(f"{n} {w:.3f}" for n, w in report["weights"].items())
-    lines.append(f"weights ({report['space']} space): {weights}")
-    if report["temperature"] is not None:
-        lines.append(f"temperature: {report['temperature']:.4f}")
-    lines += [step_line(key, report[key]) for key in STEP_TITLES if report[key]["mode"] != "off"]
+    lines = [format_table([row.model_dump() for row in report.table or []])]
+    weights = ", ".join(f"{n} {w:.3f}" for n, w in report.weights.items())
+    lines.append(f"weights ({report.space} space): {weights}")
+    if report.temperature is not None:
+        lines.append(f"temperature: {report.temperature:.4f}")
+    for step in STEPS:
+        info = report.step(step.key)
+        if info is not None and info.mode != "off":
+            lines.append(step_line(step, info))
     lines.append(f"wrote {out}/ ({OOF_FILE}, {TEST_FILE}, {METRICS_FILE}, {ENSEMBLE_FILE}, "
-                 f"{CONFIG_FILE}); method: {report['method']}")
+                 f"{CONFIG_FILE}); method: {report.method}")
     return "\n".join(lines)

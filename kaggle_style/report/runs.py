@@ -63,6 +63,8 @@ class Run:
 def load_run(path: Path) -> Run:
     """metrics.json + oof.csv (+ ensemble.json, config.yaml, test.csv when present), from a run
     whose folds share one config and whose combined files are newer than its folds."""
+    from kaggle_style.ensemble.members import read_ensemble
+
     check_run(path)
     metrics_path = path / METRICS_FILE
     if not metrics_path.is_file():
@@ -72,7 +74,7 @@ def load_run(path: Path) -> Run:
         raise ReportError(f"{metrics_path}: no 'overall' scores; train all folds of the run")
     oof = read_predictions(path / OOF_FILE)
     ens_path, cfg_path, test_path = path / ENSEMBLE_FILE, path / CONFIG_FILE, path / TEST_FILE
-    ens = json.loads(ens_path.read_text()) if ens_path.is_file() else None
+    ens = read_ensemble(path)[0].to_dict() if ens_path.is_file() else None  # members unchanged
     config = (read_yaml(cfg_path, ReportError) or {}) if cfg_path.is_file() else {}
     test = read_predictions(test_path) if test_path.is_file() else None
     return Run(path.name or str(path), path, overall, oof, ens, config, test)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.constants import CLASS_INDEX, CLASSES, ENSEMBLE_FILE, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.ensemble.schema import EnsembleReport
+from kaggle_style.ensemble.steps import STEPS, SiteAdaptation
 from kaggle_style.metrics import log_loss
 from kaggle_style.prediction_files import probs_of
 from kaggle_style.report.plots import priors_plot
 from kaggle_style.report.runs import TABLE_KEYS, Run, fmt, table
 
-# The per-row steps of ensemble.json after the blend (helper keys: kaggle_style.ensemble.run).
-STEPS = (("sequences", "sequence pooling"), ("time", "time of day (hour, night)"),
-         ("site_adapt", "site adaptation"))
+
+def _report(run: Run) -> EnsembleReport:
+    return EnsembleReport.from_dict(run.ensemble or {}, str(run.path / ENSEMBLE_FILE))
 
 
 def model_table(runs: list[Run]) -> str:
@@ -25,36 +26,31 @@ def model_table(runs: list[Run]) -> str:
     head = ["run", "log loss", "nested log loss", *(label for _, label in TABLE_KEYS[1:])]
     rows = []
     for run in runs:
-        nested = ((run.ensemble or {}).get("final") or {}).get("nested") or {}
-        rows.append([run.name, fmt(run.overall["log_loss"]), fmt(nested.get("log_loss")),
+        final = _report(run).final if run.ensemble is not None else None
+        nested = final.nested.log_loss if final is not None and final.nested else None
+        rows.append([run.name, fmt(run.overall["log_loss"]), fmt(nested),
                      *(fmt(run.overall[k]) for k, _ in TABLE_KEYS[1:])])
     return table(head, rows)
 
 
-def step_rows(ens: dict[str, Any]) -> list[list[str]]:
+def step_rows(ens: EnsembleReport) -> list[list[str]]:
     """One row per second-stage step: mode, applied, log loss before -> after (in-sample and
     nested), its chosen parameters or why it was skipped."""
     rows = []
-    for key, label in STEPS:
-        step = ens.get(key)
-        if not isinstance(step, dict):
+    for step in STEPS:
+        record = ens.step(step.key)
+        if record is None:
             continue
-        ins, nested = step.get("in_sample") or {}, step.get("nested") or {}
-        if "skipped" in step:
-            note = f"skipped: {step['skipped']}"
-        elif key == "sequences":
-            note = f"gap {step.get('gap')} s, weight {step.get('weight')}"
-        elif key == "site_adapt":
-            note = f"strength {step.get('strength')}"
-        else:
-            note = f"{step.get('harmonics', '?')} harmonic(s) + night"
-        rows.append([label, str(step.get("mode")), "yes" if step.get("applied") else "no",
+        ins, nested = record.in_sample or {}, record.nested or {}
+        note = (f"skipped: {record.skipped}" if record.skipped is not None
+                else step.chosen(record.details()))
+        rows.append([step.title, str(record.mode), "yes" if record.applied else "no",
                      fmt(ins.get("before")), fmt(ins.get("after")),
                      fmt(nested.get("before")), fmt(nested.get("after")), note])
     return rows
 
 
-def steps_table(ens: dict[str, Any]) -> str:
+def steps_table(ens: EnsembleReport) -> str:
     rows = step_rows(ens)
     if not rows:
         return "<p>no second-stage steps in this ensemble.json.</p>"
@@ -63,23 +59,22 @@ def steps_table(ens: dict[str, Any]) -> str:
 
 
 def ensemble_section(run: Run, out: Path, index: int) -> str:
-    ens = run.ensemble or {}
+    ens = _report(run)
     parts = [f"<h3>{html.escape(run.name)}</h3>",
-             f"<p>method: {html.escape(str(ens.get('method')))}, space: "
-             f"{html.escape(str(ens.get('space')))}, temperature: "
-             f"{fmt(ens.get('temperature'))}</p>"]
-    final = ens.get("final") or {}
+             f"<p>method: {html.escape(ens.method)}, space: {html.escape(ens.space)}, "
+             f"temperature: {fmt(ens.temperature)}</p>"]
+    final = ens.final.model_dump() if ens.final is not None else {}
     parts.append(table(["estimate", *(label for _, label in TABLE_KEYS)], [
         [kind, *(fmt((final.get(kind) or {}).get(k)) for k, _ in TABLE_KEYS)]
         for kind in ("in_sample", "nested")
     ]))
-    weights = ens.get("weights") or {}
     parts.append("<h4>weights</h4>" + table(["run", "weight"],
-                                            [[n, fmt(w)] for n, w in weights.items()]))
+                                            [[n, fmt(w)] for n, w in ens.weights.items()]))
     parts.append("<h4>second-stage steps</h4><p>Each per-row step is applied (mode auto) only "
                  "where its nested log loss, fitted without the held-out fold's labels, "
                  "improves.</p>" + steps_table(ens))
-    site = ens.get("site_adapt") or {}
+    record = ens.step(SiteAdaptation.key)
+    site = record.details() if record is not None else {}
     parts.append("<h4>site adaptation</h4>")
     if "skipped" in site or "priors" not in site:
         parts.append(f"<p>mode {html.escape(str(site.get('mode')))}; "

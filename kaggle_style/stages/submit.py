@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from kaggle_style.ensemble.members import check_ensemble_folder
 from kaggle_style.submission import (
     DEFAULT_CLIP,
     MAX_CLIP,
@@ -51,6 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
 
 def run(args: argparse.Namespace, stage: str) -> int:
     if stage == "submit":
+        check_ensemble_folder(args.predictions.parent)  # an ensemble whose members are unchanged
         out = make_submission(args.predictions, args.format_path, args.out, args.clip)
         print(f"wrote {out} (validated against {args.format_path})")
         return 0
