@@ -85,12 +85,29 @@ TRIALS ?= 8
 IMAGES ?=
 RUN ?= $(RUNS)/$(ENSEMBLE)
 SITE_FROM_FOLDER ?= 1
+# LAUNCHER=slurm: `train` submits every unfinished (recipe, fold) as a Slurm job array through
+# submitit, `tune` starts WORKERS Optuna workers as jobs (README "Slurm"); local: the same jobs as
+# processes here. Empty: this box trains, as always.
+LAUNCHER ?=
+PARTITION ?=
+GPUS_PER_JOB ?=
+TIME ?=
+MEM ?=
+SLURM_CONFIG ?=
+WORKERS ?= 2
+SLURM_ARGS = --launcher $(LAUNCHER) --folder $(OUT)/slurm/%j $(if $(SLURM_CONFIG),--slurm-config \
+	$(SLURM_CONFIG)) $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),--gpus-per-job \
+	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM))
+PORT ?= 8080
+# TRACKER=tensorboard|mlflow|wandb|none: where training logs its curves (README "Tracking").
+TRACKER ?=
+TRACK_SET = $(if $(TRACKER),tracker=$(TRACKER))
 
 .PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
 	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
 	recipe-check \
 	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench gpu-carry \
-	gpu-check-lent wheel-check
+	gpu-check-lent wheel-check dashboard
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -111,20 +128,28 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(filter keep,$(TORCH)),$(PY) -c "import torch; print('keeping torch', torch.__version__, \
 		'cuda', torch.version.cuda)",$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
-	$(PY) -m pip install -q -e '.[dev,detect]'
+	$(PY) -m pip install -q -e '.[dev,detect,slurm]'
 	$(PY) -m pip install -q --no-deps pixeltable-yolox==0.4.3
 	$(PY) -m pip install -q --no-deps megadetector==10.0.28  # its validator, for the tests only
 	touch $@
 
 install: $(STAMP) ## create .venv (TORCH=pin: pinned torch from local disk; TORCH=keep: the box's own)
 
+# Two jobs at once: the two demo models train side by side, one single-threaded process per core
+# (meta reads the info bars meanwhile); each job's output is printed whole when it ends.
+DEMO_JOBS ?= 2
+DEMO_SPLITS ?= 3
 demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a few minutes)
-	$(MAKE) submit report DATA=data/demo OUT=$(OUT) SET=demo \
-		THREADS=$(DEMO_THREADS)
+	$(MAKE) -j$(DEMO_JOBS) --output-sync=target submit report DATA=data/demo OUT=$(OUT) SET=demo \
+		N_SPLITS=$(DEMO_SPLITS) THREADS=$(DEMO_THREADS)
 	@$(KS) summary $(RUNS)/$(ENSEMBLE) $(SUBMISSION)
+	@echo "training curves: $(VENV)/bin/tensorboard --logdir $(RUNS) --host 127.0.0.1"
 
 data/demo/train_features.csv: | $(STAMP)
 	$(KS) demo-data --out data/demo --seed $(SEED)
+
+# Written by the same command: under `make -j` the labels wait for it instead of failing below.
+data/demo/train_labels.csv: data/demo/train_features.csv ;
 
 # Any other DATA folder is the user's: say what is missing rather than "no rule to make target".
 %/train_features.csv %/train_labels.csv:
@@ -138,9 +163,14 @@ $(FOLDS): $(DATA_DEP)/train_features.csv $(DATA_DEP)/train_labels.csv | $(STAMP)
 
 folds: $(FOLDS) ## site-grouped, class-stratified folds -> folds/folds.csv
 
+ifeq ($(DETECTIONS),data/demo/detections.json)
+# The generator writes the demo's detections: under `make -j` they wait for it, no detector runs.
+$(DETECTIONS): data/demo/train_features.csv ;
+else
 $(DETECTIONS): | $(DATA_DEP)/train_features.csv $(STAMP)
 	$(KS) detect --data "$(DATA)" --detector $(DETECTOR) --weights $(DETECTOR_WEIGHTS) --out $@ \
 		$(DETECT_ARGS)
+endif
 
 detect: $(DETECTIONS) ## run the detector once (the demo data ships simulated detections)
 
@@ -158,11 +188,18 @@ PSEUDO_SOURCES = $(shell test -x $(PY) && $(PY) -m kaggle_style.training.pseudo_
 $(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) $$(call PSEUDO_SOURCES,$$*) | $(STAMP)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TRAIN_CMD) --config $< \
 		--name $* --data "$(DATA)" --folds-file $(FOLDS) --runs-dir $(RUNS) \
-		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
+		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRACK_SET) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
 		done; wait)
 	@test -f $@ || { echo "$@ not written: folds still held by other processes or boxes"; exit 1; }
 
-train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold
+ifneq ($(LAUNCHER),)
+train: $(FOLDS) $(CROPS) | $(STAMP)
+	$(KS) slurm-train $(foreach m,$(MODELS),--config configs/$(m).yaml) --data "$(DATA)" \
+		--folds-file $(FOLDS) --runs-dir $(RUNS) --set crops_manifest=$(CROPS) cache_dir=$(CACHE) \
+		$(TRACK_SET) $(SLURM_ARGS)
+else
+train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold (LAUNCHER=slurm: as Slurm jobs)
+endif
 
 sets: | $(STAMP) ## list the model sets (configs/sets): name, GPU time, models
 	$(KS) model-set --list
@@ -199,11 +236,21 @@ predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> 
 	$(KS) predict --images $(IMAGES) --run $(RUN) --out $(OUT)/predictions.csv \
 		$(if $(filter 1,$(SITE_FROM_FOLDER)),--site-from-folder) $(QUIET)
 
+ifneq ($(LAUNCHER),)
+tune: $(FOLDS) $(CROPS) | $(STAMP)
+	$(KS) slurm-tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
+		--workers $(WORKERS) --set "data=$(DATA)" folds_file=$(FOLDS) crops_manifest=$(CROPS) \
+		cache_dir=$(CACHE) runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(TRACK_SET) $(SLURM_ARGS)
+else
 tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TUNE_CMD) --config $(CONFIG) \
 		--study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) --quiet \
 		--set "data=$(DATA)" folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)"$(if $(GPUS), & done; wait)
+		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(TRACK_SET)$(if $(GPUS), & done; wait)
+endif
+
+dashboard: | $(STAMP) ## optuna-dashboard for STORAGE (a study's URL) on 127.0.0.1:PORT
+	$(KS) dashboard --storage $(STORAGE) --port $(PORT)
 
 tune-set: | $(STAMP) ## one study per model of SET, in turn (TRIALS each, same STORAGE)
 	$(foreach m,$(MODELS),$(MAKE) tune CONFIG=configs/$(m).yaml STUDY=$(m) && ) true
@@ -303,4 +350,4 @@ wheel-check: | $(STAMP) ## build the wheel, install it alone in a fresh venv, ru
 clean: ## remove generated data and outputs (keeps .venv)
 	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \
 		$(OUT)/submissions/*.csv $(OUT)/reports $(OUT)/studies $(OUT)/predictions.csv \
-		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections $(OUT)/real_dry_run $(OUT)/gpu_check
+		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections $(OUT)/real_dry_run $(OUT)/gpu_check $(OUT)/slurm

@@ -57,9 +57,9 @@ def test_train_config_resolves_to_its_file_and_the_defaults(path: Path) -> None:
 def test_the_demo_and_smoke_recipes_hold_the_values_the_readme_quotes() -> None:
     crop = resolve_config(TrainConfig, CONFIGS / "demo-crop.yaml")
     assert (crop.backbone, crop.pretrained, crop.image_size, crop.view, crop.epochs) == (
-        "resnet18", False, 64, "crop", 6)
+        "resnet18", False, 48, "crop", 5)
     full = resolve_config(TrainConfig, CONFIGS / "demo-full.yaml")
-    assert (full.backbone, full.image_size, full.view, full.epochs) == ("resnet18", 64, "full", 6)
+    assert (full.backbone, full.image_size, full.view, full.epochs) == ("resnet18", 48, "full", 3)
     tiny = resolve_config(TrainConfig, CONFIGS / "tiny-cpu.yaml")
     assert (tiny.backbone, tiny.image_size, tiny.epochs, tiny.num_workers) == (
         "test_resnet", 48, 1, 0)

@@ -63,7 +63,7 @@ class DemoDataError(UserError, ValueError):
 
 @dataclass
 class DemoDataConfig:
-    """What `demo-data` makes; the defaults fit a 10-minute CPU demo that also trains a model."""
+    """What `demo-data` makes; the defaults fit a CPU demo of a few minutes on 2 cores."""
 
     out: str = "data/demo"
     seed: int = 0

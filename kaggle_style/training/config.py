@@ -19,7 +19,7 @@ from kaggle_style.training.pseudo_labels import check_pseudo_labels, source_hash
 View = Literal["full", "crop", "crop+full"]
 ClassWeights = Literal["none", "balanced", "sqrt"]
 Precision = Literal["auto", "no", "bf16"]
-Tracker = Literal["tensorboard", "wandb", "mlflow"]
+Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
 NormalizeOn = Literal["auto", "worker", "device"]
 AugmentOn = Literal["worker", "device"]
 Count = Annotated[int, Field(ge=1)]
@@ -34,7 +34,7 @@ DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` c
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
-    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "log_with",
+    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "tracker", "log_with",
      "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
      "allow_outside_data", "normalize_on", "grad_checkpointing"}
 )
@@ -102,7 +102,8 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     log_every: Count = 20  # steps between loss reads (each read waits for the GPU)
-    log_with: Tracker | None = None  # never a network call by default
+    tracker: Tracker = "tensorboard"  # files under the run (training/tracking.py); offline
+    log_with: Tracker | None = None  # tracker's older name: earlier runs' config.yaml reads back
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
     # a second round that also learns from the test images: training.pseudo_labels.PseudoLabels
     pseudo_labels: dict[str, Any] | None = None
@@ -110,6 +111,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Bad values fail here, before any image is decoded."""
         check_fields(self)
+        if self.log_with is not None:
+            self.tracker, self.log_with = self.log_with, None
         self.pseudo_labels = check_pseudo_labels(self.pseudo_labels)
         for key in ("warmup_epochs", "freeze_epochs"):
             if getattr(self, key) > self.epochs:

@@ -37,6 +37,7 @@ from kaggle_style.training.recipe import (
     optimisation_step,
     soft_targets,
 )
+from kaggle_style.training.tracking import FoldTracking, LossLogger
 
 EpochCallback = Callable[[int, int, float], None]  # (fold, epoch, val_log_loss)
 
@@ -57,8 +58,7 @@ def make_accelerator(cfg: TrainConfig):
     use_cuda = torch.cuda.is_available()
     return Accelerator(
         **accelerator_settings(use_cuda, cfg.mixed_precision),
-        gradient_accumulation_steps=cfg.grad_accum, log_with=cfg.log_with,
-        project_dir=str(cfg.run_dir),
+        gradient_accumulation_steps=cfg.grad_accum, project_dir=str(cfg.run_dir),
     )
 
 
@@ -71,8 +71,6 @@ def train_fold(prep: Prepared, fold: int, accelerator,
 
     cfg = prep.cfg
     use_cuda = accelerator.device.type == "cuda"
-    if cfg.log_with:
-        accelerator.init_trackers(cfg.name, config={k: str(v) for k, v in config_dict(cfg).items()})
     # Seed before the model is built so a fold's initial weights do not depend on which folds ran
     # before it in this process (and so a resumed fold rebuilds the same model).
     set_seed(cfg.seed + fold)
@@ -114,6 +112,7 @@ def train_fold(prep: Prepared, fold: int, accelerator,
             latest, accelerator.unwrap_model(model), optimizer, scheduler, ema)
         start_epoch = done_epoch + 1
         accelerator.print(f"fold {fold}: resumed after epoch {done_epoch + 1} from {latest}")
+    track = FoldTracking(cfg, fold, accelerator, steps, start_epoch)
 
     eval_model = ema.module if ema is not None else model
     fit = MemoryFit(cfg.batch_size, cfg.grad_accum, accelerator.print)
@@ -129,7 +128,8 @@ def train_fold(prep: Prepared, fold: int, accelerator,
         if cfg.freeze_bn or epoch < cfg.freeze_epochs:
             batch_norm_eval(model)
         train_one_epoch(cfg, fold, epoch, model, train_loader, optimizer, scheduler, ema,
-                        accelerator, weights, steps, channels_last, normalize, augment, fit)
+                        accelerator, weights, steps, channels_last, normalize, augment, fit,
+                        track.losses(epoch))
         last_lr = scheduler.get_last_lr()[0]
         val_probs = predict_probs(eval_model, val_loader, accelerator, cfg.tta_hflip,
                                   channels_last, cfg.max_steps_per_epoch_eval, normalize)
@@ -139,8 +139,7 @@ def train_fold(prep: Prepared, fold: int, accelerator,
         history.append(val_loss)
         accelerator.print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: "
                           f"val log loss {val_loss:.4f}")
-        if cfg.log_with:
-            accelerator.log({"val_log_loss": val_loss, "fold": fold}, step=epoch)
+        track.epoch(epoch, val_frame, prep.label_of)
         if accelerator.is_main_process:
             learning = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
             checkpoints.save(epoch, accelerator.unwrap_model(model), optimizer, scheduler, ema,
@@ -168,8 +167,7 @@ def train_fold(prep: Prepared, fold: int, accelerator,
         with atomic_path(fold_dir / "model.safetensors") as tmp, \
                 disk_guard(fold_dir, "the fold's model", RUNS_FIX):
             save_model(accelerator.unwrap_model(eval_model), str(tmp))
-    if cfg.log_with:
-        accelerator.end_training()
+    track.close()
     return FoldResult(fold=fold, oof=oof, test=test, history=history, last_lr=last_lr,
                       batch_fit=fit.record())
 
@@ -177,7 +175,8 @@ def train_fold(prep: Prepared, fold: int, accelerator,
 def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, optimizer, scheduler,
                     ema, accelerator, weights: torch.Tensor, steps: int, channels_last: bool,
                     normalize: Callable[[torch.Tensor], torch.Tensor],
-                    augment: DeviceAugment | None = None, fit: MemoryFit | None = None) -> None:
+                    augment: DeviceAugment | None = None, fit: MemoryFit | None = None,
+                    on_loss: LossLogger | None = None) -> None:
     """One pass over the training loader: prepare'd objects, accumulate, backward."""
     mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
     bar = tqdm(total=steps, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
@@ -205,15 +204,16 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
         where = f"fold {fold}, epoch {epoch + 1}, step {step + 1}"
         # Reading the loss waits for the GPU, so it is read every `log_every` steps, not each one.
         if since == cfg.log_every:
-            _read_loss(running, since, where, bar, scheduler.get_last_lr()[0])
+            _read_loss(running, since, where, bar, scheduler.get_last_lr()[0], on_loss, step)
             since = 0
         bar.update(1)
     if since:
-        _read_loss(running, since, where, bar, scheduler.get_last_lr()[0])
+        _read_loss(running, since, where, bar, scheduler.get_last_lr()[0], on_loss, step)
     bar.close()
 
 
-def _read_loss(running: torch.Tensor, steps: int, where: str, bar, lr: float) -> None:
+def _read_loss(running: torch.Tensor, steps: int, where: str, bar, lr: float,
+               on_loss: LossLogger | None = None, step: int = 0) -> None:
     """Mean loss of the last `steps` steps onto the progress bar; stop on a non-finite one."""
     mean = running.item() / steps
     running.zero_()
@@ -223,6 +223,8 @@ def _read_loss(running: torch.Tensor, steps: int, where: str, bar, lr: float) ->
             "check the inputs, or use bf16 rather than fp16"
         )
     bar.set_postfix(loss=f"{mean:.3f}", lr=f"{lr:.2e}")
+    if on_loss is not None:
+        on_loss(step, mean, lr)
 
 
 def _oof_frame(prep: Prepared, fold: int, probs: np.ndarray, val_rows) -> pd.DataFrame:

@@ -129,10 +129,13 @@ def run_study(
     """Add up to `n_trials` trials (per worker) to the study; None on ranks > 0."""
     space = parse_search_space(cfg.search_space, cfg)
     default_params(cfg, space)  # fail on an out-of-space default before touching the storage
-    if train is None:
+    callbacks: list[Callable] = [_print_trial]
+    if train is None:  # real trials log beside their runs; synthetic ones only try storages
         from kaggle_style.training.run import run_training
+        from kaggle_style.training.tracking import TrialTracking
 
         train = run_training
+        callbacks.append(TrialTracking(cfg.tracker, cfg.runs_dir, slug(study_name)))
     rank, world = process_rank()
     objective = Objective(cfg, space, study_name, train, world)
     if rank > 0:
@@ -142,7 +145,7 @@ def run_study(
     study = open_study(storage, study_name, cfg, space, sampler=sampler, pruner=pruner)
     try:
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=caught_errors(),
-                       callbacks=[_print_trial], gc_after_trial=True)
+                       callbacks=callbacks, gc_after_trial=True)
     finally:
         share_from_main(None, world)  # the other ranks stop
     return study

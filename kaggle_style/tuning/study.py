@@ -25,7 +25,7 @@ from kaggle_style.tuning.space import Param, default_params
 
 # Fields that may differ between workers (each box has its own paths) without changing a trial.
 LOCAL_KEYS = frozenset({"data", "folds_file", "crops_manifest", "cache_dir", "runs_dir",
-                        "num_workers", "progress", "log_with", "name", "compile"})
+                        "num_workers", "progress", "tracker", "log_with", "name", "compile"})
 BASE_CONFIG_ATTR = "base_config"  # set last when a study is created: joiners wait for it
 SEARCH_SPACE_ATTR = "search_space"
 DEFAULTS_ATTR = "defaults"  # user attr of the trial that runs the config's own values

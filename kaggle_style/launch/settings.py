@@ -1,0 +1,67 @@
+"""The cluster's knobs: partition, GPUs, time and memory per job, where submitit keeps its files.
+
+Defaults < a small YAML (`--slurm-config slurm.yaml`) < `--set` < flags, as every config here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from kaggle_style.config import check_choices, check_range
+
+Launcher = Literal["slurm", "local"]
+
+
+@dataclass
+class SlurmSettings:
+    """One job per (recipe, fold); `local` runs the same jobs as processes here (tests, trials)."""
+
+    launcher: Launcher = "slurm"
+    partition: str | None = None
+    gpus_per_job: int = 1  # above 1: the fold runs under `accelerate launch --multi_gpu`
+    cpus_per_task: int | None = None
+    time_min: int = 240  # a job that reaches it is checkpointed and requeued (max_requeues times)
+    mem_gb: int | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    max_requeues: int = 3  # timeouts and preemptions a job survives (submitit's max_num_timeout)
+    array_parallelism: int = 64  # tasks of the array running at once
+    folder: str = "slurm/%j"  # submitit's logs and pickles; must be on the shared filesystem
+    setup: list[str] = field(default_factory=list)  # shell lines run before each job
+    sbatch: dict[str, Any] = field(default_factory=dict)  # any other `#SBATCH --key=value`
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        check_range(self, "array_parallelism", low=1)
+        check_range(self, "gpus_per_job", low=0)
+        check_range(self, "time_min", low=1)
+        check_range(self, "max_requeues", low=0)
+        for key in ("cpus_per_task", "mem_gb"):
+            check_range(self, key, low=1, allow_none=True)
+
+    def executor(self, name: str, folder: str | None = None):
+        """A submitit executor with these settings (LocalExecutor for `local`)."""
+        import submitit
+
+        folder = folder or self.folder
+        if self.launcher == "local":
+            executor = submitit.LocalExecutor(folder, max_num_timeout=self.max_requeues)
+            executor.update_parameters(timeout_min=self.time_min,
+                                       gpus_per_node=self.gpus_per_job)
+            return executor
+        executor = submitit.SlurmExecutor(folder, max_num_timeout=self.max_requeues)
+        params: dict[str, Any] = {
+            "job_name": name, "time": self.time_min, "ntasks_per_node": 1,
+            "array_parallelism": self.array_parallelism,
+            "signal_delay_s": 120, "setup": list(self.setup),
+            "additional_parameters": {"requeue": True, **self.sbatch},
+        }
+        optional = {"partition": self.partition, "gpus_per_node": self.gpus_per_job or None,
+                    "cpus_per_task": self.cpus_per_task,
+                    "mem": None if self.mem_gb is None else f"{self.mem_gb}GB",
+                    "account": self.account, "qos": self.qos, "constraint": self.constraint}
+        params.update({k: v for k, v in optional.items() if v is not None})
+        executor.update_parameters(**params)
+        return executor

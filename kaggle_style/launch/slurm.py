@@ -1,0 +1,113 @@
+"""Submit training and tuning to Slurm through submitit (or to its local executor).
+
+`submit_training`: every (recipe, fold) not yet done under its config becomes one task of a job
+array; a job depending on the whole array (`afterany`) then writes each run's combined files,
+or says which folds failed. Nothing is submitted for a fold that is already done, and nothing
+at all when every run is complete. `submit_tuning`: N workers of one study as an array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kaggle_style.constants import FOLD_COL, OOF_FILE
+from kaggle_style.errors import UserError
+from kaggle_style.launch.jobs import FinishRuns, FoldJob, TuneWorker, with_values
+from kaggle_style.launch.settings import SlurmSettings
+from kaggle_style.run_contract import check_run, read_done
+from kaggle_style.training.config import TrainConfig, model_hash
+
+
+@dataclass
+class Plan:
+    """What a submission has to do: folds to train, runs whose combined files are to write."""
+
+    folds: list[tuple[TrainConfig, int]] = field(default_factory=list)
+    finish: list[TrainConfig] = field(default_factory=list)
+
+
+@dataclass
+class Submitted:
+    fold_jobs: list[Any]
+    finish_job: Any | None
+    plan: Plan
+
+
+def plan_training(cfgs: list[TrainConfig]) -> Plan:
+    """Folds not done under each config's hash, and the runs that are not complete."""
+    plan = Plan()
+    for cfg in cfgs:
+        folds_file = Path(cfg.folds_file)
+        if not folds_file.is_file():
+            raise UserError(f"{folds_file}: no folds file; run `make folds` (or `kaggle-style "
+                            "folds`) first")
+        all_folds = sorted(pd.read_csv(folds_file, usecols=[FOLD_COL])[FOLD_COL].unique())
+        wanted = cfg.folds if cfg.folds is not None else [int(f) for f in all_folds]
+        key = model_hash(cfg)
+        todo = [f for f in wanted if read_done(cfg.run_dir / f"fold{f}", key) is None]
+        plan.folds += [(cfg, f) for f in todo]
+        if todo or not _complete(cfg):
+            plan.finish.append(cfg)
+    return plan
+
+
+def _complete(cfg: TrainConfig) -> bool:
+    if not (cfg.run_dir / OOF_FILE).exists():
+        return False
+    try:
+        check_run(cfg.run_dir)
+    except UserError:
+        return False
+    return True
+
+
+def submit_training(cfgs: list[TrainConfig], settings: SlurmSettings, wait: bool = False,
+                    on_epoch_end=None) -> Submitted:
+    """One array task per fold to train, then the dependent job that combines the runs."""
+    plan = plan_training(cfgs)
+    folder = str(Path(settings.folder).absolute())
+    fold_jobs: list[Any] = []
+    if plan.folds:
+        executor = settings.executor("ks-fold", folder)
+        with executor.batch():
+            for cfg, fold in plan.folds:
+                fold_jobs.append(executor.submit(
+                    FoldJob(cfg, fold, settings.gpus_per_job, on_epoch_end)))
+        for (cfg, fold), job in zip(plan.folds, fold_jobs, strict=True):
+            print(f"{cfg.name} fold {fold}: job {job.job_id}", flush=True)
+    finish_job = None
+    if plan.finish:
+        finisher = with_values(settings, gpus_per_job=0, time_min=min(settings.time_min, 60))
+        executor = finisher.executor("ks-finish", folder)
+        if fold_jobs and settings.launcher == "slurm":
+            array_id = str(fold_jobs[0].job_id).split("_")[0]
+            executor.update_parameters(dependency=f"afterany:{array_id}")
+        elif fold_jobs:  # the local executor has no scheduler to hold the job back
+            for job in fold_jobs:
+                job.wait()
+        finish_job = executor.submit(FinishRuns(plan.finish))
+        names = ", ".join(c.name for c in plan.finish)
+        print(f"runs {names}: combined by job {finish_job.job_id} once their folds are done",
+              flush=True)
+    else:
+        print("every fold of every run is done and combined: nothing to submit", flush=True)
+    if wait and finish_job is not None:
+        finish_job.result()
+    return Submitted(fold_jobs, finish_job, plan)
+
+
+def submit_tuning(tune_cfgs: list, settings: SlurmSettings, wait: bool = False) -> list[Any]:
+    """Workers of one study (each its own sampler seed) as one job array on the shared storage."""
+    executor = settings.executor("ks-tune", str(Path(settings.folder).absolute()))
+    with executor.batch():
+        jobs = [executor.submit(TuneWorker(cfg)) for cfg in tune_cfgs]
+    for i, job in enumerate(jobs):
+        print(f"tune worker {i} of study {tune_cfgs[i].study!r}: job {job.job_id}", flush=True)
+    if wait:
+        for job in jobs:
+            job.result()
+    return jobs
