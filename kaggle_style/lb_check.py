@@ -91,7 +91,8 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
                                          out=str(out), site_adapt=mode, stacking=False)).report
         result[f"pseudo_lb_log_loss_site_{mode}"] = pseudo_lb(out / TEST_FILE)
         if mode == "on":
-            nested = report["site_adapt"].get("nested", {})
+            record = report.step("site_adapt")
+            nested = (record.nested if record is not None else None) or {}
             result["site_adapt_nested_oof"] = [nested.get("before"), nested.get("after")]
     write_json(work / "lb_check.json", result)
     return result
