@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from kaggle_style.constants import CLASSES
-from kaggle_style.io import atomic_path, write_json
+from kaggle_style.files import atomic_path, write_json
 
 FRAMES_META = "frames.json"
 

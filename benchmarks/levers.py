@@ -25,7 +25,7 @@ import pandas as pd
 
 from kaggle_style.config import resolve_config
 from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, TEST_FILE
-from kaggle_style.io import write_json
+from kaggle_style.files import write_json
 from kaggle_style.metrics import log_loss
 
 
@@ -134,7 +134,7 @@ def torch_threads() -> int:
 
 
 def _cpus() -> str:
-    from kaggle_style.io import usable_cpus
+    from kaggle_style.files import usable_cpus
 
     model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
                   if line.startswith("model name")), "")

@@ -25,7 +25,7 @@ import pandas as pd
 from benchmarks.common import run_main, shared_data
 from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, OOF_FILE
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_csv
+from kaggle_style.files import write_csv
 
 WEIGHTS = "models/tf_efficientnet_lite0.in1k.safetensors"
 # A small-data fine-tuning recipe: the thumbnails upsampled to the backbone's 224 px, two

@@ -108,7 +108,7 @@ def _pick_sites(frame: pd.DataFrame, fraction: float, minimum: int, rng) -> pd.D
 def prepare_tables(cfg: DryRunConfig, data: Path) -> dict[str, pd.DataFrame]:
     """The data folder's four tables: links to the real files, or a site subset's real rows."""
     from kaggle_style.data.tables import read_features, read_labels
-    from kaggle_style.io import read_csv, write_csv
+    from kaggle_style.files import read_csv, write_csv
 
     source = Path(cfg.source)
     missing = [name for name in TABLES if not (source / name).is_file()]
@@ -277,7 +277,7 @@ def format_table(result: dict[str, Any]) -> str:
 
 def save(result: dict[str, Any], work_dir: str | os.PathLike) -> Path:
     """The result as WORK/real_dry_run.json (also what marks the folder as ours)."""
-    from kaggle_style.io import write_text
+    from kaggle_style.files import write_text
 
     return write_text(Path(work_dir) / RESULT_FILE, json.dumps(result, indent=1))
 

@@ -23,7 +23,7 @@ from kaggle_style.constants import (
     TRAIN_FEATURES,
     TRAIN_LABELS,
 )
-from kaggle_style.io import write_csv
+from kaggle_style.files import write_csv
 
 
 def generated_tables(n_train: int, n_test: int, train_sites: int, test_sites: int,

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from kaggle_style.errors import UserError
-from kaggle_style.io import parse_yaml
+from kaggle_style.files import parse_yaml
 
 T = TypeVar("T")
 

@@ -36,7 +36,7 @@ from kaggle_style.constants import (
     SITE_COL,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import read_yaml, write_csv
+from kaggle_style.files import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
 from kaggle_style.training.config import TrainConfig
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from kaggle_style.constants import CLASSES
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_csv
+from kaggle_style.files import write_csv
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.metadata import Metadata, read_metadata
 from kaggle_style.outputs.records import DEFAULT_MINUTES, ComparedTo

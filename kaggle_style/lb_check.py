@@ -20,7 +20,7 @@ from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, SITE
 from kaggle_style.data.folds import make_folds
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
-from kaggle_style.io import write_csv, write_json
+from kaggle_style.files import write_csv, write_json
 from kaggle_style.metrics import score
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.run import run_training

@@ -15,7 +15,7 @@ import pandas as pd
 
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, SUM_TOLERANCE
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.io import read_csv, write_csv
+from kaggle_style.files import read_csv, write_csv
 
 __all__ = [
     "PredictionError", "align", "check_predictions", "few_ids", "make_frame", "probs_of",

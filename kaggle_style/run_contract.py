@@ -14,7 +14,7 @@ from typing import Any
 
 from kaggle_style.constants import CONFIG_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
-from kaggle_style.io import read_yaml
+from kaggle_style.files import read_yaml
 
 DONE_FILE = "done.json"
 MODEL_FILE = "model.safetensors"

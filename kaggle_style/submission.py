@@ -18,7 +18,7 @@ import pandas as pd
 from kaggle_style.constants import CLASS_INDEX, CLASSES, FOLD_COL, ID_COL, LABEL_COL, SUM_TOLERANCE
 from kaggle_style.data.tables import read_labels, read_table
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.io import atomic_path, check_outputs, read_csv
+from kaggle_style.files import atomic_path, check_outputs, read_csv
 from kaggle_style.metrics import format_summary, log_loss, score
 from kaggle_style.prediction_files import read_predictions
 

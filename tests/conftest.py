@@ -40,7 +40,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_folds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kaggle_style.data.folds import make_folds
     from kaggle_style.data.tables import load_competition_data
-    from kaggle_style.io import write_csv
+    from kaggle_style.files import write_csv
 
     out = tmp_path_factory.mktemp("folds") / "folds.csv"
     write_csv(out, make_folds(load_competition_data(tiny_data).train, n_splits=3, seed=0))

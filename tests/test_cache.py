@@ -21,7 +21,7 @@ from kaggle_style.data import cache_admin
 from kaggle_style.data.cache_forms import open_pixels
 from kaggle_style.data.images import build_cache, cache_key
 from kaggle_style.errors import UserError
-from kaggle_style.io import DiskFullError, free_bytes
+from kaggle_style.files import DiskFullError, free_bytes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,7 +98,7 @@ def test_file_size_limit_is_a_disk_error(tmp_path: Path) -> None:
     paths = _noise_images(tmp_path / "img", 12)
     script = textwrap.dedent(f"""
         import resource, sys
-        from kaggle_style.io import DiskFullError
+        from kaggle_style.files import DiskFullError
         from kaggle_style.data.images import build_cache
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
         try:

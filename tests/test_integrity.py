@@ -33,7 +33,7 @@ from kaggle_style.constants import (
 )
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.errors import UserError
-from kaggle_style.io import DiskFullError, parse_yaml, read_csv, write_json
+from kaggle_style.files import DiskFullError, parse_yaml, read_csv, write_json
 from kaggle_style.metrics import score
 from kaggle_style.prediction_files import make_frame, read_predictions, write_predictions
 from kaggle_style.run_contract import DONE_FILE, MODEL_FILE, check_run
@@ -263,7 +263,7 @@ def test_family_full_disk_names_the_folder(tmp_path: Path) -> None:
     script = textwrap.dedent(f"""
         import resource, sys
         import pandas as pd
-        from kaggle_style.io import write_csv
+        from kaggle_style.files import write_csv
         from kaggle_style.cli import user_error_message
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
         try:
@@ -303,9 +303,9 @@ def test_family_stale_files_do_not_survive_a_rewrite(tmp_path: Path) -> None:
 
 
 def test_family_disk_full_detector_is_one() -> None:
-    """One detector in io: the modules that write big files hold no errno lists of their own."""
+    """One detector in files: the modules that write big files hold no errno lists of their own."""
     offenders = [str(p.relative_to(REPO)) for p in (REPO / "kaggle_style").rglob("*.py")
-                 if p.name != "io.py" and ("errno.ENOSPC" in p.read_text()
+                 if p.name != "files.py" and ("errno.ENOSPC" in p.read_text()
                                            or "No space left" in p.read_text())]
     assert offenders in ([], ["kaggle_style/cli.py"]), offenders  # cli: errors of its own
 

@@ -26,7 +26,7 @@ TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.yaml"
 def two_folds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from kaggle_style.data.folds import make_folds
     from kaggle_style.data.tables import load_competition_data
-    from kaggle_style.io import write_csv
+    from kaggle_style.files import write_csv
 
     out = tmp_path_factory.mktemp("folds2") / "folds.csv"
     write_csv(out, make_folds(load_competition_data(tiny_data).train, n_splits=2, seed=0))

@@ -27,7 +27,7 @@ from kaggle_style.data.meta_file import META_COLUMNS
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.demo.generator import TRUTH_FILE
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
-from kaggle_style.io import write_csv, write_json
+from kaggle_style.files import write_csv, write_json
 from kaggle_style.meta.infobar import DAY_HOURS
 from kaggle_style.meta.sequences import assign_sequences
 from kaggle_style.metrics import score

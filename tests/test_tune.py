@@ -437,7 +437,7 @@ def test_a_short_study_on_demo_data_beats_the_defaults(
     from kaggle_style.data.tables import load_competition_data
     from kaggle_style.demo.generator import generate_demo_data
     from kaggle_style.detect.crops import CropConfig, run_crops
-    from kaggle_style.io import write_csv
+    from kaggle_style.files import write_csv
 
     data = generate_demo_data(tmp_path / "demo", seed=0)
     folds = write_csv(tmp_path / "folds.csv",

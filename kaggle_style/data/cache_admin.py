@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kaggle_style.io import DiskFullError, free_bytes, human, pid_alive
+from kaggle_style.files import DiskFullError, free_bytes, human, pid_alive
 
 CACHE_FIX = ("free space there (`kaggle-style clean-cache --yes` removes caches no config uses) "
              "or set cache_dir to a larger disk, then rerun")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from kaggle_style.constants import ID_COL
 from kaggle_style.errors import UserError
-from kaggle_style.io import read_csv
+from kaggle_style.files import read_csv
 
 MANIFEST_COLUMNS = (ID_COL, "threshold", "crop_path", "x", "y", "w", "h", "conf", "fallback")
 

@@ -42,7 +42,7 @@ from kaggle_style.data.cache_forms import (
     open_pixels,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import disk_full_error, is_disk_full, write_csv, write_json
+from kaggle_style.files import disk_full_error, is_disk_full, write_csv, write_json
 
 CACHE_VERSION = 3  # 3: >8-bit images scaled, EXIF orientation applied; 2: JPEG draft decoding
 MIN_SIDE = 8  # smaller images carry no usable signal

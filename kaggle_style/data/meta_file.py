@@ -16,7 +16,7 @@ import pandas as pd
 
 from kaggle_style.constants import ID_COL
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.io import read_csv
+from kaggle_style.files import read_csv
 
 META_COLUMNS = (ID_COL, "datetime", "hour", "camera", "night", "confidence", "sequence")
 # Years pandas' nanosecond timestamps hold: the ensemble and the report compute with them.

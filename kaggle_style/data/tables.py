@@ -23,7 +23,7 @@ from kaggle_style.constants import (
     TRAIN_LABELS,
 )
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.io import read_csv
+from kaggle_style.files import read_csv
 
 
 class TableError(UserError, ValueError):

@@ -43,7 +43,7 @@ from kaggle_style.demo.scenes import Site, make_site
 from kaggle_style.demo.visits import BURST_SHARE, make_shots, plan_visits
 from kaggle_style.detect import mdjson
 from kaggle_style.errors import UserError
-from kaggle_style.io import atomic_path, git_commit, write_csv, write_json
+from kaggle_style.files import atomic_path, git_commit, write_csv, write_json
 
 __all__ = ["DemoDataConfig", "class_counts", "generate_demo_data", "make_site", "make_sites",
            "render_frame"]

@@ -25,7 +25,7 @@ from kaggle_style.data.images import MAX_PIXELS, BadImageError
 from kaggle_style.detect import mdjson
 from kaggle_style.detect.errors import DetectorError
 from kaggle_style.detect.sources import KEY_COL, PATH_COL, image_table, load_rgb
-from kaggle_style.io import check_outputs, git_commit, write_yaml
+from kaggle_style.files import check_outputs, git_commit, write_yaml
 
 DETECTORS = ("megadetector-lite", "megadetector")
 PARTIAL_SUFFIX = ".partial.json"

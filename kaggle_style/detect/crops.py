@@ -47,7 +47,7 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
-from kaggle_style.io import (
+from kaggle_style.files import (
     atomic_path,
     check_outputs,
     disk_full_error,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kaggle_style.detect.errors import DetectionsFileError
-from kaggle_style.io import write_json
+from kaggle_style.files import write_json
 
 FORMAT_VERSION = "1.4"
 DEFAULT_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}

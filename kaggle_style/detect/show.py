@@ -22,7 +22,7 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
-from kaggle_style.io import atomic_folder, check_outputs
+from kaggle_style.files import atomic_folder, check_outputs
 
 COLOURS = {"animal": (255, 64, 0), "person": (0, 160, 255), "vehicle": (255, 220, 0)}
 

@@ -41,7 +41,7 @@ from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import loss_only, summary
-from kaggle_style.io import atomic_folder, git_commit, write_json, write_yaml
+from kaggle_style.files import atomic_folder, git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, score
 from kaggle_style.prediction_files import make_frame, write_predictions
 

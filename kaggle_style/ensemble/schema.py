@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.ensemble.steps import STEPS
-from kaggle_style.io import write_json
+from kaggle_style.files import write_json
 
 VERSION = 2
 RERUN = "rerun `kaggle-style ensemble`"

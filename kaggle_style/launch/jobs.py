@@ -22,7 +22,7 @@ from typing import Any
 from submitit.helpers import Checkpointable
 
 from kaggle_style.config import config_dict
-from kaggle_style.io import write_json, write_yaml
+from kaggle_style.files import write_json, write_yaml
 from kaggle_style.training.fold_locks import LOCK_FILE, read_lock
 
 ATTEMPT_FILE = ".launch.json"  # which Slurm job last started this fold, on which host

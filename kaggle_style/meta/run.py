@@ -32,7 +32,7 @@ from kaggle_style.constants import (
 )
 from kaggle_style.data.meta_file import MAX_YEAR, META_COLUMNS, MIN_YEAR, MetaError
 from kaggle_style.errors import MAX_IDS_SHOWN
-from kaggle_style.io import check_outputs, usable_cpus, write_csv
+from kaggle_style.files import check_outputs, usable_cpus, write_csv
 from kaggle_style.meta import infobar, ocr
 from kaggle_style.meta.sequences import DEFAULT_GAP_SECONDS, assign_sequences
 

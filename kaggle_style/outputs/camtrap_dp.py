@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import CLASSES, SITE_COL
-from kaggle_style.io import write_csv, write_json
+from kaggle_style.files import write_csv, write_json
 from kaggle_style.outputs.classified import FILE_COL, Classified, Thresholds, kept_classes
 from kaggle_style.outputs.metadata import Metadata, MetadataError
 from kaggle_style.outputs.taxonomy import BLANK, taxon_of

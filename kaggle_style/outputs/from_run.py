@@ -18,7 +18,7 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import read_yaml
+from kaggle_style.files import read_yaml
 from kaggle_style.outputs.classified import FILE_COL, Classified
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from kaggle_style.constants import CLASSES
 from kaggle_style.detect.mdjson import DetectionFile
 from kaggle_style.errors import UserError
-from kaggle_style.io import write_json
+from kaggle_style.files import write_json
 from kaggle_style.outputs.classified import FILE_COL, Classified, Thresholds, kept_classes
 
 CLASSIFICATION_CATEGORIES = {str(k): name for k, name in enumerate(CLASSES)}

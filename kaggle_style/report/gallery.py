@@ -17,7 +17,7 @@ from kaggle_style.constants import (
     ID_COL,
     LABEL_COL,
 )
-from kaggle_style.io import atomic_path, read_yaml
+from kaggle_style.files import atomic_path, read_yaml
 from kaggle_style.prediction_files import probs_of
 from kaggle_style.report.runs import ReportError, Run, fmt
 

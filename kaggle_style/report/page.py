@@ -10,7 +10,7 @@ import pandas as pd
 
 from kaggle_style.constants import CLASS_INDEX, FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.data.tables import CompetitionData, load_competition_data
-from kaggle_style.io import atomic_folder, check_outputs, write_text
+from kaggle_style.files import atomic_folder, check_outputs, write_text
 from kaggle_style.report.activity import (
     activity_section,
     sequence_section,

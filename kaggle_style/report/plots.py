@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from kaggle_style.constants import CLASSES
-from kaggle_style.io import atomic_path
+from kaggle_style.files import atomic_path
 from kaggle_style.metrics import expected_calibration_error, reliability_bins
 from kaggle_style.prediction_files import probs_of
 from kaggle_style.report.runs import Run, fmt

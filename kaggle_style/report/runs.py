@@ -19,7 +19,7 @@ import pandas as pd
 
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
-from kaggle_style.io import read_yaml
+from kaggle_style.files import read_yaml
 from kaggle_style.prediction_files import read_predictions
 from kaggle_style.run_contract import check_run
 

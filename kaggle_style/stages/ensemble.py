@@ -7,7 +7,7 @@ import argparse
 from kaggle_style.config import add_config_arguments, resolve_config
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.ensemble.table import render
-from kaggle_style.io import check_outputs
+from kaggle_style.files import check_outputs
 
 MODES = ("off", "auto", "on")
 

@@ -11,7 +11,7 @@ from kaggle_style.config import add_config_arguments, config_dict, resolve_confi
 from kaggle_style.constants import SITE_COL
 from kaggle_style.data.folds import FoldsConfig, fold_table, make_folds
 from kaggle_style.data.tables import load_competition_data
-from kaggle_style.io import check_outputs, git_commit, write_csv, write_yaml
+from kaggle_style.files import check_outputs, git_commit, write_csv, write_yaml
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from kaggle_style.deployment import DetectorChoice
 from kaggle_style.export import FORMATS, OutputOptions, predict_to
-from kaggle_style.io import check_outputs
+from kaggle_style.files import check_outputs
 from kaggle_style.outputs.records import DEFAULT_MINUTES
 
 

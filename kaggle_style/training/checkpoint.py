@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from kaggle_style.errors import UserError
-from kaggle_style.io import disk_guard, write_json
+from kaggle_style.files import disk_guard, write_json
 
 RUNS_FIX = "free space there or set runs_dir to a larger disk, then rerun with --resume"
 

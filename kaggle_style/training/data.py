@@ -19,7 +19,7 @@ from kaggle_style.data.cache_forms import open_pixels
 from kaggle_style.data.images import ImageCache, build_cache, cache_key, cache_size_for
 from kaggle_style.data.tables import CompetitionData, load_competition_data, read_folds
 from kaggle_style.errors import UserError
-from kaggle_style.io import usable_cpus
+from kaggle_style.files import usable_cpus
 from kaggle_style.training.config import TrainConfig
 
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kaggle_style.io import pid_alive
+from kaggle_style.files import pid_alive
 from kaggle_style.run_contract import fold_dirs
 
 LOCK_FILE = ".lock"

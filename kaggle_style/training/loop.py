@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from kaggle_style.config import config_dict
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL
-from kaggle_style.io import atomic_path, disk_guard
+from kaggle_style.files import atomic_path, disk_guard
 from kaggle_style.metrics import log_loss
 from kaggle_style.training.checkpoint import RUNS_FIX, Checkpoints
 from kaggle_style.training.config import NON_MODEL_KEYS, TrainConfig, model_differences, model_hash

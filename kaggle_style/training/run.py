@@ -27,7 +27,7 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.errors import UserError
-from kaggle_style.io import check_outputs, git_commit, read_csv, write_json, write_yaml
+from kaggle_style.files import check_outputs, git_commit, read_csv, write_json, write_yaml
 from kaggle_style.metrics import format_summary, score
 from kaggle_style.prediction_files import write_predictions
 from kaggle_style.run_contract import DONE_FILE, read_done, remove_combined

@@ -8,7 +8,7 @@ import optuna
 import yaml
 
 from kaggle_style.config import config_dict, resolve_config
-from kaggle_style.io import write_text
+from kaggle_style.files import write_text
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.tuning.study import DEFAULTS_ATTR, TuneError, load_tuned_study, slug
 

@@ -19,7 +19,7 @@ import optuna
 
 from kaggle_style.config import config_dict
 from kaggle_style.errors import UserError
-from kaggle_style.io import git_commit
+from kaggle_style.files import git_commit
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.tuning.space import Param, default_params
 

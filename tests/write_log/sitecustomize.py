@@ -1,4 +1,4 @@
-"""Test-only: with KAGGLE_STYLE_WRITE_LOG set, note `pid path` for every output kaggle_style.io
+"""Test-only: with KAGGLE_STYLE_WRITE_LOG set, note `pid path` for every output kaggle_style.files
 renames into place, so a test can count the processes writing each file. A process started with
 this folder on PYTHONPATH loads it at start-up; the product holds no hook for it."""
 
@@ -13,7 +13,7 @@ if _LOG:
 
     def _logged_replace(src, dst, *args, **kwargs):
         _replace(src, dst, *args, **kwargs)
-        if sys._getframe(1).f_code.co_filename.endswith(os.path.join("kaggle_style", "io.py")):
+        if sys._getframe(1).f_code.co_filename.endswith(os.path.join("kaggle_style", "files.py")):
             with open(_LOG, "a") as handle:
                 handle.write(f"{os.getpid()} {os.path.realpath(dst)}\n")
 
