@@ -40,7 +40,7 @@ from kaggle_style.constants import (
 )
 from kaggle_style.ensemble.blend import Blend, fit_blend, fit_weights
 from kaggle_style.ensemble.calibration import fit_temperature
-from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.chain import RowFacts
 from kaggle_style.ensemble.inputs import new_rows
 from kaggle_style.ensemble.run import EnsembleError, ensemble
 from kaggle_style.ensemble.schema import read_report
@@ -279,14 +279,14 @@ def test_blend_from_report_reproduces_the_test_predictions(world_files):
                     world.test.ids)
     np.testing.assert_allclose(blend.apply(members, rows), result.test, rtol=0, atol=1e-12)
     # Rows without sites or times: the steps that need them are named and left out.
-    assert [s.key for s in blend.missing(Rows())] == ["sequences", "time", "site_adapt"]
+    assert [s.key for s in blend.missing(RowFacts())] == ["sequences", "time", "site_adapt"]
     np.testing.assert_array_equal(blend.apply(members), blend.stacker.predict(members))
 
 
 def test_pooling_shares_evidence_within_a_burst_and_never_across_sites():
     rng = np.random.default_rng(3)
     probs = rng.dirichlet(np.ones(K), 5)
-    rows = Rows(sites=np.array(["A", "A", "A", "A", "B"]),
+    rows = RowFacts(sites=np.array(["A", "A", "A", "A", "B"]),
                 times=np.array([0.0, 5.0, 500.0, np.nan, 3.0]))
     pooled = apply_pooling(Pooling(gap=30.0, weight=1.0), probs, rows)
     burst = np.exp(np.log(probs[:2]).mean(axis=0))
@@ -307,13 +307,13 @@ def test_time_step_learns_who_comes_out_at_night():
                  np.where(rng.random(n) < 0.7, monkey, civet))
     probs = np.full((n, K), 0.02)
     probs[:, [civet, monkey]] = 0.44  # the image alone cannot tell them apart
-    rows = Rows(y=y, hours=hours, night=night)
+    rows = RowFacts(y=y, hours=hours, night=night)
     fit, adjusted = fit_time(probs, rows, c=1.0, harmonics=1)
     dark = night == 1
     assert adjusted[dark, civet].mean() > 0.6 > 0.4 > adjusted[~dark, civet].mean()
     assert adjusted[~dark, monkey].mean() > 0.6 > 0.4 > adjusted[dark, monkey].mean()
     assert log_loss(y, adjusted) < log_loss(y, probs) - 0.1
-    unread = Rows(hours=np.full(n, np.nan), night=np.full(n, np.nan))
+    unread = RowFacts(hours=np.full(n, np.nan), night=np.full(n, np.nan))
     np.testing.assert_allclose(apply_time(fit, probs, unread), probs, atol=1e-12)
 
 

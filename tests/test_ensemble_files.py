@@ -40,7 +40,7 @@ from kaggle_style.constants import (
 from kaggle_style.detect.mdjson import read as read_detections
 from kaggle_style.ensemble import run as run_module
 from kaggle_style.ensemble.blend import Blend
-from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.chain import RowFacts
 from kaggle_style.ensemble.inputs import boxes_for, new_rows
 from kaggle_style.ensemble.members import read_ensemble
 from kaggle_style.ensemble.run import EnsembleConfig, EnsembleError, ensemble
@@ -255,15 +255,15 @@ def test_detection_aware_stacking_weights_members_per_image(tmp_path: Path):
     assert step["mode"] == "auto" and step["applied"]
     assert step["nested"]["after"] < step["nested"]["before"] - 0.01
     gate = Blend.from_report(read_report(tmp_path / "ens" / ENSEMBLE_FILE)).params("detections")
-    no_box = gate.design(Rows(boxes=np.array([np.zeros((0, 2))], dtype=object))) @ gate.coef.T
-    sure = gate.design(Rows(boxes=np.array([np.array([[0.95, 0.2]])], dtype=object)))
+    no_box = gate.design(RowFacts(boxes=np.array([np.zeros((0, 2))], dtype=object))) @ gate.coef.T
+    sure = gate.design(RowFacts(boxes=np.array([np.array([[0.95, 0.2]])], dtype=object)))
     assert (sure @ gate.coef.T)[0, 0] > no_box[0, 0]  # the crop member trusted more with a box
     blend = Blend.from_report(read_report(tmp_path / "ens" / ENSEMBLE_FILE))
     members = [probs_of(read_predictions(Path(r) / TEST_FILE)) for r in runs]
     boxes = boxes_for(detections, [f"x/{i}.jpg" for i in world.test.ids])
     np.testing.assert_allclose(blend.apply(members, new_rows(None, boxes=boxes)), result.test,
                                rtol=0, atol=1e-12)
-    assert [s.key for s in blend.missing(Rows())] == ["detections"]
+    assert [s.key for s in blend.missing(RowFacts())] == ["detections"]
 
 
 def test_detection_stacking_on_without_detections_names_its_key(world_files):

@@ -20,7 +20,7 @@ import pytest
 from ensemble_world import MODELS, World, make_world
 
 from kaggle_style.ensemble import chain, run
-from kaggle_style.ensemble.chain import StepResult, Stream
+from kaggle_style.ensemble.chain import StepPredictions, StepResult
 from kaggle_style.ensemble.choices import has_choices
 from kaggle_style.ensemble.inputs import Inputs
 from kaggle_style.ensemble.run import EnsembleConfig, EnsembleResult, build_ensemble, fit_chain
@@ -129,7 +129,7 @@ def _leaky_run_step(stream, rows, test_rows, fit, apply) -> StepResult:
         params, _ = fit(everything, rows)
         out = apply(params, state.out, rows.take(state.held).unlabelled())
         states.append(replace(state, out=out))
-    return StepResult(Stream(honest.stream.oof, honest.stream.test, states), honest.params,
+    return StepResult(StepPredictions(honest.stream.oof, honest.stream.test, states), honest.params,
                       honest.fold_params)
 
 

@@ -21,7 +21,7 @@ from scipy.optimize import minimize
 from scipy.special import logsumexp, softmax
 
 from kaggle_style.ensemble.calibration import LOG_FLOOR, fit_temperature, log_probs
-from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.chain import RowFacts
 from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.ensemble.stacking import Stacker
 from kaggle_style.ensemble.steps import STEPS, Step
@@ -72,13 +72,13 @@ class Blend:
         """The fitted params of an applied step, None when it was not applied."""
         return next((p for s, p in self.steps if s.key == key), None)
 
-    def missing(self, rows: Rows) -> list[Step]:
+    def missing(self, rows: RowFacts) -> list[Step]:
         """The applied steps that `rows` lack the information for (they are skipped)."""
         return [step for step, _ in self.steps if step.missing(rows)]
 
-    def apply(self, probs: Sequence[np.ndarray], rows: Rows | None = None) -> np.ndarray:
+    def apply(self, probs: Sequence[np.ndarray], rows: RowFacts | None = None) -> np.ndarray:
         """The ensemble's prediction for new rows: blend, then every applied step it can do."""
-        rows = Rows() if rows is None else rows.unlabelled()
+        rows = RowFacts() if rows is None else rows.unlabelled()
         rows = replace(rows, members=np.stack([np.asarray(p, np.float64) for p in probs], axis=1))
         out = self.predict(probs)
         for step, params in self.steps:

@@ -4,7 +4,7 @@ The test predictions come from steps fitted on every OOF row. The nested estimat
 for each fold k with fold k as the test set: every step is fitted on the other folds' rows (on
 predictions made by the earlier steps' fits on those same rows) and applied to fold k's nested
 predictions, exactly as the in-sample fit is applied to the test rows. A step is applied to held
-rows through `Rows.unlabelled()`, so no label of fold k can reach fold k's predictions.
+rows through `RowFacts.unlabelled()`, so no label of fold k can reach fold k's predictions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class Rows:
+class RowFacts:
     """What a step may know about a set of rows; labels and folds exist only for fitting rows."""
 
     y: np.ndarray | None = None  # class index
@@ -29,11 +29,11 @@ class Rows:
     members: np.ndarray | None = None  # (rows, members, classes): each member's probabilities
     boxes: np.ndarray | None = None  # object array: per row, its boxes' [confidence, share]
 
-    def take(self, mask: np.ndarray) -> Rows:
-        return Rows(**{f.name: None if getattr(self, f.name) is None
+    def take(self, mask: np.ndarray) -> RowFacts:
+        return RowFacts(**{f.name: None if getattr(self, f.name) is None
                        else getattr(self, f.name)[mask] for f in fields(self)})
 
-    def unlabelled(self) -> Rows:
+    def unlabelled(self) -> RowFacts:
         return replace(self, y=None, folds=None)
 
 
@@ -76,7 +76,7 @@ class FoldState:
 
 
 @dataclass
-class Stream:
+class StepPredictions:
     """Predictions carried through the steps: in-sample OOF, test, and every fold's nested view."""
 
     oof: np.ndarray
@@ -107,24 +107,25 @@ def fit_folds(
     return states, models
 
 
-def fixed_stream(oof: np.ndarray, test: np.ndarray, folds: np.ndarray) -> Stream:
+def fixed_stream(oof: np.ndarray, test: np.ndarray, folds: np.ndarray) -> StepPredictions:
     """A stream of predictions nothing was fitted on (one model's OOF as it is)."""
     states = [FoldState(f, fit, held, oof[fit], oof[held]) for f, fit, held in fold_split(folds)]
-    return Stream(oof, test, states)
+    return StepPredictions(oof, test, states)
 
 
-Fit = Callable[[np.ndarray, Rows], tuple[Any, np.ndarray]]  # (params, fitted rows' output)
-Apply = Callable[[Any, np.ndarray, Rows], np.ndarray]
+Fit = Callable[[np.ndarray, RowFacts], tuple[Any, np.ndarray]]  # (params, fitted rows' output)
+Apply = Callable[[Any, np.ndarray, RowFacts], np.ndarray]
 
 
 @dataclass
 class StepResult:
-    stream: Stream  # the stream after the step
+    stream: StepPredictions  # the stream after the step
     params: Any  # the in-sample fit: what the test rows (and `predict`) use
     fold_params: dict[str, Any]  # each fold's fit, on the other folds' rows
 
 
-def run_step(stream: Stream, rows: Rows, test_rows: Rows, fit: Fit, apply: Apply) -> StepResult:
+def run_step(stream: StepPredictions, rows: RowFacts, test_rows: RowFacts, fit: Fit,
+             apply: Apply) -> StepResult:
     """Fit on all OOF rows for the test rows; fit on k-1 folds for each fold's nested rows."""
     params, oof = fit(stream.oof, rows)
     test = apply(params, stream.test, test_rows.unlabelled())
@@ -134,4 +135,4 @@ def run_step(stream: Stream, rows: Rows, test_rows: Rows, fit: Fit, apply: Apply
         out = apply(fold_fit, state.out, rows.take(state.held).unlabelled())
         states.append(replace(state, inner=inner, out=out))
         fold_params[str(state.fold)] = fold_fit
-    return StepResult(Stream(oof, test, states), params, fold_params)
+    return StepResult(StepPredictions(oof, test, states), params, fold_params)

@@ -27,7 +27,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
 from kaggle_style.ensemble.calibration import log_probs
-from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.chain import RowFacts
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.5)  # the crop recipes' default, a sure box
 NO_BOXES = np.zeros((0, 2))
@@ -69,7 +69,7 @@ class DetectionGate:
     def active(self) -> bool:
         return bool(np.any(self.coef != 0))
 
-    def design(self, rows: Rows) -> np.ndarray:
+    def design(self, rows: RowFacts) -> np.ndarray:
         x = (detection_features(rows.boxes, self.thresholds) - self.mean) / self.scale
         return np.concatenate([np.ones((len(x), 1)), x], axis=1)
 
@@ -109,7 +109,7 @@ def _objective(z: np.ndarray, centred: np.ndarray, x: np.ndarray, y: np.ndarray,
 
 
 def fit_detection_gate(
-    probs: np.ndarray, rows: Rows, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    probs: np.ndarray, rows: RowFacts, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     c: float = 0.1,
 ) -> tuple[DetectionGate, np.ndarray]:
     """(gate weights fitted on the labelled rows, their gated rows)."""
@@ -127,7 +127,7 @@ def fit_detection_gate(
     return gate, apply_detection_gate(gate, probs, rows)
 
 
-def apply_detection_gate(gate: DetectionGate, probs: np.ndarray, rows: Rows) -> np.ndarray:
+def apply_detection_gate(gate: DetectionGate, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
     if not gate.active:
         return probs
     gates = gate.design(rows) @ gate.coef.T

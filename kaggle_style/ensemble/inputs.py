@@ -24,7 +24,7 @@ from kaggle_style.constants import (
 from kaggle_style.data.meta_file import MetaError, read_meta
 from kaggle_style.data.tables import read_features, read_labels
 from kaggle_style.detect.mdjson import read as read_detections
-from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.chain import RowFacts
 from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.ensemble.detections import boxes_of
 from kaggle_style.ensemble.members import checked_hash, read_ensemble
@@ -72,11 +72,11 @@ class Inputs:
     test_boxes: np.ndarray | None = None
     detections_note: str = "no detections file (give --detections)"
 
-    def rows(self) -> Rows:
+    def rows(self) -> RowFacts:
         return replace(_rows(self.oof_sites, self.oof_meta, self.y, self.folds),
                        members=np.stack(self.oof, axis=1), boxes=self.oof_boxes)
 
-    def test_rows(self) -> Rows:
+    def test_rows(self) -> RowFacts:
         return replace(_rows(self.test_sites, self.test_meta),
                        members=np.stack(self.test, axis=1), boxes=self.test_boxes)
 
@@ -100,10 +100,10 @@ class Inputs:
 
 
 def _rows(sites: np.ndarray | None, meta: Meta | None, y: np.ndarray | None = None,
-          folds: np.ndarray | None = None) -> Rows:
+          folds: np.ndarray | None = None) -> RowFacts:
     if meta is None:
-        return Rows(y=y, folds=folds, sites=sites)
-    return Rows(y=y, folds=folds, sites=sites, times=meta.times, hours=meta.hours,
+        return RowFacts(y=y, folds=folds, sites=sites)
+    return RowFacts(y=y, folds=folds, sites=sites, times=meta.times, hours=meta.hours,
                 night=meta.night)
 
 
@@ -240,7 +240,7 @@ def _attach_meta(cfg: EnsembleConfig, inputs: Inputs) -> None:
 
 def new_rows(sites: np.ndarray | None, meta: pd.DataFrame | None = None,
              ids: np.ndarray | None = None, where: str = "meta",
-             boxes: np.ndarray | None = None) -> Rows:
+             boxes: np.ndarray | None = None) -> RowFacts:
     """Rows of new images for `Blend.apply` (what `predict` needs): their sites, from a frame
     in the meta.csv layout with their `ids` their times, and their detector boxes."""
     if meta is None or ids is None:

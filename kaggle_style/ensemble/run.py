@@ -33,7 +33,7 @@ from kaggle_style.constants import (
     TEST_FILE,
 )
 from kaggle_style.ensemble.blend import Blend, fit_blend
-from kaggle_style.ensemble.chain import StepResult, Stream, fit_folds, run_step
+from kaggle_style.ensemble.chain import StepPredictions, StepResult, fit_folds, run_step
 from kaggle_style.ensemble.choices import has_choices, nested_choices
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.inputs import Inputs, load_inputs
@@ -63,7 +63,7 @@ class EnsembleResult:
 class NestedBlend:
     """One blending space: its stream (nested after temperature), untempered nested, fits."""
 
-    stream: Stream
+    stream: StepPredictions
     untempered: np.ndarray | None
     fits: list[dict[str, Any]]
 
@@ -78,7 +78,7 @@ def _blend_stream(cfg: EnsembleConfig, inputs: Inputs, space: str) -> NestedBlen
 
     states, blends = fit_folds(fit, lambda b, rows: b.predict([p[rows] for p in oof]),
                                inputs.folds)
-    stream = Stream(np.empty(0), np.empty(0), states)
+    stream = StepPredictions(np.empty(0), np.empty(0), states)
     if not states:
         return NestedBlend(stream, None, [])
     untempered = np.empty((len(y), len(CLASSES)))
@@ -108,7 +108,7 @@ def _choose_space(cfg: EnsembleConfig, inputs: Inputs) -> tuple[str, dict[str, f
     return chosen, losses, nested[chosen]
 
 
-def _gate(mode: str, stream: Stream, step: StepResult, y: np.ndarray) -> dict[str, Any]:
+def _gate(mode: str, stream: StepPredictions, step: StepResult, y: np.ndarray) -> dict[str, Any]:
     """Apply a step in "auto" only if it improves the nested log loss (in-sample with one fold)."""
     info: dict[str, Any] = {
         "in_sample": {"before": log_loss(y, stream.oof), "after": log_loss(y, step.stream.oof)},
@@ -170,7 +170,7 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
     blend = fit_blend(oof, y, space, cfg.temperature, cfg.n_starts, cfg.seed)
     add_row(f"weighted blend ({space})", softmax(blend.logits(oof), axis=1),
             nested_blend.untempered)
-    stream = Stream(blend.predict(oof), blend.predict(test), nested_blend.stream.folds)
+    stream = StepPredictions(blend.predict(oof), blend.predict(test), nested_blend.stream.folds)
     if cfg.temperature:
         add_row(f"+ temperature (T={blend.temperature:.3f})", stream.oof, stream.nested())
 

@@ -113,7 +113,7 @@ class EnsembleReport(_Model):
         return self.steps.get(key)
 
     def applied_needs(self) -> set[str]:
-        """What new rows must carry for every applied step (`Rows` fields, e.g. "boxes")."""
+        """What new rows must carry for every applied step (`RowFacts` fields, e.g. "boxes")."""
         return {need for step in STEPS if (r := self.steps.get(step.key)) is not None
                 and r.applied for need in step.needs}
 

@@ -25,7 +25,7 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
 from kaggle_style.ensemble.calibration import log_probs
-from kaggle_style.ensemble.chain import Rows
+from kaggle_style.ensemble.chain import RowFacts
 from kaggle_style.meta.sequences import assign_sequences
 from kaggle_style.metrics import log_loss
 
@@ -63,7 +63,7 @@ class Pooling:
 
 
 def fit_pooling(
-    probs: np.ndarray, rows: Rows, gaps: Sequence[float] = DEFAULT_GAPS,
+    probs: np.ndarray, rows: RowFacts, gaps: Sequence[float] = DEFAULT_GAPS,
     weights: Sequence[float] = DEFAULT_POOL_WEIGHTS, force: bool = False,
 ) -> tuple[Pooling, np.ndarray]:
     """(the gap and weight with the lowest log loss on the labelled rows, their pooled rows).
@@ -84,7 +84,7 @@ def fit_pooling(
     return Pooling(gap, weight, grid), pooled
 
 
-def apply_pooling(fit: Pooling, probs: np.ndarray, rows: Rows) -> np.ndarray:
+def apply_pooling(fit: Pooling, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
     if not fit.active:
         return probs
     return pool(probs, sequence_ids(rows.sites, rows.times, fit.gap), fit.weight)
@@ -135,7 +135,7 @@ def _time_objective(z: np.ndarray, x: np.ndarray, y: np.ndarray, c: float):
 
 
 def fit_time(
-    probs: np.ndarray, rows: Rows, c: float = 0.1, harmonics: int = 2
+    probs: np.ndarray, rows: RowFacts, c: float = 0.1, harmonics: int = 2
 ) -> tuple[TimeAdjust, np.ndarray]:
     """(L2-penalised weights fitted by L-BFGS on the labelled rows, their adjusted rows)."""
     x = time_features(rows.hours, rows.night, len(probs), harmonics)
@@ -149,7 +149,7 @@ def fit_time(
     return fit, apply_time(fit, probs, rows)
 
 
-def apply_time(fit: TimeAdjust, probs: np.ndarray, rows: Rows) -> np.ndarray:
+def apply_time(fit: TimeAdjust, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
     if not fit.active:
         return probs
     x = time_features(rows.hours, rows.night, len(probs), fit.harmonics)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from kaggle_style.constants import CLASSES
-from kaggle_style.ensemble.chain import Rows, fixed_stream, run_step
+from kaggle_style.ensemble.chain import RowFacts, fixed_stream, run_step
 
 # Pseudo-counts to try; a site of n images moves halfway to its EM estimate when n == alpha.
 DEFAULT_STRENGTHS: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
@@ -230,7 +230,7 @@ class SiteFit:
 
 
 def fit_sites(
-    probs: np.ndarray, rows: Rows, strengths: Sequence[float] = DEFAULT_STRENGTHS,
+    probs: np.ndarray, rows: RowFacts, strengths: Sequence[float] = DEFAULT_STRENGTHS,
     force: bool = False,
 ) -> tuple[SiteFit, np.ndarray]:
     """(fit, adapted fitting rows): the strength chosen on labelled rows; `force` never picks none.
@@ -247,7 +247,7 @@ def fit_sites(
     return SiteFit(strength, new_source, grid, priors), adapted
 
 
-def apply_sites(fit: SiteFit, probs: np.ndarray, rows: Rows) -> np.ndarray:
+def apply_sites(fit: SiteFit, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
     """Adapt new rows' sites (labels are never read)."""
     return adapt_site_priors(probs, rows.sites, fit.source_prior, fit.strength)[0]
 
@@ -271,9 +271,9 @@ def nested_site_adapt(
 ) -> NestedSiteAdapt:
     """An honest estimate of what adaptation does to one model's OOF predictions."""
     y = np.asarray(y, dtype=np.int64)
-    rows = Rows(y=y, folds=np.asarray(folds), sites=np.asarray(sites).astype(str))
+    rows = RowFacts(y=y, folds=np.asarray(folds), sites=np.asarray(sites).astype(str))
     stream = fixed_stream(np.asarray(probs, np.float64), np.empty((0, probs.shape[1])), folds)
-    result = run_step(stream, rows, Rows(sites=np.empty(0, str)),
+    result = run_step(stream, rows, RowFacts(sites=np.empty(0, str)),
                       lambda p, r: fit_sites(p, r, strengths), apply_sites)
     nested = result.stream.nested()
     if nested is None:

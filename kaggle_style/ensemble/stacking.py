@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from scipy.special import expit, softmax
 
-from kaggle_style.ensemble.chain import FoldState, Stream, cross_fit, fit_folds
+from kaggle_style.ensemble.chain import FoldState, StepPredictions, cross_fit, fit_folds
 
 STACK_FLOOR = 1e-6  # features: log-probabilities bounded to [log 1e-6, 0]
 
@@ -83,7 +83,7 @@ class Stacking:
     states: list[FoldState]  # held-out side only until `stream()` fills the fitting side
     cross_fitted: Callable[[np.ndarray], np.ndarray]
 
-    def stream(self) -> Stream:
+    def stream(self) -> StepPredictions:
         """The stream later steps continue (built only when stacking is used: k(k-1) fits).
 
         Its OOF is cross-fitted, not in-sample: an in-sample regression with 8 x n_models x 8
@@ -92,7 +92,7 @@ class Stacking:
         """
         states = [replace(s, inner=self.cross_fitted(s.fit)) for s in self.states]
         oof = self.nested if self.nested is not None else self.in_sample
-        return Stream(oof, self.test, states)
+        return StepPredictions(oof, self.test, states)
 
 
 def stacking(
@@ -115,6 +115,6 @@ def stacking(
     model = fit_stacker(x_oof, y, c, n_classes)  # not x_oof[all]: BLAS sums by memory layout
     in_sample = model.predict_features(x_oof)
     states, _ = fit_folds(fit, lambda m, rows: m.predict_features(x_oof[rows]), folds)
-    nested = Stream(in_sample, in_sample, states).nested()
+    nested = StepPredictions(in_sample, in_sample, states).nested()
     return Stacking(in_sample, nested, model.predict_features(x_test), model, states,
                     cross_fitted)

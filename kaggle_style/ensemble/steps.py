@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from kaggle_style.constants import CLASSES
-from kaggle_style.ensemble.chain import Rows, Stream
+from kaggle_style.ensemble.chain import RowFacts, StepPredictions
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.detections import (
     DetectionGate,
@@ -37,7 +37,7 @@ from kaggle_style.ensemble.sites import (
 if TYPE_CHECKING:
     from kaggle_style.ensemble.inputs import Inputs
 
-Fit = Callable[[np.ndarray, Rows], tuple[Any, np.ndarray]]
+Fit = Callable[[np.ndarray, RowFacts], tuple[Any, np.ndarray]]
 
 
 class Step:
@@ -47,7 +47,7 @@ class Step:
     config_key: ClassVar[str]  # the EnsembleConfig field holding its off/auto/on mode
     title: ClassVar[str]  # how the table, the report and predict's warnings name it
     inputs: ClassVar[tuple[str, ...]]  # what `ensemble` must read for it: "sites", "meta"
-    needs: ClassVar[tuple[str, ...]]  # Rows fields new rows must carry, else it is skipped
+    needs: ClassVar[tuple[str, ...]]  # RowFacts fields new rows must carry, else it is skipped
     needs_text: ClassVar[str]  # those fields as predict's warning names them
 
     def mode(self, cfg: EnsembleConfig) -> str:
@@ -64,14 +64,14 @@ class Step:
     def fitter(self, cfg: EnsembleConfig) -> Fit:
         raise NotImplementedError
 
-    def apply(self, params: Any, probs: np.ndarray, rows: Rows) -> np.ndarray:
+    def apply(self, params: Any, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
         raise NotImplementedError
 
     def row_name(self, params: Any) -> str:
         """Its row in the comparison table when applied."""
         raise NotImplementedError
 
-    def record(self, params: Any, fold_params: dict[str, Any], before: Stream,
+    def record(self, params: Any, fold_params: dict[str, Any], before: StepPredictions,
                inputs: Inputs) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(what ensemble.json keeps of the fit, each fold's fit for the nested figures)."""
         raise NotImplementedError
@@ -84,7 +84,7 @@ class Step:
         """The fitted params back from an applied step's record."""
         raise NotImplementedError
 
-    def missing(self, rows: Rows) -> bool:
+    def missing(self, rows: RowFacts) -> bool:
         return any(getattr(rows, f) is None for f in self.needs)
 
 
@@ -97,11 +97,11 @@ class DetectionStacking(Step):
         return inputs.detections_note if inputs.oof_boxes is None else ""
 
     def fitter(self, cfg: EnsembleConfig) -> Fit:
-        def fit(probs: np.ndarray, rows: Rows) -> tuple[DetectionGate, np.ndarray]:
+        def fit(probs: np.ndarray, rows: RowFacts) -> tuple[DetectionGate, np.ndarray]:
             return fit_detection_gate(probs, rows, cfg.detection_thresholds, cfg.detection_c)
         return fit
 
-    def apply(self, params: DetectionGate, probs: np.ndarray, rows: Rows) -> np.ndarray:
+    def apply(self, params: DetectionGate, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
         return apply_detection_gate(params, probs, rows)
 
     def row_name(self, params: DetectionGate) -> str:
@@ -131,12 +131,12 @@ class SequencePooling(Step):
         return inputs.site_note or meta_note
 
     def fitter(self, cfg: EnsembleConfig) -> Fit:
-        def fit(probs: np.ndarray, rows: Rows) -> tuple[Pooling, np.ndarray]:
+        def fit(probs: np.ndarray, rows: RowFacts) -> tuple[Pooling, np.ndarray]:
             return _fit_pooling(probs, rows, gaps=cfg.sequence_gaps,
                                 weights=cfg.sequence_weights, force=cfg.sequences == "on")
         return fit
 
-    def apply(self, params: Pooling, probs: np.ndarray, rows: Rows) -> np.ndarray:
+    def apply(self, params: Pooling, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
         return apply_pooling(params, probs, rows)
 
     def row_name(self, params: Pooling) -> str:
@@ -161,11 +161,11 @@ class TimeOfDay(Step):
     needs, needs_text = ("hours", "night"), "readable times"
 
     def fitter(self, cfg: EnsembleConfig) -> Fit:
-        def fit(probs: np.ndarray, rows: Rows) -> tuple[TimeAdjust, np.ndarray]:
+        def fit(probs: np.ndarray, rows: RowFacts) -> tuple[TimeAdjust, np.ndarray]:
             return _fit_time(probs, rows, c=cfg.time_c, harmonics=cfg.time_harmonics)
         return fit
 
-    def apply(self, params: TimeAdjust, probs: np.ndarray, rows: Rows) -> np.ndarray:
+    def apply(self, params: TimeAdjust, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
         return apply_time(params, probs, rows)
 
     def row_name(self, params: TimeAdjust) -> str:
@@ -187,12 +187,12 @@ class SiteAdaptation(Step):
     needs, needs_text = ("sites",), "sites (--site-from-folder)"
 
     def fitter(self, cfg: EnsembleConfig) -> Fit:
-        def fit(probs: np.ndarray, rows: Rows) -> tuple[SiteFit, np.ndarray]:
+        def fit(probs: np.ndarray, rows: RowFacts) -> tuple[SiteFit, np.ndarray]:
             return fit_sites(probs, rows, strengths=cfg.site_strengths,
                              force=cfg.site_adapt == "on")
         return fit
 
-    def apply(self, params: SiteFit, probs: np.ndarray, rows: Rows) -> np.ndarray:
+    def apply(self, params: SiteFit, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
         return apply_sites(params, probs, rows)
 
     def row_name(self, params: SiteFit) -> str:

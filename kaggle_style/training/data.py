@@ -142,7 +142,7 @@ class SeededSampler(Sampler):
 
 
 @dataclass
-class Prepared:
+class FoldInputs:
     """What every fold shares: tables, folds, samples and their image caches."""
 
     cfg: TrainConfig
@@ -188,7 +188,7 @@ def cache_plan(cfg: TrainConfig, competition: CompetitionData) -> CachePlan:
                      build_samples(competition.test, competition.root, cfg))
 
 
-def prepare_data(cfg: TrainConfig) -> Prepared:
+def prepare_data(cfg: TrainConfig) -> FoldInputs:
     """Read and check tables and folds, then decode every image once into the cache."""
     competition = load_competition_data(cfg.data, allow_outside_data=cfg.allow_outside_data)
     folds = read_folds(cfg.folds_file, competition.train)
@@ -206,7 +206,7 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
                                  max_pixels=cfg.max_pixels)
         _check_test_images(test_samples, test_cache)
     _warn_bad_train_images(train_cache)
-    return Prepared(
+    return FoldInputs(
         cfg=cfg, competition=competition, folds=folds, train_samples=train_samples,
         test_samples=test_samples, train_cache=train_cache, test_cache=test_cache,
         data_cfg=data_cfg,
@@ -284,7 +284,7 @@ class FoldData:
     train_targets: np.ndarray
 
 
-def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
+def fold_loaders(prep: FoldInputs, fold: int, use_cuda: bool) -> FoldData:
     """Train on the other folds' readable samples; validate on this fold's."""
     cfg, samples, cache = prep.cfg, prep.train_samples, prep.train_cache
     in_worker = not normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on)
@@ -307,7 +307,7 @@ def fold_loaders(prep: Prepared, fold: int, use_cuda: bool) -> FoldData:
     return FoldData(train_loader, val_loader, train_rows, val_rows, targets[train_rows])
 
 
-def with_pseudo_labels(prep: Prepared, fold: int, labelled: CachedImages) -> PseudoLabelled:
+def with_pseudo_labels(prep: FoldInputs, fold: int, labelled: CachedImages) -> PseudoLabelled:
     """Fold k's training set plus the test images its sources' fold-k models labelled; every
     target a vector (probabilities, then the loss weight)."""
     from kaggle_style.training.pseudo_labels import fold_targets, labelled_vectors
@@ -330,7 +330,7 @@ def with_pseudo_labels(prep: Prepared, fold: int, labelled: CachedImages) -> Pse
     return PseudoLabelled(labelled, pseudo)
 
 
-def make_test_loader(prep: Prepared, use_cuda: bool) -> DataLoader:
+def make_test_loader(prep: FoldInputs, use_cuda: bool) -> DataLoader:
     """The test images, in order, through the evaluation transform."""
     return eval_loader(prep.test_cache.pixels_file, np.arange(len(prep.test_samples)),
                        prep.data_cfg, prep.cfg, use_cuda)

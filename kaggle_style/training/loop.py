@@ -19,7 +19,7 @@ from kaggle_style.metrics import log_loss
 from kaggle_style.training.checkpoint import RUNS_FIX, Checkpoints
 from kaggle_style.training.config import NON_MODEL_KEYS, TrainConfig, model_differences, model_hash
 from kaggle_style.training.data import (
-    Prepared,
+    FoldInputs,
     batch_normalizer,
     fold_loaders,
     make_test_loader,
@@ -62,7 +62,7 @@ def make_accelerator(cfg: TrainConfig):
     )
 
 
-def train_fold(prep: Prepared, fold: int, accelerator,
+def train_fold(prep: FoldInputs, fold: int, accelerator,
                on_epoch_end: EpochCallback | None = None) -> FoldResult:
     """Train on every fold but `fold`; predict `fold` (OOF) and the test set."""
     from accelerate.utils import set_seed
@@ -227,7 +227,7 @@ def _read_loss(running: torch.Tensor, steps: int, where: str, bar, lr: float,
         on_loss(step, mean, lr)
 
 
-def _oof_frame(prep: Prepared, fold: int, probs: np.ndarray, val_rows) -> pd.DataFrame:
+def _oof_frame(prep: FoldInputs, fold: int, probs: np.ndarray, val_rows) -> pd.DataFrame:
     """OOF rows for every image of the fold; an image with no readable view gets the prior."""
     frame = per_image(probs, prep.train_samples.ids[val_rows])
     fold_ids = prep.folds.loc[prep.folds[FOLD_COL] == fold, ID_COL]

@@ -32,7 +32,7 @@ from kaggle_style.metrics import format_summary, score
 from kaggle_style.prediction_files import write_predictions
 from kaggle_style.run_contract import DONE_FILE, read_done, remove_combined
 from kaggle_style.training.config import TrainConfig, model_hash
-from kaggle_style.training.data import Prepared, prepare_data
+from kaggle_style.training.data import FoldInputs, prepare_data
 from kaggle_style.training.fold_locks import FoldLock, live_locks
 from kaggle_style.training.loop import EpochCallback, make_accelerator, train_fold
 from kaggle_style.training.pseudo_labels import FOLDS_HASH_KEY, check_sources, file_sha256
@@ -108,7 +108,7 @@ def _everyone_agrees(accelerator, flag: bool) -> bool:
     return bool(broadcast_object_list([flag])[0])
 
 
-def _write_fold(prep: Prepared, fold_dir: Path, result, key: str) -> None:
+def _write_fold(prep: FoldInputs, fold_dir: Path, result, key: str) -> None:
     write_predictions(fold_dir / OOF_FILE, result.oof)
     if result.test is not None:
         write_predictions(fold_dir / TEST_FILE, result.test)
@@ -121,7 +121,7 @@ def _write_fold(prep: Prepared, fold_dir: Path, result, key: str) -> None:
     print(format_summary(f"{prep.cfg.name} fold {result.fold}", scores))
 
 
-def _finish(prep: Prepared, all_folds: list[int], wanted: list[int], key: str, started: float,
+def _finish(prep: FoldInputs, all_folds: list[int], wanted: list[int], key: str, started: float,
             main: bool) -> dict[str, Any]:
     run_dir = prep.cfg.run_dir
     marks = {f: read_done(run_dir / f"fold{f}", key) for f in all_folds}
@@ -145,7 +145,7 @@ def _finish(prep: Prepared, all_folds: list[int], wanted: list[int], key: str, s
     return summary
 
 
-def _combine(prep: Prepared, folds: list[int], run_dir: Path) -> dict[str, Any]:
+def _combine(prep: FoldInputs, folds: list[int], run_dir: Path) -> dict[str, Any]:
     oof = pd.concat([_read_fold(run_dir / f"fold{f}" / OOF_FILE) for f in folds])
     oof = oof.set_index(ID_COL).loc[prep.folds[ID_COL]].reset_index()
     write_predictions(run_dir / OOF_FILE, oof)
@@ -166,6 +166,6 @@ def _read_fold(path: Path) -> pd.DataFrame:
     return read_csv(path)
 
 
-def _score_frame(prep: Prepared, frame: pd.DataFrame) -> dict[str, Any]:
+def _score_frame(prep: FoldInputs, frame: pd.DataFrame) -> dict[str, Any]:
     y = np.array([prep.label_of[i] for i in frame[ID_COL]])
     return score(y, frame[list(CLASSES)].to_numpy())
