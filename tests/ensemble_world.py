@@ -8,6 +8,7 @@ never see the hour (so the time step can help).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +19,17 @@ from scipy.special import softmax
 from kaggle_style.constants import CLASSES, ID_COL, META_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 from kaggle_style.detect.mdjson import write as write_detections
+from kaggle_style.ensemble.chain import RowFacts, fixed_stream, run_step
 from kaggle_style.ensemble.config import EnsembleConfig
 from kaggle_style.ensemble.inputs import Inputs, Meta
 from kaggle_style.ensemble.sequences import sequence_ids
+from kaggle_style.ensemble.sites import (
+    DEFAULT_STRENGTHS,
+    _prepared,
+    _row_losses,
+    apply_sites,
+    fit_sites,
+)
 from kaggle_style.prediction_files import make_frame, write_predictions
 
 K = len(CLASSES)
@@ -220,3 +229,38 @@ def written_world(tmp_path: Path) -> tuple[World, list[str], Path]:
 
 def world_config(root: Path, runs: list[str], **kw) -> EnsembleConfig:
     return EnsembleConfig(runs=runs, data=str(root), out=str(root / "ens"), n_starts=1, **kw)
+
+
+# The one-model nested site adaptation the tests compare the chain's step against.
+@dataclass
+class NestedSiteAdapt:
+    """Strength and source prior fitted on k-1 folds and applied to the held-out fold."""
+
+    probs: np.ndarray  # held-out adapted probabilities, one row per input row
+    log_loss_before: float
+    log_loss_after: float
+    strength_per_fold: dict[str, float | None]
+
+
+def nested_site_adapt(
+    probs: np.ndarray,
+    y: np.ndarray,
+    sites: Sequence[object] | np.ndarray,
+    folds: np.ndarray,
+    strengths: Sequence[float] = DEFAULT_STRENGTHS,
+) -> NestedSiteAdapt:
+    """An honest estimate of what adaptation does to one model's OOF predictions."""
+    y = np.asarray(y, dtype=np.int64)
+    rows = RowFacts(y=y, folds=np.asarray(folds), sites=np.asarray(sites).astype(str))
+    stream = fixed_stream(np.asarray(probs, np.float64), np.empty((0, probs.shape[1])), folds)
+    result = run_step(stream, rows, RowFacts(sites=np.empty(0, str)),
+                      lambda p, r: fit_sites(p, r, strengths), apply_sites)
+    nested = result.stream.nested()
+    if nested is None:
+        raise ValueError("a nested estimate needs at least two folds")
+    return NestedSiteAdapt(
+        probs=nested,
+        log_loss_before=float(_row_losses(_prepared(probs), y).mean()),
+        log_loss_after=float(_row_losses(nested, y).mean()),
+        strength_per_fold={k: v.strength for k, v in result.fold_params.items()},
+    )

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from ensemble_world import MODELS, World, make_world
+from ensemble_world import MODELS, World, make_world, nested_site_adapt
 
 from kaggle_style.ensemble import chain, run
 from kaggle_style.ensemble.chain import StepPredictions, StepResult
@@ -27,7 +27,6 @@ from kaggle_style.ensemble.run import EnsembleConfig, EnsembleResult, build_ense
 from kaggle_style.ensemble.sites import (
     DEFAULT_STRENGTHS,
     adapt_site_priors,
-    nested_site_adapt,
     source_priors,
     strength_losses,
 )

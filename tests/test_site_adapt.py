@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from ensemble_world import nested_site_adapt
 from scipy.special import softmax
 
 from kaggle_style.constants import CLASSES, ENSEMBLE_FILE, ID_COL, OOF_FILE, TEST_FILE
@@ -16,7 +17,6 @@ from kaggle_style.ensemble.sites import (
     adapt_site_priors,
     choose_strength,
     em_priors,
-    nested_site_adapt,
     source_priors,
 )
 from kaggle_style.metrics import log_loss

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from kaggle_style.constants import CLASSES
-from kaggle_style.ensemble.chain import RowFacts, fixed_stream, run_step
+from kaggle_style.ensemble.chain import RowFacts
 
 # Pseudo-counts to try; a site of n images moves halfway to its EM estimate when n == alpha.
 DEFAULT_STRENGTHS: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)
@@ -250,40 +250,6 @@ def fit_sites(
 def apply_sites(fit: SiteFit, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
     """Adapt new rows' sites (labels are never read)."""
     return adapt_site_priors(probs, rows.sites, fit.source_prior, fit.strength)[0]
-
-
-@dataclass
-class NestedSiteAdapt:
-    """Strength and source prior fitted on k-1 folds and applied to the held-out fold."""
-
-    probs: np.ndarray  # held-out adapted probabilities, one row per input row
-    log_loss_before: float
-    log_loss_after: float
-    strength_per_fold: dict[str, float | None]
-
-
-def nested_site_adapt(
-    probs: np.ndarray,
-    y: np.ndarray,
-    sites: Sequence[object] | np.ndarray,
-    folds: np.ndarray,
-    strengths: Sequence[float] = DEFAULT_STRENGTHS,
-) -> NestedSiteAdapt:
-    """An honest estimate of what adaptation does to one model's OOF predictions."""
-    y = np.asarray(y, dtype=np.int64)
-    rows = RowFacts(y=y, folds=np.asarray(folds), sites=np.asarray(sites).astype(str))
-    stream = fixed_stream(np.asarray(probs, np.float64), np.empty((0, probs.shape[1])), folds)
-    result = run_step(stream, rows, RowFacts(sites=np.empty(0, str)),
-                      lambda p, r: fit_sites(p, r, strengths), apply_sites)
-    nested = result.stream.nested()
-    if nested is None:
-        raise ValueError("a nested estimate needs at least two folds")
-    return NestedSiteAdapt(
-        probs=nested,
-        log_loss_before=float(_row_losses(_prepared(probs), y).mean()),
-        log_loss_after=float(_row_losses(nested, y).mean()),
-        strength_per_fold={k: v.strength for k, v in result.fold_params.items()},
-    )
 
 
 def site_prior_table(

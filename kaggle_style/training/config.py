@@ -38,8 +38,6 @@ NON_MODEL_KEYS = frozenset(
      "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
      "allow_outside_data", "normalize_on", "grad_checkpointing"}
 )
-# Learning keys added after runs began: left out of the hash at their default, so those runs resume.
-LATER_KEYS = {"augment_on": "worker", "pseudo_labels": None}
 
 
 @dataclass
@@ -133,13 +131,10 @@ class TrainConfig:
         return Path(self.runs_dir) / self.name
 
 
-_UNSET = object()
-
 
 def model_hash(cfg: TrainConfig) -> str:
     """Hash of the keys that change what is learned: a fold trained under another is stale."""
-    values = {k: v for k, v in config_dict(cfg).items()
-              if k not in NON_MODEL_KEYS and LATER_KEYS.get(k, _UNSET) != v}
+    values = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
     if cfg.pseudo_labels is not None:  # what the pseudo-labels are, not only where they live
         values["pseudo_labels"] = {**cfg.pseudo_labels,
                                    "source": source_hash(cfg.pseudo_labels, cfg.runs_dir)}
@@ -149,5 +144,5 @@ def model_hash(cfg: TrainConfig) -> str:
 def model_differences(old: dict[str, Any], cfg: TrainConfig) -> list[str]:
     """`key: old -> new` for each learning key that differs from a saved resolved config."""
     new = config_dict(cfg)
-    return [f"{k}: {old.get(k, LATER_KEYS.get(k))!r} -> {new[k]!r}" for k in sorted(new)
-            if k not in NON_MODEL_KEYS and old.get(k, LATER_KEYS.get(k)) != new[k]]
+    return [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in sorted(new)
+            if k not in NON_MODEL_KEYS and old.get(k) != new[k]]
