@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from kaggle_style import files
 from kaggle_style.errors import UserError
-from kaggle_style.files import parse_yaml
 
 T = TypeVar("T")
 
@@ -75,16 +75,7 @@ def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     mappings (`search_space`) merge key by key, and `null` there drops a base's key.
     """
     path = Path(path)
-    if not path.is_file():
-        what = "is a folder, not a config file" if path.is_dir() else "config file not found"
-        raise ConfigError(f"{path}: {what}; check the --config path")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
-    except OSError as err:
-        raise ConfigError(f"{path}: cannot read the config file ({err.strerror})") from err
-    data = parse_yaml(text, str(path), ConfigError) or {}
+    data = files.read_yaml(path, ConfigError, "config file", "check the --config path") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must be a mapping of keys to values")
     if "base" not in data:

@@ -308,16 +308,19 @@ def parse_yaml(text: str, where: str, error: type[Exception] = UserError) -> Any
         raise error(f"{where}:{line} malformed YAML ({reason}); fix the file") from err
 
 
-def read_yaml(path: str | os.PathLike, error: type[Exception] = UserError) -> Any:
-    """`parse_yaml` of a file, with a missing or non-UTF-8 file as one `error` naming it."""
+def read_yaml(path: str | os.PathLike, error: type[Exception] = UserError,
+              kind: str = "YAML file", hint: str = "check the path") -> Any:
+    """`parse_yaml` of a file; a missing, unreadable or non-UTF-8 file is one `error` naming it."""
     path = Path(path)
     if not path.is_file():
-        what = "is a folder, not a YAML file" if path.is_dir() else "file not found"
-        raise error(f"{path}: {what}; check the path")
+        what = f"is a folder, not a {kind}" if path.is_dir() else f"{kind} not found"
+        raise error(f"{path}: {what}; {hint}")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise error(f"{path}: not UTF-8 text (byte {err.start}); save it as UTF-8") from err
+    except OSError as err:
+        raise error(f"{path}: cannot read the {kind} ({err.strerror})") from err
     return parse_yaml(text, str(path), error)
 
 
