@@ -51,3 +51,19 @@ def tiny_folds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def _quiet_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two CI cores: keep libraries from oversubscribing them."""
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> dict:
+    """Three synthetic model runs on disk (tests/ensemble_world.py), for the ensemble tests."""
+    from ensemble_world import write_synthetic
+
+    return write_synthetic(tmp_path)
+
+
+@pytest.fixture
+def world_files(tmp_path: Path) -> tuple:
+    """A generated ensemble world written as run folders (tests/ensemble_world.py)."""
+    from ensemble_world import written_world
+
+    return written_world(tmp_path)

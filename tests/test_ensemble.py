@@ -14,12 +14,9 @@ import pytest
 import yaml
 from ensemble_world import (
     K,
-    World,
     model_probs,
     synthetic_config,
     world_config,
-    write_synthetic,
-    written_world,
 )
 from scipy.special import softmax
 from sklearn.linear_model import LogisticRegression
@@ -48,17 +45,6 @@ from kaggle_style.ensemble.sequences import Pooling, apply_pooling, apply_time, 
 from kaggle_style.errors import UserError
 from kaggle_style.metrics import log_loss
 from kaggle_style.prediction_files import probs_of, read_predictions, write_predictions
-
-
-@pytest.fixture
-def synthetic(tmp_path: Path) -> dict:
-    return write_synthetic(tmp_path)
-
-
-@pytest.fixture
-def world_files(tmp_path: Path) -> tuple[World, list[str], Path]:
-    return written_world(tmp_path)
-
 
 
 def test_temperature_lowers_overconfident_log_loss():

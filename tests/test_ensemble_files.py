@@ -15,13 +15,10 @@ import pandas as pd
 import pytest
 from ensemble_world import (
     K,
-    World,
     make_world,
     synthetic_config,
     world_config,
-    write_synthetic,
     write_world,
-    written_world,
 )
 from PIL import Image
 from safetensors.numpy import save_file
@@ -50,16 +47,6 @@ from kaggle_style.errors import UserError
 from kaggle_style.prediction_files import probs_of, read_predictions, write_predictions
 
 # ----------------------------------------------------------------------------- config, runs
-
-
-@pytest.fixture
-def synthetic(tmp_path: Path) -> dict:
-    return write_synthetic(tmp_path)
-
-
-@pytest.fixture
-def world_files(tmp_path: Path) -> tuple[World, list[str], Path]:
-    return written_world(tmp_path)
 
 
 
