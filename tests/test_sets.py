@@ -4,12 +4,15 @@ that load, every real recipe can be tuned, and the leaderboard set trains the le
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import optuna
 import pytest
+import yaml
 
+from benchmarks.recipe_gpu import TRAIN_IMAGES, VIEWS
 from kaggle_style.cli import main
 from kaggle_style.config import ConfigError, resolve_config
 from kaggle_style.ensemble.run import EnsembleConfig
@@ -183,3 +186,36 @@ def test_case7_a_data_path_with_a_space_works_through_make(tmp_path: Path) -> No
     done = _make("folds", f"DATA={data}", f"OUT={out}")  # a real stage through make
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (out / "folds" / "folds.csv").read_text().startswith("id,site,label,fold")
+
+
+def _recipes(*sets: str) -> dict[str, Path]:
+    return {m: p for s in sets for m, p in load_set(s, REPO).model_configs.items()}
+
+
+def _cited_epochs(path: Path) -> int:
+    """The epoch count in a recipe's one comment line that cites its paper."""
+    cited = [line for line in path.read_text().splitlines()
+             if line.startswith("# Fine-tuning as")]
+    assert len(cited) == 1, f"{path.name}: no one 'Fine-tuning as' line citing its paper"
+    found = re.findall(r"(\d+) epochs", cited[0])
+    assert found, f"{path.name}: its citation names no epoch count"
+    return int(found[-1])
+
+
+def test_fast_and_leaderboard_recipes_train_their_papers_epochs() -> None:
+    """A recipe's `epochs` (its own or its base's) is the count its cited paper fine-tunes for."""
+    for name, path in _recipes("fast", "leaderboard").items():
+        base = path
+        while "# Fine-tuning as" not in base.read_text():
+            base = path.parent / yaml.safe_load(base.read_text())["base"]
+        assert resolve_config(TrainConfig, path).epochs == _cited_epochs(base), name
+
+
+def test_each_recipes_ema_leaves_under_one_percent_of_the_starting_weights() -> None:
+    """EMA decay is about 1 - 5/steps of the recipe's run on the real folds (README, resnet50.yaml):
+    changing epochs or batch without the decay would leave the zero head in the average."""
+    for name, path in _recipes("fast", "leaderboard").items():
+        cfg = resolve_config(TrainConfig, path)
+        steps = TRAIN_IMAGES * VIEWS[cfg.view] * cfg.epochs / (cfg.batch_size * cfg.grad_accum)
+        left = cfg.ema_decay ** steps
+        assert 0.001 < left < 0.01, f"{name}: {left:.4f} of the start left after {steps:.0f} steps"
