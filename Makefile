@@ -258,14 +258,19 @@ tune-set: | $(STAMP) ## one study per model of SET, in turn (TRIALS each, same S
 tune-export: | $(STAMP) ## write the study's best trial as configs/<study>.best.yaml
 	$(KS) tune-export --study $(STUDY) --storage $(STORAGE) --out configs/$(STUDY).best.yaml
 
+# pytest-xdist: TEST_WORKERS processes share the tests (each test's torch on one thread, see
+# tests/conftest.py); the slowest tests run first, so no long one is left for last. 1: in order.
+TEST_WORKERS ?= 2
+PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist worksteal)
+
 test: $(STAMP) ## the default test suite (CPU, under 15 minutes)
-	$(VENV)/bin/pytest -q
+	$(PYTEST)
 
 test-slow: $(STAMP) ## slow tests only (fault injection, every config, real-data training)
-	$(VENV)/bin/pytest -q -m slow
+	$(PYTEST) -m slow
 
 test-all: $(STAMP) ## every test
-	$(VENV)/bin/pytest -q -m ''
+	$(PYTEST) -m ''
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check kaggle_style tests benchmarks

@@ -47,10 +47,28 @@ def tiny_folds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return out
 
 
+# Under pytest-xdist (`make test`) each worker process is one of the CI's two cores: its torch,
+# and the commands its tests start, get one thread each instead of fighting over both.
+XDIST_WORKER = "PYTEST_XDIST_WORKER" in os.environ
+THREADS = "1" if XDIST_WORKER else os.environ.get("OMP_NUM_THREADS", "2")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if XDIST_WORKER:
+        import torch
+
+        torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`heavy` tests first, so the workers share them out and no long one runs alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
+
+
 @pytest.fixture(autouse=True)
 def _quiet_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two CI cores: keep libraries from oversubscribing them."""
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+    monkeypatch.setenv("OMP_NUM_THREADS", THREADS)
 
 
 @pytest.fixture

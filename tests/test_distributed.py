@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "configs" / "tiny-cpu.yaml"
 
 
+@pytest.mark.heavy
 def test_two_process_launch_matches_the_single_process_contract(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ):

@@ -95,6 +95,7 @@ def test_plan_skips_a_complete_run_and_refuses_a_missing_folds_file(
     assert [f for _, f in fresh.folds] == [0, 1] and [c.name for c in fresh.finish] == ["a"]
 
 
+@pytest.mark.heavy
 def test_local_executor_requeues_a_preempted_fold_and_resumes_it(
         tiny_data: Path, two_folds: Path, tmp_path: Path) -> None:
     """Fold 0 is preempted (submitit's signal) after its first epoch: submitit requeues it, the

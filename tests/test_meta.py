@@ -163,6 +163,7 @@ def test_read_meta_checks_the_contract(tmp_path: Path) -> None:
         read_meta(path, ids=["ZJ1", "ZJ3"])
 
 
+@pytest.mark.heavy
 def test_demo_clocks_are_read_as_the_generator_wrote_them(tmp_path: Path) -> None:
     data = generate_demo_data(tmp_path / "demo", seed=4, n_train=60, n_test=20, width=320,
                               height=180, n_train_sites=6, n_test_sites=2)

@@ -81,6 +81,7 @@ def test_predict_folder_with_sites_and_a_bad_image(
     assert bad["error"].str.contains("broken.jpg").all()
 
 
+@pytest.mark.heavy
 def test_ensemble_run_blends_members_and_adapts_sites(
     tiny_run: Path, new_deployment: Path, tmp_path: Path
 ) -> None:

@@ -77,6 +77,7 @@ def test_finished_folds_are_skipped_and_changed_config_retrains(
     assert (cfg.run_dir / "fold0" / "oof.csv").stat().st_mtime_ns != first
 
 
+@pytest.mark.heavy
 def test_killed_training_resumes_to_the_same_oof(tiny_data: Path, tiny_folds: Path, tmp_path: Path):
     """SIGKILL after the first epoch's checkpoint, --resume, and the OOF equals a clean run's."""
     args = ["--data", str(tiny_data), "--folds-file", str(tiny_folds), "--backbone", "test_resnet",
@@ -195,6 +196,7 @@ def test_resume_refuses_a_changed_config_and_says_what_changed(
     assert summary["folds"]["1"]["model_hash"] == summary["model_hash"]
 
 
+@pytest.mark.heavy
 def test_retraining_one_fold_under_a_new_config_withdraws_the_run_files(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ):
@@ -208,6 +210,7 @@ def test_retraining_one_fold_under_a_new_config_withdraws_the_run_files(
         check_run(cfg.run_dir)
 
 
+@pytest.mark.heavy
 def test_another_config_cannot_train_into_a_run_being_trained(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ):
@@ -229,6 +232,7 @@ def test_another_config_cannot_train_into_a_run_being_trained(
     assert summary["trained_folds"] == [0, 1, 2]
 
 
+@pytest.mark.heavy
 def test_two_processes_on_one_run_train_each_fold_once(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ):
@@ -295,6 +299,7 @@ def test_check_run_needs_test_file_only_where_folds_predicted_a_test_set(tmp_pat
         check_run(run)
 
 
+@pytest.mark.heavy
 def test_out_of_memory_halves_the_micro_batch_and_matches_a_run_started_there(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path, monkeypatch, capsys
 ):

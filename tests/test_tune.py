@@ -220,6 +220,7 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.Monke
 # SQLite: a real study on tiny data, exported and retrained
 
 
+@pytest.mark.heavy
 def test_sqlite_study_then_export_reproduces_the_best_trial(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -310,6 +311,7 @@ def pg_study() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+@pytest.mark.heavy
 @pytest.mark.postgres
 def test_three_worker_processes_share_a_postgres_study(
     pg_url: str, pg_study: str, tiny_data: Path, tiny_folds: Path, tmp_path: Path
@@ -340,6 +342,7 @@ def test_three_worker_processes_share_a_postgres_study(
         assert t.intermediate_values[1] == pytest.approx(done["history"][-1], abs=1e-12)
 
 
+@pytest.mark.heavy
 @pytest.mark.postgres
 def test_killed_worker_trial_is_failed_retried_and_bad_trials_pruned(
     pg_url: str, pg_study: str, tmp_path: Path
@@ -398,6 +401,7 @@ def test_killed_worker_trial_is_failed_retried_and_bad_trials_pruned(
 # several ranks, one trial
 
 
+@pytest.mark.heavy
 def test_two_ranks_run_each_trial_together_not_one_trial_per_rank(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ) -> None:
