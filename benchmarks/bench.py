@@ -17,9 +17,9 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from benchmarks.common import run_main
 from benchmarks.data_path import DATA_PATHS, data_side, path_figures, rate, sync, timed
 from benchmarks.frames import make_frames
+from kaggle_style.config import stage_config
 from kaggle_style.constants import CLASSES
 from kaggle_style.files import usable_cpus
 from kaggle_style.training.config import TrainConfig
@@ -35,7 +36,7 @@ from kaggle_style.training.inference import predict_probs
 from kaggle_style.training.recipe import accelerator_settings, optimisation_step
 
 
-@dataclass(frozen=True)
+@stage_config(frozen=True)
 class BenchConfig:
     """What to measure; fields left None take the device's defaults (`device_defaults`)."""
 
@@ -44,7 +45,7 @@ class BenchConfig:
     batch_size: int | None = None
     n_images: int | None = None  # JPEG files: one training epoch and one inference pass
     workers: int = -1  # data-loader workers; -1: the trainer's choice for this machine
-    device: str = "auto"  # auto | cpu | cuda
+    device: Literal["auto", "cpu", "cuda"] = "auto"
     compile: bool = False
     epochs: int | None = None  # end-to-end epochs: the first builds the cache, the rest reuse it
     bound_steps: int | None = None  # timed steps of the model-only bound (after warm-up)
@@ -82,8 +83,6 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, not {cfg.device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda, but torch sees no CUDA device")
     filled = {k: v for k, v in device_defaults(device).items() if getattr(cfg, k) is None}

@@ -17,7 +17,7 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from benchmarks.common import run_main, shared_data
 from benchmarks.data_path import DATA_PATHS
 from benchmarks.sized_data import generated_tables, write_sized_folder
 from benchmarks.stage_runner import StageFailed, StageTimer
+from kaggle_style.config import stage_config
 from kaggle_style.constants import OOF_FILE, SUBMISSION_FORMAT, TRAIN_LABELS
 from kaggle_style.errors import UserError
 
@@ -34,7 +35,7 @@ DETECTOR_WEIGHTS = "models/megadetector_lite/yolox_tiny_640_20220528.pth"
 PARTS = ("bench", "pipeline")
 
 
-@dataclass(frozen=True)
+@stage_config(frozen=True)
 class GpuCheckConfig:
     """Sizes of both parts; `small()` gives the CPU-sized variant."""
 

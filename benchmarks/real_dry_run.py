@@ -22,17 +22,19 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from benchmarks.common import run_main, shared_data
 from benchmarks.growth import format_growth, growth, startup_seconds
 from benchmarks.sized_data import write_images
 from benchmarks.stage_runner import StageFailed, StageTimer
+from kaggle_style.config import Count, stage_config
 from kaggle_style.constants import (
     CLASS_INDEX,
     CLASSES,
@@ -65,34 +67,25 @@ class DryRunFailed(RuntimeError):
     """A stage exited non-zero: a bug or a broken environment, not a user's mistake."""
 
 
-@dataclass(frozen=True)
+@stage_config(frozen=True)
 class DryRunConfig:
     """Sizes of the dry run; only the model and its step caps are cut down."""
 
     work_dir: str = "real_dry_run"
     source: str = ""  # the folder of the real Conser-vision CSVs
-    fraction: float = 1.0  # of the train and of the test sites, whole sites only
+    # of the train and of the test sites, whole sites only
+    fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
     seed: int = 0
-    frame_width: int = 64
-    frame_height: int = 48
-    unique_frames: int = 64
-    n_splits: int = 5
+    frame_width: Count = 64
+    frame_height: Count = 48
+    unique_frames: Count = 64
+    n_splits: Annotated[int, Field(ge=2)] = 5
     recipe: str = str(REPO / "configs" / "tiny-cpu.yaml")
     view: View = "crop"
-    max_steps: int = 20  # training steps per epoch and fold
-    max_eval_steps: int = 5  # the per-epoch check; the OOF and test files still cover every id
-    threads: int = 1  # torch / OpenMP threads per stage process
+    max_steps: Count = 20  # training steps per epoch and fold
+    max_eval_steps: Count = 5  # the per-epoch check; the OOF and test files still cover every id
+    threads: Count = 1  # torch / OpenMP threads per stage process
     report: bool = True
-
-    def __post_init__(self) -> None:
-        """Bad sizes fail here, before any file is written."""
-        if not 0.0 < self.fraction <= 1.0:
-            raise UserError(f"fraction: {self.fraction!r} must be in (0, 1]")
-        lows = {"n_splits": 2, "threads": 1, "max_steps": 1, "max_eval_steps": 1,
-                "frame_width": 1, "frame_height": 1, "unique_frames": 1}
-        for key, low in lows.items():
-            if getattr(self, key) < low:
-                raise UserError(f"{key}: {getattr(self, key)!r} must be at least {low}")
 
 
 def _pick_sites(frame: pd.DataFrame, fraction: float, minimum: int, rng) -> pd.DataFrame:

@@ -1,9 +1,9 @@
-"""Typed stage configs: dataclass defaults < YAML file < command line; unknown keys are errors.
+"""Typed stage configs on pydantic: dataclass defaults < YAML file < `--set` < command line.
 
-Every stage defines one dataclass. `resolve_config` merges the three layers and checks each
-value against the field's type, so a typo in a YAML key or a `--set` fails before any work; the
-dataclass's `__post_init__` checks ranges with `check_range` (and choices with `check_choices`
-when built directly), and the error names the layer (file, `--set`, flag) that set the key.
+Each stage's config is a `@stage_config` pydantic dataclass (unknown keys forbidden) whose field
+types carry the checks (`Count`, `Literal[...]`) under this project's coercion (`_config_type`);
+only checks across fields live in `__post_init__`. A failure, in code or in `resolve_config`, is
+one ConfigError naming the key, and the layer (file, `--set`, `command line`) that set it.
 """
 
 from __future__ import annotations
@@ -11,19 +11,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-import yaml
+import pydantic.dataclasses
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError
 
 from kaggle_style import files
 from kaggle_style.errors import UserError
 
 T = TypeVar("T")
+
+CONFIG = ConfigDict(extra="forbid", validate_default=True)  # every stage config's settings
+Count = Annotated[int, Field(ge=1)]
+Whole = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 class ConfigError(UserError, ValueError):
@@ -34,17 +41,35 @@ class ConfigError(UserError, ValueError):
         self.key = key
 
 
+def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
+    """Make `cls` a stage config: a pydantic dataclass under `CONFIG`, its fields' types read
+    through `_config_type`, and a failed check one ConfigError naming the key."""
+
+    def make(cls: type[T]) -> type[T]:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        cls.__annotations__ = {k: _config_type(hints[k]) for k in cls.__annotations__}
+        made = pydantic.dataclasses.dataclass(cls, config=CONFIG, frozen=frozen)
+        validate = made.__init__
+
+        @functools.wraps(validate)
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                validate(self, *args, **kwargs)
+            except ValidationError as err:
+                raise _config_error(err, made, kwargs) from None
+
+        made.__init__ = __init__  # type: ignore[method-assign]
+        return made
+
+    return make if cls is None else make(cls)
+
+
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults."""
     parser.add_argument("--config", type=Path, help="YAML file whose keys override the defaults")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
-    )
+    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config keys (values parsed as YAML), "
+                             "e.g. --set lr=3e-4 epochs=2")
 
 
 def cli_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -57,14 +82,14 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ConfigError(f"override '{item}' is not KEY=VALUE")
-        try:
-            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError as err:
-            raise ConfigError(
-                f"--set {item}: the value is not valid YAML ({_yaml_problem(err)}); quote it"
-            ) from err
+        try:  # an empty value is null
+            out[key] = files.parse_yaml(value, "--set", ConfigError)
+        except ConfigError as err:
+            raise ConfigError(f"--set {item}: the value is not valid YAML "
+                              f"({files.yaml_reason(err.__cause__)}); quote it", key) from err
     return out
 
 
@@ -100,24 +125,13 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _yaml_problem(err: yaml.YAMLError) -> str:
-    """PyYAML's reason without its multi-line context (the CLI prints one line)."""
-    problem = getattr(err, "problem", None) or str(err)
-    context = getattr(err, "context", None)
-    return " ".join(f"{context + ', ' if context else ''}{problem}".split())
-
-
-def resolve_config(
-    cls: type[T],
-    path: str | Path | None = None,
-    overrides: Mapping[str, Any] | Sequence[str] = (),
-    *,
-    cli: Mapping[str, Any] | None = None,
-    **cli_values: Any,
-) -> T:
+def resolve_config(cls: type[T], path: str | Path | None = None,
+                   overrides: Mapping[str, Any] | Sequence[str] = (), *,
+                   cli: Mapping[str, Any] | None = None, **cli_values: Any) -> T:
     """Defaults < YAML (`path`) < `overrides` < explicit `cli` and `cli_values` (those not None).
 
-    `cli` carries flags whose names clash with this function's own (a stage's `overrides`)."""
+    `cli` carries flags whose names clash with this function's own (a stage's `overrides`).
+    A plain dataclass (not `@stage_config`) gets each value checked against its field's type."""
     cli_values = {**(cli or {}), **cli_values}
     layers: list[tuple[str, Mapping[str, Any]]] = []
     if path is not None:
@@ -126,27 +140,23 @@ def resolve_config(
         items = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
         layers.append(("--set", items))
     layers.append(("command line", {k: v for k, v in cli_values.items() if v is not None}))
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     merged: dict[str, Any] = {}
     source_of: dict[str, str] = {}
     for source, layer in layers:
-        checked = _checked(cls, layer, source)
-        merged.update(checked)
-        source_of.update(dict.fromkeys(checked, source))
+        if set(layer) - names:
+            raise ConfigError(f"{source}: {_unknown(cls, set(layer) - names)}")
+        merged.update(layer)
+        source_of.update(dict.fromkeys(layer, source))
     try:
+        if not pydantic.dataclasses.is_pydantic_dataclass(cls):
+            hints = typing.get_type_hints(cls, include_extras=True)
+            merged = {k: _coerce(v, hints[k], k) for k, v in merged.items()}
         return cls(**merged)
     except ConfigError as err:
-        key = err.key or _key_named(str(err), source_of)
-        if key in source_of:  # say which layer set the bad value
-            raise ConfigError(f"{source_of[key]}: {err}", key) from err
+        if err.key in source_of:  # say which layer set the bad value
+            raise ConfigError(f"{source_of[err.key]}: {err}", err.key) from err
         raise
-
-
-def _key_named(message: str, keys: Mapping[str, Any]) -> str | None:
-    """The key a `__post_init__` message starts with (`lr=nan: ...`, `lr: ...`), if any."""
-    for key in sorted(keys, key=len, reverse=True):
-        if message.startswith(key) and message[len(key):len(key) + 1] in ("=", ":", " "):
-            return key
-    return None
 
 
 def plain(value: Any) -> Any:
@@ -165,153 +175,107 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
-def check_range(
-    cfg: Any,
-    name: str,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-    allow_none: bool = False,
-) -> None:
-    """For `__post_init__`: field `name` is a finite number within the bounds (open = strict).
-
-    Checking here, before any work, turns `lr: nan` or `batch_size: 0` into one line naming the
-    key instead of a crash deep inside torch or numpy.
-    """
-    value = getattr(cfg, name)
-    if value is None and allow_none:
-        return
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok:
-        too_low = low is not None and (value <= low if low_open else value < low)
-        too_high = high is not None and (value >= high if high_open else value > high)
-        ok = not (too_low or too_high)
-    if not ok:
-        raise ConfigError(
-            f"{name}: {value!r} is out of range; it must be {_span(low, high, low_open, high_open)}"
-            + (" (or null)" if allow_none else ""),
-            name,
-        )
-
-
-def _span(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
-    if high is None:
-        if low is None:
-            return "a finite number"
-        return f"{'greater than' if low_open else 'at least'} {low:g}"
-    if low is None:
-        return f"{'less than' if high_open else 'at most'} {high:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
-def check_fields(cfg: Any) -> None:
-    """For `__post_init__`: every field holds a value of its type, within its `Field`
-    constraints (`Annotated[int, Field(ge=1)]`), so a config built in code fails as early as
-    one read from YAML, with the same one-line message."""
-    hints = typing.get_type_hints(type(cfg), include_extras=True)
-    for f in dataclasses.fields(cfg):
-        setattr(cfg, f.name, _coerce(getattr(cfg, f.name), hints[f.name], f.name, f.name))
+def check_range(cfg: Any, name: str, low: float | None = None, high: float | None = None,
+                low_open: bool = False, high_open: bool = False, allow_none: bool = False) -> None:
+    """For a plain dataclass's `__post_init__`: field `name` is a finite number within the
+    bounds (open = strict). A stage config says this in the field's type instead."""
+    bounds = {"gt" if low_open else "ge": low, "lt" if high_open else "le": high}
+    hint: Any = Annotated[float, Field(allow_inf_nan=False,
+                                       **{k: v for k, v in bounds.items() if v is not None})]
+    _coerce(getattr(cfg, name), hint | None if allow_none else hint, name)
 
 
 def check_choices(cfg: Any) -> None:
-    """For `__post_init__`: every `Literal`-typed field holds one of its choices, so a config
-    built in code (not through `resolve_config`) fails as early as one read from YAML."""
-    hints = typing.get_type_hints(type(cfg))
-    for f in dataclasses.fields(cfg):
-        if _choices(hints[f.name]):
-            _coerce(getattr(cfg, f.name), hints[f.name], f.name)
+    """For a plain dataclass's `__post_init__`: every `Literal`-typed field holds one of its
+    choices, so a config built in code fails as early as one read from YAML."""
+    for name, hint in typing.get_type_hints(type(cfg)).items():
+        if _choices(hint):
+            _coerce(getattr(cfg, name), hint, name)
 
 
 _UNIONS = (typing.Union, types.UnionType)
 
 
-def _checked(cls: type, layer: Mapping[str, Any], source: str) -> dict[str, Any]:
-    hints = typing.get_type_hints(cls, include_extras=True)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(layer) - names)
+def _unknown(cls: type, keys: set[str]) -> str:
+    known = sorted(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    return (f"unknown key(s) {', '.join(sorted(keys))} for {cls.__name__}; "
+            f"known keys: {', '.join(known)}")
+
+
+def _config_error(err: ValidationError, cls: type, given: Mapping[str, Any]) -> ConfigError:
+    """pydantic's errors as one ConfigError: a check's own, unknown keys, or the first bad key."""
+    errors = err.errors()
+    if not errors[0]["loc"]:  # raised in `__post_init__`: a ConfigError names its key
+        cause = errors[0].get("ctx", {}).get("error", errors[0]["msg"])
+        return cause if isinstance(cause, ConfigError) else ConfigError(str(cause))
+    unknown = {str(e["loc"][0]) for e in errors if e["type"] == "unexpected_keyword_argument"}
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown key(s) {', '.join(unknown)} for {cls.__name__}; "
-            f"known keys: {', '.join(sorted(names))}"
-        )
-    return {key: _coerce(value, hints[key], f"{source}: {key}", key)
-            for key, value in layer.items()}
+        return ConfigError(_unknown(cls, unknown), min(unknown))
+    head = errors[0]["loc"][0]
+    key = [f.name for f in dataclasses.fields(cls)][head] if isinstance(head, int) else str(head)
+    hint = typing.get_type_hints(cls, include_extras=True)[key]
+    mine = [{**e, "loc": e["loc"][1:]} for e in errors if e["loc"][:1] == (head,)]
+    return _field_error(key, given[key] if key in given else mine[0]["input"], hint, mine)
 
 
-def _coerce(value: Any, hint: Any, where: str, key: str | None = None) -> Any:
-    """`value` validated as `hint` by pydantic; a failure is one line saying what fits."""
-    from pydantic import ValidationError
-
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """`value` validated as `hint` (a plain dataclass's field); a failure is one line."""
     try:
-        return _adapter(hint).validate_python(value)
+        return TypeAdapter(_config_type(hint)).validate_python(value)
     except ValidationError as err:
-        kinds = {e["type"] for e in err.errors()}
-        bounds = _bounds(hint)
-        if bounds and kinds & _RANGE_ERRORS:
-            optional = type(None) in typing.get_args(hint)
-            raise ConfigError(f"{where}: {value!r} is out of range; it must be {_span(*bounds)}"
-                              + (" (or null)" if optional else ""), key) from None
-        choices = _choices(hint)
-        if choices and not isinstance(value, bool | list | dict):
-            raise ConfigError(f"{where}: {value!r} is not one of "
-                              f"{', '.join(map(repr, choices))}") from None
-        raise ConfigError(f"{where}: expected {_expected(hint)}, got {value!r} "
-                          f"({err.errors()[0]['msg'].lower()})") from None
+        raise _field_error(key, value, hint, err.errors()) from None
 
 
-@functools.cache
-def _adapter(hint: Any):
-    """pydantic's validator for a field's type, lax (YAML writes `3e-4` as a string) but with
-    booleans strict (`1` is not `true`) and a single value accepted for a list."""
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(_config_type(hint))
+def _field_error(key: str, value: Any, hint: Any, errors: list[Any]) -> ConfigError:
+    """One line for the errors of field `key` (their `loc` inside the field): out of range,
+    not one of the choices, or not of the type; a list's item is named by its index."""
+    first = errors[0]
+    index = [p for p in first["loc"] if isinstance(p, int)]
+    where = key + "".join(f"[{i}]" for i in index)
+    if index:
+        hint, value = _item_type(hint), first["input"]
+    kinds = {e["type"] for e in errors}
+    if "missing" in kinds:
+        return ConfigError(f"{key}: missing; this key has no default, so give it a value", key)
+    if "too_short" in kinds:
+        least = next(e["ctx"]["min_length"] for e in errors if e["type"] == "too_short")
+        return ConfigError(f"{where}: {value!r} needs at least {least} value(s)", key)
+    bounds = _bounds(hint)
+    if bounds and kinds & {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
+                           "finite_number"}:
+        optional = type(None) in _members(hint)
+        return ConfigError(f"{where}: {value!r} is out of range; it must be {_span(*bounds)}"
+                           + (" (or null)" if optional else ""), key)
+    choices = _choices(hint)
+    if choices and not isinstance(value, bool | list | dict):
+        shown = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c) for c in choices)
+        return ConfigError(f"{where}: {value!r} is not one of {shown}", key)
+    return ConfigError(f"{where}: expected {_expected(hint)}, got {value!r} "
+                       f"({first['msg'].lower()})", key)
 
 
 def _config_type(hint: Any) -> Any:
-    from pydantic import BeforeValidator, StrictBool
-
+    """A field's type with this project's rules: lax (YAML writes `3e-4` as a string, and
+    `name: 2024` is the name "2024") but booleans strict (`1` is not `true`, `true` is not a
+    number), and a single value accepted for a list."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Annotated:
         return typing.Annotated[(_config_type(args[0]), *args[1:])]
     if hint is bool:
         return StrictBool
-    if hint in (int, float):  # `true` is not a number
+    if hint in (int, float):
         return typing.Annotated[hint, BeforeValidator(_no_bool)]
-    if hint is str:  # `name: 2024` is the name "2024"
+    if hint is str:
         return typing.Annotated[str, BeforeValidator(
             lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)]
     if origin in _UNIONS:
         return typing.Union[tuple(_config_type(a) for a in args)]  # noqa: UP007 (built)
     if origin in (list, tuple):
         inner = _config_type(args[0]) if args else Any
-        return typing.Annotated[list[inner], BeforeValidator(
+        kind = list[inner] if origin is list else tuple[inner, ...]  # type: ignore[valid-type]
+        return typing.Annotated[kind, BeforeValidator(
             lambda v: v if isinstance(v, list | tuple) else [v])]
     return hint
-
-
-_RANGE_ERRORS = {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
-                 "finite_number"}
-
-
-def _bounds(hint: Any) -> tuple[float | None, float | None, bool, bool] | None:
-    """(low, high, low_open, high_open) of an `Annotated[..., Field(...)]` type, if any."""
-    if typing.get_origin(hint) in _UNIONS:
-        return next(filter(None, map(_bounds, typing.get_args(hint))), None)
-    if typing.get_origin(hint) is not typing.Annotated:
-        return None
-    low = high = None
-    low_open = high_open = False
-    for info in typing.get_args(hint)[1:]:
-        for c in getattr(info, "metadata", []):
-            for name in ("ge", "gt", "le", "lt"):
-                if getattr(c, name, None) is not None:
-                    if name[0] == "g":
-                        low, low_open = getattr(c, name), name == "gt"
-                    else:
-                        high, high_open = getattr(c, name), name == "lt"
-    return low, high, low_open, high_open
 
 
 def _no_bool(value: Any) -> Any:
@@ -320,24 +284,57 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
-def _choices(hint: Any) -> tuple[Any, ...]:
-    """The `Literal` choices a field's type allows (through `X | None`), if any."""
-    if typing.get_origin(hint) is typing.Literal:
-        return typing.get_args(hint)
+def _members(hint: Any) -> tuple[Any, ...]:
+    """The types a field allows, through `Annotated` and unions."""
+    if typing.get_origin(hint) is typing.Annotated:
+        return _members(typing.get_args(hint)[0])
     if typing.get_origin(hint) in _UNIONS:
-        return tuple(c for a in typing.get_args(hint) for c in _choices(a))
-    return ()
+        return tuple(m for a in typing.get_args(hint) for m in _members(a))
+    return (hint,)
+
+
+def _item_type(hint: Any) -> Any:
+    """The item type of a list (or tuple) field, through `Annotated` and `| None`."""
+    kinds = [m for m in _members(hint) if typing.get_origin(m) in (list, tuple)]
+    return typing.get_args(kinds[0])[0] if kinds else hint
+
+
+def _bounds(hint: Any) -> tuple[float | None, float | None, bool, bool] | None:
+    """(low, high, low_open, high_open) of an `Annotated[..., Field(ge=...)]` type, if any."""
+    got = {name: getattr(c, name) for info in _metadata(hint) for c in getattr(info, "metadata", [])
+           for name in ("ge", "gt", "le", "lt") if getattr(c, name, None) is not None}
+    if not got:
+        return None
+    return got.get("gt", got.get("ge")), got.get("lt", got.get("le")), "gt" in got, "lt" in got
+
+
+def _metadata(hint: Any) -> tuple[Any, ...]:
+    """What `Annotated` attaches to a field's type, through unions (not into a list's items)."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is typing.Annotated:
+        return (*args[1:], *_metadata(args[0]))
+    return tuple(m for a in args if typing.get_origin(hint) in _UNIONS for m in _metadata(a))
+
+
+def _span(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'greater than' if low_open else 'at least'} {low:g}"
+    return f"{'less than' if high_open else 'at most'} {high:g}"
+
+
+def _choices(hint: Any) -> tuple[Any, ...]:
+    """The `Literal` choices a field's type allows, and true, false if also a boolean."""
+    members = _members(hint)
+    literals = tuple(c for m in members if typing.get_origin(m) is typing.Literal
+                     for c in typing.get_args(m))
+    return ((True, False) if literals and bool in members else ()) + literals
 
 
 def _expected(hint: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
-    if typing.get_origin(hint) is typing.Annotated:
-        return _expected(typing.get_args(hint)[0])
-    if hint in names:
-        return names[hint]
-    if typing.get_origin(hint) in (dict, list):
-        return "a mapping" if typing.get_origin(hint) is dict else "a list"
-    if typing.get_origin(hint) in _UNIONS:
-        return " or ".join(_expected(a) if a is not type(None) else "null"
-                           for a in typing.get_args(hint))
-    return getattr(hint, "__name__", str(hint)).replace("typing.", "")
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             type(None): "null", dict: "a mapping", list: "a list", tuple: "a list"}
+    words = (names.get(typing.get_origin(m) or m) or getattr(m, "__name__", str(m))
+             for m in _members(hint))
+    return " or ".join(dict.fromkeys(w.replace("typing.", "") for w in words))

@@ -297,15 +297,19 @@ def parse_yaml(text: str, where: str, error: type[Exception] = UserError) -> Any
     malformed, too deep or alias-bombed YAML is one `error` naming `where` and the line."""
     try:
         return yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass
-    except RecursionError as err:
-        raise error(f"{where}: malformed YAML (nested too deeply); fix the file") from err
-    except yaml.YAMLError as err:
+    except (RecursionError, yaml.YAMLError) as err:
         mark = getattr(err, "problem_mark", None)
         line = f" line {mark.line + 1}, column {mark.column + 1}:" if mark is not None else ""
-        problem = getattr(err, "problem", None) or str(err)
-        context = getattr(err, "context", None)
-        reason = " ".join(f"{context + ', ' if context else ''}{problem}".split())
-        raise error(f"{where}:{line} malformed YAML ({reason}); fix the file") from err
+        raise error(f"{where}:{line} malformed YAML ({yaml_reason(err)}); fix the file") from err
+
+
+def yaml_reason(err: BaseException) -> str:
+    """Why `parse_yaml` failed, in one line: PyYAML's problem without its multi-line context."""
+    if isinstance(err, RecursionError):
+        return "nested too deeply"
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    return " ".join(f"{context + ', ' if context else ''}{problem}".split())
 
 
 def read_yaml(path: str | os.PathLike, error: type[Exception] = UserError,

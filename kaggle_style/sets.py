@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kaggle_style.config import ConfigError, resolve_config
+from kaggle_style.config import ConfigError, resolve_config, stage_config
 from kaggle_style.errors import UserError
 from kaggle_style.training.config import TrainConfig
 
@@ -22,7 +22,7 @@ class ModelSetError(UserError):
     """A set that names no file, or a file that is missing."""
 
 
-@dataclass
+@stage_config
 class ModelSet:
     """What one `configs/sets/NAME.yaml` holds."""
 
@@ -32,12 +32,13 @@ class ModelSet:
     gpu_time: str = ""  # expected GPU time, and whether it was measured or estimated
 
     def __post_init__(self) -> None:
+        """What no field type says: a set trains something, once each, and fits `make help`."""
         if not self.models:
-            raise ConfigError("models: a set needs at least one model config name")
+            raise ConfigError("models: a set needs at least one model config name", "models")
         if len(set(self.models)) != len(self.models):
-            raise ConfigError(f"models: a model is listed twice in {self.models}")
+            raise ConfigError(f"models: a model is listed twice in {self.models}", "models")
         if "\n" in self.description.strip():
-            raise ConfigError("description: one line, please")
+            raise ConfigError("description: one line, please", "description")
 
 
 @dataclass

@@ -6,35 +6,31 @@ background gives the answer away and every score is optimistic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from kaggle_style.config import check_choices, check_range
+from kaggle_style.config import stage_config
 from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.errors import UserError
 
 GroupBy = Literal["site", "none"]
 
 
-@dataclass
+@stage_config
 class FoldsConfig:
     data: str = "data/demo"
     out: str = "folds/folds.csv"
-    n_splits: int = 5
+    n_splits: Annotated[int, Field(ge=2)] = 5
     seed: int = 42
     # "site" groups by camera site (the competition's setting); "none" is plain stratified k-fold
     # for data whose sites cannot serve as groups (e.g. a species seen at one station only).
     group_by: GroupBy = "site"
     # Image paths outside the data folder are refused unless this is set (see data/tables.py).
     allow_outside_data: bool = False
-
-    def __post_init__(self) -> None:
-        check_choices(self)
-        check_range(self, "n_splits", low=2)
 
 
 def make_folds(

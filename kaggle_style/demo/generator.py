@@ -17,13 +17,14 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
+from pydantic import Field
 
-from kaggle_style.config import ConfigError, config_dict
+from kaggle_style.config import ConfigError, Count, Fraction, config_dict, stage_config
 from kaggle_style.constants import (
     CLASSES,
     FILEPATH_COL,
@@ -61,7 +62,7 @@ class DemoDataError(UserError, ValueError):
     """An output folder the generator must not write into."""
 
 
-@dataclass
+@stage_config
 class DemoDataConfig:
     """What `demo-data` makes; the defaults fit a CPU demo of a few minutes on 2 cores."""
 
@@ -71,33 +72,27 @@ class DemoDataConfig:
     n_test: int = 160
     width: int = 320
     height: int = 180
-    n_train_sites: int = 16
-    n_test_sites: int = 4
-    jpeg_quality: int = 90
-    miss_rate: float = 0.1  # share of animals the simulated detector does not find
+    n_train_sites: Count = 16
+    n_test_sites: Count = 4
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 90
+    miss_rate: Fraction = 0.1  # share of animals the simulated detector does not find
     timestamps: bool = True  # camera clocks in the real bars' layouts, species' activity hours
     bursts: bool = True  # 1-max_burst frames per visit, same animal, seconds apart
-    max_burst: int = 5
+    max_burst: Annotated[int, Field(ge=1, le=len(BURST_SHARE))] = 5
 
     def __post_init__(self) -> None:
+        """Checks across fields: the frame's size, and at least one image per site."""
         if self.width < 32 or self.height < 18:
-            raise ConfigError(
-                f"width, height: frames of {self.width}x{self.height} px are too small "
-                "(at least 32x18)"
-            )
-        if min(self.n_train_sites, self.n_test_sites) < 1:
-            raise ConfigError("n_train_sites, n_test_sites: at least one site each")
-        if self.n_train < self.n_train_sites or self.n_test < self.n_test_sites:
-            raise ConfigError(
-                f"n_train {self.n_train}, n_test {self.n_test}: at least one image per site "
-                f"({self.n_train_sites} train, {self.n_test_sites} test sites); lower the sites"
-            )
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"jpeg_quality: {self.jpeg_quality} is not in 1-100")
-        if not 0.0 <= self.miss_rate <= 1.0:
-            raise ConfigError(f"miss_rate: {self.miss_rate} is not in 0-1")
-        if not 1 <= self.max_burst <= len(BURST_SHARE):
-            raise ConfigError(f"max_burst: {self.max_burst} is not in 1-{len(BURST_SHARE)}")
+            raise ConfigError(f"width, height: frames of {self.width}x{self.height} px are too "
+                              "small (at least 32x18)", "width" if self.width < 32 else "height")
+        if self.n_train < self.n_train_sites:
+            raise ConfigError(f"n_train: {self.n_train} images cannot fill {self.n_train_sites} "
+                              "train sites (one image per site at least); lower n_train_sites",
+                              "n_train")
+        if self.n_test < self.n_test_sites:
+            raise ConfigError(f"n_test: {self.n_test} images cannot fill {self.n_test_sites} "
+                              "test sites (one image per site at least); lower n_test_sites",
+                              "n_test")
 
 
 def generate_demo_data(out: str | Path, seed: int = 0, n_train: int = DemoDataConfig.n_train,

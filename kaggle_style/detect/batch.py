@@ -13,13 +13,13 @@ import datetime as dt
 import hashlib
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
+from pydantic import Field
 
-from kaggle_style.config import ConfigError, config_dict
+from kaggle_style.config import Count, Whole, config_dict, stage_config
 from kaggle_style.constants import SHARED_DATA_ENV
 from kaggle_style.data.images import MAX_PIXELS, BadImageError
 from kaggle_style.detect import mdjson
@@ -47,7 +47,7 @@ class Detector(Protocol):
     ) -> list[list[mdjson.Detection] | str]: ...  # a str: that image's failure message
 
 
-@dataclass
+@stage_config
 class DetectConfig:
     """Options of the detect stage (defaults < --config YAML < --set < flags)."""
 
@@ -56,26 +56,16 @@ class DetectConfig:
     detector: Literal["megadetector-lite", "megadetector"] = "megadetector-lite"
     weights: Path | None = None  # None: the default file for megadetector-lite when it exists
     out: Path = Path("detections/detections.json")  # outside the data folder (may be read-only)
-    batch_size: int = 16  # images per forward pass (64+ on a GPU)
+    batch_size: Count = 16  # images per forward pass (64+ on a GPU)
     device: str = "auto"  # auto = cuda when available, else cpu
-    num_workers: int = 2  # image-decoding processes (one per spare core on a GPU box)
-    conf_threshold: float = 0.005  # lowest confidence kept (MegaDetector's own output floor)
-    nms_threshold: float = 0.45  # zamba's value for megadetector-lite
-    checkpoint_every: int = 500  # images between partial-result checkpoints
+    num_workers: Whole = 2  # image-decoding processes (one per spare core on a GPU box)
+    # lowest confidence kept (MegaDetector's own output floor)
+    conf_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.005
+    nms_threshold: Annotated[float, Field(gt=0, le=1)] = 0.45  # zamba's, for megadetector-lite
+    checkpoint_every: Count = 500  # images between partial-result checkpoints
     limit: int | None = None  # stop after this many new images (leaves a partial file)
     force: bool = False  # recompute even if `out` exists
-    max_pixels: int = MAX_PIXELS  # larger images are failures (decompression bombs)
-
-    def __post_init__(self) -> None:
-        for name in ("batch_size", "checkpoint_every", "max_pixels"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
-        if self.num_workers < 0:
-            raise ConfigError(f"num_workers: must be 0 or more, got {self.num_workers}")
-        if not 0.0 <= self.conf_threshold < 1.0:
-            raise ConfigError(f"conf_threshold: must be in [0, 1), got {self.conf_threshold}")
-        if not 0.0 < self.nms_threshold <= 1.0:
-            raise ConfigError(f"nms_threshold: must be in (0, 1], got {self.nms_threshold}")
+    max_pixels: Count = MAX_PIXELS  # larger images are failures (decompression bombs)
 
 
 def default_weights(detector: str) -> Path | None:

@@ -30,11 +30,12 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
+from pydantic import Field
 
-from kaggle_style.config import ConfigError, config_dict
+from kaggle_style.config import Count, Fraction, NonNegative, Whole, config_dict, stage_config
 from kaggle_style.constants import ID_COL
 from kaggle_style.data.crop_manifest import MANIFEST_COLUMNS
 from kaggle_style.data.images import MAX_PIXELS, BadImageError, frame_size
@@ -62,33 +63,23 @@ CROP_CONFIG = "crop_config.yaml"
 FULL_FRAME = (0.0, 0.0, 1.0, 1.0)
 
 
-@dataclass
+@stage_config
 class CropConfig:
     """Options of the crop stage (defaults < --config YAML < --set < flags)."""
 
     detections: Path = Path("detections/detections.json")
     data: Path | None = None  # DrivenData folder: ids are DrivenData ids
     images: Path | None = None  # or a folder of images: ids are relative paths
-    thresholds: list[float] = field(default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
-    pad: float = 0.1  # added on each side, as a fraction of the box's width / height
+    thresholds: Annotated[list[Fraction], Field(min_length=1)] = field(
+        default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
+    pad: NonNegative = 0.1  # added on each side, as a fraction of the box's width / height
     mode: Literal["best", "all"] = "best"  # best box per image, or every box as a sample
-    min_size: int = 32  # crops smaller than this (px) grow around their centre
-    max_boxes: int = 10  # --mode all: at most this many boxes per image and threshold
-    jpeg_quality: int = 95
-    num_workers: int = 2
+    min_size: Count = 32  # crops smaller than this (px) grow around their centre
+    max_boxes: Count = 10  # --mode all: at most this many boxes per image and threshold
+    jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 95
+    num_workers: Whole = 2
     out: Path = Path("crops")
-    max_pixels: int = MAX_PIXELS  # larger images are unreadable (decompression bombs)
-
-    def __post_init__(self) -> None:
-        if not self.thresholds:
-            raise ConfigError("thresholds: give at least one (--thresholds 0.05 0.1 ...)")
-        if any(not 0.0 <= t <= 1.0 for t in self.thresholds):
-            raise ConfigError(f"thresholds: each must lie in [0, 1], got {self.thresholds}")
-        for key, lowest in (("pad", 0), ("min_size", 1), ("max_boxes", 1), ("num_workers", 0)):
-            if getattr(self, key) < lowest:
-                raise ConfigError(f"{key}: must be >= {lowest}, got {getattr(self, key)}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ConfigError(f"jpeg_quality: must be 1-100, got {self.jpeg_quality}")
+    max_pixels: Count = MAX_PIXELS  # larger images are unreadable (decompression bombs)
 
 
 @dataclass(frozen=True)

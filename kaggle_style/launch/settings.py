@@ -5,41 +5,32 @@ Defaults < a small YAML (`--slurm-config slurm.yaml`) < `--set` < flags, as ever
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
-from kaggle_style.config import check_choices, check_range
+from kaggle_style.config import Count, Whole, stage_config
 
 Launcher = Literal["slurm", "local"]
 
 
-@dataclass
+@stage_config
 class SlurmSettings:
     """One job per (recipe, fold); `local` runs the same jobs as processes here (tests, trials)."""
 
     launcher: Launcher = "slurm"
     partition: str | None = None
-    gpus_per_job: int = 1  # above 1: the fold runs under `accelerate launch --multi_gpu`
-    cpus_per_task: int | None = None
-    time_min: int = 240  # a job that reaches it is checkpointed and requeued (max_requeues times)
-    mem_gb: int | None = None
+    gpus_per_job: Whole = 1  # above 1: the fold runs under `accelerate launch --multi_gpu`
+    cpus_per_task: Count | None = None
+    time_min: Count = 240  # a job that reaches it is checkpointed and requeued (max_requeues times)
+    mem_gb: Count | None = None
     account: str | None = None
     qos: str | None = None
     constraint: str | None = None
-    max_requeues: int = 3  # timeouts and preemptions a job survives (submitit's max_num_timeout)
-    array_parallelism: int = 64  # tasks of the array running at once
+    max_requeues: Whole = 3  # timeouts and preemptions a job survives (submitit's max_num_timeout)
+    array_parallelism: Count = 64  # tasks of the array running at once
     folder: str = "slurm/%j"  # submitit's logs and pickles; must be on the shared filesystem
     setup: list[str] = field(default_factory=list)  # shell lines run before each job
     sbatch: dict[str, Any] = field(default_factory=dict)  # any other `#SBATCH --key=value`
-
-    def __post_init__(self) -> None:
-        check_choices(self)
-        check_range(self, "array_parallelism", low=1)
-        check_range(self, "gpus_per_job", low=0)
-        check_range(self, "time_min", low=1)
-        check_range(self, "max_requeues", low=0)
-        for key in ("cpus_per_task", "mem_gb"):
-            check_range(self, key, low=1, allow_none=True)
 
     def executor(self, name: str, folder: str | None = None):
         """A submitit executor with these settings (LocalExecutor for `local`)."""

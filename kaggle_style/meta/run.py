@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from kaggle_style.config import ConfigError
+from kaggle_style.config import NonNegative, Whole, stage_config
 from kaggle_style.constants import (
     FILEPATH_COL,
     ID_COL,
@@ -39,21 +39,15 @@ from kaggle_style.meta.sequences import DEFAULT_GAP_SECONDS, assign_sequences
 CHUNK = 32  # images per Tesseract call: one page of crops
 
 
-@dataclass
+@stage_config
 class MetaConfig:
     """What `kaggle-style meta` reads and writes."""
 
     data: str = "data/demo"
     out: str = META_FILE
-    gap_seconds: float = DEFAULT_GAP_SECONDS
-    workers: int = 0  # 0: one per CPU core
+    gap_seconds: NonNegative = DEFAULT_GAP_SECONDS
+    workers: Whole = 0  # 0: one per CPU core
     progress: bool = True
-
-    def __post_init__(self) -> None:
-        if not np.isfinite(self.gap_seconds) or self.gap_seconds < 0:
-            raise ConfigError(f"gap_seconds: {self.gap_seconds} must be >= 0 seconds")
-        if self.workers < 0:
-            raise ConfigError(f"workers: {self.workers} must be >= 0 (0: one per CPU core)")
 
 
 @dataclass(frozen=True)

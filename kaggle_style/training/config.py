@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from kaggle_style.config import ConfigError, check_fields, config_dict
+from kaggle_style.config import (
+    ConfigError,
+    Count,
+    Fraction,
+    NonNegative,
+    Positive,
+    Whole,
+    config_dict,
+    stage_config,
+)
 from kaggle_style.constants import Augment
 from kaggle_style.data.cache_forms import CacheForm
 from kaggle_style.data.images import MAX_PIXELS
@@ -22,14 +31,9 @@ Precision = Literal["auto", "no", "bf16"]
 Tracker = Literal["tensorboard", "wandb", "mlflow", "none"]
 NormalizeOn = Literal["auto", "worker", "device"]
 AugmentOn = Literal["worker", "device"]
-Count = Annotated[int, Field(ge=1)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Decay = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 EmaDecay = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
 Scale = Annotated[float, Field(ge=1, allow_inf_nan=False)]
-Whole = Annotated[int, Field(ge=0)]
 DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` can run
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
@@ -40,7 +44,7 @@ NON_MODEL_KEYS = frozenset(
 )
 
 
-@dataclass
+@stage_config
 class TrainConfig:
     """Everything a training run needs; a YAML file in configs/ sets these per model recipe."""
 
@@ -107,15 +111,16 @@ class TrainConfig:
     pseudo_labels: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        """Bad values fail here, before any image is decoded."""
-        check_fields(self)
+        """Checks across fields (each field's own range is its type), before any image is read."""
         if self.log_with is not None:
             self.tracker, self.log_with = self.log_with, None
         self.pseudo_labels = check_pseudo_labels(self.pseudo_labels)
-        for key in ("warmup_epochs", "freeze_epochs"):
-            if getattr(self, key) > self.epochs:
-                raise ConfigError(f"{key}: {getattr(self, key)!r} is out of range; it must be "
-                                  f"at most epochs ({self.epochs})", key)
+        if self.warmup_epochs > self.epochs:
+            raise ConfigError(f"warmup_epochs: {self.warmup_epochs!r} is out of range; it must "
+                              f"be at most epochs ({self.epochs})", "warmup_epochs")
+        if self.freeze_epochs > self.epochs:
+            raise ConfigError(f"freeze_epochs: {self.freeze_epochs!r} is out of range; it must "
+                              f"be at most epochs ({self.epochs})", "freeze_epochs")
         if self.augment_on == "device":
             if self.augment not in DEVICE_AUGMENTATIONS:
                 raise ConfigError(f"augment_on: device has no {self.augment!r} augmentation; "

@@ -5,20 +5,17 @@ The trained recipe itself is a TrainConfig (`--config` + `--set`); these are the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field
-
-from kaggle_style.config import ConfigError, check_fields
+from kaggle_style.config import ConfigError, Count, NonNegative, Positive, Whole, stage_config
 
 Pruner = Literal["median", "hyperband", "none"]
 ObjectiveKind = Literal["train", "synthetic"]
-Whole = Annotated[int, Field(ge=0)]
 
 
-@dataclass
+@stage_config
 class TuneConfig:
     """One tuning worker: which study, where it lives, how many trials this worker adds."""
 
@@ -26,28 +23,26 @@ class TuneConfig:
     storage: str | None = None  # None: sqlite:///studies/STUDY.db
     config: Path | None = None  # the train recipe (with its search_space)
     overrides: list[str] = field(default_factory=list)  # `--set KEY=VALUE` on the recipe
-    n_trials: Annotated[int, Field(ge=1)] | None = 10  # per worker
-    # seconds after which this worker starts no new trial
-    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    n_trials: Count | None = 10  # per worker
+    timeout: Positive | None = None  # seconds after which this worker starts no new trial
     pruner: Pruner = "median"
     pruner_startup_trials: Whole = 5
     pruner_warmup_steps: Whole = 0
     sampler_seed: int | None = None
     heartbeat_interval: Whole = 60  # 0: no heartbeat (RDB storages only)
-    grace_period: Annotated[int, Field(ge=1)] | None = None  # None: twice the heartbeat interval
+    grace_period: Count | None = None  # None: twice the heartbeat interval
     max_retry: Whole = 3
     objective: ObjectiveKind = "train"
-    synthetic_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+    synthetic_seconds: NonNegative = 0.0
     quiet: bool = False
 
     def __post_init__(self) -> None:
         if not self.study.strip():
             raise ConfigError("study: give the study a name (every worker uses the same one)",
                               "study")
-        check_fields(self)
 
 
-@dataclass
+@stage_config
 class ExportConfig:
     """`tune-export`: the study to read and the train config to write."""
 
