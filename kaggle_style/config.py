@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import pydantic.dataclasses
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, TypeAdapter, ValidationError
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
 
 from kaggle_style import files
 from kaggle_style.errors import UserError
@@ -130,8 +130,7 @@ def resolve_config(cls: type[T], path: str | Path | None = None,
                    cli: Mapping[str, Any] | None = None, **cli_values: Any) -> T:
     """Defaults < YAML (`path`) < `overrides` < explicit `cli` and `cli_values` (those not None).
 
-    `cli` carries flags whose names clash with this function's own (a stage's `overrides`).
-    A plain dataclass (not `@stage_config`) gets each value checked against its field's type."""
+    `cli` carries flags whose names clash with this function's own (a stage's `overrides`)."""
     cli_values = {**(cli or {}), **cli_values}
     layers: list[tuple[str, Mapping[str, Any]]] = []
     if path is not None:
@@ -149,9 +148,6 @@ def resolve_config(cls: type[T], path: str | Path | None = None,
         merged.update(layer)
         source_of.update(dict.fromkeys(layer, source))
     try:
-        if not pydantic.dataclasses.is_pydantic_dataclass(cls):
-            hints = typing.get_type_hints(cls, include_extras=True)
-            merged = {k: _coerce(v, hints[k], k) for k, v in merged.items()}
         return cls(**merged)
     except ConfigError as err:
         if err.key in source_of:  # say which layer set the bad value
@@ -173,24 +169,6 @@ def plain(value: Any) -> Any:
 def config_dict(cfg: Any) -> dict[str, Any]:
     """The config as plain YAML-safe values (paths as strings)."""
     return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-
-
-def check_range(cfg: Any, name: str, low: float | None = None, high: float | None = None,
-                low_open: bool = False, high_open: bool = False, allow_none: bool = False) -> None:
-    """For a plain dataclass's `__post_init__`: field `name` is a finite number within the
-    bounds (open = strict). A stage config says this in the field's type instead."""
-    bounds = {"gt" if low_open else "ge": low, "lt" if high_open else "le": high}
-    hint: Any = Annotated[float, Field(allow_inf_nan=False,
-                                       **{k: v for k, v in bounds.items() if v is not None})]
-    _coerce(getattr(cfg, name), hint | None if allow_none else hint, name)
-
-
-def check_choices(cfg: Any) -> None:
-    """For a plain dataclass's `__post_init__`: every `Literal`-typed field holds one of its
-    choices, so a config built in code fails as early as one read from YAML."""
-    for name, hint in typing.get_type_hints(type(cfg)).items():
-        if _choices(hint):
-            _coerce(getattr(cfg, name), hint, name)
 
 
 _UNIONS = (typing.Union, types.UnionType)
@@ -218,14 +196,6 @@ def _config_error(err: ValidationError, cls: type, given: Mapping[str, Any]) -> 
     return _field_error(key, given[key] if key in given else mine[0]["input"], hint, mine)
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """`value` validated as `hint` (a plain dataclass's field); a failure is one line."""
-    try:
-        return TypeAdapter(_config_type(hint)).validate_python(value)
-    except ValidationError as err:
-        raise _field_error(key, value, hint, err.errors()) from None
-
-
 def _field_error(key: str, value: Any, hint: Any, errors: list[Any]) -> ConfigError:
     """One line for the errors of field `key` (their `loc` inside the field): out of range,
     not one of the choices, or not of the type; a list's item is named by its index."""
@@ -244,6 +214,8 @@ def _field_error(key: str, value: Any, hint: Any, errors: list[Any]) -> ConfigEr
     if bounds and kinds & {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
                            "finite_number"}:
         optional = type(None) in _members(hint)
+        if float in _members(hint) and type(value) is int:  # `lr=0` is the number 0.0
+            value = float(value)
         return ConfigError(f"{where}: {value!r} is out of range; it must be {_span(*bounds)}"
                            + (" (or null)" if optional else ""), key)
     choices = _choices(hint)

@@ -61,7 +61,7 @@ def test_a_check_across_fields_names_its_layer_and_key(tmp_path: Path) -> None:
      "site_strengths: [] needs at least 1 value(s)"),
     (EnsembleConfig, {"stacking": "maybe"}, "stacking",
      "stacking: 'maybe' is not one of true, false, 'auto'"),
-    (CropConfig, {"thresholds": [0.1, 2]}, "thresholds", "thresholds[1]: 2 is out of range"),
+    (CropConfig, {"thresholds": [0.1, 2]}, "thresholds", "thresholds[1]: 2.0 is out of range"),
     (DetectConfig, {"conf_threshold": 1.0}, "conf_threshold", "conf_threshold: 1.0 is out of"),
     (TuneConfig, {}, "study", "study: missing"),
     (ModelSet, {"description": "d", "models": ["a", "a"], "ensemble": "e"}, "models",

@@ -7,23 +7,22 @@ import math
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import Field
 from sklearn.metrics import log_loss as sk_log_loss
 
 from kaggle_style.config import (
     ConfigError,
-    check_choices,
-    check_range,
     config_dict,
     plain,
     read_yaml,
     resolve_config,
+    stage_config,
 )
 from kaggle_style.constants import (
     CLASSES,
@@ -182,7 +181,7 @@ def test_check_data_cli_on_a_fake_layout(tmp_path: Path) -> None:
     assert result.returncode == 2 and "folder not found" in result.stderr
 
 
-@dataclass
+@stage_config
 class _Cfg:
     lr: float = 1e-3
     epochs: int = 3
@@ -220,20 +219,15 @@ def test_malformed_yaml_names_the_file_and_line(tmp_path: Path) -> None:
         resolve_config(_Cfg, overrides=["epochs=[1"])
 
 
-@dataclass
+@stage_config
 class _Ranged:
-    lr: float = 1e-3
-    batch_size: int = 8
-    clip: float = 0.0
-    limit: int | None = None
-    view: Literal["full", "crop"] = "full"
+    """Ranges and choices as field types, the way every stage config states them."""
 
-    def __post_init__(self) -> None:
-        check_choices(self)
-        check_range(self, "lr", low=0.0, low_open=True)
-        check_range(self, "batch_size", low=1)
-        check_range(self, "clip", low=0.0, high=1 / 8, high_open=True)
-        check_range(self, "limit", low=1, allow_none=True)
+    lr: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1e-3
+    batch_size: Annotated[int, Field(ge=1)] = 8
+    clip: Annotated[float, Field(ge=0, lt=1 / 8, allow_inf_nan=False)] = 0.0
+    limit: Annotated[int, Field(ge=1)] | None = None
+    view: Literal["full", "crop"] = "full"
 
 
 @pytest.mark.parametrize(
