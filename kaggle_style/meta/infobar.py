@@ -32,6 +32,9 @@ STRIP_MIN_ROWS = 6
 STRIP_MAX_SHARE = 0.12  # a "strip" taller than this is an over-exposed picture, not a bar
 STRIP_TEXT_FROM = 0.35  # the strip's text is read from this share of the width to the right
 BAND_SHARE = 0.10  # height of the bottom and top bands tried when there is no strip
+# Below this frame height a band's text is a few px tall: four Tesseract calls a frame read 2 of
+# 120 clocks of 128x72 demo frames and none of camtrapR's 100x75 thumbnails, so none are made.
+BAND_MIN_FRAME = 120
 # Channel spread (median |R-G| + |G-B| over the picture): IR frames are grey (0 in the real
 # ones), colour frames far above (19-49 in the real ones).
 IR_SPREAD = 4.0
@@ -110,7 +113,8 @@ def binarise(gray: Image.Image) -> Image.Image:
 
 
 def text_crops(image: Image.Image) -> list[TextCrop]:
-    """Where to read, best first: the strip's text if there is a strip, else both bands."""
+    """Where to read, best first: the strip's text if there is a strip, else both bands (none
+    in a frame too small for legible text over the picture)."""
     rgb = np.asarray(image.convert("RGB"))
     gray = np.asarray(image.convert("L"))
     height, width = gray.shape
@@ -119,7 +123,9 @@ def text_crops(image: Image.Image) -> list[TextCrop]:
         layout = BUSHNELL_BAR if has_logo(rgb, rows) else WHITE_BAR
         box = (int(STRIP_TEXT_FROM * width), height - rows, width, height)
         return [TextCrop(layout, (prepare(image.crop(box), light_text=False),))]
-    band = max(STRIP_MIN_ROWS * 2, int(BAND_SHARE * height))
+    if height < BAND_MIN_FRAME:
+        return []
+    band = int(BAND_SHARE * height)
     crops = []
     for layout, (top, bottom) in (("bottom", (height - band, height)), ("top", (0, band))):
         region = gray[top:bottom]
