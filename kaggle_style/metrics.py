@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score
 
 from kaggle_style.constants import CLASSES
 
@@ -36,6 +35,9 @@ def score(
     y_true: np.ndarray, probs: np.ndarray, classes: tuple[str, ...] = CLASSES
 ) -> dict[str, Any]:
     """Every number a user reads about one set of predictions."""
+    # sklearn takes 1.4 s to import: commands that never score (submit, validate) skip it
+    from sklearn.metrics import confusion_matrix, f1_score
+
     y_true = np.asarray(y_true, dtype=np.int64)
     labels = np.arange(len(classes))
     y_pred = np.asarray(probs).argmax(axis=1)

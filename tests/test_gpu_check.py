@@ -20,7 +20,7 @@ PIPELINE_STAGES = ["generate_data", "folds", "detect", "crop", "train", "ensembl
                    "validate"]
 
 
-@pytest.mark.heavy
+@pytest.mark.slow  # the benchmark's whole pipeline; test_make runs the stages by default
 def test_small_gpu_check_runs_every_stage_and_prints_one_json_line(tmp_path: Path,
                                                                      shared_data: Path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", SHARED_DATA_ENV: str(shared_data)}

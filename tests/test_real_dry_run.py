@@ -48,7 +48,7 @@ def _assert_stages_timed(result: dict, report: bool, wall: float) -> None:
     assert stage_sum <= wall
 
 
-@pytest.mark.heavy
+@pytest.mark.slow  # a benchmark over the real CSVs' stages (make real-dry-run's own test)
 def test_fraction_runs_whole_real_sites(shared_data: Path, tmp_path: Path) -> None:
     """A site subset: whole real sites, real ids and rows, every stage, a valid submission."""
     cfg = DryRunConfig(work_dir=str(tmp_path / "dry"), source=str(shared_data / "conservision"),
