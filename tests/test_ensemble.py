@@ -251,6 +251,7 @@ def test_meta_steps_are_gated_recorded_and_printed(world_files, capsys: pytest.C
     assert final["nested"]["log_loss"] == pytest.approx(report["table"][-1]["nested"]["log_loss"])
 
 
+@pytest.mark.heavy
 def test_blend_from_report_reproduces_the_test_predictions(world_files):
     """What `predict` rebuilds from ensemble.json gives the ensemble's own test predictions."""
     world, runs, root = world_files

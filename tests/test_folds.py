@@ -93,6 +93,7 @@ def test_pseudo_leaderboard_split_holds_out_whole_sites(real_train: pd.DataFrame
     assert 0.2 <= len(held) / len(real_train) < 0.35
 
 
+@pytest.mark.heavy
 def test_lb_check_scores_held_out_sites_with_and_without_site_adaptation(
     tiny_data: Path, tmp_path: Path
 ) -> None:

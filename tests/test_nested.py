@@ -185,6 +185,7 @@ def _auto(world: World, how: str | None = None, fit=build_ensemble) -> EnsembleR
     return fit(cfg, inputs if how is None else _relabelled(inputs, how))
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("how", ["random", "contrary"])
 def test_the_whole_chain_in_auto_choices_included_ignores_a_folds_labels(world: World, how: str):
     """Each fold's final nested predictions come from the chain fitted AND chosen without it."""

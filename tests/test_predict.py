@@ -81,7 +81,6 @@ def test_predict_folder_with_sites_and_a_bad_image(
     assert bad["error"].str.contains("broken.jpg").all()
 
 
-@pytest.mark.heavy
 def test_ensemble_run_blends_members_and_adapts_sites(
     tiny_run: Path, new_deployment: Path, tmp_path: Path
 ) -> None:
@@ -176,6 +175,7 @@ def _validate(package: Path, shared_data: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.heavy
 def test_predict_writes_camtrap_dp_and_md_from_real_frames(
     tiny_run: Path, shared_data: Path, tmp_path: Path
 ) -> None:

@@ -29,7 +29,6 @@ def test_recipe_check_prints_a_line_for_every_recipe_of_every_set(capsys):
         assert 0 < groups["params_no_decay"] < line["parameters"]
 
 
-@pytest.mark.heavy
 def test_gpu_recipes_part_runs_its_code_path_on_cpu(tmp_path: Path, monkeypatch):
     """Every fast and leaderboard recipe, its backbone swapped for a timm test model at 32 px;
     a step over 2 images runs out of memory, so the fallback is measured too."""

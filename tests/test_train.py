@@ -152,6 +152,7 @@ def test_mixing_keeps_targets_distributions() -> None:
         assert torch.allclose(soft.sum(dim=1), torch.ones(4))
 
 
+@pytest.mark.heavy
 def test_frozen_epochs_keep_batchnorm_statistics(tiny_data: Path, tiny_folds: Path,
                                                  tmp_path: Path) -> None:
     """During a frozen warm-up (or with freeze_bn) BatchNorm running statistics do not move."""
@@ -196,7 +197,6 @@ def test_resume_refuses_a_changed_config_and_says_what_changed(
     assert summary["folds"]["1"]["model_hash"] == summary["model_hash"]
 
 
-@pytest.mark.heavy
 def test_retraining_one_fold_under_a_new_config_withdraws_the_run_files(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ):
@@ -210,7 +210,6 @@ def test_retraining_one_fold_under_a_new_config_withdraws_the_run_files(
         check_run(cfg.run_dir)
 
 
-@pytest.mark.heavy
 def test_another_config_cannot_train_into_a_run_being_trained(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ):
@@ -299,7 +298,6 @@ def test_check_run_needs_test_file_only_where_folds_predicted_a_test_set(tmp_pat
         check_run(run)
 
 
-@pytest.mark.heavy
 def test_out_of_memory_halves_the_micro_batch_and_matches_a_run_started_there(
     tiny_data: Path, tiny_folds: Path, tmp_path: Path, monkeypatch, capsys
 ):
