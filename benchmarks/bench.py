@@ -70,12 +70,26 @@ def device_defaults(device: str) -> dict[str, Any]:
     """A 1-2 minute run on a 2-core CPU; on a GPU, a production model and batch, and the real
     job's epoch length (`REAL_FOLD_EPOCH_IMAGES`)."""
     if device == "cuda":
-        return {"backbone": "convnext_tiny", "image_size": 224, "batch_size": 128,
-                "n_images": REAL_FOLD_EPOCH_IMAGES, "epochs": 3, "bound_steps": 30,
-                "unique_frames": 64,
-                "data_paths": DATA_PATHS}
-    return {"backbone": "resnet18", "image_size": 96, "batch_size": 32, "n_images": 256,
-            "epochs": 3, "bound_steps": 8, "unique_frames": 16, "data_paths": ("float",)}
+        return {
+            "backbone": "convnext_tiny",
+            "image_size": 224,
+            "batch_size": 128,
+            "n_images": REAL_FOLD_EPOCH_IMAGES,
+            "epochs": 3,
+            "bound_steps": 30,
+            "unique_frames": 64,
+            "data_paths": DATA_PATHS,
+        }
+    return {
+        "backbone": "resnet18",
+        "image_size": 96,
+        "batch_size": 32,
+        "n_images": 256,
+        "epochs": 3,
+        "bound_steps": 8,
+        "unique_frames": 16,
+        "data_paths": ("float",),
+    }
 
 
 def resolve(cfg: BenchConfig) -> BenchConfig:
@@ -93,26 +107,30 @@ def resolve(cfg: BenchConfig) -> BenchConfig:
     if unknown or not out.data_paths:
         raise ValueError(f"data paths must be among {', '.join(DATA_PATHS)}, not {unknown}")
     if out.n_images < out.batch_size:
-        raise ValueError(f"n_images ({out.n_images}) must be at least batch_size "
-                         f"({out.batch_size})")
+        raise ValueError(
+            f"n_images ({out.n_images}) must be at least batch_size ({out.batch_size})"
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------ model
 
 
-def _train_step(model, optimizer, accelerator, images: torch.Tensor, labels: torch.Tensor,
-                channels_last: bool) -> torch.Tensor:
+def _train_step(
+    model, optimizer, accelerator, images: torch.Tensor, labels: torch.Tensor, channels_last: bool
+) -> torch.Tensor:
     """The trainer's own step (`optimisation_step`), with hard labels and unit class weights."""
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     soft = F.one_hot(labels, len(CLASSES)).float()
-    return optimisation_step(model, optimizer, accelerator, images, soft,
-                             soft.new_ones(len(CLASSES)))
+    return optimisation_step(
+        model, optimizer, accelerator, images, soft, soft.new_ones(len(CLASSES))
+    )
 
 
-def _bound_train(model, optimizer, accelerator, cfg: BenchConfig, channels_last: bool,
-                 steps: int, warm_up: bool) -> tuple[int, float]:
+def _bound_train(
+    model, optimizer, accelerator, cfg: BenchConfig, channels_last: bool, steps: int, warm_up: bool
+) -> tuple[int, float]:
     """Training (images, seconds) with the batch already on the device: nothing waits for data."""
     device = accelerator.device
     size = cfg.image_size
@@ -132,8 +150,9 @@ def _bound_train(model, optimizer, accelerator, cfg: BenchConfig, channels_last:
     return timed(work)
 
 
-def _bound_infer(model, accelerator, cfg: BenchConfig, channels_last: bool, steps: int,
-                 warm_up: bool) -> tuple[int, float]:
+def _bound_infer(
+    model, accelerator, cfg: BenchConfig, channels_last: bool, steps: int, warm_up: bool
+) -> tuple[int, float]:
     """Inference (images, seconds) of `predict` (same TTA) over batches already on the device."""
     device = accelerator.device
     batch = 2 * cfg.batch_size  # the trainer predicts with twice the training batch
@@ -183,32 +202,55 @@ def run_bench(cfg: BenchConfig, note: Callable[[str], None] | None = None) -> di
 
     train_steps = (cfg.bound_steps + 1) // 2, cfg.bound_steps // 2 or 1
     infer_steps = max(1, cfg.bound_steps // 4), max(1, cfg.bound_steps // 4)
-    bound_train_parts = [_bound_train(model, optimizer, accelerator, cfg, channels_last,
-                                      train_steps[0], warm_up=True)]
-    bound_infer_parts = [_bound_infer(model, accelerator, cfg, channels_last, infer_steps[0],
-                                      warm_up=True)]
-    note(f"bounds, first half: training {rate(bound_train_parts[0]):.1f}, inference "
-         f"{rate(bound_infer_parts[0]):.1f} images/s")
+    bound_train_parts = [
+        _bound_train(
+            model, optimizer, accelerator, cfg, channels_last, train_steps[0], warm_up=True
+        )
+    ]
+    bound_infer_parts = [
+        _bound_infer(model, accelerator, cfg, channels_last, infer_steps[0], warm_up=True)
+    ]
+    note(
+        f"bounds, first half: training {rate(bound_train_parts[0]):.1f}, inference "
+        f"{rate(bound_infer_parts[0]):.1f} images/s"
+    )
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> None:
         _train_step(model, optimizer, accelerator, images, labels, channels_last)
 
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cfg.work_dir, prefix="cache-") as cache_dir:
-        side = data_side(cfg, step, model, accelerator, paths, Path(cache_dir), data_cfg,
-                         workers, channels_last, note)
-    bound_train_parts.append(_bound_train(model, optimizer, accelerator, cfg, channels_last,
-                                          train_steps[1], warm_up=False))
-    bound_infer_parts.append(_bound_infer(model, accelerator, cfg, channels_last,
-                                          infer_steps[1], warm_up=False))
+        side = data_side(
+            cfg,
+            step,
+            model,
+            accelerator,
+            paths,
+            Path(cache_dir),
+            data_cfg,
+            workers,
+            channels_last,
+            note,
+        )
+    bound_train_parts.append(
+        _bound_train(
+            model, optimizer, accelerator, cfg, channels_last, train_steps[1], warm_up=False
+        )
+    )
+    bound_infer_parts.append(
+        _bound_infer(model, accelerator, cfg, channels_last, infer_steps[1], warm_up=False)
+    )
     bound_train, bound_infer = rate(*bound_train_parts), rate(*bound_infer_parts)
     figures = path_figures(side, workers, bound_train, bound_infer)
     best = max(figures, key=lambda name: figures[name]["e2e_train_img_s"])
     in_row = side.get("in_row")
     if in_row is not None:
         per_epoch_iterators = figures[in_row["data_path"]]["e2e_train_img_s"]
-        in_row = {**in_row, "e2e_train_ratio": in_row["e2e_train_img_s"] / bound_train,
-                  "vs_new_iterator_each_epoch": in_row["e2e_train_img_s"] / per_epoch_iterators}
+        in_row = {
+            **in_row,
+            "e2e_train_ratio": in_row["e2e_train_img_s"] / bound_train,
+            "vs_new_iterator_each_epoch": in_row["e2e_train_img_s"] / per_epoch_iterators,
+        }
     return {
         "device": cfg.device,
         "gpu_name": torch.cuda.get_device_name() if use_cuda else None,
@@ -236,8 +278,9 @@ def run_bench(cfg: BenchConfig, note: Callable[[str], None] | None = None) -> di
         "decode_per_worker_img_s": side["decode_per_worker_img_s"],
         "transport_workers": side["transport_workers"],
         "transport_img_s": side["transport_img_s"],
-        "transport_uint8_vs_float32": (side["transport_img_s"]["uint8"]
-                                       / side["transport_img_s"]["float32"]),
+        "transport_uint8_vs_float32": (
+            side["transport_img_s"]["uint8"] / side["transport_img_s"]["float32"]
+        ),
         "paths": figures,
         "in_row": in_row,
         "best_path": best,
@@ -252,36 +295,62 @@ def run_bench(cfg: BenchConfig, note: Callable[[str], None] | None = None) -> di
 
 
 def parser() -> argparse.ArgumentParser:
-    out = argparse.ArgumentParser(prog="python -m benchmarks.bench",
-                                  description=__doc__.splitlines()[0])
+    out = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench", description=__doc__.splitlines()[0]
+    )
     add_arguments(out)
     return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--backbone", help="timm model (default: resnet18 on CPU, "
-                                           "convnext_tiny on CUDA)")
+    parser.add_argument(
+        "--backbone", help="timm model (default: resnet18 on CPU, convnext_tiny on CUDA)"
+    )
     parser.add_argument("--image-size", type=int, help="default: 96 on CPU, 224 on CUDA")
     parser.add_argument("--batch-size", type=int, help="default: 32 on CPU, 128 on CUDA")
-    parser.add_argument("--n-images", type=int, help="JPEGs per epoch (default: 256 on CPU; "
-                        "on CUDA 13,184, one real training fold)")
-    parser.add_argument("--workers", type=int, default=-1,
-                        help="data-loader workers (default: the trainer's choice)")
+    parser.add_argument(
+        "--n-images",
+        type=int,
+        help="JPEGs per epoch (default: 256 on CPU; on CUDA 13,184, one real training fold)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=-1,
+        help="data-loader workers (default: the trainer's choice)",
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
-    parser.add_argument("--data-paths", nargs="+", choices=DATA_PATHS,
-                        help="float: workers augment and normalise; uint8: uint8 batches "
-                             "normalised on the device; uint8+device_augment: flips and jitter "
-                             "on the device too (default: all three on a GPU, float on a CPU)")
+    parser.add_argument(
+        "--data-paths",
+        nargs="+",
+        choices=DATA_PATHS,
+        help="float: workers augment and normalise; uint8: uint8 batches "
+        "normalised on the device; uint8+device_augment: flips and jitter "
+        "on the device too (default: all three on a GPU, float on a CPU)",
+    )
     parser.add_argument("--epochs", type=int, help="end-to-end epochs, at least 2 (default 3)")
-    parser.add_argument("--no-tta", dest="tta_hflip", action="store_false",
-                        help="inference without the horizontal-flip TTA")
-    parser.add_argument("--frame-size", type=_frame_size, default=(960, 540), metavar="WxH",
-                        help="size of the generated JPEGs (default 960x540, the real frames')")
-    parser.add_argument("--work-dir", default=BenchConfig.work_dir,
-                        help="where generated frames are kept between runs")
-    parser.add_argument("--json", action="store_true",
-                        help="end with one line of JSON holding every figure")
+    parser.add_argument(
+        "--no-tta",
+        dest="tta_hflip",
+        action="store_false",
+        help="inference without the horizontal-flip TTA",
+    )
+    parser.add_argument(
+        "--frame-size",
+        type=_frame_size,
+        default=(960, 540),
+        metavar="WxH",
+        help="size of the generated JPEGs (default 960x540, the real frames')",
+    )
+    parser.add_argument(
+        "--work-dir",
+        default=BenchConfig.work_dir,
+        help="where generated frames are kept between runs",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="end with one line of JSON holding every figure"
+    )
 
 
 def _frame_size(text: str) -> tuple[int, int]:
@@ -298,12 +367,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = BenchConfig(
-        backbone=args.backbone, image_size=args.image_size, batch_size=args.batch_size,
-        n_images=args.n_images, workers=args.workers, device=args.device, compile=args.compile,
-        epochs=args.epochs, tta_hflip=args.tta_hflip,
+        backbone=args.backbone,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        n_images=args.n_images,
+        workers=args.workers,
+        device=args.device,
+        compile=args.compile,
+        epochs=args.epochs,
+        tta_hflip=args.tta_hflip,
         data_paths=tuple(args.data_paths) if args.data_paths else None,
         work_dir=args.work_dir,
-        frame_width=args.frame_size[0], frame_height=args.frame_size[1],
+        frame_width=args.frame_size[0],
+        frame_height=args.frame_size[1],
     )
     # each figure on stderr as it is measured: a run cut short by a time limit still tells them
     result = run_bench(cfg, note=lambda line: print(line, file=sys.stderr, flush=True))
@@ -322,30 +398,52 @@ def format_table(result: dict[str, Any]) -> str:
     r = result
     where = r["gpu_name"] or f"{r['cpu_count']} CPU cores"
     tta = "hflip TTA" if r["tta_hflip"] else "no TTA"
-    rows = [("model-only training (bound)", r["bound_train_img_s"], ""),
-            (f"model-only inference, {tta} (bound)", r["bound_infer_img_s"], "")]
+    rows = [
+        ("model-only training (bound)", r["bound_train_img_s"], ""),
+        (f"model-only inference, {tta} (bound)", r["bound_infer_img_s"], ""),
+    ]
     for name, p in r["paths"].items():
         rows += [
-            (f"[{name}] e2e training, epochs 2+", p["e2e_train_img_s"],
-             f"{p['e2e_train_ratio']:.2f} of bound"),
-            (f"[{name}] e2e inference, {tta}", p["e2e_infer_img_s"],
-             f"{p['e2e_infer_ratio']:.2f} of bound"),
+            (
+                f"[{name}] e2e training, epochs 2+",
+                p["e2e_train_img_s"],
+                f"{p['e2e_train_ratio']:.2f} of bound",
+            ),
+            (
+                f"[{name}] e2e inference, {tta}",
+                p["e2e_infer_img_s"],
+                f"{p['e2e_infer_ratio']:.2f} of bound",
+            ),
             (f"[{name}] per worker (cache, transform, collate)", p["per_worker_img_s"], ""),
-            (f"[{name}] predicted ceiling", p["predicted_ceiling_img_s"],
-             f"{p['predicted_ceiling_vs_train_bound']:.2f} of training bound"),
+            (
+                f"[{name}] predicted ceiling",
+                p["predicted_ceiling_img_s"],
+                f"{p['predicted_ceiling_vs_train_bound']:.2f} of training bound",
+            ),
         ]
     in_row = r["in_row"]
     if in_row is not None:
-        rows.append((f"[{in_row['data_path']}] e2e training, one iterator across epochs",
-                     in_row["e2e_train_img_s"], f"{in_row['e2e_train_ratio']:.2f} of bound, "
-                     f"{in_row['vs_new_iterator_each_epoch']:.2f}x a new one each epoch"))
+        rows.append(
+            (
+                f"[{in_row['data_path']}] e2e training, one iterator across epochs",
+                in_row["e2e_train_img_s"],
+                f"{in_row['e2e_train_ratio']:.2f} of bound, "
+                f"{in_row['vs_new_iterator_each_epoch']:.2f}x a new one each epoch",
+            )
+        )
     transport = r["transport_img_s"]
     rows += [
         (f"per worker: decode {r['frame_size']} JPEG + resize", r["decode_per_worker_img_s"], ""),
-        (f"transport, float32 batches ({r['transport_workers']} workers)", transport["float32"],
-         ""),
-        (f"transport, uint8 batches ({r['transport_workers']} workers)", transport["uint8"],
-         f"{r['transport_uint8_vs_float32']:.1f}x float32"),
+        (
+            f"transport, float32 batches ({r['transport_workers']} workers)",
+            transport["float32"],
+            "",
+        ),
+        (
+            f"transport, uint8 batches ({r['transport_workers']} workers)",
+            transport["uint8"],
+            f"{r['transport_uint8_vs_float32']:.1f}x float32",
+        ),
     ]
     lines = [
         f"bench {r['backbone']} @ {r['image_size']} px, batch {r['batch_size']} "

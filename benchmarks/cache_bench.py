@@ -57,18 +57,25 @@ def recipes(config_dir: Path) -> list[Recipe]:
     for path in sorted(config_dir.glob("*.yaml")):
         cfg = read_yaml(path)
         if "backbone" in cfg and cfg.get("image_size"):
-            out.append(Recipe(path.stem, int(cfg["image_size"]),
-                              2 if cfg.get("view") == "crop+full" else 1,
-                              str(cfg.get("augment", "light")),
-                              float(cfg.get("cache_scale", 1.15))))
+            out.append(
+                Recipe(
+                    path.stem,
+                    int(cfg["image_size"]),
+                    2 if cfg.get("view") == "crop+full" else 1,
+                    str(cfg.get("augment", "light")),
+                    float(cfg.get("cache_scale", 1.15)),
+                )
+            )
     return out
 
 
 def source_images(shared: Path) -> list[str]:
     paths = [str(p) for d in IMAGE_DIRS for p in sorted((shared / d).glob("*.jpg"))]
     if not paths:
-        raise UserError(f"{shared}: no real frames in {' or '.join(IMAGE_DIRS)}; --shared (or "
-                        "$KAGGLE_STYLE_SHARED_DATA) must name the shared data folder")
+        raise UserError(
+            f"{shared}: no real frames in {' or '.join(IMAGE_DIRS)}; --shared (or "
+            "$KAGGLE_STYLE_SHARED_DATA) must name the shared data folder"
+        )
     return paths
 
 
@@ -99,8 +106,9 @@ def _best_rates(readers: dict[str, Any], n: int, seconds: float, rounds: int) ->
     return best
 
 
-def measure(shared: Path, config_dir: Path, seconds: float = 2.0, rounds: int = 5
-            ) -> dict[str, Any]:
+def measure(
+    shared: Path, config_dir: Path, seconds: float = 2.0, rounds: int = 5
+) -> dict[str, Any]:
     """bytes/image and images/s per worker for every (recipe, form); see the module docstring."""
     import cv2
     import torch
@@ -115,57 +123,104 @@ def measure(shared: Path, config_dir: Path, seconds: float = 2.0, rounds: int = 
         for recipe in found:
             combo = (recipe.size, recipe.scale, recipe.augment)
             if combo not in measured:
-                caches = {label: build_cache(paths, cache_size_for(
-                    recipe.size, recipe.scale if scale is None else scale), tmp,
-                    progress=False, form=form) for label, form, scale in FORMS}
-                rates = _best_rates({label: _reader(c.pixels_file, recipe.size, recipe.augment)
-                                     for label, c in caches.items()}, len(paths), seconds, rounds)
-                reads = _best_rates({label: _reader(c.pixels_file, recipe.size, None)
-                                     for label, c in caches.items()}, len(paths),
-                                    seconds / 2, rounds)
-                measured[combo] = {label: (c, rates[label], reads[label])
-                                   for label, c in caches.items()}
+                caches = {
+                    label: build_cache(
+                        paths,
+                        cache_size_for(recipe.size, recipe.scale if scale is None else scale),
+                        tmp,
+                        progress=False,
+                        form=form,
+                    )
+                    for label, form, scale in FORMS
+                }
+                rates = _best_rates(
+                    {
+                        label: _reader(c.pixels_file, recipe.size, recipe.augment)
+                        for label, c in caches.items()
+                    },
+                    len(paths),
+                    seconds,
+                    rounds,
+                )
+                reads = _best_rates(
+                    {
+                        label: _reader(c.pixels_file, recipe.size, None)
+                        for label, c in caches.items()
+                    },
+                    len(paths),
+                    seconds / 2,
+                    rounds,
+                )
+                measured[combo] = {
+                    label: (c, rates[label], reads[label]) for label, c in caches.items()
+                }
             for label, (cache, rate, read) in measured[combo].items():
-                files = [cache.pixels_file] + ([] if cache.pixels_file.suffix == ".npy" else
-                                               [cache.folder / "offsets.npy"])
+                files = [cache.pixels_file] + (
+                    [] if cache.pixels_file.suffix == ".npy" else [cache.folder / "offsets.npy"]
+                )
                 per_image = sum(f.stat().st_size for f in files) / len(paths)
-                rows.append({"recipe": recipe.name, "size": recipe.size, "views": recipe.views,
-                             "augment": recipe.augment, "form": label, "cache_side": cache.size,
-                             "bytes_per_image": round(per_image),
-                             "gb_per_1000_images": round(per_image * recipe.views / 1e6, 3),
-                             "read_ms": round(1000 / read, 3),
-                             "images_per_s_per_worker": round(rate, 1)})
+                rows.append(
+                    {
+                        "recipe": recipe.name,
+                        "size": recipe.size,
+                        "views": recipe.views,
+                        "augment": recipe.augment,
+                        "form": label,
+                        "cache_side": cache.size,
+                        "bytes_per_image": round(per_image),
+                        "gb_per_1000_images": round(per_image * recipe.views / 1e6, 3),
+                        "read_ms": round(1000 / read, 3),
+                        "images_per_s_per_worker": round(rate, 1),
+                    }
+                )
     base = {(r["recipe"]): r for r in rows if r["form"] == "uint8"}
     for row in rows:
         ref = base[row["recipe"]]
         row["bytes_vs_uint8"] = round(row["bytes_per_image"] / ref["bytes_per_image"], 3)
-        row["speed_vs_uint8"] = round(row["images_per_s_per_worker"]
-                                      / ref["images_per_s_per_worker"], 3)
-    return {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
-                       f"{os.cpu_count()} cpus", "date": time.strftime("%Y-%m-%d"),
-            "images": len(paths), "rows": rows}
+        row["speed_vs_uint8"] = round(
+            row["images_per_s_per_worker"] / ref["images_per_s_per_worker"], 3
+        )
+    return {
+        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cpus",
+        "date": time.strftime("%Y-%m-%d"),
+        "images": len(paths),
+        "rows": rows,
+    }
 
 
 def print_table(result: dict[str, Any], n_images: int = 20952) -> None:
-    print(f"cache forms on {result['images']} real frames ({result['machine']}, "
-          f"{result['date']}); one worker thread, read + the recipe's augmentation")
-    print(f"{'recipe':<20}{'form':<11}{'side':>5}{'kB/img':>9}{'x uint8':>8}{'read ms':>8}"
-          f"{'img/s':>8}{'x uint8':>8}{'GB/1k':>8}{f'GB/{n_images}':>10}")
+    print(
+        f"cache forms on {result['images']} real frames ({result['machine']}, "
+        f"{result['date']}); one worker thread, read + the recipe's augmentation"
+    )
+    print(
+        f"{'recipe':<20}{'form':<11}{'side':>5}{'kB/img':>9}{'x uint8':>8}{'read ms':>8}"
+        f"{'img/s':>8}{'x uint8':>8}{'GB/1k':>8}{f'GB/{n_images}':>10}"
+    )
     for r in result["rows"]:
-        print(f"{r['recipe']:<20}{r['form']:<11}{r['cache_side']:>5}"
-              f"{r['bytes_per_image'] / 1000:>9.1f}{r['bytes_vs_uint8']:>8.3f}{r['read_ms']:>8.2f}"
-              f"{r['images_per_s_per_worker']:>8.1f}{r['speed_vs_uint8']:>8.2f}"
-              f"{r['gb_per_1000_images']:>8.2f}{r['gb_per_1000_images'] * n_images / 1000:>10.1f}")
+        print(
+            f"{r['recipe']:<20}{r['form']:<11}{r['cache_side']:>5}"
+            f"{r['bytes_per_image'] / 1000:>9.1f}{r['bytes_vs_uint8']:>8.3f}{r['read_ms']:>8.2f}"
+            f"{r['images_per_s_per_worker']:>8.1f}{r['speed_vs_uint8']:>8.2f}"
+            f"{r['gb_per_1000_images']:>8.2f}{r['gb_per_1000_images'] * n_images / 1000:>10.1f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cache_bench",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", help="the shared real-data folder (default: "
-                        "$KAGGLE_STYLE_SHARED_DATA)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.cache_bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--shared", help="the shared real-data folder (default: $KAGGLE_STYLE_SHARED_DATA)"
+    )
     parser.add_argument("--configs", type=Path, default=REPO / "configs")
-    parser.add_argument("--seconds", type=float, default=2.0,
-                        help="per form and recipe, split into --rounds runs (2.0)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=2.0,
+        help="per form and recipe, split into --rounds runs (2.0)",
+    )
     parser.add_argument("--rounds", type=int, default=5, help="best of N short runs (5)")
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     args = parser.parse_args(argv)

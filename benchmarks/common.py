@@ -22,12 +22,15 @@ def shared_data(given: str | os.PathLike | None, flag: str = "--shared", sub: st
         env = os.environ.get(SHARED_DATA_ENV, "").strip()
         if not env:
             inside = f" (its {sub}/ is used)" if sub else ""
-            raise UserError(f"no shared data folder: pass {flag} PATH or set {SHARED_DATA_ENV}"
-                            f"{inside}; the Makefile passes ../shared/data")
+            raise UserError(
+                f"no shared data folder: pass {flag} PATH or set {SHARED_DATA_ENV}"
+                f"{inside}; the Makefile passes ../shared/data"
+            )
         path, source = Path(env) / sub, SHARED_DATA_ENV
     if not path.is_dir():
-        raise UserError(f"{path} (from {source}) is not a folder; pass {flag} PATH or set "
-                        f"{SHARED_DATA_ENV}")
+        raise UserError(
+            f"{path} (from {source}) is not a folder; pass {flag} PATH or set {SHARED_DATA_ENV}"
+        )
     return path
 
 

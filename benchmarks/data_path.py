@@ -62,7 +62,9 @@ def data_path(name: str, data_cfg: dict[str, Any], augment: str, device) -> Data
     augment_on = "device" if name == "uint8+device_augment" else "worker"
     train, evaluation = worker_transforms(data_cfg, augment, 1.0, not on_device, augment_on)
     return DataPath(
-        name=name, train_transform=train, eval_transform=evaluation,
+        name=name,
+        train_transform=train,
+        eval_transform=evaluation,
         normalize=batch_normalizer(data_cfg, on_device, device),
         augment=DeviceAugment(augment) if augment_on == "device" else None,
     )
@@ -106,22 +108,37 @@ def rate(*parts: tuple[int, float]) -> float:
     return sum(n for n, _ in parts) / sum(s for _, s in parts)
 
 
-def e2e_train(step: Callable[[torch.Tensor, torch.Tensor], None], accelerator, path: DataPath,
-              pixels_file: Path, n: int, batch_size: int, epochs: int, workers: int,
-              seed: int) -> float:
+def e2e_train(
+    step: Callable[[torch.Tensor, torch.Tensor], None],
+    accelerator,
+    path: DataPath,
+    pixels_file: Path,
+    n: int,
+    batch_size: int,
+    epochs: int,
+    workers: int,
+    seed: int,
+) -> float:
     """Images/s of training over the cache, epochs after the first (which starts the workers);
     a new iterator each epoch, as the trainer's loop."""
     device = accelerator.device
     sampler = SeededSampler(n, seed=seed)
-    loader = accelerator.prepare(DataLoader(
-        _train_images(path, pixels_file, n), batch_size=batch_size, sampler=sampler,
-        drop_last=n > batch_size, **loader_kwargs(workers, device.type == "cuda"),
-    ))
+    loader = accelerator.prepare(
+        DataLoader(
+            _train_images(path, pixels_file, n),
+            batch_size=batch_size,
+            sampler=sampler,
+            drop_last=n > batch_size,
+            **loader_kwargs(workers, device.type == "cuda"),
+        )
+    )
 
     def epoch_pass(epoch: int) -> int:
         loader.set_epoch(epoch)
-        seen = sum(_feed(step, path, seed, epoch, index, batch, labels)
-                   for index, (batch, labels) in enumerate(loader))
+        seen = sum(
+            _feed(step, path, seed, epoch, index, batch, labels)
+            for index, (batch, labels) in enumerate(loader)
+        )
         sync(device)
         return seen
 
@@ -129,17 +146,28 @@ def e2e_train(step: Callable[[torch.Tensor, torch.Tensor], None], accelerator, p
     return rate(*(timed(lambda e=epoch: epoch_pass(e)) for epoch in range(1, epochs)))
 
 
-def e2e_train_in_row(step: Callable[[torch.Tensor, torch.Tensor], None], accelerator,
-                     path: DataPath, pixels_file: Path, n: int, batch_size: int, epochs: int,
-                     workers: int, seed: int) -> float:
+def e2e_train_in_row(
+    step: Callable[[torch.Tensor, torch.Tensor], None],
+    accelerator,
+    path: DataPath,
+    pixels_file: Path,
+    n: int,
+    batch_size: int,
+    epochs: int,
+    workers: int,
+    seed: int,
+) -> float:
     """`e2e_train` with one iterator over every epoch (`EpochsInRow`): the same batches, the
     same timed epochs, but no restart of the workers between them."""
     device = accelerator.device
     batches = EpochsInRow(SeededSampler(n, seed=seed), batch_size, 0, epochs)
-    loader = accelerator.prepare(DataLoader(
-        _train_images(path, pixels_file, n), batch_sampler=batches,
-        **loader_kwargs(workers, device.type == "cuda"),
-    ))
+    loader = accelerator.prepare(
+        DataLoader(
+            _train_images(path, pixels_file, n),
+            batch_sampler=batches,
+            **loader_kwargs(workers, device.type == "cuda"),
+        )
+    )
     per_epoch = len(batches.per_epoch)
     seen, start = 0, time.perf_counter()
     for index, (batch, labels) in enumerate(loader):
@@ -154,12 +182,20 @@ def e2e_train_in_row(step: Callable[[torch.Tensor, torch.Tensor], None], acceler
 
 
 def _train_images(path: DataPath, pixels_file: Path, n: int) -> CachedImages:
-    return CachedImages(pixels_file, np.arange(n), np.arange(n) % len(CLASSES),
-                        path.train_transform)
+    return CachedImages(
+        pixels_file, np.arange(n), np.arange(n) % len(CLASSES), path.train_transform
+    )
 
 
-def _feed(step, path: DataPath, seed: int, epoch: int, index: int, batch: torch.Tensor,
-          labels: torch.Tensor) -> int:
+def _feed(
+    step,
+    path: DataPath,
+    seed: int,
+    epoch: int,
+    index: int,
+    batch: torch.Tensor,
+    labels: torch.Tensor,
+) -> int:
     """One training step on a loader's batch, as the trainer takes it; returns its size."""
     if path.augment is not None:
         batch = path.augment(batch, (seed, 0, epoch, index, 0))
@@ -167,18 +203,29 @@ def _feed(step, path: DataPath, seed: int, epoch: int, index: int, batch: torch.
     return len(labels)
 
 
-def e2e_infer(model, accelerator, path: DataPath, pixels_file: Path, n: int, batch_size: int,
-              workers: int, tta_hflip: bool, channels_last: bool) -> float:
+def e2e_infer(
+    model,
+    accelerator,
+    path: DataPath,
+    pixels_file: Path,
+    n: int,
+    batch_size: int,
+    workers: int,
+    tta_hflip: bool,
+    channels_last: bool,
+) -> float:
     """`predict` over the cache with the trainer's test loader; steady state (second pass when
     workers start up, which the trainer's persistent loaders pay once per fold)."""
     device = accelerator.device
     dataset = CachedImages(pixels_file, np.arange(n), np.full(n, -1), path.eval_transform)
-    loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size,
-                                            **loader_kwargs(workers, device.type == "cuda")))
+    loader = accelerator.prepare(
+        DataLoader(dataset, batch_size=batch_size, **loader_kwargs(workers, device.type == "cuda"))
+    )
 
     def one_pass() -> int:
-        probs = predict_probs(model, loader, accelerator, tta_hflip, channels_last,
-                              normalize=path.normalize)
+        probs = predict_probs(
+            model, loader, accelerator, tta_hflip, channels_last, normalize=path.normalize
+        )
         sync(device)
         return len(probs)
 
@@ -204,24 +251,29 @@ def single_threaded(work: Callable[[], Any]) -> Any:
 def decode_rate(paths: list[Path], size: int, n: int) -> float:
     """Images/s of one thread decoding full frames and resizing: what each epoch would cost
     without the cache (whose own decode uses JPEG draft scaling, faster still)."""
+
     def work() -> int:
         for i in range(n):
             Image.fromarray(decode_rgb(paths[i % len(paths)])).resize(
-                (size, size), Image.Resampling.BILINEAR)
+                (size, size), Image.Resampling.BILINEAR
+            )
         return n
 
     return rate(single_threaded(lambda: timed(work)))
 
 
-def worker_rate(path: DataPath, pixels_file: Path, n_rows: int, n_items: int, batch_size: int,
-                seed: int) -> float:
+def worker_rate(
+    path: DataPath, pixels_file: Path, n_rows: int, n_items: int, batch_size: int, seed: int
+) -> float:
     """Images/s of one worker on one thread for this path: memmap read, its transform, collate
     of the trainer's own batches (as many epochs in a row as `n_items` needs)."""
-    dataset = CachedImages(pixels_file, np.arange(n_rows), np.arange(n_rows) % len(CLASSES),
-                           path.train_transform)
+    dataset = CachedImages(
+        pixels_file, np.arange(n_rows), np.arange(n_rows) % len(CLASSES), path.train_transform
+    )
     n_batches = -(-n_items // batch_size)  # every epoch holds at least one batch
-    batches = list(islice(EpochsInRow(SeededSampler(n_rows, seed=seed), batch_size, 0,
-                                      n_batches), n_batches))
+    batches = list(
+        islice(EpochsInRow(SeededSampler(n_rows, seed=seed), batch_size, 0, n_batches), n_batches)
+    )
 
     def work() -> int:
         for batch in batches:
@@ -245,8 +297,14 @@ class _ReadyImages(Dataset):
         return self.image, 0
 
 
-def transport_rate(dtype: torch.dtype, image_size: int, batch_size: int, workers: int,
-                   device: torch.device, batches: int) -> float:
+def transport_rate(
+    dtype: torch.dtype,
+    image_size: int,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    batches: int,
+) -> float:
     """Images/s of ready batches from the workers to the device, with the trainer's loader
     settings: shared memory, the pin-memory copy on a GPU (a copy into a buffer stands for it on
     a CPU) and the transfer. Each batch's fresh shared memory is first touched in the main
@@ -254,8 +312,9 @@ def transport_rate(dtype: torch.dtype, image_size: int, batch_size: int, workers
     use_cuda = device.type == "cuda"
     image = torch.zeros(3, image_size, image_size, dtype=dtype)
     n = batch_size * (batches + 2 * workers * 4)
-    loader = DataLoader(_ReadyImages(image, n), batch_size=batch_size,
-                        **loader_kwargs(workers, use_cuda))
+    loader = DataLoader(
+        _ReadyImages(image, n), batch_size=batch_size, **loader_kwargs(workers, use_cuda)
+    )
     target = torch.empty(batch_size, 3, image_size, image_size, dtype=dtype, device=device)
     batches_iter = iter(loader)
     for _ in range(2 * workers):  # start-up: every worker has delivered a batch
@@ -271,9 +330,18 @@ def transport_rate(dtype: torch.dtype, image_size: int, batch_size: int, workers
     return rate(timed(work))
 
 
-def data_side(cfg: BenchConfig, step: Callable[[torch.Tensor, torch.Tensor], None], model,
-              accelerator, paths: list[Path], cache_dir: Path, data_cfg: dict[str, Any],
-              workers: int, channels_last: bool, note: Callable[[str], None]) -> dict[str, Any]:
+def data_side(
+    cfg: BenchConfig,
+    step: Callable[[torch.Tensor, torch.Tensor], None],
+    model,
+    accelerator,
+    paths: list[Path],
+    cache_dir: Path,
+    data_cfg: dict[str, Any],
+    workers: int,
+    channels_last: bool,
+    note: Callable[[str], None],
+) -> dict[str, Any]:
     """The cache build, then each data path's end-to-end rates and per-worker rate (the first
     path's training also with one iterator across the epochs), then the transport of ready
     float32 and uint8 batches. `step(images, labels)` is the trainer's training step."""
@@ -282,8 +350,14 @@ def data_side(cfg: BenchConfig, step: Callable[[torch.Tensor, torch.Tensor], Non
     n = len(paths)
     # as prepare_data: a process pool only pays off for more than a few hundred images
     start = time.perf_counter()
-    cache = build_cache(paths, cache_size, cache_dir, max(1, workers) if n > 256 else 0,
-                        progress=False, desc="bench cache")
+    cache = build_cache(
+        paths,
+        cache_size,
+        cache_dir,
+        max(1, workers) if n > 256 else 0,
+        progress=False,
+        desc="bench cache",
+    )
     out: dict[str, Any] = {"cache_build_s": time.perf_counter() - start, "paths": {}}
     note(f"cache of {n} images built in {out['cache_build_s']:.1f} s")
     n_items = max(256, 4 * cfg.batch_size)
@@ -291,47 +365,88 @@ def data_side(cfg: BenchConfig, step: Callable[[torch.Tensor, torch.Tensor], Non
     for name in cfg.data_paths:
         path = data_path(name, data_cfg, cfg.augment, device)
         model.train()
-        train = e2e_train(step, accelerator, path, cache.pixels_file, n, cfg.batch_size,
-                          cfg.epochs, workers, cfg.seed)
+        train = e2e_train(
+            step,
+            accelerator,
+            path,
+            cache.pixels_file,
+            n,
+            cfg.batch_size,
+            cfg.epochs,
+            workers,
+            cfg.seed,
+        )
         note(f"[{name}] e2e training {train:.1f} images/s")
         if cfg.in_row and name == cfg.data_paths[0]:  # the next lever, beside what it replaces
-            in_row = e2e_train_in_row(step, accelerator, path, cache.pixels_file, n,
-                                      cfg.batch_size, cfg.epochs, workers, cfg.seed)
+            in_row = e2e_train_in_row(
+                step,
+                accelerator,
+                path,
+                cache.pixels_file,
+                n,
+                cfg.batch_size,
+                cfg.epochs,
+                workers,
+                cfg.seed,
+            )
             out["in_row"] = {"data_path": name, "e2e_train_img_s": in_row}
             note(f"[{name}] e2e training, one iterator across epochs {in_row:.1f} images/s")
-        infer = e2e_infer(model, accelerator, path, cache.pixels_file, n, 2 * cfg.batch_size,
-                          workers, cfg.tta_hflip, channels_last)
+        infer = e2e_infer(
+            model,
+            accelerator,
+            path,
+            cache.pixels_file,
+            n,
+            2 * cfg.batch_size,
+            workers,
+            cfg.tta_hflip,
+            channels_last,
+        )
         out["paths"][name] = {
-            "e2e_train_img_s": train, "e2e_infer_img_s": infer,
-            "per_worker_img_s": worker_rate(path, cache.pixels_file, n, n_items,
-                                            cfg.batch_size, cfg.seed + 1),
+            "e2e_train_img_s": train,
+            "e2e_infer_img_s": infer,
+            "per_worker_img_s": worker_rate(
+                path, cache.pixels_file, n, n_items, cfg.batch_size, cfg.seed + 1
+            ),
         }
-        note(f"[{name}] e2e inference {infer:.1f}, per worker "
-             f"{out['paths'][name]['per_worker_img_s']:.1f} images/s")
-    out["decode_per_worker_img_s"] = decode_rate(paths, cache_size,
-                                                 min(n, max(16, cfg.batch_size)))
+        note(
+            f"[{name}] e2e inference {infer:.1f}, per worker "
+            f"{out['paths'][name]['per_worker_img_s']:.1f} images/s"
+        )
+    out["decode_per_worker_img_s"] = decode_rate(paths, cache_size, min(n, max(16, cfg.batch_size)))
     out["transport_workers"] = max(1, workers)
     out["transport_img_s"] = {
         str(dtype).removeprefix("torch."): transport_rate(
-            dtype, cfg.image_size, cfg.batch_size, max(1, workers), device,
-            batches=max(8, 4 * max(1, workers)))
+            dtype,
+            cfg.image_size,
+            cfg.batch_size,
+            max(1, workers),
+            device,
+            batches=max(8, 4 * max(1, workers)),
+        )
         for dtype in (torch.float32, torch.uint8)
     }
-    note(f"transport: float32 {out['transport_img_s']['float32']:.1f}, uint8 "
-         f"{out['transport_img_s']['uint8']:.1f} images/s")
+    note(
+        f"transport: float32 {out['transport_img_s']['float32']:.1f}, uint8 "
+        f"{out['transport_img_s']['uint8']:.1f} images/s"
+    )
     return out
 
 
-def path_figures(side: dict[str, Any], workers: int, bound_train: float,
-                  bound_infer: float) -> dict[str, dict[str, float]]:
+def path_figures(
+    side: dict[str, Any], workers: int, bound_train: float, bound_infer: float
+) -> dict[str, dict[str, float]]:
     """Each path's ratios, and the ceiling its parts predict: the slower of what the workers
     can make and what the transport can carry (float32 batches for `float`, else uint8)."""
     out = {}
     for name, p in side["paths"].items():
         transport = side["transport_img_s"]["float32" if name == "float" else "uint8"]
         ceiling = min(transport, max(1, workers) * p["per_worker_img_s"])
-        out[name] = {**p, "e2e_train_ratio": p["e2e_train_img_s"] / bound_train,
-                     "e2e_infer_ratio": p["e2e_infer_img_s"] / bound_infer,
-                     "predicted_ceiling_img_s": ceiling,
-                     "predicted_ceiling_vs_train_bound": ceiling / bound_train}
+        out[name] = {
+            **p,
+            "e2e_train_ratio": p["e2e_train_img_s"] / bound_train,
+            "e2e_infer_ratio": p["e2e_infer_img_s"] / bound_infer,
+            "predicted_ceiling_img_s": ceiling,
+            "predicted_ceiling_vs_train_bound": ceiling / bound_train,
+        }
     return out

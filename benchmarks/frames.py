@@ -44,8 +44,10 @@ def make_frames(cfg) -> list[Path]:
     Rendering a 960x540 frame costs about ten decodes, so `unique_frames` are rendered (in
     parallel) and written in turn as separate files: each file is still decoded on its own.
     """
-    folder = (Path(cfg.work_dir) / f"frames_{cfg.frame_width}x{cfg.frame_height}"
-              f"_u{cfg.unique_frames}_s{cfg.seed}")
+    folder = (
+        Path(cfg.work_dir) / f"frames_{cfg.frame_width}x{cfg.frame_height}"
+        f"_u{cfg.unique_frames}_s{cfg.seed}"
+    )
     paths = [folder / f"frame_{i:05d}.jpg" for i in range(cfg.n_images)]
     meta_file = folder / FRAMES_META
     if meta_file.exists() and json.loads(meta_file.read_text())["n"] >= cfg.n_images:

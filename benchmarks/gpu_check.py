@@ -56,8 +56,13 @@ class GpuCheckConfig:
     frame_height: int = 540
     unique_frames: int = 256
     recipe: str = "configs/convnext_tiny.yaml"
-    train_set: tuple[str, ...] = ("pretrained=false", "epochs=1", "freeze_epochs=0",
-                                  "warmup_epochs=0", "ema_decay=0.0")
+    train_set: tuple[str, ...] = (
+        "pretrained=false",
+        "epochs=1",
+        "freeze_epochs=0",
+        "warmup_epochs=0",
+        "ema_decay=0.0",
+    )
     n_splits: int = 5
     compile_modes: tuple[bool, ...] = (False, True)
     # the default path, in every compile mode; in the last one also with one iterator across
@@ -68,16 +73,38 @@ class GpuCheckConfig:
 
     @classmethod
     def small(cls, work_dir: str = "gpu_check") -> GpuCheckConfig:
-        return cls(work_dir=work_dir, backbones=("test_convnext", "test_vit"),
-                   bench_image_size=64, bench_batch_size=8, bench_images=32, bench_epochs=2,
-                   bench_steps=2, detect_workers=0, n_train=30, n_test=6, train_sites=6,
-                   test_sites=2,
-                   frame_width=320, frame_height=180, unique_frames=8,
-                   recipe="configs/convnext_tiny.yaml",
-                   train_set=("pretrained=false", "epochs=1", "freeze_epochs=0",
-                              "warmup_epochs=0", "ema_decay=0.0", "backbone=test_convnext",
-                              "image_size=48", "batch_size=8", "num_workers=0"),
-                   n_splits=2, compile_modes=(False,), bench_paths=DATA_PATHS)
+        return cls(
+            work_dir=work_dir,
+            backbones=("test_convnext", "test_vit"),
+            bench_image_size=64,
+            bench_batch_size=8,
+            bench_images=32,
+            bench_epochs=2,
+            bench_steps=2,
+            detect_workers=0,
+            n_train=30,
+            n_test=6,
+            train_sites=6,
+            test_sites=2,
+            frame_width=320,
+            frame_height=180,
+            unique_frames=8,
+            recipe="configs/convnext_tiny.yaml",
+            train_set=(
+                "pretrained=false",
+                "epochs=1",
+                "freeze_epochs=0",
+                "warmup_epochs=0",
+                "ema_decay=0.0",
+                "backbone=test_convnext",
+                "image_size=48",
+                "batch_size=8",
+                "num_workers=0",
+            ),
+            n_splits=2,
+            compile_modes=(False,),
+            bench_paths=DATA_PATHS,
+        )
 
 
 def bench_part(cfg: GpuCheckConfig, save=None) -> list[dict[str, Any]]:
@@ -91,44 +118,64 @@ def bench_part(cfg: GpuCheckConfig, save=None) -> list[dict[str, Any]]:
         results = {}
         for compiled in cfg.compile_modes:
             last = compiled == cfg.compile_modes[-1]
-            bench = BenchConfig(backbone=backbone, image_size=cfg.bench_image_size,
-                                batch_size=cfg.bench_batch_size, n_images=cfg.bench_images,
-                                epochs=cfg.bench_epochs, bound_steps=cfg.bench_steps,
-                                compile=compiled, work_dir=str(Path(cfg.work_dir) / "bench"),
-                                data_paths=cfg.bench_paths if last else ("uint8",),
-                                in_row=last)
+            bench = BenchConfig(
+                backbone=backbone,
+                image_size=cfg.bench_image_size,
+                batch_size=cfg.bench_batch_size,
+                n_images=cfg.bench_images,
+                epochs=cfg.bench_epochs,
+                bound_steps=cfg.bench_steps,
+                compile=compiled,
+                work_dir=str(Path(cfg.work_dir) / "bench"),
+                data_paths=cfg.bench_paths if last else ("uint8",),
+                in_row=last,
+            )
             started = time.perf_counter()
             results[compiled] = run_bench(bench, note=lambda line: print(f"  {line}", flush=True))
             r = results[compiled]
             ratios = ", ".join(
                 [f"{path} {p['e2e_train_ratio']:.2f}" for path, p in r["paths"].items()]
-                + ([f"{r['in_row']['data_path']} in a row {r['in_row']['e2e_train_ratio']:.2f}"]
-                   if r["in_row"] else []))
-            print(f"[bench {backbone} compile={compiled}] {time.perf_counter() - started:.0f} s;"
-                  f" training e2e / own bound: {ratios}", flush=True)
+                + (
+                    [f"{r['in_row']['data_path']} in a row {r['in_row']['e2e_train_ratio']:.2f}"]
+                    if r["in_row"]
+                    else []
+                )
+            )
+            print(
+                f"[bench {backbone} compile={compiled}] {time.perf_counter() - started:.0f} s;"
+                f" training e2e / own bound: {ratios}",
+                flush=True,
+            )
         best = results[max(results)]  # the compiled run where there is one
         for compiled, r in results.items():
             for path, p in r["paths"].items():
-                rows.append({
-                    "backbone": backbone, "compile": compiled, "data_path": path,
-                    "batch_size": r["batch_size"], "workers": r["workers"],
-                    "bound_train_img_s": r["bound_train_img_s"],
-                    "e2e_train_img_s": p["e2e_train_img_s"],
-                    "bound_infer_img_s": r["bound_infer_img_s"],
-                    "e2e_infer_img_s": p["e2e_infer_img_s"],
-                    "e2e_train_ratio": p["e2e_train_ratio"],
-                    "e2e_infer_ratio": p["e2e_infer_ratio"],
-                    "e2e_train_vs_compiled_bound": (p["e2e_train_img_s"]
-                                                    / best["bound_train_img_s"]),
-                    "e2e_infer_vs_compiled_bound": (p["e2e_infer_img_s"]
-                                                    / best["bound_infer_img_s"]),
-                    "per_worker_img_s": p["per_worker_img_s"],
-                    "predicted_ceiling_img_s": p["predicted_ceiling_img_s"],
-                    "transport_float32_img_s": r["transport_img_s"]["float32"],
-                    "transport_uint8_img_s": r["transport_img_s"]["uint8"],
-                    "decode_per_worker_img_s": r["decode_per_worker_img_s"],
-                    **_in_row_figures(r["in_row"], path, best["bound_train_img_s"]),
-                })
+                rows.append(
+                    {
+                        "backbone": backbone,
+                        "compile": compiled,
+                        "data_path": path,
+                        "batch_size": r["batch_size"],
+                        "workers": r["workers"],
+                        "bound_train_img_s": r["bound_train_img_s"],
+                        "e2e_train_img_s": p["e2e_train_img_s"],
+                        "bound_infer_img_s": r["bound_infer_img_s"],
+                        "e2e_infer_img_s": p["e2e_infer_img_s"],
+                        "e2e_train_ratio": p["e2e_train_ratio"],
+                        "e2e_infer_ratio": p["e2e_infer_ratio"],
+                        "e2e_train_vs_compiled_bound": (
+                            p["e2e_train_img_s"] / best["bound_train_img_s"]
+                        ),
+                        "e2e_infer_vs_compiled_bound": (
+                            p["e2e_infer_img_s"] / best["bound_infer_img_s"]
+                        ),
+                        "per_worker_img_s": p["per_worker_img_s"],
+                        "predicted_ceiling_img_s": p["predicted_ceiling_img_s"],
+                        "transport_float32_img_s": r["transport_img_s"]["float32"],
+                        "transport_uint8_img_s": r["transport_img_s"]["uint8"],
+                        "decode_per_worker_img_s": r["decode_per_worker_img_s"],
+                        **_in_row_figures(r["in_row"], path, best["bound_train_img_s"]),
+                    }
+                )
         if save is not None:
             save(rows)
     return rows
@@ -138,8 +185,10 @@ def _in_row_figures(in_row: dict[str, Any] | None, path: str, compiled_bound: fl
     """The run's one-iterator-across-epochs figure, on the row of the path it measured."""
     if in_row is None or in_row["data_path"] != path:
         return {}
-    return {"e2e_train_in_row_img_s": in_row["e2e_train_img_s"],
-            "e2e_train_in_row_vs_compiled_bound": in_row["e2e_train_img_s"] / compiled_bound}
+    return {
+        "e2e_train_in_row_img_s": in_row["e2e_train_img_s"],
+        "e2e_train_in_row_vs_compiled_bound": in_row["e2e_train_img_s"] / compiled_bound,
+    }
 
 
 def pipeline_part(cfg: GpuCheckConfig, log) -> dict[str, Any]:
@@ -153,28 +202,89 @@ def pipeline_part(cfg: GpuCheckConfig, log) -> dict[str, Any]:
     write_sized_folder(data, train, test, cfg.frame_width, cfg.frame_height, cfg.unique_frames)
     timer.stages["generate_data"] = {"seconds": round(time.perf_counter() - started, 2)}
     folds, detections, crops = work / "folds.csv", work / "detections.json", work / "crops"
-    timer.run("folds", "folds", "--data", data, "--out", folds, "--n-splits", cfg.n_splits,
-              "--seed", 42)
-    timer.run("detect", "detect", "--data", data, "--detector", "megadetector-lite",
-              "--weights", cfg.detector_weights, "--out", detections,
-              "--num-workers", cfg.detect_workers)
-    timer.run("crop", "crop", "--detections", detections, "--data", data, "--out", crops,
-              "--thresholds", 0.1, "--pad", 0.1)
-    timer.run("train", "train", "--config", cfg.recipe, "--name", "convnext_tiny", "--data", data,
-              "--folds-file", folds, "--runs-dir", runs, "--quiet", "--set",
-              f"crops_manifest={crops / 'manifest.csv'}", f"cache_dir={work / 'cache'}",
-              *cfg.train_set)
-    timer.run("ensemble", "ensemble", runs / "convnext_tiny", "--labels", data / TRAIN_LABELS,
-              "--out", runs / "ensemble", "--data", data)
+    timer.run(
+        "folds", "folds", "--data", data, "--out", folds, "--n-splits", cfg.n_splits, "--seed", 42
+    )
+    timer.run(
+        "detect",
+        "detect",
+        "--data",
+        data,
+        "--detector",
+        "megadetector-lite",
+        "--weights",
+        cfg.detector_weights,
+        "--out",
+        detections,
+        "--num-workers",
+        cfg.detect_workers,
+    )
+    timer.run(
+        "crop",
+        "crop",
+        "--detections",
+        detections,
+        "--data",
+        data,
+        "--out",
+        crops,
+        "--thresholds",
+        0.1,
+        "--pad",
+        0.1,
+    )
+    timer.run(
+        "train",
+        "train",
+        "--config",
+        cfg.recipe,
+        "--name",
+        "convnext_tiny",
+        "--data",
+        data,
+        "--folds-file",
+        folds,
+        "--runs-dir",
+        runs,
+        "--quiet",
+        "--set",
+        f"crops_manifest={crops / 'manifest.csv'}",
+        f"cache_dir={work / 'cache'}",
+        *cfg.train_set,
+    )
+    timer.run(
+        "ensemble",
+        "ensemble",
+        runs / "convnext_tiny",
+        "--labels",
+        data / TRAIN_LABELS,
+        "--out",
+        runs / "ensemble",
+        "--data",
+        data,
+    )
     submission = work / "submission.csv"
-    timer.run("submit", "submit", "--predictions", runs / "ensemble" / "test.csv",
-              "--format", data / SUBMISSION_FORMAT, "--out", submission)
+    timer.run(
+        "submit",
+        "submit",
+        "--predictions",
+        runs / "ensemble" / "test.csv",
+        "--format",
+        data / SUBMISSION_FORMAT,
+        "--out",
+        submission,
+    )
     timer.run("validate", "validate", submission, "--format", data / SUBMISSION_FORMAT)
     metrics = json.loads((runs / "convnext_tiny" / "metrics.json").read_text())
-    return {"stages": timer.stages, "total_s": round(time.perf_counter() - started, 1),
-            "images": cfg.n_train + cfg.n_test, "frame": f"{cfg.frame_width}x{cfg.frame_height}",
-            "oof_rows": sum(1 for _ in open(runs / "convnext_tiny" / OOF_FILE)) - 1,
-            "oof_log_loss": metrics["overall"]["log_loss"], "submission_valid": True}
+    return {
+        "stages": timer.stages,
+        "total_s": round(time.perf_counter() - started, 1),
+        "images": cfg.n_train + cfg.n_test,
+        "frame": f"{cfg.frame_width}x{cfg.frame_height}",
+        "oof_rows": sum(1 for _ in open(runs / "convnext_tiny" / OOF_FILE)) - 1,
+        "oof_log_loss": metrics["overall"]["log_loss"],
+        "submission_valid": True,
+    }
 
 
 def gpu_check(cfg: GpuCheckConfig, parts: tuple[str, ...] = PARTS) -> dict:
@@ -182,9 +292,11 @@ def gpu_check(cfg: GpuCheckConfig, parts: tuple[str, ...] = PARTS) -> dict:
     import torch
 
     result: dict[str, Any] = {
-        "date": dt.date.today().isoformat(), "host": platform.node(),
+        "date": dt.date.today().isoformat(),
+        "host": platform.node(),
         "card": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "torch": torch.__version__, "cuda": torch.version.cuda,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
         "small": cfg.n_train < 1000,
     }
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
@@ -205,15 +317,23 @@ def _save(cfg: GpuCheckConfig, result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--small", action="store_true",
-                        help="CPU-sized: tiny models and data, same stages (about a minute)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--small",
+        action="store_true",
+        help="CPU-sized: tiny models and data, same stages (about a minute)",
+    )
     parser.add_argument("--work-dir", default="gpu_check", help="generated data and outputs")
-    parser.add_argument("--weights", help="MegadetectorLite weights (default: "
-                        f"SHARED/{DETECTOR_WEIGHTS})")
-    parser.add_argument("--shared", help="the shared real-data folder (default: "
-                        "$KAGGLE_STYLE_SHARED_DATA); only for the default --weights")
+    parser.add_argument(
+        "--weights", help=f"MegadetectorLite weights (default: SHARED/{DETECTOR_WEIGHTS})"
+    )
+    parser.add_argument(
+        "--shared",
+        help="the shared real-data folder (default: "
+        "$KAGGLE_STYLE_SHARED_DATA); only for the default --weights",
+    )
     parser.add_argument("--only", choices=PARTS, help="run one part")
     args = parser.parse_args(argv)
     return run_main(parser.prog, lambda: run(args))

@@ -37,8 +37,9 @@ def startup_seconds(names: Iterable[str], threads: int = 1) -> dict[str, float]:
     return out
 
 
-def growth(small: dict[str, Any], full: dict[str, Any],
-           startup: dict[str, float] | None = None) -> dict[str, Any]:
+def growth(
+    small: dict[str, Any], full: dict[str, Any], startup: dict[str, float] | None = None
+) -> dict[str, Any]:
     """Each stage's time ratio between two runs against the data's growth (ids).
 
     `ratio` is of the whole times; `work_ratio` of the times less the stage's start-up (when
@@ -47,8 +48,7 @@ def growth(small: dict[str, Any], full: dict[str, Any],
     the stages whose work grew more than SUPERLINEAR_SLACK times faster than the data.
     """
     startup = startup or {}
-    data_growth = ((full["train_ids"] + full["test_ids"])
-                   / (small["train_ids"] + small["test_ids"]))
+    data_growth = (full["train_ids"] + full["test_ids"]) / (small["train_ids"] + small["test_ids"])
     rows = {}
     for name, stage in full["stages"].items():
         before = small["stages"].get(name, {}).get("seconds")
@@ -59,15 +59,22 @@ def growth(small: dict[str, Any], full: dict[str, Any],
         if before - base >= MIN_WORK_SECONDS:
             work_ratio = round(max(stage["seconds"] - base, 0.0) / (before - base), 2)
         ratio = stage["seconds"] / before
-        rows[name] = {"seconds_small": before, "seconds_full": stage["seconds"],
-                      "startup_s": startup.get(name),
-                      "peak_mib_small": small["stages"][name].get("peak_rss_mib"),
-                      "peak_mib_full": stage.get("peak_rss_mib"),
-                      "ratio": round(ratio, 2), "work_ratio": work_ratio,
-                      "exponent": _exponent(work_ratio or ratio, data_growth)}
-    superlinear = [n for n, r in rows.items()
-                   if (r["work_ratio"] or r["ratio"]) > SUPERLINEAR_SLACK * data_growth
-                   and r["seconds_full"] >= MIN_FLAG_SECONDS]
+        rows[name] = {
+            "seconds_small": before,
+            "seconds_full": stage["seconds"],
+            "startup_s": startup.get(name),
+            "peak_mib_small": small["stages"][name].get("peak_rss_mib"),
+            "peak_mib_full": stage.get("peak_rss_mib"),
+            "ratio": round(ratio, 2),
+            "work_ratio": work_ratio,
+            "exponent": _exponent(work_ratio or ratio, data_growth),
+        }
+    superlinear = [
+        n
+        for n, r in rows.items()
+        if (r["work_ratio"] or r["ratio"]) > SUPERLINEAR_SLACK * data_growth
+        and r["seconds_full"] >= MIN_FLAG_SECONDS
+    ]
     return {"data_growth": round(data_growth, 2), "stages": rows, "superlinear": superlinear}
 
 
@@ -80,17 +87,21 @@ def _exponent(ratio: float, data_growth: float) -> float | None:
 
 def format_growth(table: dict[str, Any]) -> str:
     """The growth table: whole and start-up-less ratios against the data's growth."""
-    lines = [f"data growth {table['data_growth']}x (ids); time per stage, small -> full:",
-             f"{'stage':<20} {'small s':>8} {'full s':>8} {'start s':>8} {'ratio':>6} "
-             f"{'work':>6} {'exp':>5} {'MiB small':>9} {'MiB full':>9}"]
+    lines = [
+        f"data growth {table['data_growth']}x (ids); time per stage, small -> full:",
+        f"{'stage':<20} {'small s':>8} {'full s':>8} {'start s':>8} {'ratio':>6} "
+        f"{'work':>6} {'exp':>5} {'MiB small':>9} {'MiB full':>9}",
+    ]
 
     def cell(value: Any, width: int) -> str:
         return f"{'-' if value is None else value:>{width}}"
 
     for name, r in table["stages"].items():
-        lines.append(f"{name:<20} {r['seconds_small']:>8.1f} {r['seconds_full']:>8.1f} "
-                     f"{cell(r['startup_s'], 8)} {r['ratio']:>6.2f} {cell(r['work_ratio'], 6)} "
-                     f"{cell(r['exponent'], 5)} {cell(r['peak_mib_small'], 9)} "
-                     f"{cell(r['peak_mib_full'], 9)}")
+        lines.append(
+            f"{name:<20} {r['seconds_small']:>8.1f} {r['seconds_full']:>8.1f} "
+            f"{cell(r['startup_s'], 8)} {r['ratio']:>6.2f} {cell(r['work_ratio'], 6)} "
+            f"{cell(r['exponent'], 5)} {cell(r['peak_mib_small'], 9)} "
+            f"{cell(r['peak_mib_full'], 9)}"
+        )
     lines.append("faster than linear: " + (", ".join(table["superlinear"]) or "none"))
     return "\n".join(lines)

@@ -62,30 +62,51 @@ def train(model: str, lever: Lever | None, args: argparse.Namespace) -> Path:
     from kaggle_style.training.run import run_training
 
     name = model if lever is None else f"{model}-{lever.name}"
-    overrides = {"name": name, "data": str(args.data), "folds_file": str(args.folds),
-                 "runs_dir": str(args.runs), "cache_dir": str(args.cache),
-                 "crops_manifest": str(args.crops), "progress": False,
-                 **(lever.train if lever else {})}
+    overrides = {
+        "name": name,
+        "data": str(args.data),
+        "folds_file": str(args.folds),
+        "runs_dir": str(args.runs),
+        "cache_dir": str(args.cache),
+        "crops_manifest": str(args.crops),
+        "progress": False,
+        **(lever.train if lever else {}),
+    }
     run_training(resolve_config(TrainConfig, Path("configs") / f"{model}.yaml", overrides))
     return Path(args.runs) / name
 
 
-def ensemble_row(runs: list[Path], extra: dict[str, Any], out: Path,
-                 args: argparse.Namespace, truth: pd.Series) -> dict[str, Any]:
+def ensemble_row(
+    runs: list[Path], extra: dict[str, Any], out: Path, args: argparse.Namespace, truth: pd.Series
+) -> dict[str, Any]:
     from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 
-    cfg = resolve_config(EnsembleConfig, args.ensemble_config,
-                         {"runs": [str(r) for r in runs], "data": str(args.data),
-                          "out": str(out), "meta": str(args.meta), **extra,
-                          # the step needs the detector's boxes of the train and test images
-                          **({"detections": str(Path(args.data) / "detections.json")}
-                             if "detection_stacking" in extra else {})})
+    cfg = resolve_config(
+        EnsembleConfig,
+        args.ensemble_config,
+        {
+            "runs": [str(r) for r in runs],
+            "data": str(args.data),
+            "out": str(out),
+            "meta": str(args.meta),
+            **extra,
+            # the step needs the detector's boxes of the train and test images
+            **(
+                {"detections": str(Path(args.data) / "detections.json")}
+                if "detection_stacking" in extra
+                else {}
+            ),
+        },
+    )
     result = ensemble(cfg)
     y = pd.read_csv(out / "oof.csv", dtype={ID_COL: str})
     labels = pd.read_csv(args.folds, dtype={ID_COL: str}).set_index(ID_COL)[LABEL_COL]
     y_true = labels.loc[y[ID_COL]].map(CLASS_INDEX).to_numpy()
-    return {"nested_oof": None if result.nested is None else log_loss(y_true, result.nested),
-            "in_sample_oof": log_loss(y_true, result.oof), "hidden_test": test_loss(out, truth)}
+    return {
+        "nested_oof": None if result.nested is None else log_loss(y_true, result.nested),
+        "in_sample_oof": log_loss(y_true, result.oof),
+        "hidden_test": test_loss(out, truth),
+    }
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,8 +114,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     truth = hidden_labels(Path(args.data))
     known = {f.name for f in dataclasses.fields(EnsembleConfig)}
-    all_levers = levers({"from": args.pseudo_from, "min_prob": args.min_prob,
-                         "weight": args.weight, "temperature": args.temperature})
+    all_levers = levers(
+        {
+            "from": args.pseudo_from,
+            "min_prob": args.min_prob,
+            "weight": args.weight,
+            "temperature": args.temperature,
+        }
+    )
     rows: list[dict[str, Any]] = []
     started = time.time()
     runs: dict[str | None, list[Path]] = {None: [train(m, None, args) for m in args.models]}
@@ -103,28 +130,37 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     for lever_name, paths in runs.items():
         for path in paths:
             metrics = json.loads((path / "metrics.json").read_text())
-            rows.append({"what": path.name, "levers": [lever_name] if lever_name else [],
-                         "nested_oof": metrics["overall"]["log_loss"],
-                         "hidden_test": test_loss(path, truth)})
+            rows.append(
+                {
+                    "what": path.name,
+                    "levers": [lever_name] if lever_name else [],
+                    "nested_oof": metrics["overall"]["log_loss"],
+                    "hidden_test": test_loss(path, truth),
+                }
+            )
     for n in range(len(all_levers) + 1):
         for chosen in itertools.combinations(all_levers, n):
             absent = sorted({k for lv in chosen for k in lv.ensemble} - known)
             names = [lv.name for lv in chosen]
             row: dict[str, Any] = {"what": "ensemble", "levers": names}
             if absent:
-                rows.append({**row, "absent": f"ensemble key(s) {', '.join(absent)} not in "
-                             "this checkout"})
+                rows.append(
+                    {**row, "absent": f"ensemble key(s) {', '.join(absent)} not in this checkout"}
+                )
                 continue
             trained = [lv.name for lv in chosen if lv.train]
             members = runs[trained[0]] if trained else runs[None]  # one training lever so far
             extra = {k: v for lv in chosen for k, v in lv.ensemble.items()}
             out = Path(args.runs) / f"levers-ensemble-{'-'.join(names) or 'none'}"
             rows.append({**row, **ensemble_row(members, extra, out, args, truth)})
-    return {"machine": f"{platform.node()} ({platform.machine()}, {_cpus()} CPUs, torch "
-                       f"threads {torch_threads()})",
-            "date": time.strftime("%Y-%m-%d", time.gmtime()), "seconds": round(time.time()
-                                                                                - started),
-            "pseudo_labels": all_levers[0].train["pseudo_labels"], "rows": rows}
+    return {
+        "machine": f"{platform.node()} ({platform.machine()}, {_cpus()} CPUs, torch "
+        f"threads {torch_threads()})",
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "seconds": round(time.time() - started),
+        "pseudo_labels": all_levers[0].train["pseudo_labels"],
+        "rows": rows,
+    }
 
 
 def torch_threads() -> int:
@@ -136,8 +172,14 @@ def torch_threads() -> int:
 def _cpus() -> str:
     from kaggle_style.files import usable_cpus
 
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
-                  if line.startswith("model name")), "")
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in _cpuinfo().splitlines()
+            if line.startswith("model name")
+        ),
+        "",
+    )
     return f"{usable_cpus()} × {model}" if model else str(usable_cpus())
 
 
@@ -147,8 +189,7 @@ def _cpuinfo() -> str:
 
 
 def table(result: dict[str, Any]) -> str:
-    lines = ["| what | levers | nested OOF log loss | hidden test log loss |",
-             "|---|---|---|---|"]
+    lines = ["| what | levers | nested OOF log loss | hidden test log loss |", "|---|---|---|---|"]
     for row in result["rows"]:
         levers_text = " + ".join(row["levers"]) or "none"
         if "absent" in row:
@@ -171,8 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", default="./cache")
     parser.add_argument("--models", nargs="+", default=["demo-crop", "demo-full"])
     parser.add_argument("--ensemble-config", type=Path, default=Path("configs/ensemble-demo.yaml"))
-    parser.add_argument("--pseudo-from", nargs="+", default=["demo-crop"],
-                        help="first-round runs whose fold-k models label the test images")
+    parser.add_argument(
+        "--pseudo-from",
+        nargs="+",
+        default=["demo-crop"],
+        help="first-round runs whose fold-k models label the test images",
+    )
     parser.add_argument("--min-prob", type=float, default=0.5)
     parser.add_argument("--weight", type=float, default=1.0)
     parser.add_argument("--temperature", type=float, default=0.5)
@@ -180,12 +225,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     truth = Path(args.data) / "truth.csv"
     if not truth.is_file():
-        parser.error(f"{truth} not found: the levers need the demo's hidden test labels "
-                     "(make demo-data)")
+        parser.error(
+            f"{truth} not found: the levers need the demo's hidden test labels (make demo-data)"
+        )
     result = measure(args)
     write_json(args.out, {**result, "table": table(result)})
-    print(f"{result['machine']}, {result['date']}, {result['seconds']} s; pseudo-labels "
-          f"{result['pseudo_labels']}")
+    print(
+        f"{result['machine']}, {result['date']}, {result['seconds']} s; pseudo-labels "
+        f"{result['pseudo_labels']}"
+    )
     print(table(result))
     return 0
 

@@ -32,10 +32,22 @@ WEIGHTS = "models/tf_efficientnet_lite0.in1k.safetensors"
 # head-only epochs, then everything at a low rate with BatchNorm statistics kept from ImageNet
 # (batches of 16 near-identical night frames make poor statistics).
 RECIPE: dict[str, Any] = dict(
-    backbone="tf_efficientnet_lite0", image_size=224, epochs=12, batch_size=16, lr=3e-4,
-    head_lr_mult=10.0, freeze_epochs=2, freeze_bn=True, label_smoothing=0.1,
-    weight_decay=0.01, augment="light", tta_hflip=True, view="full", num_workers=0,
-    progress=False, seed=0,
+    backbone="tf_efficientnet_lite0",
+    image_size=224,
+    epochs=12,
+    batch_size=16,
+    lr=3e-4,
+    head_lr_mult=10.0,
+    freeze_epochs=2,
+    freeze_bn=True,
+    label_smoothing=0.1,
+    weight_decay=0.01,
+    augment="light",
+    tta_hflip=True,
+    view="full",
+    num_workers=0,
+    progress=False,
+    seed=0,
 )
 # From random weights, a frozen warm-up and frozen BatchNorm would freeze random features and
 # initial statistics; so random weights are run twice: the very same recipe, and the recipe with
@@ -51,13 +63,19 @@ RUNS: dict[str, dict[str, Any]] = {
 
 def build_camtrapr_data(source: Path, out: Path) -> dict[str, str]:
     """Write a DrivenData-style folder (ids, filepaths, site = station); return species->class."""
-    paths = sorted(p for p in source.glob("*/*/*") if p.suffix.lower() == ".jpg"
-                   and p.parent.name != "UNID")
+    paths = sorted(
+        p for p in source.glob("*/*/*") if p.suffix.lower() == ".jpg" and p.parent.name != "UNID"
+    )
     species = sorted({p.parent.name for p in paths})
     mapping = dict(zip(species, CLASSES[: len(species)], strict=True))
     ids = [f"CT{k:04d}" for k in range(len(paths))]
-    features = pd.DataFrame({ID_COL: ids, "filepath": [str(p.resolve()) for p in paths],
-                             "site": [p.parent.parent.name for p in paths]})
+    features = pd.DataFrame(
+        {
+            ID_COL: ids,
+            "filepath": [str(p.resolve()) for p in paths],
+            "site": [p.parent.parent.name for p in paths],
+        }
+    )
     labels = pd.DataFrame(0.0, index=range(len(paths)), columns=list(CLASSES))
     for row, p in enumerate(paths):
         labels.loc[row, mapping[p.parent.name]] = 1.0
@@ -75,8 +93,9 @@ def prior_log_loss(y: np.ndarray) -> float:
     return float(-(prior * np.log(prior)).sum())
 
 
-def real_check(shared: Path, work: Path, runs: tuple[str, ...] = tuple(RUNS),
-               seed: int = RECIPE["seed"]) -> dict[str, Any]:
+def real_check(
+    shared: Path, work: Path, runs: tuple[str, ...] = tuple(RUNS), seed: int = RECIPE["seed"]
+) -> dict[str, Any]:
     """Train `runs` of RUNS; return the prior's and each run's OOF log loss, and a predict
     check (on the `pretrained` run's models, which `runs` must then hold)."""
     from kaggle_style.data.folds import make_folds
@@ -98,9 +117,15 @@ def real_check(shared: Path, work: Path, runs: tuple[str, ...] = tuple(RUNS),
         recipe = {**RECIPE, **RUNS[name], "seed": seed}
         if recipe["pretrained"]:
             recipe["pretrained"] = str(shared / recipe["pretrained"])
-        cfg = TrainConfig(name=name, data=str(data), folds_file=str(work / "folds.csv"),
-                          allow_outside_data=True,
-                          runs_dir=str(work / "runs"), cache_dir=str(work / "cache"), **recipe)
+        cfg = TrainConfig(
+            name=name,
+            data=str(data),
+            folds_file=str(work / "folds.csv"),
+            allow_outside_data=True,
+            runs_dir=str(work / "runs"),
+            cache_dir=str(work / "cache"),
+            **recipe,
+        )
         run_training(cfg)
         oof = pd.read_csv(cfg.run_dir / OOF_FILE, dtype={ID_COL: str})
         y = np.array([y_of[i] for i in oof[ID_COL]])
@@ -120,27 +145,43 @@ def predict_stations(source: Path, work: Path, mapping: dict[str, str]) -> dict[
     from kaggle_style.deployment import DetectorChoice, run_predict
 
     out = work / "predict_camtrapr.csv"
-    frame = run_predict(source, work / "runs" / "pretrained", out, site_from_folder=True,
-                        detector=DetectorChoice(enabled=False), progress=False)
+    frame = run_predict(
+        source,
+        work / "runs" / "pretrained",
+        out,
+        site_from_folder=True,
+        detector=DetectorChoice(enabled=False),
+        progress=False,
+    )
     species = frame["file"].str.split("/").str[1]
     labelled = species.isin(list(mapping))
     hits = frame["top_class"][labelled] == species[labelled].map(mapping)
     per_station = hits.groupby(frame["site"][labelled]).mean()
-    print(f"predict --site-from-folder: {len(frame)} images, {frame['site'].nunique()} stations "
-          f"-> {out.name}; top-1 = species folder: "
-          + ", ".join(f"{s} {v:.2f}" for s, v in per_station.items()))
+    print(
+        f"predict --site-from-folder: {len(frame)} images, {frame['site'].nunique()} stations "
+        f"-> {out.name}; top-1 = species folder: "
+        + ", ".join(f"{s} {v:.2f}" for s, v in per_station.items())
+    )
     return {str(s): float(v) for s, v in per_station.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.real_check",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", help="the shared real-data folder, holding camtrapr/ and "
-                        "models/ (default: $KAGGLE_STYLE_SHARED_DATA)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.real_check", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--shared",
+        help="the shared real-data folder, holding camtrapr/ and "
+        "models/ (default: $KAGGLE_STYLE_SHARED_DATA)",
+    )
     parser.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
-    parser.add_argument("--runs", nargs="+", choices=tuple(RUNS), default=tuple(RUNS),
-                        help="which runs (default: all); the verdict needs pretrained and a "
-                             "baseline")
+    parser.add_argument(
+        "--runs",
+        nargs="+",
+        choices=tuple(RUNS),
+        default=tuple(RUNS),
+        help="which runs (default: all); the verdict needs pretrained and a baseline",
+    )
     parser.add_argument("--seed", type=int, default=RECIPE["seed"], help="the recipe's seed")
     args = parser.parse_args(argv)
     return run_main(parser.prog, lambda: run(args))
@@ -149,8 +190,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     shared = shared_data(args.shared)
     if not (shared / "camtrapr").is_dir():
-        raise UserError(f"{shared / 'camtrapr'} not found: --shared (or $KAGGLE_STYLE_SHARED_DATA) "
-                        "must name the shared data folder that holds camtrapr/")
+        raise UserError(
+            f"{shared / 'camtrapr'} not found: --shared (or $KAGGLE_STYLE_SHARED_DATA) "
+            "must name the shared data folder that holds camtrapr/"
+        )
     with tempfile.TemporaryDirectory(prefix="real_check_") as tmp:
         results = real_check(shared, args.work or Path(tmp), tuple(args.runs), args.seed)
     print(f"{'run':<26} {'OOF log loss':>12}")
@@ -159,8 +202,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:<26} {results[f'oof_logloss_{name}']:>12.4f}")
     ok = True
     if "pretrained" in args.runs:
-        baselines = ["prior_logloss", *(f"oof_logloss_{n}" for n in args.runs
-                                        if n.startswith("random"))]
+        baselines = [
+            "prior_logloss",
+            *(f"oof_logloss_{n}" for n in args.runs if n.startswith("random")),
+        ]
         ok = results["oof_logloss_pretrained"] < min(results[k] for k in baselines)
         beaten = "the prior" + (" and every random-weights run" if len(baselines) > 1 else "")
         print(f"pretrained beats {beaten}: " + ("yes" if ok else "NO"))

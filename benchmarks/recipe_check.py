@@ -20,8 +20,20 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 # Keys that say nothing about the recipe itself (paths, workers, progress).
-SKIPPED = {"name", "data", "folds_file", "runs_dir", "cache_dir", "crops_manifest",
-           "search_space", "num_workers", "progress", "folds", "resume", "log_with"}
+SKIPPED = {
+    "name",
+    "data",
+    "folds_file",
+    "runs_dir",
+    "cache_dir",
+    "crops_manifest",
+    "search_space",
+    "num_workers",
+    "progress",
+    "folds",
+    "resume",
+    "log_with",
+}
 
 
 def recipes(sets: list[str] | None = None, root: Path = ROOT) -> dict[str, dict[str, Any]]:
@@ -44,8 +56,14 @@ def build(path: Path, overrides: dict[str, Any] | None = None):
     from kaggle_style.training.memory import grad_checkpointing
 
     cfg = resolve_config(TrainConfig, path, {"pretrained": False, **(overrides or {})})
-    model = create_model(cfg.backbone, len(CLASSES), False, image_size=cfg.image_size,
-                         drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path_rate)
+    model = create_model(
+        cfg.backbone,
+        len(CLASSES),
+        False,
+        image_size=cfg.image_size,
+        drop_rate=cfg.drop_rate,
+        drop_path_rate=cfg.drop_path_rate,
+    )
     grad_checkpointing(model, cfg.grad_checkpointing, cfg.backbone)
     side = int(data_config(model, cfg.image_size)["input_size"][-1])
     return cfg, model, side
@@ -54,11 +72,15 @@ def build(path: Path, overrides: dict[str, Any] | None = None):
 def optimizer_summary(optimizer) -> dict[str, Any]:
     groups = optimizer.param_groups
     scales = [g.get("lr_scale", 1.0) for g in groups]
-    return {"groups": len(groups),
-            "params_no_decay": sum(p.numel() for g in groups if g["weight_decay"] == 0
-                                   for p in g["params"]),
-            "tensors_no_decay": sum(len(g["params"]) for g in groups if g["weight_decay"] == 0),
-            "lr_scale_min": min(scales), "lr_scale_max": max(scales)}
+    return {
+        "groups": len(groups),
+        "params_no_decay": sum(
+            p.numel() for g in groups if g["weight_decay"] == 0 for p in g["params"]
+        ),
+        "tensors_no_decay": sum(len(g["params"]) for g in groups if g["weight_decay"] == 0),
+        "lr_scale_min": min(scales),
+        "lr_scale_max": max(scales),
+    }
 
 
 def check(name: str, path: Path, batch: int) -> dict[str, Any]:
@@ -79,13 +101,17 @@ def check(name: str, path: Path, batch: int) -> dict[str, Any]:
     loss.backward()
     optimizer.step()
     cache_side = cache_size_for(side, cfg.cache_scale)
-    return {"recipe": name, "image_size": side,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "optimizer": optimizer_summary(optimizer),
-            "cache_side": cache_side,
-            "cache_bytes_per_1000_images": estimate_bytes(1000, cache_side, cfg.cache_form),
-            "loss": round(loss.item(), 4), "seconds": round(time.perf_counter() - started, 1),
-            "settings": {k: v for k, v in config_dict(cfg).items() if k not in SKIPPED}}
+    return {
+        "recipe": name,
+        "image_size": side,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "optimizer": optimizer_summary(optimizer),
+        "cache_side": cache_side,
+        "cache_bytes_per_1000_images": estimate_bytes(1000, cache_side, cfg.cache_form),
+        "loss": round(loss.item(), 4),
+        "seconds": round(time.perf_counter() - started, 1),
+        "settings": {k: v for k, v in config_dict(cfg).items() if k not in SKIPPED},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     for name, found in recipes(args.sets).items():
-        line = {**check(name, found["path"], args.batch), "sets": found["sets"],
-                "threads": args.threads}
+        line = {
+            **check(name, found["path"], args.batch),
+            "sets": found["sets"],
+            "threads": args.threads,
+        }
         print(json.dumps(line), flush=True)
     return 0
 

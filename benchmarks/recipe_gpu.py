@@ -44,8 +44,14 @@ def _figure(value: float) -> float:
     return float(f"{value:.3g}")
 
 
-def measure(name: str, path: Path, device: str, seconds: float, overrides: dict[str, Any],
-            max_steps: int = 300) -> dict[str, Any]:
+def measure(
+    name: str,
+    path: Path,
+    device: str,
+    seconds: float,
+    overrides: dict[str, Any],
+    max_steps: int = 300,
+) -> dict[str, Any]:
     """One recipe: warm-up steps, then steps for `seconds` (at most `max_steps`), then inference
     for `seconds / 3`."""
     import torch
@@ -61,8 +67,10 @@ def measure(name: str, path: Path, device: str, seconds: float, overrides: dict[
 
     cuda = device == "cuda"
     cfg, model, side = build(path, overrides)
-    accelerator = Accelerator(**accelerator_settings(cuda, "bf16" if cuda else "no"),
-                              gradient_accumulation_steps=cfg.grad_accum)
+    accelerator = Accelerator(
+        **accelerator_settings(cuda, "bf16" if cuda else "no"),
+        gradient_accumulation_steps=cfg.grad_accum,
+    )
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         model = model.to(memory_format=torch.channels_last)
@@ -71,8 +79,11 @@ def measure(name: str, path: Path, device: str, seconds: float, overrides: dict[
     optimizer = accelerator.prepare(optimizer)
     fit = MemoryFit(cfg.batch_size, cfg.grad_accum, lambda line: print(f"{name}: {line}"))
     images = torch.randn(cfg.batch_size, 3, side, side, device=accelerator.device)
-    soft = torch.nn.functional.one_hot(torch.arange(cfg.batch_size) % len(CLASSES),
-                                       len(CLASSES)).float().to(accelerator.device)
+    soft = (
+        torch.nn.functional.one_hot(torch.arange(cfg.batch_size) % len(CLASSES), len(CLASSES))
+        .float()
+        .to(accelerator.device)
+    )
     weights = torch.ones(len(CLASSES), device=accelerator.device)
     if cuda:
         images = images.contiguous(memory_format=torch.channels_last)
@@ -82,8 +93,13 @@ def measure(name: str, path: Path, device: str, seconds: float, overrides: dict[
             torch.cuda.synchronize()
 
     def step() -> None:
-        fit.run(lambda chunks: optimisation_step(model, optimizer, accelerator, images, soft,
-                                                 weights, chunks), optimizer, model)
+        fit.run(
+            lambda chunks: optimisation_step(
+                model, optimizer, accelerator, images, soft, weights, chunks
+            ),
+            optimizer,
+            model,
+        )
 
     model.train()
     for _ in range(3):  # warm-up: kernels chosen, optimizer state made, memory settled
@@ -109,17 +125,24 @@ def measure(name: str, path: Path, device: str, seconds: float, overrides: dict[
     infer_ips = passes * batch.shape[0] / (time.perf_counter() - started)
     # the minutes are worked out from the rates as printed, so the line can be checked by hand
     train_ips, infer_ips = _figure(train_ips), _figure(infer_ips)
-    line = {"recipe": name, "device": torch.cuda.get_device_name() if cuda else "cpu",
-            "image_size": side, "view": cfg.view, "epochs": cfg.epochs,
-            "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
-            "grad_checkpointing": cfg.grad_checkpointing, "batch_fit": fit.record(),
-            "train_steps": steps, "train_images_per_s": train_ips,
-            "infer_images_per_s": infer_ips,
-            "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda
-            else None,
-            "minutes_per_fold": _figure(minutes_per_fold(cfg, train_ips, infer_ips)),
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "optimizer": optimizer_summary(optimizer)}
+    line = {
+        "recipe": name,
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "image_size": side,
+        "view": cfg.view,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "grad_accum": cfg.grad_accum,
+        "grad_checkpointing": cfg.grad_checkpointing,
+        "batch_fit": fit.record(),
+        "train_steps": steps,
+        "train_images_per_s": train_ips,
+        "infer_images_per_s": infer_ips,
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "minutes_per_fold": _figure(minutes_per_fold(cfg, train_ips, infer_ips)),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "optimizer": optimizer_summary(optimizer),
+    }
     accelerator.free_memory()
     return line
 
@@ -130,8 +153,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="+", default=["fast", "leaderboard"])
     parser.add_argument("--seconds", type=float, default=15.0, help="timed training per recipe")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
-    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override every recipe (CPU smoke: backbone=test_vit image_size=32)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override every recipe (CPU smoke: backbone=test_vit image_size=32)",
+    )
     parser.add_argument("--max-steps", type=int, default=300)
     args = parser.parse_args(argv)
     from kaggle_style.config import parse_overrides
@@ -144,16 +173,27 @@ def main(argv: list[str] | None = None) -> int:
         variants = [False]  # and with gradient checkpointing where the model is large
         for checkpointing in variants:
             try:
-                line = measure(name, found["path"], args.device, args.seconds,
-                               {**overrides, "grad_checkpointing": checkpointing},
-                               args.max_steps)
+                line = measure(
+                    name,
+                    found["path"],
+                    args.device,
+                    args.seconds,
+                    {**overrides, "grad_checkpointing": checkpointing},
+                    args.max_steps,
+                )
                 if not checkpointing and line["parameters"] > LARGE:
                     variants.append(True)
             except Exception as err:  # one recipe's failure must not lose the others' figures
-                line = {"recipe": name, "grad_checkpointing": checkpointing,
-                        "error": f"{type(err).__name__}: {err}"[:300]}
-            line.update(sets=found["sets"], date=time.strftime("%Y-%m-%d"),
-                        elapsed_s=round(time.time() - started, 1))
+                line = {
+                    "recipe": name,
+                    "grad_checkpointing": checkpointing,
+                    "error": f"{type(err).__name__}: {err}"[:300],
+                }
+            line.update(
+                sets=found["sets"],
+                date=time.strftime("%Y-%m-%d"),
+                elapsed_s=round(time.time() - started, 1),
+            )
             with out.open("a") as f:
                 f.write(json.dumps(line) + "\n")
             print(json.dumps(line), flush=True)

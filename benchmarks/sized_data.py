@@ -26,24 +26,35 @@ from kaggle_style.constants import (
 from kaggle_style.files import write_csv
 
 
-def generated_tables(n_train: int, n_test: int, train_sites: int, test_sites: int,
-                     seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generated_tables(
+    n_train: int, n_test: int, train_sites: int, test_sites: int, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(train features, test features) with ids ZJ000000… and disjoint site names."""
     rng = np.random.default_rng(seed)
 
     def table(start: int, n: int, sites: int, prefix: str, folder: str) -> pd.DataFrame:
         ids = [f"ZJ{start + i:06d}" for i in range(n)]
         site = [f"{prefix}{s:04d}" for s in np.sort(rng.integers(0, sites, n))]
-        return pd.DataFrame({ID_COL: ids, FILEPATH_COL: [f"{folder}/{i}.jpg" for i in ids],
-                             SITE_COL: site})
+        return pd.DataFrame(
+            {ID_COL: ids, FILEPATH_COL: [f"{folder}/{i}.jpg" for i in ids], SITE_COL: site}
+        )
 
-    return (table(0, n_train, train_sites, "S", "train_features"),
-            table(n_train, n_test, test_sites, "T", "test_features"))
+    return (
+        table(0, n_train, train_sites, "S", "train_features"),
+        table(n_train, n_test, test_sites, "T", "test_features"),
+    )
 
 
-def write_sized_folder(out: Path, train: pd.DataFrame, test: pd.DataFrame, width: int,
-                       height: int, unique_frames: int = 64, seed: int = 0,
-                       labels: pd.DataFrame | None = None) -> Path:
+def write_sized_folder(
+    out: Path,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    width: int,
+    height: int,
+    unique_frames: int = 64,
+    seed: int = 0,
+    labels: pd.DataFrame | None = None,
+) -> Path:
     """Write the four DrivenData tables and one JPEG per id under `out`; returns `out`."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,17 +65,18 @@ def write_sized_folder(out: Path, train: pd.DataFrame, test: pd.DataFrame, width
     write_csv(out / TRAIN_FEATURES, train)
     write_csv(out / TRAIN_LABELS, labels)
     write_csv(out / TEST_FEATURES, test)
-    fmt = pd.DataFrame(np.full((len(test), len(CLASSES)), 1 / len(CLASSES)),
-                       columns=list(CLASSES))
+    fmt = pd.DataFrame(np.full((len(test), len(CLASSES)), 1 / len(CLASSES)), columns=list(CLASSES))
     fmt.insert(0, ID_COL, test[ID_COL].to_numpy())
     write_csv(out / SUBMISSION_FORMAT, fmt)
-    write_images(out, [*train[FILEPATH_COL], *test[FILEPATH_COL]], width, height,
-                 unique_frames, seed)
+    write_images(
+        out, [*train[FILEPATH_COL], *test[FILEPATH_COL]], width, height, unique_frames, seed
+    )
     return out
 
 
-def write_images(out: Path, filepaths: list[str], width: int, height: int,
-                 unique_frames: int = 64, seed: int = 0) -> None:
+def write_images(
+    out: Path, filepaths: list[str], width: int, height: int, unique_frames: int = 64, seed: int = 0
+) -> None:
     """One JPEG at each `out/filepath` (tables written elsewhere, e.g. real ones)."""
     from benchmarks.frames import render_jpegs
 

@@ -42,19 +42,26 @@ class StageTimer:
     def run(self, name: str, stage: str, *args: Any, env: dict[str, str] | None = None) -> None:
         cmd = [sys.executable, "-m", "kaggle_style", stage, *map(str, args)]
         started = time.perf_counter()
-        process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT if self.log
-                                   else None, env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            cmd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None,
+            env={**os.environ, **(env or {})},
+        )
         peak_kib = 0
         while process.poll() is None:
             peak_kib = max(peak_kib, _peak_kib(process.pid))
             time.sleep(0.2)
         seconds = time.perf_counter() - started
         self.stages[name] = {"seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024)}
-        print(f"[{name}] {seconds:.1f} s, peak {peak_kib / 1024:.0f} MiB "
-              f"(exit {process.returncode})", flush=True)
+        print(
+            f"[{name}] {seconds:.1f} s, peak {peak_kib / 1024:.0f} MiB (exit {process.returncode})",
+            flush=True,
+        )
         if process.returncode != 0:
-            raise StageFailed(f"stage {name} failed (exit {process.returncode}): "
-                              + " ".join(cmd[2:]))
+            raise StageFailed(
+                f"stage {name} failed (exit {process.returncode}): " + " ".join(cmd[2:])
+            )
 
     def total_seconds(self) -> float:
         return round(sum(s["seconds"] for s in self.stages.values()), 1)

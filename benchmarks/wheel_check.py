@@ -25,8 +25,21 @@ PACKAGE = "kaggle_style"
 REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN_TEXT = "../shared"  # a path beside a checkout: nowhere once installed
 # Folders a checkout may hold that are no part of a build (outputs, environments).
-SKIP = {".git", ".venv", "build", "dist", "data", "runs", "cache", "crops", "studies",
-        "reports", "__pycache__", ".pytest_cache", ".ruff_cache"}
+SKIP = {
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "data",
+    "runs",
+    "cache",
+    "crops",
+    "studies",
+    "reports",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+}
 FORMAT = "id,antelope_duiker,bird,blank,civet_genet,hog,leopard,monkey_prosimian,rodent\n"
 
 
@@ -37,8 +50,12 @@ class WheelCheckFailed(RuntimeError):
 def source_copy(out: Path) -> Path:
     """The checkout's tracked and untracked-but-not-ignored files, copied into `out` (a build
     writes `build/` and `*.egg-info` beside its sources: the checkout stays clean)."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO,
-                            capture_output=True, text=True)
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     if listed.returncode == 0:
         for name in filter(None, listed.stdout.split("\0")):
             source = REPO / name
@@ -46,14 +63,28 @@ def source_copy(out: Path) -> Path:
                 (out / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, out / name)
         return out
-    shutil.copytree(REPO, out, dirs_exist_ok=True,
-                    ignore=lambda _, names: [n for n in names if n in SKIP])
+    shutil.copytree(
+        REPO, out, dirs_exist_ok=True, ignore=lambda _, names: [n for n in names if n in SKIP]
+    )
     return out
 
 
 def build_wheel(source: Path, dist: Path) -> Path:
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          str(source), "-w", str(dist)], "pip wheel")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(source),
+            "-w",
+            str(dist),
+        ],
+        "pip wheel",
+    )
     wheels = sorted(dist.glob("*.whl"))
     if len(wheels) != 1:
         raise WheelCheckFailed(f"pip wheel made {len(wheels)} wheels in {dist}, not one")
@@ -65,19 +96,25 @@ def check_contents(wheel: Path, source: Path) -> list[str]:
     benchmarks, no tests, no text naming a path beside the checkout."""
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
-        texts = {n: archive.read(n).decode(errors="replace") for n in names
-                 if n.endswith((".py", ".txt", ".json", ".yaml", ".cfg"))}
+        texts = {
+            n: archive.read(n).decode(errors="replace")
+            for n in names
+            if n.endswith((".py", ".txt", ".json", ".yaml", ".cfg"))
+        }
     tops = {n.split("/")[0] for n in names}
     extra = sorted(t for t in tops if t != PACKAGE and not t.endswith(".dist-info"))
     if extra:
         raise WheelCheckFailed(f"{wheel.name} holds {', '.join(extra)} beside {PACKAGE}")
     shipped = {n for n in names if n.endswith(".py")}
     # every file of the package: a module, or data it reads (the copy holds no __pycache__)
-    expected = {p.relative_to(source).as_posix() for p in (source / PACKAGE).rglob("*")
-                if p.is_file()}
+    expected = {
+        p.relative_to(source).as_posix() for p in (source / PACKAGE).rglob("*") if p.is_file()
+    }
     if expected - set(names):
-        raise WheelCheckFailed(f"{wheel.name} lacks {', '.join(sorted(expected - set(names))[:5])}"
-                               " (a folder without __init__.py, or data not in package-data?)")
+        raise WheelCheckFailed(
+            f"{wheel.name} lacks {', '.join(sorted(expected - set(names))[:5])}"
+            " (a folder without __init__.py, or data not in package-data?)"
+        )
     naming = sorted(n for n, text in texts.items() if FORBIDDEN_TEXT in text)
     if naming:
         raise WheelCheckFailed(f"{', '.join(naming)} in {wheel.name} name {FORBIDDEN_TEXT}")
@@ -89,23 +126,50 @@ def make_venv(venv: Path, wheel: Path) -> Path:
     third-party packages; returns its `kaggle-style` script."""
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], "venv")
     python = venv / "bin" / "python"
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
-                              "print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     outer = Path(sysconfig.get_paths()["purelib"]).resolve()
     (Path(purelib) / "_outer_packages.pth").write_text(f"{outer}\n")
-    _run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-          "--no-index", str(wheel)], "pip install")
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        "pip install",
+    )
     return venv / "bin" / "kaggle-style"
 
 
 def run_commands(venv: Path, script: Path, work: Path) -> list[str]:
     """The commands a new user runs first, from an empty folder with PYTHONPATH unset."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "KAGGLE_STYLE_SHARED_DATA", "PYTHONHOME")}
-    where = _run([str(venv / "bin" / "python"), "-c",
-                  f"import {PACKAGE}, importlib.util as u; print({PACKAGE}.__file__); "
-                  "print(u.find_spec('benchmarks') is not None)"], "import", work, env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "KAGGLE_STYLE_SHARED_DATA", "PYTHONHOME")
+    }
+    where = _run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            f"import {PACKAGE}, importlib.util as u; print({PACKAGE}.__file__); "
+            "print(u.find_spec('benchmarks') is not None)",
+        ],
+        "import",
+        work,
+        env,
+    )
     location, benchmarks_found = where.splitlines()[-2:]
     if not Path(location).resolve().is_relative_to(venv.resolve()):
         raise WheelCheckFailed(f"{PACKAGE} was imported from {location}, not from the venv")
@@ -119,11 +183,18 @@ def run_commands(venv: Path, script: Path, work: Path) -> list[str]:
     (work / "good.csv").write_text(FORMAT + "A1,1,0,0,0,0,0,0,0\nA2" + ",0.125" * 8 + "\n")
     (work / "bad.csv").write_text(FORMAT + "A1,1,0,0,0,0,0,0,0\n")
     _run([str(script), "validate", "good.csv", "--format", "format.csv"], "validate", work, env)
-    bad = subprocess.run([str(script), "validate", "bad.csv", "--format", "format.csv"],
-                         cwd=work, env=env, capture_output=True, text=True)
+    bad = subprocess.run(
+        [str(script), "validate", "bad.csv", "--format", "format.csv"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if bad.returncode != 2 or len(bad.stderr.strip().splitlines()) != 1:
-        raise WheelCheckFailed(f"validate of a submission missing a row: exit {bad.returncode} "
-                               f"(expected 2 and one line): {bad.stderr.strip()[-500:]}")
+        raise WheelCheckFailed(
+            f"validate of a submission missing a row: exit {bad.returncode} "
+            f"(expected 2 and one line): {bad.stderr.strip()[-500:]}"
+        )
     done.append("kaggle-style validate: a good file passes, a short one is one line, exit 2")
     return done
 
@@ -139,20 +210,25 @@ def wheel_check(work: Path) -> list[str]:
     return lines + run_commands(work / "venv", script, work / "cwd")
 
 
-def _run(cmd: list[str], what: str, cwd: Path | None = None,
-         env: dict[str, str] | None = None) -> str:
+def _run(
+    cmd: list[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
-        raise WheelCheckFailed(f"{what} failed (exit {done.returncode}): "
-                               f"{(done.stderr or done.stdout).strip()[-1500:]}")
+        raise WheelCheckFailed(
+            f"{what} failed (exit {done.returncode}): "
+            f"{(done.stderr or done.stdout).strip()[-1500:]}"
+        )
     return done.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.wheel_check",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--keep", type=Path, help="work here and keep it (default: a temporary "
-                        "folder, removed)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.wheel_check", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--keep", type=Path, help="work here and keep it (default: a temporary folder, removed)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.keep:

@@ -79,8 +79,12 @@ def _top_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
-    parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND",
-                        help="the command to run (listed below)")
+    parser.add_argument(
+        "command",
+        choices=list(COMMANDS),
+        metavar="COMMAND",
+        help="the command to run (listed below)",
+    )
     return parser
 
 
@@ -147,7 +151,7 @@ def user_error_message(err: BaseException, args: argparse.Namespace | None = Non
     if isinstance(err, UnicodeDecodeError):
         return one_line(
             f"{_file_arguments(args)}: a file is not UTF-8 text (byte {err.start} is "
-            f"{err.object[err.start:err.start + 1]!r}); save it as UTF-8"
+            f"{err.object[err.start : err.start + 1]!r}); save it as UTF-8"
         )
     yaml_error = _yaml_error_type()
     if yaml_error is not None and isinstance(err, yaml_error):

@@ -67,9 +67,14 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults."""
     parser.add_argument("--config", type=Path, help="YAML file whose keys override the defaults")
-    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override config keys (values parsed as YAML), "
-                             "e.g. --set lr=3e-4 epochs=2")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
+    )
 
 
 def cli_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
@@ -88,8 +93,11 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
         try:  # an empty value is null
             out[key] = files.parse_yaml(value, "--set", ConfigError)
         except ConfigError as err:
-            raise ConfigError(f"--set {item}: the value is not valid YAML "
-                              f"({files.yaml_reason(err.__cause__)}); quote it", key) from err
+            raise ConfigError(
+                f"--set {item}: the value is not valid YAML "
+                f"({files.yaml_reason(err.__cause__)}); quote it",
+                key,
+            ) from err
     return out
 
 
@@ -125,9 +133,14 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve_config(cls: type[T], path: str | Path | None = None,
-                   overrides: Mapping[str, Any] | Sequence[str] = (), *,
-                   cli: Mapping[str, Any] | None = None, **cli_values: Any) -> T:
+def resolve_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    *,
+    cli: Mapping[str, Any] | None = None,
+    **cli_values: Any,
+) -> T:
     """Defaults < YAML (`path`) < `overrides` < explicit `cli` and `cli_values` (those not None).
 
     `cli` carries flags whose names clash with this function's own (a stage's `overrides`)."""
@@ -176,8 +189,10 @@ _UNIONS = (typing.Union, types.UnionType)
 
 def _unknown(cls: type, keys: set[str]) -> str:
     known = sorted(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    return (f"unknown key(s) {', '.join(sorted(keys))} for {cls.__name__}; "
-            f"known keys: {', '.join(known)}")
+    return (
+        f"unknown key(s) {', '.join(sorted(keys))} for {cls.__name__}; "
+        f"known keys: {', '.join(known)}"
+    )
 
 
 def _config_error(err: ValidationError, cls: type, given: Mapping[str, Any]) -> ConfigError:
@@ -211,19 +226,28 @@ def _field_error(key: str, value: Any, hint: Any, errors: list[Any]) -> ConfigEr
         least = next(e["ctx"]["min_length"] for e in errors if e["type"] == "too_short")
         return ConfigError(f"{where}: {value!r} needs at least {least} value(s)", key)
     bounds = _bounds(hint)
-    if bounds and kinds & {"greater_than", "greater_than_equal", "less_than", "less_than_equal",
-                           "finite_number"}:
+    if bounds and kinds & {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "finite_number",
+    }:
         optional = type(None) in _members(hint)
         if float in _members(hint) and type(value) is int:  # `lr=0` is the number 0.0
             value = float(value)
-        return ConfigError(f"{where}: {value!r} is out of range; it must be {_span(*bounds)}"
-                           + (" (or null)" if optional else ""), key)
+        return ConfigError(
+            f"{where}: {value!r} is out of range; it must be {_span(*bounds)}"
+            + (" (or null)" if optional else ""),
+            key,
+        )
     choices = _choices(hint)
     if choices and not isinstance(value, bool | list | dict):
         shown = ", ".join(str(c).lower() if isinstance(c, bool) else repr(c) for c in choices)
         return ConfigError(f"{where}: {value!r} is not one of {shown}", key)
-    return ConfigError(f"{where}: expected {_expected(hint)}, got {value!r} "
-                       f"({first['msg'].lower()})", key)
+    return ConfigError(
+        f"{where}: expected {_expected(hint)}, got {value!r} ({first['msg'].lower()})", key
+    )
 
 
 def _config_type(hint: Any) -> Any:
@@ -238,15 +262,20 @@ def _config_type(hint: Any) -> Any:
     if hint in (int, float):
         return typing.Annotated[hint, BeforeValidator(_no_bool)]
     if hint is str:
-        return typing.Annotated[str, BeforeValidator(
-            lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)]
+        return typing.Annotated[
+            str,
+            BeforeValidator(
+                lambda v: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+            ),
+        ]
     if origin in _UNIONS:
         return typing.Union[tuple(_config_type(a) for a in args)]  # noqa: UP007 (built)
     if origin in (list, tuple):
         inner = _config_type(args[0]) if args else Any
         kind = list[inner] if origin is list else tuple[inner, ...]  # type: ignore[valid-type]
-        return typing.Annotated[kind, BeforeValidator(
-            lambda v: v if isinstance(v, list | tuple) else [v])]
+        return typing.Annotated[
+            kind, BeforeValidator(lambda v: v if isinstance(v, list | tuple) else [v])
+        ]
     return hint
 
 
@@ -273,8 +302,13 @@ def _item_type(hint: Any) -> Any:
 
 def _bounds(hint: Any) -> tuple[float | None, float | None, bool, bool] | None:
     """(low, high, low_open, high_open) of an `Annotated[..., Field(ge=...)]` type, if any."""
-    got = {name: getattr(c, name) for info in _metadata(hint) for c in getattr(info, "metadata", [])
-           for name in ("ge", "gt", "le", "lt") if getattr(c, name, None) is not None}
+    got = {
+        name: getattr(c, name)
+        for info in _metadata(hint)
+        for c in getattr(info, "metadata", [])
+        for name in ("ge", "gt", "le", "lt")
+        if getattr(c, name, None) is not None
+    }
     if not got:
         return None
     return got.get("gt", got.get("ge")), got.get("lt", got.get("le")), "gt" in got, "lt" in got
@@ -299,14 +333,25 @@ def _span(low: float | None, high: float | None, low_open: bool, high_open: bool
 def _choices(hint: Any) -> tuple[Any, ...]:
     """The `Literal` choices a field's type allows, and true, false if also a boolean."""
     members = _members(hint)
-    literals = tuple(c for m in members if typing.get_origin(m) is typing.Literal
-                     for c in typing.get_args(m))
+    literals = tuple(
+        c for m in members if typing.get_origin(m) is typing.Literal for c in typing.get_args(m)
+    )
     return ((True, False) if literals and bool in members else ()) + literals
 
 
 def _expected(hint: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-             type(None): "null", dict: "a mapping", list: "a list", tuple: "a list"}
-    words = (names.get(typing.get_origin(m) or m) or getattr(m, "__name__", str(m))
-             for m in _members(hint))
+    names = {
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        type(None): "null",
+        dict: "a mapping",
+        list: "a list",
+        tuple: "a list",
+    }
+    words = (
+        names.get(typing.get_origin(m) or m) or getattr(m, "__name__", str(m))
+        for m in _members(hint)
+    )
     return " or ".join(dict.fromkeys(w.replace("typing.", "") for w in words))

@@ -53,5 +53,13 @@ FOLDS_FILE = "folds.csv"
 META_FILE = "meta.csv"  # info-bar readings of every train and test id (kaggle-style meta)
 # Columns read as the exact strings written, never as numbers or missing values: an id or a site
 # called `NA`, `null` or `0012` is that string (kaggle_style.files.read_csv).
-TEXT_COLUMNS: tuple[str, ...] = (ID_COL, SITE_COL, FILEPATH_COL, LABEL_COL, "crop_path",
-                                 "datetime", "camera", "sequence")
+TEXT_COLUMNS: tuple[str, ...] = (
+    ID_COL,
+    SITE_COL,
+    FILEPATH_COL,
+    LABEL_COL,
+    "crop_path",
+    "datetime",
+    "camera",
+    "sequence",
+)

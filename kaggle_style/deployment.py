@@ -99,8 +99,10 @@ def run_config(run_dir: Path, **changes: Any) -> tuple[TrainConfig, dict[str, An
     raw = read_yaml(path, PredictError) or {}
     data_cfg = raw.get("data_config")
     if not isinstance(data_cfg, dict):
-        raise PredictError(f"{path}: no data_config (written by `kaggle-style train`); retrain "
-                           "the run with this version")
+        raise PredictError(
+            f"{path}: no data_config (written by `kaggle-style train`); retrain "
+            "the run with this version"
+        )
     values = {k: v for k, v in raw.items() if k not in RUN_KEYS}
     try:
         return resolve_config(TrainConfig, overrides={**values, **changes}), data_cfg
@@ -124,37 +126,58 @@ def detect_once(images: Path, work: Path, detector: DetectorChoice) -> Path | No
         print(f"predict: WARNING: {why}: no boxes (pass --weights PATH)", file=sys.stderr)
         return None
     try:
-        return detect_images(DetectConfig(images=images, detector=detector.detector,
-                                          weights=Path(weights), out=work / "detections.json",
-                                          num_workers=0))
+        return detect_images(
+            DetectConfig(
+                images=images,
+                detector=detector.detector,
+                weights=Path(weights),
+                out=work / "detections.json",
+                num_workers=0,
+            )
+        )
     except DetectorError as err:
         raise PredictError(f"detector failed: {err}") from err
 
 
-def _samples(run_dir: Path, table: pd.DataFrame, images: Path, work: Path,
-             detections: Path | None) -> tuple[TrainConfig, dict[str, Any], Samples]:
+def _samples(
+    run_dir: Path, table: pd.DataFrame, images: Path, work: Path, detections: Path | None
+) -> tuple[TrainConfig, dict[str, Any], Samples]:
     """The run's config and its samples of these images, by training's own `build_samples`."""
     from kaggle_style.detect.crops import CropConfig, run_crops
     from kaggle_style.training.data import build_samples
 
     cfg, data_cfg = run_config(run_dir)
     if cfg.view != "full" and detections is None:
-        print(f"predict: WARNING: {cfg.name} was trained on view={cfg.view!r} but there are no "
-              "detector boxes: using full frames (expect somewhat worse predictions; pass "
-              "--weights PATH)", file=sys.stderr)
+        print(
+            f"predict: WARNING: {cfg.name} was trained on view={cfg.view!r} but there are no "
+            "detector boxes: using full frames (expect somewhat worse predictions; pass "
+            "--weights PATH)",
+            file=sys.stderr,
+        )
         cfg, _ = run_config(run_dir, view="full")
     elif cfg.view != "full":
-        manifest = run_crops(CropConfig(detections=detections, images=images,
-                                        thresholds=[cfg.crop_threshold], out=work / "crops",
-                                        num_workers=0))
+        manifest = run_crops(
+            CropConfig(
+                detections=detections,
+                images=images,
+                thresholds=[cfg.crop_threshold],
+                out=work / "crops",
+                num_workers=0,
+            )
+        )
         cfg, _ = run_config(run_dir, crops_manifest=str(manifest))
     frame = pd.DataFrame({ID_COL: table[FILE_COL], FILEPATH_COL: table[FILE_COL]})
     return cfg, data_cfg, build_samples(frame, images, cfg)
 
 
-def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Path,
-                      detections: Path | None, progress: bool = True
-                      ) -> tuple[pd.DataFrame, dict[str, str]]:
+def predict_model_run(
+    run_dir: Path,
+    table: pd.DataFrame,
+    images: Path,
+    work: Path,
+    detections: Path | None,
+    progress: bool = True,
+) -> tuple[pd.DataFrame, dict[str, str]]:
     """(file + class probabilities averaged over the fold models, {bad file: error}), each
     image decoded, cached and transformed as training's test set is."""
     import torch
@@ -172,38 +195,57 @@ def predict_model_run(run_dir: Path, table: pd.DataFrame, images: Path, work: Pa
         raise PredictError(f"{run_dir}: no fold*/model.safetensors (is the run trained?)")
     cfg, data_cfg, samples = _samples(run_dir, table, images, work, detections)
     size = cache_size_for(int(data_cfg["input_size"][-1]), cfg.cache_scale)
-    cache = build_cache(samples.paths, size, work / "cache", 0, progress,
-                        desc=f"decode {run_dir.name}", form=cfg.cache_form,
-                        max_pixels=cfg.max_pixels)
+    cache = build_cache(
+        samples.paths,
+        size,
+        work / "cache",
+        0,
+        progress,
+        desc=f"decode {run_dir.name}",
+        form=cfg.cache_form,
+        max_pixels=cfg.max_pixels,
+    )
     ids, rows = samples.ids, np.flatnonzero(cache.ok)
     good = set(ids[rows])
-    bad = {f: "; ".join(cache.errors[i] for i in np.flatnonzero(ids == f) if i in cache.errors)
-           for f in dict.fromkeys(ids) if f not in good}
+    bad = {
+        f: "; ".join(cache.errors[i] for i in np.flatnonzero(ids == f) if i in cache.errors)
+        for f in dict.fromkeys(ids)
+        if f not in good
+    }
     use_cuda = torch.cuda.is_available()
     accelerator = Accelerator(**accelerator_settings(use_cuda, cfg.mixed_precision))
     loader = accelerator.prepare(eval_loader(cache.pixels_file, rows, data_cfg, cfg, use_cuda))
     normalize = batch_normalizer(
-        data_cfg, normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on),
-        accelerator.device)
+        data_cfg,
+        normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on),
+        accelerator.device,
+    )
     channels_last = cfg.channels_last and use_cuda
     total = np.zeros((len(rows), len(CLASSES)))
     for path in fold_files:
-        model = load_weights(create_model(cfg.backbone, len(CLASSES), False,
-                                          image_size=cfg.image_size), path)
+        model = load_weights(
+            create_model(cfg.backbone, len(CLASSES), False, image_size=cfg.image_size), path
+        )
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
         model = accelerator.prepare(model)
-        bar = tqdm(loader, desc=f"{run_dir.name} {path.parent.name}", disable=not progress,
-                   leave=False)
-        total += predict_probs(model, bar, accelerator, cfg.tta_hflip, channels_last,
-                               normalize=normalize)
+        bar = tqdm(
+            loader, desc=f"{run_dir.name} {path.parent.name}", disable=not progress, leave=False
+        )
+        total += predict_probs(
+            model, bar, accelerator, cfg.tta_hflip, channels_last, normalize=normalize
+        )
     frame = per_image(total / len(fold_files), ids[rows]).rename(columns={ID_COL: FILE_COL})
     return frame, bad
 
 
-def combine(frames: list[pd.DataFrame], report: EnsembleReport | None,
-            sites: np.ndarray | None, meta: pd.DataFrame | None,
-            detections: Path | None = None) -> np.ndarray:
+def combine(
+    frames: list[pd.DataFrame],
+    report: EnsembleReport | None,
+    sites: np.ndarray | None,
+    meta: pd.DataFrame | None,
+    detections: Path | None = None,
+) -> np.ndarray:
     """Members' probabilities (rows aligned) -> the ensemble's prediction, with every step its
     ensemble.json applied that these rows have the information for."""
     probs = [f[list(CLASSES)].to_numpy(dtype=np.float64) for f in frames]
@@ -217,8 +259,11 @@ def combine(frames: list[pd.DataFrame], report: EnsembleReport | None,
     boxes = None if detections is None else boxes_for(detections, frames[0].index.tolist())
     rows = new_rows(sites, meta, ids, where="the images' info bars", boxes=boxes)
     for step in blend.missing(rows):
-        print(f"predict: the ensemble applies {step.title}, but these images have no "
-              f"{step.needs_text}: skipped", file=sys.stderr)
+        print(
+            f"predict: the ensemble applies {step.title}, but these images have no "
+            f"{step.needs_text}: skipped",
+            file=sys.stderr,
+        )
     return blend.apply(probs, rows)
 
 
@@ -235,8 +280,9 @@ def image_meta(info: pd.DataFrame, sites: np.ndarray | None) -> pd.DataFrame | N
     try:
         meta = meta_frame(files, info["path"].tolist(), site_list)
     except (UserError, OSError) as err:
-        print(f"predict: WARNING: info bars not read ({err}); no times or sequences",
-              file=sys.stderr)
+        print(
+            f"predict: WARNING: info bars not read ({err}); no times or sequences", file=sys.stderr
+        )
         return None
     return fill_from_exif(meta, info["path"].tolist(), site_list, DEFAULT_GAP_SECONDS)
 
@@ -252,10 +298,17 @@ class Predicted:
     bad: dict[str, str]  # unreadable file -> why
 
 
-def predict_images(images: Path, run_dir: Path, site_from_folder: bool = False,
-                   detector: DetectorChoice | None = None, work: Path = Path(".predict_work"),
-                   progress: bool = True, read_meta: bool = True, boxes: bool = False,
-                   require_boxes: bool = False) -> Predicted:
+def predict_images(
+    images: Path,
+    run_dir: Path,
+    site_from_folder: bool = False,
+    detector: DetectorChoice | None = None,
+    work: Path = Path(".predict_work"),
+    progress: bool = True,
+    read_meta: bool = True,
+    boxes: bool = False,
+    require_boxes: bool = False,
+) -> Predicted:
     """Classify every image below `images` with the run; the detector runs for crop-trained
     members and, with `boxes`, for outputs that carry boxes (`require_boxes`: an error when
     it cannot, before any model runs)."""
@@ -265,11 +318,13 @@ def predict_images(images: Path, run_dir: Path, site_from_folder: bool = False,
     runs, report = member_runs(Path(run_dir))
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
     ensemble_boxes = report is not None and "boxes" in report.applied_needs()
-    detections = (detect_once(images, work, detector)
-                  if crops_needed or boxes or ensemble_boxes else None)
+    detections = (
+        detect_once(images, work, detector) if crops_needed or boxes or ensemble_boxes else None
+    )
     if detections is None and require_boxes:
-        raise PredictError("this output needs the detector's boxes: pass --weights PATH (and "
-                           "not --no-detector)")
+        raise PredictError(
+            "this output needs the detector's boxes: pass --weights PATH (and not --no-detector)"
+        )
     frames, bad = [], {}
     for member in runs:
         frame, member_bad = predict_model_run(member, table, images, work, detections, progress)
@@ -298,26 +353,36 @@ def write_bad_images(bad: dict[str, str], folder: Path) -> None:
     if bad:
         path = folder / BAD_IMAGES
         write_csv(path, pd.DataFrame({FILE_COL: list(bad), "error": list(bad.values())}))
-        print(f"predict: WARNING: {len(bad)} unreadable image(s) left out "
-              f"({', '.join(list(bad)[:5])}); listed in {path}", file=sys.stderr)
+        print(
+            f"predict: WARNING: {len(bad)} unreadable image(s) left out "
+            f"({', '.join(list(bad)[:5])}); listed in {path}",
+            file=sys.stderr,
+        )
 
 
-def run_predict(images: Path, run_dir: Path, out: Path, site_from_folder: bool = False,
-                detector: DetectorChoice | None = None, work: Path | None = None,
-                progress: bool = True, read_meta: bool = True) -> pd.DataFrame:
+def run_predict(
+    images: Path,
+    run_dir: Path,
+    out: Path,
+    site_from_folder: bool = False,
+    detector: DetectorChoice | None = None,
+    work: Path | None = None,
+    progress: bool = True,
+    read_meta: bool = True,
+) -> pd.DataFrame:
     """Write the CSV `out` (Predicted.table) and, if any, bad_images.csv beside it."""
     out = Path(out)
     work = Path(work) if work else out.parent / f".{out.name}_work"
-    found = predict_images(images, run_dir, site_from_folder, detector, work, progress,
-                           read_meta)
+    found = predict_images(images, run_dir, site_from_folder, detector, work, progress, read_meta)
     write_csv(out, found.table)
     write_bad_images(found.bad, out.parent)
     print(f"predict: {len(found.table)} images -> {out}", file=sys.stderr)
     return found.table
 
 
-def _classified(result: pd.DataFrame, run_dir: Path, images: Path, detections: Path | None,
-                bad: dict[str, str]) -> Classified:
+def _classified(
+    result: pd.DataFrame, run_dir: Path, images: Path, detections: Path | None, bad: dict[str, str]
+) -> Classified:
     """The per-image table as the outputs read it: a site for every image (the folder's name
     where there are none), no time where none was read, every untimed image its own visit."""
     from kaggle_style.detect import mdjson
@@ -330,7 +395,10 @@ def _classified(result: pd.DataFrame, run_dir: Path, images: Path, detections: P
     if "datetime" not in frame.columns:
         frame["datetime"] = ""
         frame["sequence"] = frame[SITE_COL] + "/" + frame[FILE_COL]
-    return Classified(images=frame[list(IMAGE_COLUMNS)], classifier=Path(run_dir).name,
-                      commit=run_commit(Path(run_dir)),
-                      detections=mdjson.read(detections) if detections else None,
-                      failures=dict(bad))
+    return Classified(
+        images=frame[list(IMAGE_COLUMNS)],
+        classifier=Path(run_dir).name,
+        commit=run_commit(Path(run_dir)),
+        detections=mdjson.read(detections) if detections else None,
+        failures=dict(bad),
+    )

@@ -42,10 +42,16 @@ class OutputOptions:
     compared_to: ComparedTo = "last_independent"
 
     @classmethod
-    def checked(cls, fmt: str, top_k: int = 1, min_prob: float = 0.0,
-                min_box_conf: float = 0.1, metadata: Path | None = None,
-                minutes: float = DEFAULT_MINUTES,
-                compared_to: ComparedTo = "last_independent") -> OutputOptions:
+    def checked(
+        cls,
+        fmt: str,
+        top_k: int = 1,
+        min_prob: float = 0.0,
+        min_box_conf: float = 0.1,
+        metadata: Path | None = None,
+        minutes: float = DEFAULT_MINUTES,
+        compared_to: ComparedTo = "last_independent",
+    ) -> OutputOptions:
         """The options, every problem found before any image is read."""
         if fmt not in FORMATS:
             raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
@@ -66,10 +72,15 @@ def write_output(classified: Classified, out: Path, options: OutputOptions) -> s
         from kaggle_style.outputs.camtrap_dp import UNTIMED_FILE, write_camtrap_dp
 
         n = write_camtrap_dp(classified, options.metadata, options.thresholds, out)
-        untimed = (f"; {n['untimed']} image(s) with no readable clock listed in "
-                   f"{out / UNTIMED_FILE}" if n["untimed"] else "")
-        return (f"Camtrap DP package {out}: {n['deployments']} deployments, {n['media']} media, "
-                f"{n['observations']} observations{untimed}")
+        untimed = (
+            f"; {n['untimed']} image(s) with no readable clock listed in {out / UNTIMED_FILE}"
+            if n["untimed"]
+            else ""
+        )
+        return (
+            f"Camtrap DP package {out}: {n['deployments']} deployments, {n['media']} media, "
+            f"{n['observations']} observations{untimed}"
+        )
     if options.fmt == "md":
         from kaggle_style.outputs.md_results import write_md_results
 
@@ -94,48 +105,74 @@ def write_records(classified: Classified, out: Path, options: OutputOptions) -> 
     from kaggle_style.outputs.records import count_table, independent_events, records, site_by_class
     from kaggle_style.report.activity import site_activity_plot
 
-    events = independent_events(records(classified, options.thresholds), options.minutes,
-                                options.compared_to)
+    events = independent_events(
+        records(classified, options.thresholds), options.minutes, options.compared_to
+    )
     counts = count_table(events)
     for name, frame in zip(RECORD_FILES, (events, counts, site_by_class(counts)), strict=True):
         write_csv(out / name, frame, index=name == "site_by_class.csv", float_format="%.6g")
     figure = site_activity_plot(events, out)
     untimed = int(counts["untimed_images"].sum()) if len(counts) else 0
     if untimed:
-        print(f"predict: {untimed} record(s) have no readable clock: counted apart "
-              "(record_counts.csv, untimed_images)", file=sys.stderr)
-    return (f"records {out}: {int(events['timed'].sum())} independent events "
-            f"({options.minutes:g} min) at {events['site'].nunique()} site(s)"
-            + ("" if figure else "; no timed event, no activity figure"))
+        print(
+            f"predict: {untimed} record(s) have no readable clock: counted apart "
+            "(record_counts.csv, untimed_images)",
+            file=sys.stderr,
+        )
+    return (
+        f"records {out}: {int(events['timed'].sum())} independent events "
+        f"({options.minutes:g} min) at {events['site'].nunique()} site(s)"
+        + ("" if figure else "; no timed event, no activity figure")
+    )
 
 
-def predict_to(images: Path, run_dir: Path, out: Path, options: OutputOptions,
-               site_from_folder: bool = False, detector: DetectorChoice | None = None,
-               work: Path | None = None, progress: bool = True,
-               read_meta: bool = True) -> pd.DataFrame:
+def predict_to(
+    images: Path,
+    run_dir: Path,
+    out: Path,
+    options: OutputOptions,
+    site_from_folder: bool = False,
+    detector: DetectorChoice | None = None,
+    work: Path | None = None,
+    progress: bool = True,
+    read_meta: bool = True,
+) -> pd.DataFrame:
     """`predict`: classify a folder of images and write `out` in the chosen format, with
     bad_images.csv beside a file or inside a folder; return the per-image table."""
     from kaggle_style.deployment import predict_images, run_predict, write_bad_images
 
     out = Path(out)
     if options.fmt == "csv":
-        return run_predict(images, run_dir, out, site_from_folder, detector, work, progress,
-                           read_meta)
-    found = predict_images(images, run_dir, site_from_folder, detector,
-                           Path(work) if work else out.parent / f".{out.name}_work", progress,
-                           read_meta, boxes=options.needs_boxes(),
-                           require_boxes=options.fmt == "md")
+        return run_predict(
+            images, run_dir, out, site_from_folder, detector, work, progress, read_meta
+        )
+    found = predict_images(
+        images,
+        run_dir,
+        site_from_folder,
+        detector,
+        Path(work) if work else out.parent / f".{out.name}_work",
+        progress,
+        read_meta,
+        boxes=options.needs_boxes(),
+        require_boxes=options.fmt == "md",
+    )
     done = write_output(found.classified, out, options)
     write_bad_images(found.bad, out if options.fmt in ("camtrap-dp", "records") else out.parent)
     print(f"predict: {done}", file=sys.stderr)
     return found.table
 
 
-def export_run(run_dir: Path, data: Path, out: Path, options: OutputOptions,
-               meta: Path | None = None, detections: Path | None = None) -> str:
+def export_run(
+    run_dir: Path,
+    data: Path,
+    out: Path,
+    options: OutputOptions,
+    meta: Path | None = None,
+    detections: Path | None = None,
+) -> str:
     """A run's competition test set in the chosen format."""
     from kaggle_style.outputs.from_run import classified_from_run
 
     classified = classified_from_run(run_dir, data, meta, detections)
     return write_output(classified, out, options)
-

@@ -25,8 +25,25 @@ from kaggle_style.errors import UserError
 
 # What a number column reads as missing: pandas' own default strings.
 NUMBER_MISSING = (
-    '', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN',
-    '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null',
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
 )
 
 
@@ -38,8 +55,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     with disk_guard(target.parent, target.name):
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp",
-                                        dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         os.close(fd)
         tmp = Path(tmp_name)
         try:
@@ -109,7 +125,10 @@ def git_commit(cwd: str | os.PathLike | None = None) -> str:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here, capture_output=True, text=True, check=True,
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -142,8 +161,12 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def read_csv(path: str | os.PathLike, error: type[Exception] = UserError,
-             text: tuple[str, ...] = TEXT_COLUMNS, **kwargs: Any) -> pd.DataFrame:
+def read_csv(
+    path: str | os.PathLike,
+    error: type[Exception] = UserError,
+    text: tuple[str, ...] = TEXT_COLUMNS,
+    **kwargs: Any,
+) -> pd.DataFrame:
     """`pd.read_csv` for a user's table: ids, sites and paths (`text` columns) stay the strings
     written (`NA`, `null`, `None` are real site names; an empty cell stays ''), other columns read
     `NA` as missing; a missing, empty, non-UTF-8 or non-CSV file is one `error` naming it."""
@@ -218,8 +241,9 @@ def is_disk_full(err: BaseException, folder: str | os.PathLike | None = None) ->
 DISK_FIX = "free space there or write elsewhere, then rerun"
 
 
-def disk_full_error(err: BaseException, folder: str | os.PathLike, what: str,
-                    fix: str = DISK_FIX) -> DiskFullError:
+def disk_full_error(
+    err: BaseException, folder: str | os.PathLike, what: str, fix: str = DISK_FIX
+) -> DiskFullError:
     """The one line a full disk becomes; the caller has already removed its temporary files."""
     reason, seen = type(err).__name__, err
     while seen is not None:  # the OS's words, where a library wrapped them
@@ -229,12 +253,14 @@ def disk_full_error(err: BaseException, folder: str | os.PathLike, what: str,
             seen = seen.__cause__ or seen.__context__
     return DiskFullError(
         f"disk full while writing {what} in {folder} ({reason}; {human(free_bytes(folder))} "
-        f"free now, no temporary file left behind); {fix}")
+        f"free now, no temporary file left behind); {fix}"
+    )
 
 
 @contextlib.contextmanager
-def disk_guard(folder: str | os.PathLike, what: str, fix: str = DISK_FIX,
-               leftover: Path | None = None) -> Iterator[None]:
+def disk_guard(
+    folder: str | os.PathLike, what: str, fix: str = DISK_FIX, leftover: Path | None = None
+) -> Iterator[None]:
     """A full disk inside the block becomes one `DiskFullError` naming `folder`; `leftover` (a
     temporary folder) is removed first. Any other error passes through untouched."""
     try:
@@ -282,8 +308,9 @@ def _expanded_size(node: yaml.Node, sizes: dict[int, int], open_: set[int]) -> i
         raise yaml.YAMLError("an alias refers to the collection that holds it")
     open_.add(key)
     children = node.value if isinstance(node, yaml.CollectionNode) else []
-    items = [x for pair in children for x in pair] if isinstance(node, yaml.MappingNode) \
-        else children
+    items = (
+        [x for pair in children for x in pair] if isinstance(node, yaml.MappingNode) else children
+    )
     total = 1 + sum(_expanded_size(child, sizes, open_) for child in items)
     open_.discard(key)
     if total > MAX_YAML_NODES:
@@ -312,8 +339,12 @@ def yaml_reason(err: BaseException) -> str:
     return " ".join(f"{context + ', ' if context else ''}{problem}".split())
 
 
-def read_yaml(path: str | os.PathLike, error: type[Exception] = UserError,
-              kind: str = "YAML file", hint: str = "check the path") -> Any:
+def read_yaml(
+    path: str | os.PathLike,
+    error: type[Exception] = UserError,
+    kind: str = "YAML file",
+    hint: str = "check the path",
+) -> Any:
     """`parse_yaml` of a file; a missing, unreadable or non-UTF-8 file is one `error` naming it."""
     path = Path(path)
     if not path.is_file():
@@ -337,8 +368,9 @@ def data_folder_of(path: str | os.PathLike) -> Path | None:
     return None
 
 
-def check_outputs(outputs: dict[str, str | os.PathLike | None],
-                  inputs: dict[str, str | os.PathLike | None]) -> None:
+def check_outputs(
+    outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]
+) -> None:
     """Refuse, before any work, an output that is one of the command's inputs, holds one or lies
     inside one, or lies inside a data folder: a write there would destroy what it reads."""
     given = {name: Path(p).resolve() for name, p in inputs.items() if p is not None}
@@ -348,9 +380,13 @@ def check_outputs(outputs: dict[str, str | os.PathLike | None],
         target = Path(out).resolve()
         for in_name, source in given.items():
             if target == source or source in target.parents or target in source.parents:
-                raise UserError(f"{name} {out}: overlaps the input {in_name} {source}, which "
-                                "this command reads; write the output elsewhere")
+                raise UserError(
+                    f"{name} {out}: overlaps the input {in_name} {source}, which "
+                    "this command reads; write the output elsewhere"
+                )
         data = data_folder_of(target)
         if data is not None:
-            raise UserError(f"{name} {out}: inside the data folder {data}, which is only read; "
-                            "write the output elsewhere")
+            raise UserError(
+                f"{name} {out}: inside the data folder {data}, which is only read; "
+                "write the output elsewhere"
+            )

@@ -65,10 +65,17 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
     dataset = load_competition_data(data)
     folds = work / "folds.csv"
     write_csv(folds, make_folds(dataset.train, n_splits, seed))
-    run_cfg = resolve_config(TrainConfig, overrides={
-        **config_dict(cfg), "data": str(data), "folds_file": str(folds),
-        "runs_dir": str(work / "runs"), "name": "lb-check", "folds": None,
-    })
+    run_cfg = resolve_config(
+        TrainConfig,
+        overrides={
+            **config_dict(cfg),
+            "data": str(data),
+            "folds_file": str(folds),
+            "runs_dir": str(work / "runs"),
+            "name": "lb-check",
+            "folds": None,
+        },
+    )
     summary = run_training(run_cfg)
     held = pd.read_csv(data / "held_out_labels.csv", dtype={ID_COL: str})
     y = held[LABEL_COL].map(CLASS_INDEX).to_numpy()
@@ -87,8 +94,15 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
     }
     for mode in ("off", "on"):
         out = work / f"ensemble_site_{mode}"
-        report = ensemble(EnsembleConfig(runs=[str(run_cfg.run_dir)], data=str(data),
-                                         out=str(out), site_adapt=mode, stacking=False)).report
+        report = ensemble(
+            EnsembleConfig(
+                runs=[str(run_cfg.run_dir)],
+                data=str(data),
+                out=str(out),
+                site_adapt=mode,
+                stacking=False,
+            )
+        ).report
         result[f"pseudo_lb_log_loss_site_{mode}"] = pseudo_lb(out / TEST_FILE)
         if mode == "on":
             record = report.step("site_adapt")

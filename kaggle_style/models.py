@@ -39,8 +39,10 @@ def create_model(
         kwargs["img_size"] = image_size
     if not timm.is_model(backbone):
         close = timm.list_models(f"*{backbone.split('.')[0].split('_')[0]}*")[:8]
-        raise UserError(f"unknown timm backbone {backbone!r}; similar names: {', '.join(close)}; "
-                        "set backbone to a name from `timm.list_models()`")
+        raise UserError(
+            f"unknown timm backbone {backbone!r}; similar names: {', '.join(close)}; "
+            "set backbone to a name from `timm.list_models()`"
+        )
     if isinstance(pretrained, str) and pretrained.lower() in ("true", "false"):
         pretrained = pretrained.lower() == "true"
     if isinstance(pretrained, str | os.PathLike):
@@ -51,15 +53,21 @@ def create_model(
                 "(safetensors or a PyTorch state dict with timm key names) there, or set "
                 "`pretrained: false`"
             )
-        return zero_head(timm.create_model(
-            backbone, pretrained=True, num_classes=num_classes,
-            pretrained_cfg_overlay={"file": str(path.resolve())}, **kwargs,
-        ))
+        return zero_head(
+            timm.create_model(
+                backbone,
+                pretrained=True,
+                num_classes=num_classes,
+                pretrained_cfg_overlay={"file": str(path.resolve())},
+                **kwargs,
+            )
+        )
     if not pretrained:
         return timm.create_model(backbone, pretrained=False, num_classes=num_classes, **kwargs)
     try:
-        return zero_head(timm.create_model(backbone, pretrained=True, num_classes=num_classes,
-                                           **kwargs))
+        return zero_head(
+            timm.create_model(backbone, pretrained=True, num_classes=num_classes, **kwargs)
+        )
     except Exception as err:  # hub errors come in many types; all mean "no weights here"
         raise PretrainedWeightsError(_offline_help(backbone, err)) from err
 
@@ -122,9 +130,11 @@ def data_config(model: nn.Module, image_size: int | None = None) -> dict[str, An
 
 def classifier_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(backbone, head) parameters, for separate learning rates and a frozen-backbone warm-up."""
-    head_ids = {id(p) for p in model.get_classifier().parameters()} if hasattr(
-        model, "get_classifier"
-    ) else set()
+    head_ids = (
+        {id(p) for p in model.get_classifier().parameters()}
+        if hasattr(model, "get_classifier")
+        else set()
+    )
     backbone = [p for p in model.parameters() if id(p) not in head_ids]
     head = [p for p in model.parameters() if id(p) in head_ids]
     return backbone, head

@@ -18,8 +18,14 @@ from kaggle_style.errors import UserError, few_ids
 from kaggle_style.files import read_csv, write_csv
 
 __all__ = [
-    "PredictionError", "align", "check_predictions", "few_ids", "make_frame", "probs_of",
-    "read_predictions", "write_predictions",
+    "PredictionError",
+    "align",
+    "check_predictions",
+    "few_ids",
+    "make_frame",
+    "probs_of",
+    "read_predictions",
+    "write_predictions",
 ]
 
 
@@ -120,9 +126,7 @@ def probs_of(frame: pd.DataFrame, classes: tuple[str, ...] = CLASSES) -> np.ndar
     return frame[list(classes)].to_numpy(dtype=np.float64)
 
 
-def align(
-    frames: Mapping[str, pd.DataFrame], check_folds: bool = True
-) -> dict[str, pd.DataFrame]:
+def align(frames: Mapping[str, pd.DataFrame], check_folds: bool = True) -> dict[str, pd.DataFrame]:
     """The frames reordered to the first one's ids, after checking all cover the same ids/folds.
 
     Blending rows of different images would be silently wrong, so any difference is an error
@@ -149,8 +153,10 @@ def align(
             )
     if problems:
         raise PredictionError("runs do not cover the same ids: " + "; ".join(problems))
-    out = {name: f.set_index(f[ID_COL].astype(str)).loc[ref_ids].reset_index(drop=True)
-           for name, f in frames.items()}
+    out = {
+        name: f.set_index(f[ID_COL].astype(str)).loc[ref_ids].reset_index(drop=True)
+        for name, f in frames.items()
+    }
     if check_folds:
         has_fold = [FOLD_COL in f.columns for f in out.values()]
         if any(has_fold) and not all(has_fold):

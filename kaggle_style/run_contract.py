@@ -35,8 +35,9 @@ def read_done(fold_dir: Path, key: str | None = None) -> dict[str, Any] | None:
     try:
         done = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: not a whole done mark ({type(err).__name__}: {err}); delete "
-                        f"it and {RETRAIN}") from err
+        raise UserError(
+            f"{path}: not a whole done mark ({type(err).__name__}: {err}); delete it and {RETRAIN}"
+        ) from err
     if not isinstance(done, dict) or not isinstance(done.get("model_hash"), str):
         raise UserError(f"{path}: a done mark without a model_hash; delete it and {RETRAIN}")
     return done if key is None or done.get("model_hash") == key else None
@@ -58,8 +59,10 @@ def check_model_file(path: Path) -> None:
         with safe_open(str(path), framework="numpy") as handle:
             handle.keys()
     except (SafetensorError, OSError) as err:
-        raise UserError(f"{path}: not a whole model file ({' '.join(str(err).split())}); "
-                        f"delete it and {RETRAIN}") from err
+        raise UserError(
+            f"{path}: not a whole model file ({' '.join(str(err).split())}); "
+            f"delete it and {RETRAIN}"
+        ) from err
 
 
 def check_run(run_dir: str | Path, models: bool = False) -> None:
@@ -74,28 +77,38 @@ def check_run(run_dir: str | Path, models: bool = False) -> None:
     unfinished = [name for name, m in marks.items() if m is None]
     where = f"run {run_dir}"
     if len(hashes) > 1:
-        raise UserError(f"{where}: its folds were trained under {len(hashes)} different configs "
-                        f"({', '.join(sorted(hashes))}); retrain it with one config "
-                        f"(`kaggle-style train --config ... --name {run_dir.name}`)")
+        raise UserError(
+            f"{where}: its folds were trained under {len(hashes)} different configs "
+            f"({', '.join(sorted(hashes))}); retrain it with one config "
+            f"(`kaggle-style train --config ... --name {run_dir.name}`)"
+        )
     if unfinished:
-        raise UserError(f"{where}: {', '.join(unfinished)} not finished; finish training "
-                        "(`kaggle-style train ... --resume`) before using the run")
+        raise UserError(
+            f"{where}: {', '.join(unfinished)} not finished; finish training "
+            "(`kaggle-style train ... --resume`) before using the run"
+        )
     config = run_dir / CONFIG_FILE
     if config.exists() and hashes:
         saved = (read_yaml(config) or {}).get("model_hash")
         if saved is not None and saved not in hashes:
-            raise UserError(f"{where}: {CONFIG_FILE} names config {saved} but its folds were "
-                            f"trained under {hashes.pop()}; rerun `kaggle-style train` for it")
+            raise UserError(
+                f"{where}: {CONFIG_FILE} names config {saved} but its folds were "
+                f"trained under {hashes.pop()}; rerun `kaggle-style train` for it"
+            )
     newest_fold = max((p / DONE_FILE).stat().st_mtime for p in folds)
     has_test = any((p / TEST_FILE).exists() for p in folds)  # a data folder may have no test
     for name in (OOF_FILE, TEST_FILE) if has_test else (OOF_FILE,):
         path = run_dir / name
         if not path.exists():
-            raise UserError(f"{where}: {name} is missing; rerun `kaggle-style train` with the "
-                            "same config to combine its folds")
+            raise UserError(
+                f"{where}: {name} is missing; rerun `kaggle-style train` with the "
+                "same config to combine its folds"
+            )
         if path.stat().st_mtime < newest_fold:
-            raise UserError(f"{where}: {name} is older than a fold's {DONE_FILE}; rerun "
-                            "`kaggle-style train` with the same config to combine the folds")
+            raise UserError(
+                f"{where}: {name} is older than a fold's {DONE_FILE}; rerun "
+                "`kaggle-style train` with the same config to combine the folds"
+            )
     if models:
         for fold in folds:
             check_model_file(fold / MODEL_FILE)

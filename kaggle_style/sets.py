@@ -76,20 +76,25 @@ def load_set(name: str, root: str | Path = ".") -> SetFiles:
     spec = resolve_config(ModelSet, path)
     ensemble = Path(root) / spec.ensemble
     if not ensemble.is_file():
-        raise ModelSetError(f"{path}: ensemble: {ensemble} does not exist; give the path of an "
-                            "ensemble config relative to the project root")
+        raise ModelSetError(
+            f"{path}: ensemble: {ensemble} does not exist; give the path of an "
+            "ensemble config relative to the project root"
+        )
     configs = check_models(spec.models, root, f"{path}: models")
     return SetFiles(spec, path, configs, ensemble)
 
 
-def check_models(models: list[str], root: str | Path = ".",
-                 where: str = "MODELS") -> dict[str, Path]:
+def check_models(
+    models: list[str], root: str | Path = ".", where: str = "MODELS"
+) -> dict[str, Path]:
     """Every named recipe exists and resolves: a broken one fails here, before any training."""
     configs = {m: Path(root) / CONFIGS_DIR / f"{m}.yaml" for m in models}
     missing = [str(p) for p in configs.values() if not p.is_file()]
     if missing:
-        raise ModelSetError(f"{where} names config(s) that do not exist: {', '.join(missing)}; "
-                            "add them or fix the names")
+        raise ModelSetError(
+            f"{where} names config(s) that do not exist: {', '.join(missing)}; "
+            "add them or fix the names"
+        )
     for config in configs.values():
         resolve_config(TrainConfig, config)
     return configs
@@ -98,8 +103,12 @@ def check_models(models: list[str], root: str | Path = ".",
 def field_value(files: SetFiles, key: str) -> str:
     """One field as a single line for the shell: models space-separated, paths as written."""
     spec = files.spec
-    values = {"models": " ".join(spec.models), "ensemble": spec.ensemble,
-              "description": spec.description, "gpu_time": spec.gpu_time}
+    values = {
+        "models": " ".join(spec.models),
+        "ensemble": spec.ensemble,
+        "description": spec.description,
+        "gpu_time": spec.gpu_time,
+    }
     if key not in values:
         raise ModelSetError(f"--field {key!r}: must be one of {', '.join(values)}")
     return values[key]

@@ -61,8 +61,7 @@ def make_submission(
 
     The file is validated at its temporary path; a file that fails never replaces the old one.
     """
-    check_outputs({"--out": out_path}, {"--predictions": predictions_path,
-                                        "--format": format_path})
+    check_outputs({"--out": out_path}, {"--predictions": predictions_path, "--format": format_path})
     clip = check_clip(clip)
     preds = read_predictions(predictions_path)
     fmt = _read_format(format_path)

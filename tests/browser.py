@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-IMAGES_JS = ("Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
-             "complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}))")
+IMAGES_JS = (
+    "Array.from(document.images).map(i => ({src: i.getAttribute('src'), "
+    "complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}))"
+)
 
 
 def chromium() -> str | None:
@@ -50,20 +52,38 @@ class _Pipe:
                 os.dup2(fd, target)  # inheritable: survives the exec
 
         self.proc = subprocess.Popen(
-            [binary, "--headless", "--remote-debugging-pipe", "--no-sandbox", "--disable-gpu",
-             "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-             f"--user-data-dir={profile}", f"--window-size={width},{height}",
-             "--allow-file-access-from-files", "about:blank"],
-            close_fds=False, preexec_fn=wire,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                binary,
+                "--headless",
+                "--remote-debugging-pipe",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "--allow-file-access-from-files",
+                "about:blank",
+            ],
+            close_fds=False,
+            preexec_fn=wire,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         self._buffer = b""
         self._next_id = 0
         self.events: list[dict[str, Any]] = []
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 30.0) -> dict[str, Any]:
+    def send(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -120,23 +140,33 @@ def check_page(page: Path, screenshot: Path, width: int = 1280, height: int = 80
         pipe = _Pipe(binary, profile, width, height)
         try:
             target = pipe.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = pipe.send("Target.attachToTarget", {"targetId": target,
-                                                          "flatten": True})["sessionId"]
+            session = pipe.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+                "sessionId"
+            ]
             for domain in ("Runtime", "Log", "Page"):
                 pipe.send(f"{domain}.enable", session=session)
-            pipe.send("Emulation.setDeviceMetricsOverride", {
-                "width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                session=session)
+            pipe.send(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=session,
+            )
             pipe.send("Page.navigate", {"url": page.resolve().as_uri()}, session=session)
             pipe.wait_for("Page.loadEventFired", timeout=60)
-            images = pipe.send("Runtime.evaluate", {"expression": IMAGES_JS,
-                                                    "returnByValue": True}, session=session)
-            title = pipe.send("Runtime.evaluate", {"expression": "document.title",
-                                                   "returnByValue": True}, session=session)
+            images = pipe.send(
+                "Runtime.evaluate",
+                {"expression": IMAGES_JS, "returnByValue": True},
+                session=session,
+            )
+            title = pipe.send(
+                "Runtime.evaluate",
+                {"expression": "document.title", "returnByValue": True},
+                session=session,
+            )
             shot = pipe.send("Page.captureScreenshot", {"format": "png"}, session=session)
             screenshot.write_bytes(base64.b64decode(shot["data"]))
-            check = PageCheck(images=images["result"]["value"],
-                              title=title["result"].get("value", ""))
+            check = PageCheck(
+                images=images["result"]["value"], title=title["result"].get("value", "")
+            )
             check.errors = _errors(pipe.events)
         finally:
             pipe.close()
@@ -150,8 +180,9 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
         if method == "Runtime.exceptionThrown":
             found.append(params["exceptionDetails"].get("text", "exception"))
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            found.append(" ".join(str(a.get("value", a.get("description")))
-                                  for a in params.get("args", [])))
+            found.append(
+                " ".join(str(a.get("value", a.get("description"))) for a in params.get("args", []))
+            )
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             entry = params["entry"]
             found.append(f"{entry.get('text')} {entry.get('url', '')}".strip())

@@ -60,16 +60,18 @@ class Part:
     boxes: np.ndarray | None = None  # object array of (boxes, 2) [confidence, share]
 
 
-def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int,
-          unread: float) -> Part:
+def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int, unread: float) -> Part:
     hour_p = [_hour_weights(c) / _hour_weights(c).sum() for c in CLASSES]
     ys, sites, times, visit = [], [], [], []
     for s in range(n_sites):
         mix = rng.dirichlet(np.full(K, 0.6))
         for v in range(visits):
             label = rng.choice(K, p=mix)
-            start = (rng.integers(0, 60) * 86400 + rng.choice(24, p=hour_p[label]) * 3600
-                     + rng.integers(0, 3600))
+            start = (
+                rng.integers(0, 60) * 86400
+                + rng.choice(24, p=hour_p[label]) * 3600
+                + rng.integers(0, 3600)
+            )
             frames = rng.integers(1, 6)
             stamps = start + np.cumsum(rng.integers(1, 8, frames))
             # The animal may leave before the burst ends: its last frames are blank.
@@ -85,9 +87,14 @@ def _part(rng: np.random.Generator, prefix: str, n_sites: int, visits: int,
     times_arr[lost], hours[lost], night[lost] = np.nan, np.nan, np.nan
     # Frames of one visit share part of their noise (same animal, pose and light).
     difficulty = rng.normal(size=(len(y), K)) + rng.normal(size=(n_sites * visits, K))[visit]
-    probs = [softmax(sharp * (2.0 * np.eye(K)[y] + noise * (0.5 * difficulty
-                                                             + rng.normal(size=(len(y), K)))),
-                     axis=1) for _, noise, sharp in MODELS]
+    probs = [
+        softmax(
+            sharp
+            * (2.0 * np.eye(K)[y] + noise * (0.5 * difficulty + rng.normal(size=(len(y), K)))),
+            axis=1,
+        )
+        for _, noise, sharp in MODELS
+    ]
     ids = np.array([f"{prefix}{i:06d}" for i in range(len(y))])
     return Part(ids, y, np.array(sites), Meta(times_arr, hours, night), probs)
 
@@ -117,15 +124,31 @@ class World:
     folds: np.ndarray
 
     def inputs(self) -> Inputs:
-        return Inputs(names=[m[0] for m in MODELS], oof_ids=self.oof.ids, test_ids=self.test.ids,
-                      oof=self.oof.probs, test=self.test.probs, y=self.oof.y.copy(),
-                      folds=self.folds, oof_sites=self.oof.sites, test_sites=self.test.sites,
-                      oof_meta=self.oof.meta, test_meta=self.test.meta,
-                      oof_boxes=self.oof.boxes, test_boxes=self.test.boxes)
+        return Inputs(
+            names=[m[0] for m in MODELS],
+            oof_ids=self.oof.ids,
+            test_ids=self.test.ids,
+            oof=self.oof.probs,
+            test=self.test.probs,
+            y=self.oof.y.copy(),
+            folds=self.folds,
+            oof_sites=self.oof.sites,
+            test_sites=self.test.sites,
+            oof_meta=self.oof.meta,
+            test_meta=self.test.meta,
+            oof_boxes=self.oof.boxes,
+            test_boxes=self.test.boxes,
+        )
 
 
-def make_world(seed: int = 0, n_sites: int = 20, n_test_sites: int = 6, visits: int = 6,
-               unread: float = 0.1, crop_model: bool = False) -> World:
+def make_world(
+    seed: int = 0,
+    n_sites: int = 20,
+    n_test_sites: int = 6,
+    visits: int = 6,
+    unread: float = 0.1,
+    crop_model: bool = False,
+) -> World:
     rng = np.random.default_rng(seed)
     oof = _part(rng, "S", n_sites, visits, unread)
     test = _part(rng, "T", n_test_sites, visits, unread)
@@ -141,22 +164,25 @@ def _detections(world: World) -> DetectionFile:
     images = {}
     for part in (world.oof, world.test):
         for i, boxes in zip(part.ids, part.boxes, strict=True):
-            images[f"x/{i}.jpg"] = [Detection("1", float(c), (0.1, 0.1, float(a), 1.0))
-                                    for c, a in boxes]
+            images[f"x/{i}.jpg"] = [
+                Detection("1", float(c), (0.1, 0.1, float(a), 1.0)) for c, a in boxes
+            ]
     return DetectionFile(images=images)
 
 
 def _meta_frame(part: Part) -> pd.DataFrame:
     stamps = pd.to_datetime(part.meta.times, unit="s")
-    return pd.DataFrame({
-        ID_COL: part.ids,
-        "datetime": [s.isoformat() if not pd.isna(s) else "" for s in stamps],
-        "hour": part.meta.hours,
-        "camera": "",
-        "night": part.meta.night,
-        "confidence": np.where(np.isfinite(part.meta.hours), 0.99, 0.0),
-        "sequence": sequence_ids(part.sites, part.meta.times, 60.0),
-    })
+    return pd.DataFrame(
+        {
+            ID_COL: part.ids,
+            "datetime": [s.isoformat() if not pd.isna(s) else "" for s in stamps],
+            "hour": part.meta.hours,
+            "camera": "",
+            "night": part.meta.night,
+            "confidence": np.where(np.isfinite(part.meta.hours), 0.99, 0.0),
+            "sequence": sequence_ids(part.sites, part.meta.times, 60.0),
+        }
+    )
 
 
 def write_world(world: World, root: Path) -> list[str]:
@@ -164,18 +190,21 @@ def write_world(world: World, root: Path) -> list[str]:
     runs = []
     for i, (name, _, _) in enumerate(MODELS):
         folder = root / "runs" / name
-        write_predictions(folder / OOF_FILE, make_frame(world.oof.ids, world.oof.probs[i],
-                                                        world.folds))
+        write_predictions(
+            folder / OOF_FILE, make_frame(world.oof.ids, world.oof.probs[i], world.folds)
+        )
         write_predictions(folder / TEST_FILE, make_frame(world.test.ids, world.test.probs[i]))
         runs.append(str(folder))
     labels = pd.DataFrame({ID_COL: world.oof.ids})
     labels[list(CLASSES)] = np.eye(K)[world.oof.y]
     labels.to_csv(root / "train_labels.csv", index=False)
     for name, part in (("train_features.csv", world.oof), ("test_features.csv", world.test)):
-        pd.DataFrame({ID_COL: part.ids, "filepath": [f"x/{i}.jpg" for i in part.ids],
-                      "site": part.sites}).to_csv(root / name, index=False)
-    pd.concat([_meta_frame(world.oof), _meta_frame(world.test)]).to_csv(root / META_FILE,
-                                                                        index=False)
+        pd.DataFrame(
+            {ID_COL: part.ids, "filepath": [f"x/{i}.jpg" for i in part.ids], "site": part.sites}
+        ).to_csv(root / name, index=False)
+    pd.concat([_meta_frame(world.oof), _meta_frame(world.test)]).to_csv(
+        root / META_FILE, index=False
+    )
     write_detections(root / "detections.json", _detections(world))
     return runs
 
@@ -201,24 +230,38 @@ def write_synthetic(tmp_path: Path) -> dict:
     runs = {}
     for name, noise, sharp in [("good", 1.0, 1.0), ("noisy", 1.6, 1.0), ("over", 1.0, 4.0)]:
         folder = tmp_path / "runs" / name
-        write_predictions(folder / OOF_FILE, make_frame(ids, model_probs(y, noise, sharp, rng),
-                                                        folds))
-        write_predictions(folder / TEST_FILE,
-                          make_frame(test_ids, model_probs(y_test, noise, sharp, rng)))
+        write_predictions(
+            folder / OOF_FILE, make_frame(ids, model_probs(y, noise, sharp, rng), folds)
+        )
+        write_predictions(
+            folder / TEST_FILE, make_frame(test_ids, model_probs(y_test, noise, sharp, rng))
+        )
         runs[name] = folder
     labels = pd.DataFrame({ID_COL: ids})
     labels[list(CLASSES)] = np.eye(K)[y]
     labels.to_csv(tmp_path / "train_labels.csv", index=False)
-    return {"root": tmp_path, "runs": runs, "labels": tmp_path / "train_labels.csv", "y": y,
-            "ids": ids, "folds": folds}
+    return {
+        "root": tmp_path,
+        "runs": runs,
+        "labels": tmp_path / "train_labels.csv",
+        "y": y,
+        "ids": ids,
+        "folds": folds,
+    }
 
 
 def synthetic_config(data: dict, names: list[str], out: str, **kw) -> EnsembleConfig:
     # data: the test's own folder, never the working directory's data/demo (after `make demo`)
-    return EnsembleConfig(runs=[str(data["runs"][n]) for n in names], labels=str(data["labels"]),
-                          data=str(data["root"]), out=str(data["root"] / "runs" / out),
-                          stacking=False,
-                          site_adapt="off", n_starts=3, **kw)
+    return EnsembleConfig(
+        runs=[str(data["runs"][n]) for n in names],
+        labels=str(data["labels"]),
+        data=str(data["root"]),
+        out=str(data["root"] / "runs" / out),
+        stacking=False,
+        site_adapt="off",
+        n_starts=3,
+        **kw,
+    )
 
 
 def written_world(tmp_path: Path) -> tuple[World, list[str], Path]:
@@ -253,8 +296,13 @@ def nested_site_adapt(
     y = np.asarray(y, dtype=np.int64)
     rows = RowFacts(y=y, folds=np.asarray(folds), sites=np.asarray(sites).astype(str))
     stream = fixed_stream(np.asarray(probs, np.float64), np.empty((0, probs.shape[1])), folds)
-    result = run_step(stream, rows, RowFacts(sites=np.empty(0, str)),
-                      lambda p, r: fit_sites(p, r, strengths), apply_sites)
+    result = run_step(
+        stream,
+        rows,
+        RowFacts(sites=np.empty(0, str)),
+        lambda p, r: fit_sites(p, r, strengths),
+        apply_sites,
+    )
     nested = result.stream.nested()
     if nested is None:
         raise ValueError("a nested estimate needs at least two folds")

@@ -47,22 +47,43 @@ class _CountingClock:
 def _table_value(lines: list[str], row: str) -> float:
     """The images/s column of the table row that starts with `row`."""
     (line,) = [line for line in lines if line.startswith(row)]
-    return float(line[NAME_WIDTH:NAME_WIDTH + 10])
+    return float(line[NAME_WIDTH : NAME_WIDTH + 10])
 
 
 def test_bench_prints_a_table_then_every_figure_as_json(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], one_thread: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    one_thread: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each figure counts what its docstring says, read off a one-second-per-reading clock: 12
     images x 2 epochs in batches of 4, 8 bound steps (two halves); the table equals the JSON."""
     monkeypatch.setattr(data_path_module, "time", _CountingClock())
-    code = main([
-        "--device", "cpu", "--backbone", "test_resnet", "--image-size", "32",
-        "--batch-size", "4", "--n-images", "12", "--epochs", "2", "--workers", "1",
-        "--frame-size", "96x54", "--work-dir", str(tmp_path), "--json",
-        "--data-paths", *DATA_PATHS,
-    ])
+    code = main(
+        [
+            "--device",
+            "cpu",
+            "--backbone",
+            "test_resnet",
+            "--image-size",
+            "32",
+            "--batch-size",
+            "4",
+            "--n-images",
+            "12",
+            "--epochs",
+            "2",
+            "--workers",
+            "1",
+            "--frame-size",
+            "96x54",
+            "--work-dir",
+            str(tmp_path),
+            "--json",
+            "--data-paths",
+            *DATA_PATHS,
+        ]
+    )
     printed = capsys.readouterr()
     lines = printed.out.strip().splitlines()
     assert code == 0
@@ -89,8 +110,10 @@ def test_bench_prints_a_table_then_every_figure_as_json(
         assert p["e2e_infer_ratio"] == p["e2e_infer_img_s"] / result["bound_infer_img_s"]
         transport = result["transport_img_s"]["float32" if name == "float" else "uint8"]
         assert p["predicted_ceiling_img_s"] == min(transport, 1 * p["per_worker_img_s"])
-        for row, key in ((f"[{name}] e2e training, epochs 2+", "e2e_train_img_s"),
-                         (f"[{name}] per worker", "per_worker_img_s")):
+        for row, key in (
+            (f"[{name}] e2e training, epochs 2+", "e2e_train_img_s"),
+            (f"[{name}] per worker", "per_worker_img_s"),
+        ):
             assert _table_value(lines, row) == round(p[key], 1)
     in_row = result["in_row"]
     assert in_row["data_path"] == DATA_PATHS[0] and in_row["e2e_train_img_s"] == 12.0
@@ -108,15 +131,19 @@ def test_uint8_batches_carry_the_pixels_of_float_batches(tmp_path: Path) -> None
     device-augment path's workers send the resized image unaugmented."""
     from benchmarks.data_path import data_path
 
-    data_cfg = {"input_size": (3, 24, 24), "mean": (0.485, 0.456, 0.406),
-                "std": (0.229, 0.224, 0.225)}
+    data_cfg = {
+        "input_size": (3, 24, 24),
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+    }
     rng = np.random.default_rng(0)
     np.save(tmp_path / "pixels.npy", rng.integers(0, 256, (3, 28, 28, 3), dtype=np.uint8))
     paths = {name: data_path(name, data_cfg, "none", torch.device("cpu")) for name in DATA_PATHS}
     batches = {}
     for name, path in paths.items():
-        dataset = CachedImages(tmp_path / "pixels.npy", np.arange(3), np.zeros(3),
-                               path.train_transform)
+        dataset = CachedImages(
+            tmp_path / "pixels.npy", np.arange(3), np.zeros(3), path.train_transform
+        )
         batch = torch.stack([dataset[(i, 0)][0] for i in range(3)])
         if path.augment is not None:
             batch = path.augment(batch, (0,))
@@ -127,8 +154,9 @@ def test_uint8_batches_carry_the_pixels_of_float_batches(tmp_path: Path) -> None
 
 
 def test_frames_are_rendered_once_at_full_size_and_reused(tmp_path: Path) -> None:
-    cfg = BenchConfig(n_images=6, unique_frames=2, frame_width=64, frame_height=36,
-                      work_dir=str(tmp_path))
+    cfg = BenchConfig(
+        n_images=6, unique_frames=2, frame_width=64, frame_height=36, work_dir=str(tmp_path)
+    )
     paths = make_frames(cfg)
     assert len(paths) == 6 and all(p.is_file() for p in paths)
     assert decode_rgb(paths[0]).shape == (36, 64, 3)
@@ -148,7 +176,10 @@ def test_cached_images_draw_each_transform_independently_and_reproducibly(tmp_pa
     dataset = CachedImages(tmp_path / "pixels.npy", np.array([0]), np.array([5]), transform)
     image = pixels[0]
     outcomes = {
-        "none": image, "h": image[:, ::-1], "v": image[::-1], "hv": image[::-1, ::-1],
+        "none": image,
+        "h": image[:, ::-1],
+        "v": image[::-1],
+        "hv": image[::-1, ::-1],
     }
     seen = set()
     for seed in range(64):
@@ -192,7 +223,8 @@ class _StepClock:
 
 
 def test_one_iterator_across_epochs_trains_on_the_same_batches(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`EpochsInRow` changes when the workers start, not what the steps see: the bench's two
     ways of iterating feed identical batches, epoch by epoch, with a worker process, and both
     leave the first epoch (worker start-up) out of images and time alike."""
@@ -203,14 +235,18 @@ def test_one_iterator_across_epochs_trains_on_the_same_batches(
     clock = _StepClock()
     monkeypatch.setattr(data_path_module, "time", clock)
 
-    data_cfg = {"input_size": (3, 24, 24), "mean": (0.485, 0.456, 0.406),
-                "std": (0.229, 0.224, 0.225)}
+    data_cfg = {
+        "input_size": (3, 24, 24),
+        "mean": (0.485, 0.456, 0.406),
+        "std": (0.229, 0.224, 0.225),
+    }
     rng = np.random.default_rng(0)
     np.save(tmp_path / "pixels.npy", rng.integers(0, 256, (10, 28, 28, 3), dtype=np.uint8))
     path = data_path("uint8", data_cfg, "light", torch.device("cpu"))
     accelerator = Accelerator(cpu=True)
     fed: dict[str, list[tuple[list[int], float]]] = {"new each epoch": [], "in a row": []}
     for name, measure in (("new each epoch", e2e_train), ("in a row", e2e_train_in_row)):
+
         def step(images: torch.Tensor, labels: torch.Tensor, seen=fed[name]) -> None:
             seen.append((labels.tolist(), float(images.double().sum())))
             clock.steps += 1

@@ -34,7 +34,8 @@ def _noise_images(folder: Path, n: int, size: tuple[int, int] = (160, 120)) -> l
     for i in range(n):
         path = folder / f"{i:03d}.jpg"
         Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(
-            path, quality=95)
+            path, quality=95
+        )
         paths.append(path)
     return paths
 
@@ -49,11 +50,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 2 MB tmpfs (we run as root in CI); skipped with the reason where mount is refused."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a 2 MB tmpfs here ({done.stderr.strip() or done.returncode}); "
-                    "test_file_size_limit_is_a_disk_error covers the write path")
+        pytest.skip(
+            f"cannot mount a 2 MB tmpfs here ({done.stderr.strip() or done.returncode}); "
+            "test_file_size_limit_is_a_disk_error covers the write path"
+        )
     try:
         yield mount
     finally:
@@ -108,8 +114,9 @@ def test_file_size_limit_is_a_disk_error(tmp_path: Path) -> None:
             print(err)
             sys.exit(2)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert done.returncode == 2, done.stderr
     assert "disk full while writing the uint8 image cache" in done.stdout
     assert "File too large" in done.stdout
@@ -154,8 +161,12 @@ def test_two_processes_build_one_cache_once(tmp_path: Path) -> None:
         cache = images.build_cache({paths!r}, 48, {str(tmp_path / "cache")!r}, progress=False)
         print(cache.folder, int(cache.ok.sum()), int(cache.pixels[7].sum()))
     """)
-    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=180)[0].strip() for p in procs]
     assert [p.returncode for p in procs] == [0, 0]
     assert len(log.read_text().split()) == 1  # decoded once; the other process waited
@@ -183,8 +194,9 @@ def test_compressed_forms_read_back(tmp_path: Path, shared_data: Path) -> None:
     assert len(keys) == 4  # each form its own cache
 
 
-def test_clean_cache_keeps_what_train_uses(tiny_data: Path, tiny_folds: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_clean_cache_keeps_what_train_uses(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The keys clean-cache derives from a config are the folders `train` really made."""
     from kaggle_style.config import resolve_config
     from kaggle_style.stages import clean_cache
@@ -196,21 +208,35 @@ def test_clean_cache_keeps_what_train_uses(tiny_data: Path, tiny_folds: Path, tm
     (configs / "tiny.yaml").write_text((REPO / "configs" / "tiny-cpu.yaml").read_text())
     (configs / "ensemble.yaml").write_text("temperature: true\n")  # not a recipe: ignored
     cache_dir = tmp_path / "cache"
-    cfg = resolve_config(TrainConfig, configs / "tiny.yaml", {}, data=str(tiny_data),
-                         folds_file=str(tiny_folds), cache_dir=str(cache_dir), progress=False)
+    cfg = resolve_config(
+        TrainConfig,
+        configs / "tiny.yaml",
+        {},
+        data=str(tiny_data),
+        folds_file=str(tiny_folds),
+        cache_dir=str(cache_dir),
+        progress=False,
+    )
     prep = prepare_data(cfg)
     used = {prep.train_cache.folder, prep.test_cache.folder}
     unused = build_cache([prep.train_samples.paths[0]], 20, cache_dir, progress=False).folder
-    args = argparse.Namespace(configs=[configs], data=str(tiny_data), crops_manifest=None,
-                              cache_dir=str(cache_dir), overrides=[], yes=False)
+    args = argparse.Namespace(
+        configs=[configs],
+        data=str(tiny_data),
+        crops_manifest=None,
+        cache_dir=str(cache_dir),
+        overrides=[],
+        yes=False,
+    )
     assert clean_cache.run(args) == 0
     out = capsys.readouterr().out
     assert f"remove  {unused}" in out and "dry run: would free" in out
     assert all(f"keep    {folder}" in out for folder in used)
     assert unused.is_dir()  # a dry run deletes nothing
     with pytest.raises(UserError, match="data folder not found"):  # a mistyped DATA
-        clean_cache.run(argparse.Namespace(**{**vars(args), "data": str(tmp_path / "typo"),
-                                              "yes": True}))
+        clean_cache.run(
+            argparse.Namespace(**{**vars(args), "data": str(tmp_path / "typo"), "yes": True})
+        )
     assert unused.is_dir() and all(folder.is_dir() for folder in used)  # ...deletes nothing
     assert clean_cache.run(argparse.Namespace(**{**vars(args), "yes": True})) == 0
     assert not unused.exists() and all(folder.is_dir() for folder in used)
@@ -222,8 +248,9 @@ def test_cache_bench_measures_every_form(tmp_path: Path, shared_data: Path) -> N
 
     configs = tmp_path / "configs"
     configs.mkdir()
-    (configs / "small.yaml").write_text("backbone: resnet18\nimage_size: 32\nview: crop+full\n"
-                                        "augment: medium\n")
+    (configs / "small.yaml").write_text(
+        "backbone: resnet18\nimage_size: 32\nview: crop+full\naugment: medium\n"
+    )
     (configs / "ensemble.yaml").write_text("temperature: true\n")
     result = cache_bench.measure(shared_data, configs, seconds=0.05, rounds=1)
     rows = {r["form"]: r for r in result["rows"]}

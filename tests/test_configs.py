@@ -39,9 +39,20 @@ def _assert_resolves_to_file(cls: type, path: Path) -> Any:
 
 def test_configs_folder_holds_the_recipes_the_readme_names() -> None:
     names = {p.stem for p in TRAIN_CONFIGS}
-    expected = {"demo-crop", "demo-full", "tiny-cpu", "resnet50", "efficientnetv2", "densenet161",
-                "vgg19", "inception_v3", "vit_base", "convnext_large_384", "eva02_large_448",
-                "convnext_tiny"}
+    expected = {
+        "demo-crop",
+        "demo-full",
+        "tiny-cpu",
+        "resnet50",
+        "efficientnetv2",
+        "densenet161",
+        "vgg19",
+        "inception_v3",
+        "vit_base",
+        "convnext_large_384",
+        "eva02_large_448",
+        "convnext_tiny",
+    }
     assert expected <= names, sorted(expected - names)
     assert {p.stem for p in ENSEMBLE_CONFIGS} >= {"ensemble-demo"}
 
@@ -57,12 +68,21 @@ def test_train_config_resolves_to_its_file_and_the_defaults(path: Path) -> None:
 def test_the_demo_and_smoke_recipes_hold_the_values_the_readme_quotes() -> None:
     crop = resolve_config(TrainConfig, CONFIGS / "demo-crop.yaml")
     assert (crop.backbone, crop.pretrained, crop.image_size, crop.view, crop.epochs) == (
-        "resnet18", False, 48, "crop", 5)
+        "resnet18",
+        False,
+        48,
+        "crop",
+        5,
+    )
     full = resolve_config(TrainConfig, CONFIGS / "demo-full.yaml")
     assert (full.backbone, full.image_size, full.view, full.epochs) == ("resnet18", 48, "full", 3)
     tiny = resolve_config(TrainConfig, CONFIGS / "tiny-cpu.yaml")
     assert (tiny.backbone, tiny.image_size, tiny.epochs, tiny.num_workers) == (
-        "test_resnet", 48, 1, 0)
+        "test_resnet",
+        48,
+        1,
+        0,
+    )
 
 
 BAD_TRAIN_VALUES = [
@@ -124,12 +144,15 @@ def test_config_backbone_trains_one_step_at_a_tiny_size(path: Path) -> None:
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize(("child", "differs"), [
-    ("convnext_tiny_crop", {"view", "ema_decay"}),
-    ("convnext_tiny_full", {"view", "ema_decay", "image_size", "search_space"}),
-    ("efficientnetv2_crop", {"view", "ema_decay"}),
-    ("efficientnetv2_full", {"view", "ema_decay", "search_space"}),
-])
+@pytest.mark.parametrize(
+    ("child", "differs"),
+    [
+        ("convnext_tiny_crop", {"view", "ema_decay"}),
+        ("convnext_tiny_full", {"view", "ema_decay", "image_size", "search_space"}),
+        ("efficientnetv2_crop", {"view", "ema_decay"}),
+        ("efficientnetv2_full", {"view", "ema_decay", "search_space"}),
+    ],
+)
 def test_a_composed_recipe_is_its_base_but_the_keys_it_lists(child: str, differs: set[str]):
     text = yaml.safe_load((CONFIGS / f"{child}.yaml").read_text())
     base = config_dict(resolve_config(TrainConfig, CONFIGS / text["base"]))
@@ -158,7 +181,10 @@ def test_alias_bombs_and_deep_nesting_are_one_line_malformed_yaml(tmp_path: Path
     for name, text in (("bomb.yaml", "\n".join(bomb)), ("deep.yaml", deep)):
         path = tmp_path / name
         path.write_text(text)
-        with pytest.raises(ConfigError, match=rf"^{re.escape(str(path))}:( line \d+, column "
-                                              r"\d+:)? malformed YAML \(") as err:
+        with pytest.raises(
+            ConfigError,
+            match=rf"^{re.escape(str(path))}:( line \d+, column "
+            r"\d+:)? malformed YAML \(",
+        ) as err:
             resolve_config(TrainConfig, path)
         assert "\n" not in str(err.value)

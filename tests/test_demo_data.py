@@ -65,8 +65,14 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def clock_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real-size bar at the demo's own size: 320x180, where the clocks are legible."""
-    return demo.generate_demo_data(tmp_path_factory.mktemp("clock") / "c", seed=2, n_train=120,
-                                   n_test=30, width=320, height=180)
+    return demo.generate_demo_data(
+        tmp_path_factory.mktemp("clock") / "c",
+        seed=2,
+        n_train=120,
+        n_test=30,
+        width=320,
+        height=180,
+    )
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -79,8 +85,19 @@ def _files(root: Path) -> dict[str, bytes]:
 
 
 def _cli(out: Path, *extra: str) -> int:
-    args = ["demo-data", "--out", str(out), "--n-train", "40", "--n-test", "16",
-            "--set", "width=128", "height=72", *extra]
+    args = [
+        "demo-data",
+        "--out",
+        str(out),
+        "--n-train",
+        "40",
+        "--n-test",
+        "16",
+        "--set",
+        "width=128",
+        "height=72",
+        *extra,
+    ]
     return cli.main(args)
 
 
@@ -103,15 +120,23 @@ def test_switched_off_generator_writes_the_old_data(tmp_path: Path) -> None:
     files = _files(out)
     for name, digest in OLD_TABLES.items():
         assert hashlib.sha256(files[name]).hexdigest() == digest, name
-    assert set(files) == {*OLD_TABLES, *(f"{s}_features/ZJ{i:06d}.jpg" for s, i in
-                                         [*(("train", i) for i in range(40)),
-                                          *(("test", i) for i in range(40, 56))])}
-    frames = {name: np.asarray(Image.open(out / name).convert("RGB"), dtype=np.float64)
-              for name in files if name.endswith(".jpg")}
+    assert set(files) == {
+        *OLD_TABLES,
+        *(
+            f"{s}_features/ZJ{i:06d}.jpg"
+            for s, i in [*(("train", i) for i in range(40)), *(("test", i) for i in range(40, 56))]
+        ),
+    }
+    frames = {
+        name: np.asarray(Image.open(out / name).convert("RGB"), dtype=np.float64)
+        for name in files
+        if name.endswith(".jpg")
+    }
     worst, mean = _frame_gap(frames)
     assert worst <= FRAME_MAX_LEVELS and mean <= FRAME_MEAN_LEVELS, (
         f"the frames differ from the old generator's: block means off by up to {worst:.2f} "
-        f"grey levels (mean {mean:.3f})")
+        f"grey levels (mean {mean:.3f})"
+    )
     name = sorted(frames)[0]  # the tolerance is tight enough to see one small change
     touched = frames[name].copy()
     touched[30:33, 60:63] = 255.0
@@ -205,9 +230,17 @@ def test_visits_are_bursts_of_one_animal(demo_dir: Path) -> None:
 def test_burst_frames_show_the_same_animal_moving() -> None:
     site = make_sites(0, 1, 1)[0][0]
     when = pd.Timestamp("2017-03-19 05:37:45").to_pydatetime()
-    frames = [render_frame(np.random.default_rng([0, 3, k]), site, "leopard", 320, 180,
-                           Shot((0, 10, 1, 7), step, True, when))[1] for k, step in
-              enumerate((0.0, 0.05))]
+    frames = [
+        render_frame(
+            np.random.default_rng([0, 3, k]),
+            site,
+            "leopard",
+            320,
+            180,
+            Shot((0, 10, 1, 7), step, True, when),
+        )[1]
+        for k, step in enumerate((0.0, 0.05))
+    ]
     first, second = frames
     assert first is not None and second is not None
     assert first[2:] == pytest.approx(second[2:], abs=2 / 180)  # the same animal's size
@@ -217,8 +250,10 @@ def test_burst_frames_show_the_same_animal_moving() -> None:
 def test_activity_hours_follow_the_species() -> None:
     rng = np.random.default_rng(0)
     dawn, dusk = infobar.DAY_HOURS
-    night = {label: np.mean([not dawn <= visits.draw_hour(rng, label) < dusk
-                             for _ in range(400)]) for label in CLASSES}
+    night = {
+        label: np.mean([not dawn <= visits.draw_hour(rng, label) < dusk for _ in range(400)])
+        for label in CLASSES
+    }
     for nocturnal in ("civet_genet", "rodent"):
         assert night[nocturnal] > 0.85, nocturnal
     assert night["leopard"] > 0.6
@@ -293,8 +328,9 @@ def test_detections_cover_every_image_with_noisy_boxes(demo_dir: Path) -> None:
             assert 0 <= x <= 1 and 0 <= y <= 1 and x + w <= 1 + 1e-3 and y + h <= 1 + 1e-3
         if row.label == "blank":
             assert all(d.conf <= 0.55 for d in boxes)
-        elif any(_iou(d.bbox, (row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h)) > 0.5
-                 for d in boxes):
+        elif any(
+            _iou(d.bbox, (row.bbox_x, row.bbox_y, row.bbox_w, row.bbox_h)) > 0.5 for d in boxes
+        ):
             hits += 1
     animals = int((truth["label"] != "blank").sum())
     assert 0.6 * animals <= hits <= animals

@@ -44,8 +44,10 @@ RED = (220, 20, 20)
 def shared_data() -> Path:
     folder = Path(__file__).resolve().parents[2] / "shared" / "data"
     if not folder.is_dir():
-        pytest.fail(f"test data folder missing: {folder} (the shared data must sit beside the "
-                    "project checkout)")
+        pytest.fail(
+            f"test data folder missing: {folder} (the shared data must sit beside the "
+            "project checkout)"
+        )
     return folder
 
 
@@ -104,27 +106,47 @@ def tiny(tmp_path: Path) -> dict[str, Path]:
     A0 two animals (0.9 red, 0.3 blue), A1 one weak animal at the corner, A2 only a person,
     A3 a detector failure."""
     data = tmp_path / "data"
-    _image(data / "train_features" / "A0.jpg", [(40, 20, 80, 60, RED), (120, 50, 160, 80,
-                                                                        (20, 20, 220))])
+    _image(
+        data / "train_features" / "A0.jpg",
+        [(40, 20, 80, 60, RED), (120, 50, 160, 80, (20, 20, 220))],
+    )
     _image(data / "train_features" / "A1.jpg", [(0, 0, 20, 20, RED)])
     _image(data / "test_features" / "A2.jpg", [])
     _image(data / "test_features" / "A3.jpg", [])
-    classes = ["antelope_duiker", "bird", "blank", "civet_genet", "hog", "leopard",
-               "monkey_prosimian", "rodent"]
-    pd.DataFrame({"id": ["A0", "A1"], "filepath": ["train_features/A0.jpg",
-                  "train_features/A1.jpg"], "site": ["S1", "S2"]}).to_csv(
-        data / "train_features.csv", index=False)
+    classes = [
+        "antelope_duiker",
+        "bird",
+        "blank",
+        "civet_genet",
+        "hog",
+        "leopard",
+        "monkey_prosimian",
+        "rodent",
+    ]
+    pd.DataFrame(
+        {
+            "id": ["A0", "A1"],
+            "filepath": ["train_features/A0.jpg", "train_features/A1.jpg"],
+            "site": ["S1", "S2"],
+        }
+    ).to_csv(data / "train_features.csv", index=False)
     labels = pd.DataFrame(0.0, index=range(2), columns=classes)
     labels["hog"] = 1.0
     labels.insert(0, "id", ["A0", "A1"])
     labels.to_csv(data / "train_labels.csv", index=False)
-    pd.DataFrame({"id": ["A2", "A3"], "filepath": ["test_features/A2.jpg",
-                  "test_features/A3.jpg"], "site": ["S3", "S3"]}).to_csv(
-        data / "test_features.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": ["A2", "A3"],
+            "filepath": ["test_features/A2.jpg", "test_features/A3.jpg"],
+            "site": ["S3", "S3"],
+        }
+    ).to_csv(data / "test_features.csv", index=False)
     det = DetectionFile(
         images={
-            "train_features/A0.jpg": [Detection("1", 0.3, (0.6, 0.5, 0.2, 0.3)),
-                                      Detection("1", 0.9, (0.2, 0.2, 0.2, 0.4))],
+            "train_features/A0.jpg": [
+                Detection("1", 0.3, (0.6, 0.5, 0.2, 0.3)),
+                Detection("1", 0.9, (0.2, 0.2, 0.2, 0.4)),
+            ],
             "train_features/A1.jpg": [Detection("1", 0.08, (0.0, 0.0, 0.1, 0.2))],
             "test_features/A2.jpg": [Detection("2", 0.95, (0.1, 0.1, 0.5, 0.5))],
         },
@@ -136,8 +158,13 @@ def tiny(tmp_path: Path) -> dict[str, Path]:
 
 
 def _cfg(tiny: dict[str, Path], **kw: object) -> CropConfig:
-    base = dict(detections=tiny["detections"], data=tiny["data"], thresholds=THRESHOLDS,
-                out=tiny["out"], num_workers=0)
+    base = dict(
+        detections=tiny["detections"],
+        data=tiny["data"],
+        thresholds=THRESHOLDS,
+        out=tiny["out"],
+        num_workers=0,
+    )
     return CropConfig(**{**base, **kw})
 
 
@@ -202,14 +229,16 @@ def test_crop_cache_key_and_reuse(tiny: dict[str, Path]) -> None:
     assert run_crops(_cfg(tiny, pad=0.2)).parent != first.parent
     assert run_crops(_cfg(tiny, mode="all")).parent != first.parent
     det = mdjson.read(tiny["detections"])
-    other = DetectionFile(det.images, det.failures, det.categories,
-                          {**det.info, "detector_weights_sha256": "def"})
+    other = DetectionFile(
+        det.images, det.failures, det.categories, {**det.info, "detector_weights_sha256": "def"}
+    )
     assert cache_key(other, _cfg(tiny)) != cache_key(det, _cfg(tiny))
     # The pointer manifest is the latest run's, with paths that resolve the same.
     latest = load_manifest(run_crops(_cfg(tiny)))
     pointer = load_manifest(tiny["out"] / "manifest.csv")
-    pd.testing.assert_frame_equal(pointer.drop(columns="crop_path"),
-                                  latest.drop(columns="crop_path"))
+    pd.testing.assert_frame_equal(
+        pointer.drop(columns="crop_path"), latest.drop(columns="crop_path")
+    )
     assert list(pointer["crop_path"]) == list(latest["crop_path"])
     assert (first.parent / "crop_config.yaml").is_file()
 
@@ -217,13 +246,32 @@ def test_crop_cache_key_and_reuse(tiny: dict[str, Path]) -> None:
 def test_crop_cli_with_images_folder(tiny: dict[str, Path], tmp_path: Path) -> None:
     """--images: ids are relative paths, and a detections file with those keys lines up."""
     folder = tiny["data"]
-    rc = main(["crop", "--detections", str(tiny["detections"]), "--images", str(folder),
-               "--thresholds", "0.2", "--out", str(tmp_path / "c2"), "--num-workers", "0"])
+    rc = main(
+        [
+            "crop",
+            "--detections",
+            str(tiny["detections"]),
+            "--images",
+            str(folder),
+            "--thresholds",
+            "0.2",
+            "--out",
+            str(tmp_path / "c2"),
+            "--num-workers",
+            "0",
+        ]
+    )
     assert rc == 0
     manifest = load_manifest(tmp_path / "c2" / "manifest.csv")
-    assert set(manifest["id"]) == {f"{s}/A{i}.jpg" for s, i in
-                                   [("train_features", 0), ("train_features", 1),
-                                    ("test_features", 2), ("test_features", 3)]}
+    assert set(manifest["id"]) == {
+        f"{s}/A{i}.jpg"
+        for s, i in [
+            ("train_features", 0),
+            ("train_features", 1),
+            ("test_features", 2),
+            ("test_features", 3),
+        ]
+    }
     assert not manifest.set_index("id").loc["train_features/A0.jpg", "fallback"]
 
 
@@ -252,7 +300,8 @@ def test_megadetector_lite_missing_weights_names_the_file(tmp_path: Path) -> Non
 
 
 def test_default_weights_found_in_the_shared_data_folder(
-        lite_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lite_weights: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)  # no ./models here
     monkeypatch.setenv(SHARED_DATA_ENV, str(lite_weights.parents[2]))
     found = default_weights("megadetector-lite")
@@ -278,16 +327,23 @@ def one_torch_thread() -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_megadetector_lite_finds_ena24_animals(shared_data: Path, lite_weights: Path,
-                                               tmp_path: Path, one_torch_thread: None) -> None:
+def test_megadetector_lite_finds_ena24_animals(
+    shared_data: Path, lite_weights: Path, tmp_path: Path, one_torch_thread: None
+) -> None:
     """Every ENA24 image holds an animal; zamba's detector must find nearly all of them."""
     start = time.perf_counter()
-    cfg = DetectConfig(images=shared_data / "ena24_small", weights=lite_weights,
-                       out=tmp_path / "ena.json", num_workers=0, batch_size=4)
+    cfg = DetectConfig(
+        images=shared_data / "ena24_small",
+        weights=lite_weights,
+        out=tmp_path / "ena.json",
+        num_workers=0,
+        batch_size=4,
+    )
     det = mdjson.read(detect_images(cfg))
     seconds = time.perf_counter() - start
-    found = sum(any(d.category == "1" and d.conf >= 0.2 for d in dets)
-                for dets in det.images.values())
+    found = sum(
+        any(d.category == "1" and d.conf >= 0.2 for d in dets) for dets in det.images.values()
+    )
     print(f"ENA24: {found}/21 images with an animal >= 0.2 in {seconds:.1f} s")
     assert len(det.images) == 21 and not det.failures
     assert found >= 19
@@ -305,17 +361,38 @@ def tai_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="module")
-def tai_detections(tai_folder: Path, lite_weights: Path,
-                   tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Path:
+def tai_detections(
+    tai_folder: Path,
+    lite_weights: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    one_torch_thread: None,
+) -> Path:
     """One uninterrupted detection run on the Taï images."""
     out = tmp_path_factory.mktemp("tai_det") / "full.json"
-    assert main(["detect", "--images", str(tai_folder), "--weights", str(lite_weights),
-                 "--out", str(out), "--num-workers", "0", "--batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "detect",
+                "--images",
+                str(tai_folder),
+                "--weights",
+                str(lite_weights),
+                "--out",
+                str(out),
+                "--num-workers",
+                "0",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     return out
 
 
-def test_detect_records_failures_and_reuses_finished_file(tai_detections: Path,
-                                                          tai_folder: Path) -> None:
+def test_detect_records_failures_and_reuses_finished_file(
+    tai_detections: Path, tai_folder: Path
+) -> None:
     det = mdjson.read(tai_detections)
     assert len(det.images) == 9 and list(det.failures) == ["broken.jpg"]
     assert det.info["detector"] == "megadetector-lite"
@@ -326,13 +403,29 @@ def test_detect_records_failures_and_reuses_finished_file(tai_detections: Path,
     assert tai_detections.stat().st_mtime_ns == stamp  # finished: reused, not recomputed
 
 
-def test_detect_resume_equals_uninterrupted(tai_folder: Path, tai_detections: Path,
-                                            lite_weights: Path, tmp_path: Path,
-                                            one_torch_thread: None) -> None:
+def test_detect_resume_equals_uninterrupted(
+    tai_folder: Path,
+    tai_detections: Path,
+    lite_weights: Path,
+    tmp_path: Path,
+    one_torch_thread: None,
+) -> None:
     out = tmp_path / "resumed.json"
-    args = ["detect", "--images", str(tai_folder), "--weights", str(lite_weights),
-            "--out", str(out), "--num-workers", "0", "--batch-size", "2",
-            "--checkpoint-every", "2"]
+    args = [
+        "detect",
+        "--images",
+        str(tai_folder),
+        "--weights",
+        str(lite_weights),
+        "--out",
+        str(out),
+        "--num-workers",
+        "0",
+        "--batch-size",
+        "2",
+        "--checkpoint-every",
+        "2",
+    ]
     assert main([*args, "--limit", "4"]) == 0  # "interrupted" after 4 images
     partial = tmp_path / "resumed.partial.json"
     assert partial.is_file() and not out.exists()
@@ -345,15 +438,31 @@ def test_detect_resume_equals_uninterrupted(tai_folder: Path, tai_detections: Pa
     for key, dets in full.images.items():
         again = resumed.images[key]
         assert [d.category for d in again] == [d.category for d in dets], key
-        assert np.allclose([(d.conf, *d.bbox) for d in again],
-                           [(d.conf, *d.bbox) for d in dets], atol=2e-4), key
+        assert np.allclose(
+            [(d.conf, *d.bbox) for d in again], [(d.conf, *d.bbox) for d in dets], atol=2e-4
+        ), key
 
 
-def test_show_detections_on_tai_images(tai_folder: Path, tai_detections: Path,
-                                       tmp_path: Path) -> None:
+def test_show_detections_on_tai_images(
+    tai_folder: Path, tai_detections: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "png"
-    assert main(["show-detections", "--detections", str(tai_detections), "--images",
-                 str(tai_folder), "--out", str(out), "--min-conf", "0.1"]) == 0
+    assert (
+        main(
+            [
+                "show-detections",
+                "--detections",
+                str(tai_detections),
+                "--images",
+                str(tai_folder),
+                "--out",
+                str(out),
+                "--min-conf",
+                "0.1",
+            ]
+        )
+        == 0
+    )
     pngs = sorted(out.glob("*.png"))
     assert [p.stem for p in pngs] == sorted(p.stem for p in tai_folder.glob("ZJ*.jpg"))
     for png in pngs:
@@ -370,17 +479,24 @@ def test_show_detections_on_tai_images(tai_folder: Path, tai_detections: Path,
 
 def test_backends_import_without_the_runner() -> None:
     """No cycle: a backend and the errors module load without detect.batch (the runner)."""
-    code = ("import sys; import kaggle_style.detect.megadetector_lite, "
-            "kaggle_style.detect.megadetector; "
-            "assert 'kaggle_style.detect.batch' not in sys.modules, sorted(sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys; import kaggle_style.detect.megadetector_lite, "
+        "kaggle_style.detect.megadetector; "
+        "assert 'kaggle_style.detect.batch' not in sys.modules, sorted(sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert done.returncode == 0, done.stderr
     assert issubclass(DetectorError, UserError)
 
 
-def test_megadetector_package_batches_and_failures(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_megadetector_package_batches_and_failures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Our glue to the `megadetector` package (not installed here; no weights offline): a batch
     call when the package has one, boxes converted, the package's own failures kept."""
     from kaggle_style.detect import megadetector
@@ -390,10 +506,17 @@ def test_megadetector_package_batches_and_failures(tmp_path: Path,
     class FakeModel:
         def generate_detections_one_batch(self, images, image_id, detection_threshold):
             calls.append(len(images))
-            return [{"file": i, "failure": "Failure inference" if n == 1 else None,
-                     "detections": [{"category": "1", "conf": 0.3, "bbox": [0, 0, .5, .5]},
-                                    {"category": "2", "conf": 0.8, "bbox": [.1, .1, .2, .2]}]}
-                    for n, i in enumerate(image_id)]
+            return [
+                {
+                    "file": i,
+                    "failure": "Failure inference" if n == 1 else None,
+                    "detections": [
+                        {"category": "1", "conf": 0.3, "bbox": [0, 0, 0.5, 0.5]},
+                        {"category": "2", "conf": 0.8, "bbox": [0.1, 0.1, 0.2, 0.2]},
+                    ],
+                }
+                for n, i in enumerate(image_id)
+            ]
 
     class FakePackage:
         @staticmethod
@@ -407,9 +530,17 @@ def test_megadetector_package_batches_and_failures(tmp_path: Path,
         _image(images / f"{i}.jpg", [])
     weights = tmp_path / "md_v5a.0.0.pt"
     weights.write_bytes(b"weights")
-    out = detect_images(DetectConfig(images=images, detector="megadetector", weights=weights,
-                                     device="cpu", out=tmp_path / "md.json", num_workers=0,
-                                     batch_size=3))
+    out = detect_images(
+        DetectConfig(
+            images=images,
+            detector="megadetector",
+            weights=weights,
+            device="cpu",
+            out=tmp_path / "md.json",
+            num_workers=0,
+            batch_size=3,
+        )
+    )
     det = mdjson.read(out)
     assert calls == [3]  # one batch, not three single-image calls
     assert det.failures == {"1.jpg": "Failure inference"}
@@ -430,12 +561,22 @@ def test_bombs_become_failures_and_nothing_is_written_into_data(
 
     header = struct.pack(">IIBBBBB", 15000, 15000, 8, 2, 0, 0, 0)  # a real PNG bomb
     (data / "test_features" / "A3.jpg").write_bytes(
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(64)))
-        + chunk(b"IEND", b""))
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(64)))
+        + chunk(b"IEND", b"")
+    )
     before = {p: p.stat().st_mtime_ns for p in data.rglob("*")}
-    out = detect_images(DetectConfig(data=data, weights=lite_weights, device="cpu",
-                                     out=tmp_path / "det" / "d.json", num_workers=0,
-                                     batch_size=2))
+    out = detect_images(
+        DetectConfig(
+            data=data,
+            weights=lite_weights,
+            device="cpu",
+            out=tmp_path / "det" / "d.json",
+            num_workers=0,
+            batch_size=2,
+        )
+    )
     det = mdjson.read(out)
     assert list(det.failures) == ["test_features/A3.jpg"]
     assert "15000x15000" in det.failures["test_features/A3.jpg"]
@@ -470,10 +611,25 @@ def test_stage_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture
     missing = tmp_path / "nope.json"
     assert main(["crop", "--detections", str(missing), "--images", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"kaggle-style crop: error: {missing}: detections file not found; run "
-                   "`kaggle-style detect` first or pass --detections PATH"]
-    assert main(["detect", "--images", str(tmp_path / "none"), "--out",
-                 str(tmp_path / "d.json")]) == 2
+    assert err == [
+        f"kaggle-style crop: error: {missing}: detections file not found; run "
+        "`kaggle-style detect` first or pass --detections PATH"
+    ]
+    assert (
+        main(["detect", "--images", str(tmp_path / "none"), "--out", str(tmp_path / "d.json")]) == 2
+    )
     assert "kaggle-style detect: error:" in capsys.readouterr().err
-    assert main(["show-detections", "--detections", str(missing), "--images", str(tmp_path),
-                 "--out", str(tmp_path / "png")]) == 2
+    assert (
+        main(
+            [
+                "show-detections",
+                "--detections",
+                str(missing),
+                "--images",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "png"),
+            ]
+        )
+        == 2
+    )

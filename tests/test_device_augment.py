@@ -30,19 +30,27 @@ def _ours(image: np.ndarray, **factors: float) -> np.ndarray:
     """Our jitter of one uint8 HWC image with the given factors (the others left at identity)."""
     values = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "hue": 0.0, **factors}
     batch = torch.from_numpy(image).permute(2, 0, 1)[None].float()
-    out = jitter(batch, *(torch.tensor([values[k]], dtype=torch.float64)
-                          for k in ("brightness", "contrast", "saturation", "hue")))
+    out = jitter(
+        batch,
+        *(
+            torch.tensor([values[k]], dtype=torch.float64)
+            for k in ("brightness", "contrast", "saturation", "hue")
+        ),
+    )
     return out[0].permute(1, 2, 0).numpy()
 
 
-@pytest.mark.parametrize(("name", "factor", "theirs"), [
-    ("brightness", 1.25, F.adjust_brightness_torchvision),
-    ("brightness", 0.72, F.adjust_brightness_torchvision),
-    ("contrast", 1.3, F.adjust_contrast_torchvision),
-    ("contrast", 0.7, F.adjust_contrast_torchvision),
-    ("saturation", 1.3, F.adjust_saturation_torchvision),
-    ("saturation", 0.7, F.adjust_saturation_torchvision),
-])
+@pytest.mark.parametrize(
+    ("name", "factor", "theirs"),
+    [
+        ("brightness", 1.25, F.adjust_brightness_torchvision),
+        ("brightness", 0.72, F.adjust_brightness_torchvision),
+        ("contrast", 1.3, F.adjust_contrast_torchvision),
+        ("contrast", 0.7, F.adjust_contrast_torchvision),
+        ("saturation", 1.3, F.adjust_saturation_torchvision),
+        ("saturation", 0.7, F.adjust_saturation_torchvision),
+    ],
+)
 def test_each_colour_step_matches_albumentations_up_to_uint8_rounding(frame, name, factor, theirs):
     expected = theirs(frame, factor).astype(np.float64)
     ours = _ours(frame, **{name: factor})
@@ -117,10 +125,21 @@ def test_training_with_device_augmentation_is_resume_exact(tiny_data, tiny_folds
     from kaggle_style.training.run import run_training
 
     def config(name: str, **kw) -> TrainConfig:
-        base = dict(name=name, data=str(tiny_data), folds_file=str(tiny_folds),
-                    runs_dir=str(tmp_path / "runs"), cache_dir=str(tmp_path / "cache"),
-                    backbone="test_resnet", image_size=48, batch_size=16, num_workers=0,
-                    epochs=2, folds=[1], progress=False, lr=3e-3)
+        base = dict(
+            name=name,
+            data=str(tiny_data),
+            folds_file=str(tiny_folds),
+            runs_dir=str(tmp_path / "runs"),
+            cache_dir=str(tmp_path / "cache"),
+            backbone="test_resnet",
+            image_size=48,
+            batch_size=16,
+            num_workers=0,
+            epochs=2,
+            folds=[1],
+            progress=False,
+            lr=3e-3,
+        )
         return resolve_config(TrainConfig, None, {**base, **kw})
 
     def oof(cfg: TrainConfig) -> np.ndarray:

@@ -35,14 +35,42 @@ def test_two_process_launch_matches_the_single_process_contract(
         pytest.fail("the `accelerate` command is missing from the environment")
     write_log = tmp_path / "writes.log"
     hooked = os.pathsep.join(filter(None, [WRITE_LOG_HOOK, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log),
-           "PYTHONPATH": hooked}
-    cmd = [str(accelerate if accelerate.exists() else "accelerate"), "launch", "--multi_gpu",
-           "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "kaggle_style", "train", "--config", str(RECIPE),
-           "--name", "ddp", "--data", str(tiny_data), "--folds-file", str(tiny_folds),
-           "--runs-dir", str(tmp_path / "runs"), "--quiet", "--set",
-           f"cache_dir={tmp_path}/cache", "epochs=2"]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "KAGGLE_STYLE_WRITE_LOG": str(write_log),
+        "PYTHONPATH": hooked,
+    }
+    cmd = [
+        str(accelerate if accelerate.exists() else "accelerate"),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "kaggle_style",
+        "train",
+        "--config",
+        str(RECIPE),
+        "--name",
+        "ddp",
+        "--data",
+        str(tiny_data),
+        "--folds-file",
+        str(tiny_folds),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--quiet",
+        "--set",
+        f"cache_dir={tmp_path}/cache",
+        "epochs=2",
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     run = (tmp_path / "runs" / "ddp").resolve()
@@ -64,10 +92,20 @@ def test_two_process_launch_matches_the_single_process_contract(
     cache_builds = [p for p in writers if p.endswith("/meta.json") and "/cache/" in p]
     assert len(cache_builds) == 2, cache_builds  # train + test caches, each written once
 
-    single = resolve_config(TrainConfig, RECIPE, {
-        "name": "single", "data": str(tiny_data), "folds_file": str(tiny_folds),
-        "runs_dir": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache"), "epochs": 2,
-        "progress": False, "folds": [0]})
+    single = resolve_config(
+        TrainConfig,
+        RECIPE,
+        {
+            "name": "single",
+            "data": str(tiny_data),
+            "folds_file": str(tiny_folds),
+            "runs_dir": str(tmp_path / "runs"),
+            "cache_dir": str(tmp_path / "cache"),
+            "epochs": 2,
+            "progress": False,
+            "folds": [0],
+        },
+    )
     run_training(single)
     expected = json.loads((single.run_dir / "fold0" / "done.json").read_text())["last_lr"]
     for fold in range(3):

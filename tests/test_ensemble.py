@@ -89,8 +89,10 @@ def test_ensemble_writes_run_contract_and_nested_estimates(synthetic: dict):
     assert set(report["weights"]) == {"good", "noisy", "over"}
     assert np.all(weights >= 0) and weights.sum() == pytest.approx(1.0)
     y, folds = synthetic["y"], synthetic["folds"]
-    members = [probs_of(read_predictions(synthetic["runs"][n] / OOF_FILE, require_fold=True))
-               for n in ("good", "noisy", "over")]
+    members = [
+        probs_of(read_predictions(synthetic["runs"][n] / OOF_FILE, require_fold=True))
+        for n in ("good", "noisy", "over")
+    ]
     blend = Blend(report["space"], weights)
     # The reported temperature is the one fitted on the reported weights' blend.
     assert report["temperature"] == pytest.approx(fit_temperature(blend.logits(members), y))
@@ -106,15 +108,18 @@ def test_ensemble_writes_run_contract_and_nested_estimates(synthetic: dict):
     assert [fit["fold"] for fit in report["nested_fits"]] == [0, 1, 2, 3]
     for fit in report["nested_fits"]:
         held = folds == fit["fold"]
-        fold_blend = Blend(report["space"], np.array(list(fit["weights"].values())),
-                           fit["temperature"])
-        np.testing.assert_allclose(result.nested[held],
-                                   fold_blend.predict([m[held] for m in members]), atol=1e-12)
+        fold_blend = Blend(
+            report["space"], np.array(list(fit["weights"].values())), fit["temperature"]
+        )
+        np.testing.assert_allclose(
+            result.nested[held], fold_blend.predict([m[held] for m in members]), atol=1e-12
+        )
     best_single = min(rows[n]["in_sample"]["log_loss"] for n in ("good", "noisy", "over"))
     assert report["final"]["in_sample"]["log_loss"] <= best_single + 1e-9
     assert set(report["space_choice"]["log_loss"]) == {"prob", "logprob"}
-    assert report["space"] == min(report["space_choice"]["log_loss"],
-                                  key=report["space_choice"]["log_loss"].get)
+    assert report["space"] == min(
+        report["space_choice"]["log_loss"], key=report["space_choice"]["log_loss"].get
+    )
 
     metrics = json.loads((out / METRICS_FILE).read_text())
     assert metrics["overall"]["log_loss"] == pytest.approx(log_loss(synthetic["y"], result.oof))
@@ -129,8 +134,10 @@ def test_ensemble_of_an_ensemble(synthetic: dict):
     synthetic["runs"]["ens1"] = synthetic["root"] / "runs" / "ens1"
     second = ensemble(synthetic_config(synthetic, ["ens1", "over"], "ens2"))
     assert set(second.report.to_dict()["weights"]) == {"ens1", "over"}
-    best = min(first.report.to_dict()["final"]["in_sample"]["log_loss"],
-               second.report.to_dict()["table"][1]["in_sample"]["log_loss"])
+    best = min(
+        first.report.to_dict()["final"]["in_sample"]["log_loss"],
+        second.report.to_dict()["table"][1]["in_sample"]["log_loss"],
+    )
     assert second.report.to_dict()["final"]["in_sample"]["log_loss"] <= best + 1e-9
 
 
@@ -169,8 +176,13 @@ def test_stacking_is_reported_and_used_only_if_it_wins(synthetic: dict):
     stack = report["stacking"]
     # The nested figure is a plain sklearn pipeline cross-fitted on the site folds.
     y, folds = synthetic["y"], synthetic["folds"]
-    x = np.concatenate([np.log(np.clip(probs_of(read_predictions(
-        synthetic["runs"][n] / OOF_FILE)), 1e-6, 1.0)) for n in ("good", "noisy")], axis=1)
+    x = np.concatenate(
+        [
+            np.log(np.clip(probs_of(read_predictions(synthetic["runs"][n] / OOF_FILE)), 1e-6, 1.0))
+            for n in ("good", "noisy")
+        ],
+        axis=1,
+    )
     nested = np.empty((len(y), K))
     for fold in range(4):
         held = folds == fold
@@ -200,7 +212,8 @@ def test_cli_with_config_file(synthetic: dict, capsys: pytest.CaptureFixture):
     # outside the data folder, which a stage never writes into
     out = synthetic["root"].parent / f"{synthetic['root'].name}_from_config"
     config.write_text(
-        "runs:\n" + "".join(f"  - {synthetic['runs'][n]}\n" for n in ("good", "over"))
+        "runs:\n"
+        + "".join(f"  - {synthetic['runs'][n]}\n" for n in ("good", "over"))
         + f"labels: {synthetic['labels']}\nout: {out}\ndata: {synthetic['root']}\n"
         "stacking: false\nsite_adapt: off\n"
         "space: logprob\nn_starts: 2\n"
@@ -223,19 +236,39 @@ def test_cli_with_config_file(synthetic: dict, capsys: pytest.CaptureFixture):
 def test_meta_steps_are_gated_recorded_and_printed(world_files, capsys: pytest.CaptureFixture):
     _, runs, root = world_files
     out = root.parent / f"{root.name}_ens"  # outside the data folder, which a stage never writes
-    assert main(["ensemble", *runs, "--data", str(root), "--out", str(out),
-                 "--space", "logprob", "--set", "n_starts=1", "stacking=false"]) == 0
+    assert (
+        main(
+            [
+                "ensemble",
+                *runs,
+                "--data",
+                str(root),
+                "--out",
+                str(out),
+                "--space",
+                "logprob",
+                "--set",
+                "n_starts=1",
+                "stacking=false",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     report = json.loads((out / ENSEMBLE_FILE).read_text())
     names = [row["name"] for row in report["table"]]
-    for key, title, row in (("sequences", "sequence pooling", "+ sequence pooling"),
-                            ("time", "time of day", "+ time of day")):
+    for key, title, row in (
+        ("sequences", "sequence pooling", "+ sequence pooling"),
+        ("time", "time of day", "+ time of day"),
+    ):
         info = report[key]
         nested = info["nested"]
         assert info["mode"] == "auto"
         assert info["applied"] == (nested["after"] < nested["before"])
-        assert (f"{title}: " in printed and f"nested {nested['before']:.4f} -> "
-                f"{nested['after']:.4f}" in printed)
+        assert (
+            f"{title}: " in printed
+            and f"nested {nested['before']:.4f} -> {nested['after']:.4f}" in printed
+        )
         assert any(n.startswith(row) for n in names) == info["applied"]
     # Bursts and activity hours carry signal in this world: both steps win on nested OOF.
     assert report["sequences"]["applied"] and report["time"]["applied"]
@@ -255,15 +288,25 @@ def test_meta_steps_are_gated_recorded_and_printed(world_files, capsys: pytest.C
 def test_blend_from_report_reproduces_the_test_predictions(world_files):
     """What `predict` rebuilds from ensemble.json gives the ensemble's own test predictions."""
     world, runs, root = world_files
-    result = ensemble(world_config(root, runs, space="logprob", stacking=True,
-                                    site_adapt="on", sequences="on", time_adjust="on"))
+    result = ensemble(
+        world_config(
+            root,
+            runs,
+            space="logprob",
+            stacking=True,
+            site_adapt="on",
+            sequences="on",
+            time_adjust="on",
+        )
+    )
     blend = Blend.from_report(read_report(root / "ens" / ENSEMBLE_FILE))
     assert blend.stacker is not None
     assert [step.key for step, _ in blend.steps] == ["sequences", "time", "site_adapt"]
     members = [probs_of(read_predictions(Path(r) / TEST_FILE)) for r in runs]
     # New images' rows as `predict` builds them: sites, and a frame in the meta.csv layout.
-    rows = new_rows(world.test.sites, pd.read_csv(root / META_FILE, dtype={ID_COL: str}),
-                    world.test.ids)
+    rows = new_rows(
+        world.test.sites, pd.read_csv(root / META_FILE, dtype={ID_COL: str}), world.test.ids
+    )
     np.testing.assert_allclose(blend.apply(members, rows), result.test, rtol=0, atol=1e-12)
     # Rows without sites or times: the steps that need them are named and left out.
     assert [s.key for s in blend.missing(RowFacts())] == ["sequences", "time", "site_adapt"]
@@ -273,8 +316,9 @@ def test_blend_from_report_reproduces_the_test_predictions(world_files):
 def test_pooling_shares_evidence_within_a_burst_and_never_across_sites():
     rng = np.random.default_rng(3)
     probs = rng.dirichlet(np.ones(K), 5)
-    rows = RowFacts(sites=np.array(["A", "A", "A", "A", "B"]),
-                times=np.array([0.0, 5.0, 500.0, np.nan, 3.0]))
+    rows = RowFacts(
+        sites=np.array(["A", "A", "A", "A", "B"]), times=np.array([0.0, 5.0, 500.0, np.nan, 3.0])
+    )
     pooled = apply_pooling(Pooling(gap=30.0, weight=1.0), probs, rows)
     burst = np.exp(np.log(probs[:2]).mean(axis=0))
     np.testing.assert_allclose(pooled[:2], np.tile(burst / burst.sum(), (2, 1)), atol=1e-12)
@@ -290,8 +334,11 @@ def test_time_step_learns_who_comes_out_at_night():
     night = rng.integers(0, 2, n).astype(float)
     hours = np.where(night == 1, rng.uniform(20, 28, n) % 24, rng.uniform(8, 18, n))
     civet, monkey = CLASSES.index("civet_genet"), CLASSES.index("monkey_prosimian")
-    y = np.where(night == 1, np.where(rng.random(n) < 0.7, civet, monkey),
-                 np.where(rng.random(n) < 0.7, monkey, civet))
+    y = np.where(
+        night == 1,
+        np.where(rng.random(n) < 0.7, civet, monkey),
+        np.where(rng.random(n) < 0.7, monkey, civet),
+    )
     probs = np.full((n, K), 0.02)
     probs[:, [civet, monkey]] = 0.44  # the image alone cannot tell them apart
     rows = RowFacts(y=y, hours=hours, night=night)
@@ -315,15 +362,27 @@ def test_meta_steps_without_meta_are_skipped_or_refused(world_files):
         ensemble(world_config(root, runs, sequences="on"))
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda f: f.assign(datetime=f["datetime"].mask(f.index == 3, "yesterday")),
-     r"column 'datetime' is not ISO 8601 for 1 id\(s\): S000003"),
-    (lambda f: f.assign(hour=f["hour"].mask(f.index == 4, "25")),
-     r"column 'hour' is not a number from 0 to 24 for 1 id\(s\): S000004"),
-    (lambda f: f.assign(night=f["night"].mask(f.index == 5, "2")),
-     r"column 'night' is not 0 or 1 for 1 id\(s\): S000005"),
-    (lambda f: f.drop(index=[6]), r"no row for 1 OOF id\(s\): S000006; rerun `kaggle-style meta`"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda f: f.assign(datetime=f["datetime"].mask(f.index == 3, "yesterday")),
+            r"column 'datetime' is not ISO 8601 for 1 id\(s\): S000003",
+        ),
+        (
+            lambda f: f.assign(hour=f["hour"].mask(f.index == 4, "25")),
+            r"column 'hour' is not a number from 0 to 24 for 1 id\(s\): S000004",
+        ),
+        (
+            lambda f: f.assign(night=f["night"].mask(f.index == 5, "2")),
+            r"column 'night' is not 0 or 1 for 1 id\(s\): S000005",
+        ),
+        (
+            lambda f: f.drop(index=[6]),
+            r"no row for 1 OOF id\(s\): S000006; rerun `kaggle-style meta`",
+        ),
+    ],
+)
 def test_meta_errors_name_the_file_the_ids_and_the_fix(world_files, change, message):
     _, runs, root = world_files
     path = root / META_FILE

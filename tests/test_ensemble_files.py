@@ -49,13 +49,23 @@ from kaggle_style.prediction_files import probs_of, read_predictions, write_pred
 # ----------------------------------------------------------------------------- config, runs
 
 
-
-@pytest.mark.parametrize("key, value", [
-    ("site_strengths", [-1.0]), ("site_strengths", []), ("sequence_gaps", [0.0]),
-    ("sequence_weights", [1.5]), ("time_c", 0.0), ("stacking_c", float("nan")),
-    ("time_harmonics", 4), ("n_starts", 0), ("seed", -1), ("sequences", "sometimes"),
-    ("space", "geometric"), ("stacking", "maybe"),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("site_strengths", [-1.0]),
+        ("site_strengths", []),
+        ("sequence_gaps", [0.0]),
+        ("sequence_weights", [1.5]),
+        ("time_c", 0.0),
+        ("stacking_c", float("nan")),
+        ("time_harmonics", 4),
+        ("n_starts", 0),
+        ("seed", -1),
+        ("sequences", "sometimes"),
+        ("space", "geometric"),
+        ("stacking", "maybe"),
+    ],
+)
 def test_config_values_are_checked_before_any_work(key: str, value):
     with pytest.raises(ConfigError, match=key):
         resolve_config(EnsembleConfig, overrides={key: value})
@@ -116,8 +126,11 @@ def test_an_older_ensemble_json_is_read_or_refused_in_one_line(world_files):
     assert read_report(path).version == 1  # the layout older code wrote: readable
     del old["weights"]
     path.write_text(json.dumps(old))
-    with pytest.raises(EnsembleError, match=r"an older version's file \(weights: Field required"
-                                            r"\); rerun `kaggle-style ensemble`") as err:
+    with pytest.raises(
+        EnsembleError,
+        match=r"an older version's file \(weights: Field required"
+        r"\); rerun `kaggle-style ensemble`",
+    ) as err:
         read_report(path)
     assert len(str(err.value).splitlines()) == 1
     path.write_text(json.dumps({**old, "version": VERSION + 1}))
@@ -162,13 +175,16 @@ def _model_run(run: Path, key: str) -> None:
 
 
 def test_a_member_retrained_after_the_ensemble_is_refused_by_every_reader(
-        synthetic: dict, tmp_path: Path, capsys: pytest.CaptureFixture):
+    synthetic: dict, tmp_path: Path, capsys: pytest.CaptureFixture
+):
     for name in ("good", "noisy"):
         _model_run(synthetic["runs"][name], "aaa")
     result = ensemble(synthetic_config(synthetic, ["good", "noisy"], "ens"))
     ens = synthetic["root"] / "runs" / "ens"
-    assert {n: m.model_hash for n, m in result.report.members.items()} == {"good": "aaa",
-                                                                           "noisy": "aaa"}
+    assert {n: m.model_hash for n, m in result.report.members.items()} == {
+        "good": "aaa",
+        "noisy": "aaa",
+    }
     assert read_ensemble(ens)[0].weights == result.report.weights  # unchanged: accepted
     _model_run(synthetic["runs"]["noisy"], "bbb")  # retrained under another config
     tmp_path = tmp_path.parent / f"{tmp_path.name}_out"  # outputs never inside the data folder
@@ -177,12 +193,28 @@ def test_a_member_retrained_after_the_ensemble_is_refused_by_every_reader(
     Image.new("RGB", (32, 24)).save(images / "a.jpg")
     fmt = tmp_path / "format.csv"
     fmt.write_text("id," + ",".join(CLASSES) + "\n")
-    for argv in (["predict", "--images", str(images), "--run", str(ens), "--out",
-                  str(tmp_path / "p.csv"), "--quiet"],
-                 ["submit", "--predictions", str(ens / TEST_FILE), "--format", str(fmt),
-                  "--out", str(tmp_path / "s.csv")],
-                 ["report", str(ens), "--data", str(synthetic["root"]), "--out",
-                  str(tmp_path / "report")]):
+    for argv in (
+        [
+            "predict",
+            "--images",
+            str(images),
+            "--run",
+            str(ens),
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--quiet",
+        ],
+        [
+            "submit",
+            "--predictions",
+            str(ens / TEST_FILE),
+            "--format",
+            str(fmt),
+            "--out",
+            str(tmp_path / "s.csv"),
+        ],
+        ["report", str(ens), "--data", str(synthetic["root"]), "--out", str(tmp_path / "report")],
+    ):
         assert main(argv) == 2, argv[0]
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1, err
@@ -192,7 +224,8 @@ def test_a_member_retrained_after_the_ensemble_is_refused_by_every_reader(
 
 
 def test_an_interrupted_ensemble_leaves_the_old_folder_whole(
-        synthetic: dict, monkeypatch: pytest.MonkeyPatch):
+    synthetic: dict, monkeypatch: pytest.MonkeyPatch
+):
     """A failure after oof.csv and test.csv are written, before ensemble.json: the folder
     readers see is the old one, every file as it was, and nothing half-written beside it."""
     ensemble(synthetic_config(synthetic, ["good", "noisy"], "ens"))
@@ -235,9 +268,18 @@ def test_detection_aware_stacking_weights_members_per_image(tmp_path: Path):
     world = make_world(seed=0, crop_model=True)
     runs = write_world(world, tmp_path)
     detections = tmp_path / "detections.json"
-    result = ensemble(world_config(tmp_path, runs, space="logprob", stacking=False,
-                                    sequences="off", time_adjust="off", site_adapt="off",
-                                    detections=str(detections)))
+    result = ensemble(
+        world_config(
+            tmp_path,
+            runs,
+            space="logprob",
+            stacking=False,
+            sequences="off",
+            time_adjust="off",
+            site_adapt="off",
+            detections=str(detections),
+        )
+    )
     step = result.report.to_dict()["detections"]
     assert step["mode"] == "auto" and step["applied"]
     assert step["nested"]["after"] < step["nested"]["before"] - 0.01
@@ -248,22 +290,30 @@ def test_detection_aware_stacking_weights_members_per_image(tmp_path: Path):
     blend = Blend.from_report(read_report(tmp_path / "ens" / ENSEMBLE_FILE))
     members = [probs_of(read_predictions(Path(r) / TEST_FILE)) for r in runs]
     boxes = boxes_for(detections, [f"x/{i}.jpg" for i in world.test.ids])
-    np.testing.assert_allclose(blend.apply(members, new_rows(None, boxes=boxes)), result.test,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        blend.apply(members, new_rows(None, boxes=boxes)), result.test, rtol=0, atol=1e-12
+    )
     assert [s.key for s in blend.missing(RowFacts())] == ["detections"]
 
 
 def test_detection_stacking_on_without_detections_names_its_key(world_files):
     _, runs, root = world_files
-    with pytest.raises(EnsembleError, match=r"^detection_stacking is on but there is no "
-                                            r"detections file \(give --detections\)"):
+    with pytest.raises(
+        EnsembleError,
+        match=r"^detection_stacking is on but there is no "
+        r"detections file \(give --detections\)",
+    ):
         ensemble(world_config(root, runs, detection_stacking="on"))
 
 
 @pytest.mark.slow
 def test_predict_applies_detection_stacking_to_real_frames(
-        tiny_data: Path, tiny_folds: Path, shared_data: Path, tmp_path: Path,
-        capsys: pytest.CaptureFixture):
+    tiny_data: Path,
+    tiny_folds: Path,
+    shared_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+):
     """The 9 real Taï frames through an ensemble of a full-frame and a crop-trained member that
     uses the detection step: their boxes come from the bundled detector, and the step moves the
     prediction (an ensemble.json without it gives other probabilities)."""
@@ -271,30 +321,63 @@ def test_predict_applies_detection_stacking_to_real_frames(
     from kaggle_style.training.run import run_training
 
     repo = Path(__file__).resolve().parents[1]
-    cfg = resolve_config(TrainConfig, repo / "configs" / "tiny-cpu.yaml", {
-        "name": "full", "data": str(tiny_data), "folds_file": str(tiny_folds),
-        "runs_dir": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache"),
-        "progress": False})
+    cfg = resolve_config(
+        TrainConfig,
+        repo / "configs" / "tiny-cpu.yaml",
+        {
+            "name": "full",
+            "data": str(tiny_data),
+            "folds_file": str(tiny_folds),
+            "runs_dir": str(tmp_path / "runs"),
+            "cache_dir": str(tmp_path / "cache"),
+            "progress": False,
+        },
+    )
     run_training(cfg)
     full, crop = cfg.run_dir, tmp_path / "runs" / "crop"
     shutil.copytree(full, crop)
-    (crop / CONFIG_FILE).write_text((crop / CONFIG_FILE).read_text().replace("view: full",
-                                                                              "view: crop"))
+    (crop / CONFIG_FILE).write_text(
+        (crop / CONFIG_FILE).read_text().replace("view: full", "view: crop")
+    )
     for name in (OOF_FILE, TEST_FILE):  # the crop member's own predictions differ from full's
         frame = read_predictions(crop / name)
         sharp = probs_of(frame) ** 3
         frame[list(CLASSES)] = sharp / sharp.sum(axis=1, keepdims=True)
         write_predictions(crop / name, frame)
     ens = tmp_path / "runs" / "ens"
-    result = ensemble(EnsembleConfig(runs=[str(full), str(crop)], data=str(tiny_data),
-                                     out=str(ens), detections=str(tiny_data / "detections.json"),
-                                     detection_stacking="on", n_starts=1))
+    result = ensemble(
+        EnsembleConfig(
+            runs=[str(full), str(crop)],
+            data=str(tiny_data),
+            out=str(ens),
+            detections=str(tiny_data / "detections.json"),
+            detection_stacking="on",
+            n_starts=1,
+        )
+    )
     assert result.report.to_dict()["detections"]["applied"]
     weights = shared_data / "models" / "megadetector_lite" / "yolox_tiny_640_20220528.pth"
     images, out = shared_data / "tai_images", tmp_path / "tai" / "tai.csv"
     work = tmp_path / "work"
-    assert main(["predict", "--images", str(images), "--run", str(ens), "--out", str(out),
-                 "--weights", str(weights), "--work", str(work), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--images",
+                str(images),
+                "--run",
+                str(ens),
+                "--out",
+                str(out),
+                "--weights",
+                str(weights),
+                "--work",
+                str(work),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert "detection-aware stacking" not in capsys.readouterr().err  # not skipped
     frame = pd.read_csv(out)
     assert len(frame) == 9
@@ -305,8 +388,26 @@ def test_predict_applies_detection_stacking_to_real_frames(
     raw["detections"]["applied"] = False
     (ens / ENSEMBLE_FILE).write_text(json.dumps(raw))
     without = tmp_path / "tai" / "without.csv"
-    assert main(["predict", "--images", str(images), "--run", str(ens), "--out", str(without),
-                 "--weights", str(weights), "--work", str(tmp_path / "work2"), "--quiet"]) == 0
-    moved = np.abs(pd.read_csv(without)[list(CLASSES)].to_numpy()
-                   - frame[list(CLASSES)].to_numpy()).max()
+    assert (
+        main(
+            [
+                "predict",
+                "--images",
+                str(images),
+                "--run",
+                str(ens),
+                "--out",
+                str(without),
+                "--weights",
+                str(weights),
+                "--work",
+                str(tmp_path / "work2"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    moved = np.abs(
+        pd.read_csv(without)[list(CLASSES)].to_numpy() - frame[list(CLASSES)].to_numpy()
+    ).max()
     assert moved > 1e-4

@@ -27,12 +27,12 @@ def run_cli(*args: str, cwd: Path, debug_env: bool = False) -> subprocess.Comple
     env["OMP_NUM_THREADS"] = "1"
     if debug_env:
         env[cli.DEBUG_ENV] = "1"
-    return subprocess.run([str(KS), *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=300)
+    return subprocess.run(
+        [str(KS), *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, command: str,
-                          *names: str) -> str:
+def assert_one_line_error(result: subprocess.CompletedProcess, command: str, *names: str) -> str:
     """Exit 2, exactly one stderr line in the house format, naming each of `names`."""
     lines = result.stderr.splitlines()
     assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
@@ -75,41 +75,65 @@ def _bad_value_config(work: Path) -> Path:
 # (command, arguments given the work folder, strings the line must name)
 CASES: dict[str, tuple[str, Callable[[Path], list[str]], list[str]]] = {
     "folds: missing data folder": (
-        "folds", lambda w: ["--data", str(w / "nowhere"), "--out", str(w / "f.csv")],
-        ["nowhere", "data folder not found"]),
+        "folds",
+        lambda w: ["--data", str(w / "nowhere"), "--out", str(w / "f.csv")],
+        ["nowhere", "data folder not found"],
+    ),
     "folds: one fold": (
-        "folds", lambda w: ["--data", str(w / "nowhere"), "--n-splits", "1"],
-        ["command line: n_splits: 1", "at least 2"]),
+        "folds",
+        lambda w: ["--data", str(w / "nowhere"), "--n-splits", "1"],
+        ["command line: n_splits: 1", "at least 2"],
+    ),
     "train: bad config value": (
-        "train", lambda w: ["--config", str(_bad_value_config(w))],
-        ["epochs0.yaml", "epochs"]),
+        "train",
+        lambda w: ["--config", str(_bad_value_config(w))],
+        ["epochs0.yaml", "epochs"],
+    ),
     "train: unknown key": (
-        "train", lambda w: ["--config", str(TINY_CPU), "--set", "learning_rate=0.1"],
-        ["--set", "unknown key(s) learning_rate"]),
+        "train",
+        lambda w: ["--config", str(TINY_CPU), "--set", "learning_rate=0.1"],
+        ["--set", "unknown key(s) learning_rate"],
+    ),
     "train: lr nan": (
-        "train", lambda w: ["--config", str(TINY_CPU), "--set", "lr=.nan"],
-        ["--set", "lr"]),
+        "train",
+        lambda w: ["--config", str(TINY_CPU), "--set", "lr=.nan"],
+        ["--set", "lr"],
+    ),
     "train: malformed YAML": (
-        "train", lambda w: ["--config", str(_yaml(w, "broken.yaml", "lr: 0.1\nepochs: [1\n"))],
-        ["broken.yaml: line 3", "malformed YAML"]),
+        "train",
+        lambda w: ["--config", str(_yaml(w, "broken.yaml", "lr: 0.1\nepochs: [1\n"))],
+        ["broken.yaml: line 3", "malformed YAML"],
+    ),
     "train: config file missing": (
-        "train", lambda w: ["--config", str(w / "absent.yaml")],
-        ["absent.yaml", "not found"]),
+        "train",
+        lambda w: ["--config", str(w / "absent.yaml")],
+        ["absent.yaml", "not found"],
+    ),
     "detect: missing data folder": (
-        "detect", lambda w: ["--data", str(w / "nowhere"), "--out", str(w / "d.json")],
-        ["nowhere"]),
+        "detect",
+        lambda w: ["--data", str(w / "nowhere"), "--out", str(w / "d.json")],
+        ["nowhere"],
+    ),
     "detect: batch size 0": (
-        "detect", lambda w: ["--data", str(w), "--batch-size", "0", "--out", str(w / "d.json")],
-        ["batch_size"]),
+        "detect",
+        lambda w: ["--data", str(w), "--batch-size", "0", "--out", str(w / "d.json")],
+        ["batch_size"],
+    ),
     "tune: malformed YAML": (
-        "tune", lambda w: ["--study", "s", "--config",
-                           str(_yaml(w, "tune-broken.yaml", "lr: [\n"))],
-        ["tune-broken.yaml: line", "malformed YAML"]),
+        "tune",
+        lambda w: ["--study", "s", "--config", str(_yaml(w, "tune-broken.yaml", "lr: [\n"))],
+        ["tune-broken.yaml: line", "malformed YAML"],
+    ),
     "tune: zero trials": (
-        "tune", lambda w: ["--study", "s", "--config", str(TINY_CPU), "--n-trials", "0"],
-        ["trials", "at least 1"]),  # names the flag or the key (n_trials)
+        "tune",
+        lambda w: ["--study", "s", "--config", str(TINY_CPU), "--n-trials", "0"],
+        ["trials", "at least 1"],
+    ),  # names the flag or the key (n_trials)
     "check-data: missing folder": (
-        "check-data", lambda w: [str(w / "nowhere")], ["nowhere", "folder not found"]),
+        "check-data",
+        lambda w: [str(w / "nowhere")],
+        ["nowhere", "folder not found"],
+    ),
 }
 
 
@@ -122,32 +146,67 @@ def test_user_error_is_one_line_and_exit_2(case: str, work: Path) -> None:
 
 def test_submit_clip_half_is_refused(work: Path, predictions: Path, format_file: Path) -> None:
     out = work / "sub-clip.csv"
-    result = run_cli("submit", "--predictions", str(predictions), "--format", str(format_file),
-                     "--out", str(out), "--clip", "0.5", cwd=work)
+    result = run_cli(
+        "submit",
+        "--predictions",
+        str(predictions),
+        "--format",
+        str(format_file),
+        "--out",
+        str(out),
+        "--clip",
+        "0.5",
+        cwd=work,
+    )
     assert_one_line_error(result, "submit", "--clip 0.5", "below 0.125")
     assert not out.exists()
 
 
 def test_submit_missing_predictions_file(work: Path, format_file: Path) -> None:
     missing = work / "runs" / "none" / "test.csv"
-    result = run_cli("submit", "--predictions", str(missing), "--format", str(format_file),
-                     "--out", str(work / "sub.csv"), cwd=work)
+    result = run_cli(
+        "submit",
+        "--predictions",
+        str(missing),
+        "--format",
+        str(format_file),
+        "--out",
+        str(work / "sub.csv"),
+        cwd=work,
+    )
     assert_one_line_error(result, "submit", str(missing), "file not found")
 
 
 def test_submit_non_utf8_predictions(work: Path, predictions: Path, format_file: Path) -> None:
     latin = work / "latin1.csv"
     latin.write_bytes(predictions.read_bytes().replace(b"ZJ016488", b"ZJ\xe916488", 1))
-    result = run_cli("submit", "--predictions", str(latin), "--format", str(format_file),
-                     "--out", str(work / "sub.csv"), cwd=work)
+    result = run_cli(
+        "submit",
+        "--predictions",
+        str(latin),
+        "--format",
+        str(format_file),
+        "--out",
+        str(work / "sub.csv"),
+        cwd=work,
+    )
     assert_one_line_error(result, "submit", str(latin), "not UTF-8")
 
 
-def test_submit_output_under_a_file_names_the_path(work: Path, predictions: Path,
-                                                   format_file: Path) -> None:
+def test_submit_output_under_a_file_names_the_path(
+    work: Path, predictions: Path, format_file: Path
+) -> None:
     (work / "plain-file").write_text("x")
-    result = run_cli("submit", "--predictions", str(predictions), "--format", str(format_file),
-                     "--out", str(work / "plain-file" / "sub.csv"), cwd=work)
+    result = run_cli(
+        "submit",
+        "--predictions",
+        str(predictions),
+        "--format",
+        str(format_file),
+        "--out",
+        str(work / "plain-file" / "sub.csv"),
+        cwd=work,
+    )
     assert_one_line_error(result, "submit", "plain-file", "already exists")
 
 
@@ -170,10 +229,20 @@ def test_score_labels_not_utf8(work: Path, predictions: Path) -> None:
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
-def test_debug_shows_the_traceback_then_the_line(how: str, work: Path, predictions: Path,
-                                                 format_file: Path) -> None:
-    args = ["submit", "--predictions", str(predictions), "--format", str(format_file),
-            "--out", str(work / "sub.csv"), "--clip", "0.5"]
+def test_debug_shows_the_traceback_then_the_line(
+    how: str, work: Path, predictions: Path, format_file: Path
+) -> None:
+    args = [
+        "submit",
+        "--predictions",
+        str(predictions),
+        "--format",
+        str(format_file),
+        "--out",
+        str(work / "sub.csv"),
+        "--clip",
+        "0.5",
+    ]
     if how == "flag":
         result = run_cli("--debug", *args, cwd=work)
     else:
@@ -184,18 +253,23 @@ def test_debug_shows_the_traceback_then_the_line(how: str, work: Path, predictio
     assert result.stderr.splitlines()[-1].startswith("kaggle-style submit: error: --clip 0.5")
 
 
-def test_a_command_whose_module_is_missing_says_so(monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture) -> None:
+def test_a_command_whose_module_is_missing_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     monkeypatch.setitem(cli.COMMANDS, "ghost", ("no_such_stage", "a stage not written yet"))
     assert cli.main(["ghost"]) == 1
-    line, = capsys.readouterr().err.splitlines()
+    (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(
-        "kaggle-style ghost: error: the module kaggle_style.stages.no_such_stage")
+        "kaggle-style ghost: error: the module kaggle_style.stages.no_such_stage"
+    )
 
 
 def test_every_command_has_its_stage_module() -> None:
-    missing = [name for name, (module, _) in cli.COMMANDS.items()
-               if not (REPO / "kaggle_style" / "stages" / f"{module}.py").is_file()]
+    missing = [
+        name
+        for name, (module, _) in cli.COMMANDS.items()
+        if not (REPO / "kaggle_style" / "stages" / f"{module}.py").is_file()
+    ]
     assert missing == []
 
 
@@ -204,7 +278,8 @@ def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli.user_error_message(KeyError("x")) is None
     assert cli.user_error_message(ValueError("x")) is None
     assert cli.user_error_message(FileNotFoundError(2, "No such file", "a/b.csv")) == (
-        "a/b.csv: no such file or folder (--debug shows where it happened)")
+        "a/b.csv: no such file or folder (--debug shows where it happened)"
+    )
 
 
 def test_one_line_joins_a_listed_message() -> None:

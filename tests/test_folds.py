@@ -47,9 +47,21 @@ def test_folds_are_deterministic_for_a_seed(real_train: pd.DataFrame) -> None:
 def test_folds_cli_writes_file_and_table(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "folds" / "folds.csv"
     result = subprocess.run(
-        [sys.executable, "-m", "kaggle_style", "folds", "--data", str(tiny_data), "--out", str(out),
-         "--n-splits", "3"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "kaggle_style",
+            "folds",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(out),
+            "--n-splits",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "images" in result.stdout and "sites" in result.stdout
     folds = read_folds(out, load_competition_data(tiny_data).train)
@@ -57,10 +69,13 @@ def test_folds_cli_writes_file_and_table(tiny_data: Path, tmp_path: Path) -> Non
     assert (out.parent / "folds.config.yaml").exists()
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("n_splits=1", "n_splits: 1 is out of range; it must be at least 2"),
-    ("group_by=camera", "group_by: 'camera' is not one of 'site', 'none'"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("n_splits=1", "n_splits: 1 is out of range; it must be at least 2"),
+        ("group_by=camera", "group_by: 'camera' is not one of 'site', 'none'"),
+    ],
+)
 def test_folds_config_is_checked_before_any_work(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=f"^--set: {message}"):
         resolve_config(FoldsConfig, overrides=[override])
@@ -74,8 +89,9 @@ def test_more_folds_than_sites_is_a_user_error(real_train: pd.DataFrame) -> None
     assert sorted(folds[FOLD_COL].unique()) == [0, 1, 2, 3, 4]
 
 
-def test_folds_file_that_does_not_match_the_data_is_an_error(tiny_data: Path, tiny_folds: Path,
-                                                              tmp_path: Path) -> None:
+def test_folds_file_that_does_not_match_the_data_is_an_error(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+) -> None:
     train = load_competition_data(tiny_data).train
     broken = pd.read_csv(tiny_folds, dtype={ID_COL: str}).iloc[1:]
     path = tmp_path / "folds.csv"
@@ -100,14 +116,25 @@ def test_lb_check_scores_held_out_sites_with_and_without_site_adaptation(
     from kaggle_style.lb_check import lb_check
     from kaggle_style.training.config import TrainConfig
 
-    cfg = TrainConfig(data=str(tiny_data), backbone="test_resnet", image_size=32, epochs=1,
-                      batch_size=16, num_workers=0, progress=False,
-                      cache_dir=str(tmp_path / "cache"))
+    cfg = TrainConfig(
+        data=str(tiny_data),
+        backbone="test_resnet",
+        image_size=32,
+        epochs=1,
+        batch_size=16,
+        num_workers=0,
+        progress=False,
+        cache_dir=str(tmp_path / "cache"),
+    )
     result = lb_check(cfg, share=0.25, n_splits=3, seed=0, work=tmp_path / "lb")
     held = pd.read_csv(tmp_path / "lb" / "data" / "held_out_labels.csv")
     assert result["held_out_images"] == len(held) > 0
-    for key in ("local_oof_log_loss", "pseudo_lb_log_loss", "pseudo_lb_log_loss_site_off",
-                "pseudo_lb_log_loss_site_on"):
+    for key in (
+        "local_oof_log_loss",
+        "pseudo_lb_log_loss",
+        "pseudo_lb_log_loss_site_off",
+        "pseudo_lb_log_loss_site_on",
+    ):
         assert 0 < result[key] < 10, key
     for mode in ("off", "on"):
         test = pd.read_csv(tmp_path / "lb" / f"ensemble_site_{mode}" / "test.csv")
@@ -121,7 +148,9 @@ def test_folds_file_with_a_non_integer_fold_is_an_error(tiny_folds: Path, tmp_pa
     broken.loc[2, FOLD_COL] = "one"
     path = tmp_path / "folds.csv"
     broken.to_csv(path, index=False)
-    with pytest.raises(TableError, match=f"'fold' must hold whole numbers >= 0, not for ids "
-                                         f"{broken.loc[2, ID_COL]}"):
+    with pytest.raises(
+        TableError,
+        match=f"'fold' must hold whole numbers >= 0, not for ids {broken.loc[2, ID_COL]}",
+    ):
         read_folds(path)
     assert read_folds(tiny_folds)[FOLD_COL].dtype == "int64"

@@ -73,8 +73,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def bomb_png(path: Path, width: int = 15000, height: int = 15000) -> Path:
     """A real, tiny PNG whose header claims width x height RGB pixels (a decompression bomb)."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-                     + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + _png_chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + _png_chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -100,18 +104,28 @@ def test_every_decoder_error_names_the_file(tmp_path: Path, kind: str) -> None:
     path = tmp_path / f"{kind}.img"
     if kind == "zlib":
         header = struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)
-        path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
-                         + _png_chunk(b"IDAT", b"not zlib!") + _png_chunk(b"IEND", b""))
+        path.write_bytes(
+            b"\x89PNG\r\n\x1a\n"
+            + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", b"not zlib!")
+            + _png_chunk(b"IEND", b"")
+        )
     elif kind == "tiff_offsets":  # strip offset far past the end of the file
-        tags = b"".join(struct.pack("<HHII", tag, 4, 1, value)
-                        for tag, value in ((256, 16), (257, 16), (273, 99999)))
+        tags = b"".join(
+            struct.pack("<HHII", tag, 4, 1, value)
+            for tag, value in ((256, 16), (257, 16), (273, 99999))
+        )
         path.write_bytes(b"II*\x00\x08\x00\x00\x00" + struct.pack("<H", 3) + tags + bytes(4))
     elif kind == "webp":
-        path.write_bytes(b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8 " + struct.pack("<I", 18)
-                         + bytes(18))
+        path.write_bytes(
+            b"RIFF" + struct.pack("<I", 30) + b"WEBPVP8 " + struct.pack("<I", 18) + bytes(18)
+        )
     else:
-        path.write_bytes(b"BM" + struct.pack("<IHHI", 100, 0, 0, 54)
-                         + struct.pack("<IiiHHIIiiII", 40, 16, 16, 1, 24, 0, 0, 0, 0, 0, 0))
+        path.write_bytes(
+            b"BM"
+            + struct.pack("<IHHI", 100, 0, 0, 54)
+            + struct.pack("<IiiHHIIiiII", 40, 16, 16, 1, 24, 0, 0, 0, 0, 0, 0)
+        )
     with pytest.raises(BadImageError, match=path.name):
         decode_rgb(path)
 

@@ -86,8 +86,18 @@ def test_case2_predict_refuses_a_run_missing_a_fold_model(
     images = tmp_path / "images"
     images.mkdir()
     Image.new("RGB", (64, 48)).save(images / "a.jpg")
-    argv = ["predict", "--images", str(images), "--run", str(run), "--out",
-            str(tmp_path / "p.csv"), "--no-detector", "--no-meta", "--quiet"]
+    argv = [
+        "predict",
+        "--images",
+        str(images),
+        "--run",
+        str(run),
+        "--out",
+        str(tmp_path / "p.csv"),
+        "--no-detector",
+        "--no-meta",
+        "--quiet",
+    ]
     assert cli.main(argv) == 2
     _one_line(capsys, "fold0/model.safetensors: missing")
     assert not (tmp_path / "p.csv").exists()
@@ -126,13 +136,15 @@ def data_dir(tmp_path: Path) -> Path:
     onehot.insert(0, ID_COL, ids)
     onehot.to_csv(root / TRAIN_LABELS, index=False)
     Image.new("RGB", (64, 48)).save(root / "test_features" / "t.jpg")
-    pd.DataFrame([("T1", "test_features/t.jpg", "S9")], columns=[ID_COL, "filepath", SITE_COL]
-                 ).to_csv(root / TEST_FEATURES, index=False)
+    pd.DataFrame(
+        [("T1", "test_features/t.jpg", "S9")], columns=[ID_COL, "filepath", SITE_COL]
+    ).to_csv(root / TEST_FEATURES, index=False)
     return root
 
 
-def test_family_ids_and_sites_pandas_reads_as_missing_stay_strings(data_dir: Path,
-                                                                   tmp_path: Path) -> None:
+def test_family_ids_and_sites_pandas_reads_as_missing_stay_strings(
+    data_dir: Path, tmp_path: Path
+) -> None:
     data = load_competition_data(data_dir)
     assert list(data.train[ID_COL][:4]) == ["NA", "null", "nan", "None"]
     assert list(data.train[SITE_COL][:2]) == ["NA", "null"]
@@ -170,8 +182,9 @@ def test_family_hostile_names_reach_the_report_as_text(data_dir: Path, tmp_path:
         assert "/" not in name and not name.startswith(".")
 
 
-def test_report_folder_changes_as_one_unit(data_dir: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_report_folder_changes_as_one_unit(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Report: an interrupted report leaves the old page with its own figures, and a new report
     leaves no figure of an older one beside it."""
     from kaggle_style.report import page as report_page
@@ -205,20 +218,37 @@ def test_case4_outputs_never_overwrite_inputs_or_data(
     before = labels.read_bytes()
     cases = {
         "ensemble": ["ensemble", a, b, "--data", str(data_dir), "--out", a],
-        "submit": ["submit", "--predictions", str(runs[0] / TEST_FILE), "--format",
-                   str(data_dir / SUBMISSION_FORMAT), "--out", str(labels)],
+        "submit": [
+            "submit",
+            "--predictions",
+            str(runs[0] / TEST_FILE),
+            "--format",
+            str(data_dir / SUBMISSION_FORMAT),
+            "--out",
+            str(labels),
+        ],
         "report": ["report", a, "--data", str(data_dir), "--out", str(tmp_path / "runs")],
         "meta": ["meta", "--data", str(data_dir), "--out", str(data_dir / "meta.csv")],
         "folds": ["folds", "--data", str(data_dir), "--out", str(data_dir / "folds.csv")],
-        "crop": ["crop", "--data", str(data_dir), "--detections", str(tmp_path / "d.json"),
-                 "--out", str(data_dir / "crops")],
+        "crop": [
+            "crop",
+            "--data",
+            str(data_dir),
+            "--detections",
+            str(tmp_path / "d.json"),
+            "--out",
+            str(data_dir / "crops"),
+        ],
     }
     for stage, argv in cases.items():
         assert cli.main(argv) == 2, stage
         line = _one_line(capsys)
         assert line.startswith(f"kaggle-style {stage}: error: ") and "write the output" in line
     assert labels.read_bytes() == before and sorted(p.name for p in runs[0].iterdir()) == [
-        METRICS_FILE, OOF_FILE, TEST_FILE]
+        METRICS_FILE,
+        OOF_FILE,
+        TEST_FILE,
+    ]
     assert not (data_dir / "meta.csv").exists() and not (data_dir / "folds.csv").exists()
 
 
@@ -234,12 +264,15 @@ epochs: *h
 """
 
 
-@pytest.mark.parametrize(("name", "text"), [
-    ("bomb", BOMB),
-    ("flow", "epochs: " + "[" * 5000 + "]" * 5000 + "\n"),
-    ("block", "".join(f"{' ' * k}k{k}:\n" for k in range(3000)) + " " * 3000 + "x: 1\n"),
-    ("loop", "a: &a [*a]\n"),
-])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("bomb", BOMB),
+        ("flow", "epochs: " + "[" * 5000 + "]" * 5000 + "\n"),
+        ("block", "".join(f"{' ' * k}k{k}:\n" for k in range(3000)) + " " * 3000 + "x: 1\n"),
+        ("loop", "a: &a [*a]\n"),
+    ],
+)
 def test_case6_hostile_yaml_is_one_line_quickly(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
 ) -> None:
@@ -248,8 +281,11 @@ def test_case6_hostile_yaml_is_one_line_quickly(
     started = time.perf_counter()
     with pytest.raises(UserError, match="malformed YAML"):
         parse_yaml(text, str(path))
-    for argv in (["folds", "--config", str(path)], ["ensemble", "--config", str(path)],
-                 ["model-set", str(path)]):
+    for argv in (
+        ["folds", "--config", str(path)],
+        ["ensemble", "--config", str(path)],
+        ["model-set", str(path)],
+    ):
         assert cli.main(argv) == 2, argv
         _one_line(capsys, str(path), "malformed YAML")
     assert time.perf_counter() - started < 10
@@ -272,8 +308,9 @@ def test_family_full_disk_names_the_folder(tmp_path: Path) -> None:
             print(user_error_message(err))
             sys.exit(2)
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert done.returncode == 2, done.stderr
     assert f"disk full while writing big.csv in {out}" in done.stdout
     assert "File too large" in done.stdout and list(out.iterdir()) == []
@@ -288,25 +325,57 @@ def test_family_stale_files_do_not_survive_a_rewrite(tmp_path: Path) -> None:
     for name in ("a", "b"):
         Image.new("RGB", (64, 48)).save(images / f"{name}.jpg")
     dets = mdjson.DetectionFile(
-        images={"a.jpg": [mdjson.Detection("1", 0.9, (0.1, 0.1, 0.3, 0.3))],
-                "b.jpg": [mdjson.Detection("1", 0.8, (0.2, 0.2, 0.3, 0.3))]},
-        info={"detector": "hand-made"})
+        images={
+            "a.jpg": [mdjson.Detection("1", 0.9, (0.1, 0.1, 0.3, 0.3))],
+            "b.jpg": [mdjson.Detection("1", 0.8, (0.2, 0.2, 0.3, 0.3))],
+        },
+        info={"detector": "hand-made"},
+    )
     det_path = tmp_path / "d.json"
     mdjson.write(det_path, dets)
     out = tmp_path / "shown"
-    assert cli.main(["show-detections", "--detections", str(det_path), "--images",
-                     str(images), "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "show-detections",
+                "--detections",
+                str(det_path),
+                "--images",
+                str(images),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(os.listdir(out)) == ["a.png", "b.png"]
-    assert cli.main(["show-detections", "--detections", str(det_path), "--images",
-                     str(images), "--out", str(out), "--limit", "1"]) == 0
+    assert (
+        cli.main(
+            [
+                "show-detections",
+                "--detections",
+                str(det_path),
+                "--images",
+                str(images),
+                "--out",
+                str(out),
+                "--limit",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert sorted(os.listdir(out)) == ["a.png"]
 
 
 def test_family_disk_full_detector_is_one() -> None:
     """One detector in files: the modules that write big files hold no errno lists of their own."""
-    offenders = [str(p.relative_to(REPO)) for p in (REPO / "kaggle_style").rglob("*.py")
-                 if p.name != "files.py" and ("errno.ENOSPC" in p.read_text()
-                                           or "No space left" in p.read_text())]
+    offenders = [
+        str(p.relative_to(REPO))
+        for p in (REPO / "kaggle_style").rglob("*.py")
+        if p.name != "files.py"
+        and ("errno.ENOSPC" in p.read_text() or "No space left" in p.read_text())
+    ]
     assert offenders in ([], ["kaggle_style/cli.py"]), offenders  # cli: errors of its own
 
 
@@ -323,14 +392,22 @@ def _config_error_keys() -> list[tuple[str, str, set[str], str]]:
     found = []
     for path in sorted((REPO / "kaggle_style").rglob("*.py")):
         for cls in ast.walk(ast.parse(path.read_text())):
-            if not isinstance(cls, ast.ClassDef) or not (cls.name.endswith("Config")
-                                                         or cls.name == "ModelSet"):
+            if not isinstance(cls, ast.ClassDef) or not (
+                cls.name.endswith("Config") or cls.name == "ModelSet"
+            ):
                 continue
-            fields = {n.target.id for n in cls.body
-                      if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+            fields = {
+                n.target.id
+                for n in cls.body
+                if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+            }
             for node in ast.walk(cls):
-                if not (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
-                        and getattr(node.exc.func, "id", "") == "ConfigError" and node.exc.args):
+                if not (
+                    isinstance(node, ast.Raise)
+                    and isinstance(node.exc, ast.Call)
+                    and getattr(node.exc.func, "id", "") == "ConfigError"
+                    and node.exc.args
+                ):
                     continue
                 arg = node.exc.args[0]
                 head = arg.values[0] if isinstance(arg, ast.JoinedStr) else arg
@@ -356,10 +433,20 @@ def test_case5_hand_edited_meta_is_one_line_in_report(
 ) -> None:
     run = _fake_run(tmp_path / "runs" / "a", data_dir, 0)
     meta = tmp_path / "meta.csv"
-    meta.write_text("id,datetime,hour,camera,night,confidence,sequence\n"
-                    "NA,2017-03-19T05:37:45+02:00,5.6,,1,0.9,S/0\n")
-    argv = ["report", str(run), "--data", str(data_dir), "--out", str(tmp_path / "r"),
-            "--meta", str(meta)]
+    meta.write_text(
+        "id,datetime,hour,camera,night,confidence,sequence\n"
+        "NA,2017-03-19T05:37:45+02:00,5.6,,1,0.9,S/0\n"
+    )
+    argv = [
+        "report",
+        str(run),
+        "--data",
+        str(data_dir),
+        "--out",
+        str(tmp_path / "r"),
+        "--meta",
+        str(meta),
+    ]
     assert cli.main(argv) == 2
     _one_line(capsys, str(meta), "column 'datetime'", "NA", "without a UTC offset")
     assert not (tmp_path / "r").exists()

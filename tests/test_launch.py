@@ -34,9 +34,17 @@ def two_folds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
 
 
 def recipe(name: str, data: Path, folds: Path, runs: Path, **changes) -> TrainConfig:
-    return resolve_config(TrainConfig, TINY, {"num_workers": 0, **changes}, name=name,
-                          data=str(data), folds_file=str(folds), runs_dir=str(runs),
-                          cache_dir=str(runs.parent / "cache"), progress=False)
+    return resolve_config(
+        TrainConfig,
+        TINY,
+        {"num_workers": 0, **changes},
+        name=name,
+        data=str(data),
+        folds_file=str(folds),
+        runs_dir=str(runs),
+        cache_dir=str(runs.parent / "cache"),
+        progress=False,
+    )
 
 
 @pytest.fixture
@@ -47,8 +55,8 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     kept.mkdir()
     scripts = {
         "srun": "#!/bin/sh\nexit 0\n",
-        "sbatch": f"#!/bin/sh\nn=$(ls {kept} | wc -l)\ncp \"$1\" {kept}/$n.sh\n"
-                  "echo \"Submitted batch job $((4242 + n))\"\n",
+        "sbatch": f'#!/bin/sh\nn=$(ls {kept} | wc -l)\ncp "$1" {kept}/$n.sh\n'
+        'echo "Submitted batch job $((4242 + n))"\n',
     }
     for name, text in scripts.items():
         (bin_dir / name).write_text(text)
@@ -61,8 +69,9 @@ def sbatch_flags(script: str) -> dict[str, str]:
     return dict(re.findall(r"^#SBATCH --([\w-]+)(?:=(.*))?$", script, flags=re.M))
 
 
-def test_sbatch_scripts_array_resources_and_dependency(fake_slurm: Path, tiny_data: Path,
-                                                       two_folds: Path, tmp_path: Path) -> None:
+def test_sbatch_scripts_array_resources_and_dependency(
+    fake_slurm: Path, tiny_data: Path, two_folds: Path, tmp_path: Path
+) -> None:
     runs = tmp_path / "runs"
     cfgs = [recipe(n, tiny_data, two_folds, runs) for n in ("a", "b")]
     # fold 0 of `a` is done under its config: it must not be submitted again
@@ -70,14 +79,23 @@ def test_sbatch_scripts_array_resources_and_dependency(fake_slurm: Path, tiny_da
     fold0.mkdir(parents=True)
     (fold0 / OOF_FILE).write_text("id\n")
     (fold0 / DONE_FILE).write_text(json.dumps({"model_hash": model_hash(cfgs[0])}))
-    settings = SlurmSettings(partition="gpu-h100", gpus_per_job=2, time_min=90, mem_gb=64,
-                             folder=str(tmp_path / "slurm" / "%j"))
+    settings = SlurmSettings(
+        partition="gpu-h100",
+        gpus_per_job=2,
+        time_min=90,
+        mem_gb=64,
+        folder=str(tmp_path / "slurm" / "%j"),
+    )
     submitted = submit_training(cfgs, settings)
     assert [(c.name, f) for c, f in submitted.plan.folds] == [("a", 1), ("b", 0), ("b", 1)]
     array, finish = (sbatch_flags((fake_slurm / f"{i}.sh").read_text()) for i in (0, 1))
     assert array["array"] == "0-2%3"  # three tasks, all allowed at once
     assert (array["partition"], array["gpus-per-node"], array["time"], array["mem"]) == (
-        "gpu-h100", "2", "90", "64GB")
+        "gpu-h100",
+        "2",
+        "90",
+        "64GB",
+    )
     assert "requeue" in array and array["signal"] == "USR2@120"
     assert finish["dependency"] == "afterany:4242"
     assert "array" not in finish and "gpus-per-node" not in finish
@@ -85,7 +103,8 @@ def test_sbatch_scripts_array_resources_and_dependency(fake_slurm: Path, tiny_da
 
 
 def test_plan_skips_a_complete_run_and_refuses_a_missing_folds_file(
-        tiny_data: Path, two_folds: Path, tmp_path: Path) -> None:
+    tiny_data: Path, two_folds: Path, tmp_path: Path
+) -> None:
     from kaggle_style.errors import UserError
 
     missing = recipe("a", tiny_data, tmp_path / "nope.csv", tmp_path / "runs")
@@ -97,7 +116,8 @@ def test_plan_skips_a_complete_run_and_refuses_a_missing_folds_file(
 
 @pytest.mark.heavy
 def test_local_executor_requeues_a_preempted_fold_and_resumes_it(
-        tiny_data: Path, two_folds: Path, tmp_path: Path) -> None:
+    tiny_data: Path, two_folds: Path, tmp_path: Path
+) -> None:
     """Fold 0 is preempted (submitit's signal) after its first epoch: submitit requeues it, the
     new process resumes from the checkpoint, and the dependent job combines the run."""
     runs = tmp_path / "runs"
@@ -136,8 +156,9 @@ def test_local_executor_requeues_a_preempted_fold_and_resumes_it(
     assert again.fold_jobs == [] and again.finish_job is None
 
 
-def test_tuning_workers_are_one_array_on_the_shared_storage(fake_slurm: Path,
-                                                            tmp_path: Path) -> None:
+def test_tuning_workers_are_one_array_on_the_shared_storage(
+    fake_slurm: Path, tmp_path: Path
+) -> None:
     from kaggle_style.launch.slurm import submit_tuning
     from kaggle_style.tuning.config import TuneConfig
 

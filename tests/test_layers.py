@@ -19,14 +19,18 @@ def _lint(root: Path) -> subprocess.CompletedProcess[str]:
     if not command.exists():
         pytest.fail("lint-imports is missing: install the dev extra (pip install '.[dev]')")
     env = {**os.environ, "PYTHONPATH": str(root)}
-    return subprocess.run([str(command), "--no-cache"], cwd=root, env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [str(command), "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _copy(tmp_path: Path) -> Path:
     """The package and its contract, in a folder of their own."""
-    shutil.copytree(REPO / "kaggle_style", tmp_path / "kaggle_style",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "kaggle_style",
+        tmp_path / "kaggle_style",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     shutil.copy(REPO / "pyproject.toml", tmp_path)
     return tmp_path
 
@@ -40,7 +44,8 @@ def test_the_package_keeps_its_layers() -> None:
 def test_a_lower_layer_importing_a_higher_one_breaks_the_contract(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     (root / "kaggle_style" / "data" / "shortcut.py").write_text(
-        "from kaggle_style.training import run  # data reaching up into training\n")
+        "from kaggle_style.training import run  # data reaching up into training\n"
+    )
     out = _lint(root)
     assert out.returncode != 0
     assert "kaggle_style.data is not allowed to import kaggle_style.training" in out.stdout

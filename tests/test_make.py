@@ -20,8 +20,9 @@ VENV = Path(sys.executable).parents[1]
 WEIGHTS = "models/megadetector_lite/yolox_tiny_640_20220528.pth"
 
 
-def _make(*targets: str, env: dict[str, str] | None = None,
-          **variables: str) -> subprocess.CompletedProcess:
+def _make(
+    *targets: str, env: dict[str, str] | None = None, **variables: str
+) -> subprocess.CompletedProcess:
     args = ["make", "-C", str(REPO), *targets, *(f"{k}={v}" for k, v in variables.items())]
     return subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
 
@@ -31,8 +32,12 @@ def test_every_make_stage_runs_and_rebuilds_only_what_changed(tiny_data: Path, t
     stamp = tmp_path / "installed"
     stamp.touch()  # the environment running the tests is the installed one
     variables = {
-        "DATA": str(tiny_data), "OUT": str(tmp_path), "MODELS": "tiny-cpu", "N_SPLITS": "3",
-        "VENV": str(VENV), "STAMP": str(stamp),
+        "DATA": str(tiny_data),
+        "OUT": str(tmp_path),
+        "MODELS": "tiny-cpu",
+        "N_SPLITS": "3",
+        "VENV": str(VENV),
+        "STAMP": str(stamp),
         # the generator's simulated detections, as the demo uses: the detector has its own tests
         "DETECTIONS": str(tiny_data / "detections.json"),
     }
@@ -69,10 +74,16 @@ def _dry_run(*targets: str, env_shared: str | None = None, **variables: str) -> 
     if env_shared is not None:
         env[SHARED_DATA_ENV] = env_shared
     stamp = str(VENV / ".installed")  # `-o`: taken as made, whatever its age or presence
-    fixed = {"VENV": str(VENV), "STAMP": stamp, "MODELS": "tiny-cpu", "ENSEMBLE_CONFIG": "",
-             "OUT": "out"}
-    done = _make("-n", "--no-print-directory", "-o", stamp, *targets, env=env,
-                 **{**fixed, **variables})
+    fixed = {
+        "VENV": str(VENV),
+        "STAMP": stamp,
+        "MODELS": "tiny-cpu",
+        "ENSEMBLE_CONFIG": "",
+        "OUT": "out",
+    }
+    done = _make(
+        "-n", "--no-print-directory", "-o", stamp, *targets, env=env, **{**fixed, **variables}
+    )
     assert done.returncode == 0, done.stderr
     text = done.stdout.replace("\\\n", " ")  # a recipe's continued lines are one command
     return [line.split() for line in text.splitlines() if line.strip()]
@@ -87,17 +98,28 @@ def test_benchmark_targets_run_their_module_with_the_shared_data_passed(tmp_path
         [py, "-m", "benchmarks.bench", "--json"],
         [py, "-m", "benchmarks.gpu_check", "--weights", f"{shared}/{WEIGHTS}"],
         [py, "-m", "benchmarks.real_check", "--shared", shared],
-        [py, "-m", "benchmarks.real_dry_run", "--work-dir", "out/real_dry_run", "--source",
-         f"{shared}/conservision", "--threads", "1"],
+        [
+            py,
+            "-m",
+            "benchmarks.real_dry_run",
+            "--work-dir",
+            "out/real_dry_run",
+            "--source",
+            f"{shared}/conservision",
+            "--threads",
+            "1",
+        ],
         [py, "-m", "benchmarks.cache_bench", "--shared", shared],
     ]
     targets = ("bench", "gpu-check", "real-check", "real-dry-run", "cache-bench")
     assert _dry_run(*targets, SHARED_DATA=shared) == expected
     assert _dry_run(*targets, env_shared=shared) == expected  # the variable, when exported
-    assert _dry_run("real-check") == [[py, "-m", "benchmarks.real_check", "--shared",
-                                       "../shared/data"]]
-    small, growth = _dry_run("gpu-check", "real-dry-run", SMALL="1", GROWTH="1", THREADS="3",
-                             SHARED_DATA=shared)
+    assert _dry_run("real-check") == [
+        [py, "-m", "benchmarks.real_check", "--shared", "../shared/data"]
+    ]
+    small, growth = _dry_run(
+        "gpu-check", "real-dry-run", SMALL="1", GROWTH="1", THREADS="3", SHARED_DATA=shared
+    )
     assert small == [*expected[1], "--small"]
     assert growth == [*expected[3][:-1], "3", "--growth-from", "0.125"]
     for command in expected:  # every module named is there to run
@@ -108,8 +130,10 @@ def test_benchmark_targets_run_their_module_with_the_shared_data_passed(tmp_path
 def test_lent_gpu_part_runs_its_benchmark_from_the_carried_tree(part: str) -> None:
     commands = [" ".join(c) for c in _dry_run("gpu-check-lent", PART=part)]
     (run,) = [c for c in commands if "timeout" in c]
-    assert run.startswith("PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m "
-                          f"benchmarks.gpu_check --only {part} --work-dir /tmp/gpu_check")
+    assert run.startswith(
+        "PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m "
+        f"benchmarks.gpu_check --only {part} --work-dir /tmp/gpu_check"
+    )
     assert ("--weights .gpu_carry/" in run) == (part == "pipeline")
 
 

@@ -46,8 +46,10 @@ def tai_folder(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     for image_id in TAI:
         split = "train" if image_id in TRAIN_IDS else "test"
         (root / f"{split}_features").mkdir(exist_ok=True)
-        os.symlink(shared_data / "tai_images" / f"{image_id}.jpg",
-                   root / f"{split}_features" / f"{image_id}.jpg")
+        os.symlink(
+            shared_data / "tai_images" / f"{image_id}.jpg",
+            root / f"{split}_features" / f"{image_id}.jpg",
+        )
         rows[split].append(f"{image_id},{split}_features/{image_id}.jpg,TAI{len(rows[split]) % 2}")
     for split, name in (("train", TRAIN_FEATURES), ("test", TEST_FEATURES)):
         (root / name).write_text("id,filepath,site\n" + "\n".join(rows[split]) + "\n")
@@ -87,8 +89,16 @@ def test_sequences_on_the_real_frames(tai_folder: Path, tmp_path: Path) -> None:
 
 def test_assign_sequences_follows_the_gap() -> None:
     t0 = pd.Timestamp("2017-03-19 05:37:45")
-    times = [t0, t0 + pd.Timedelta(seconds=50), t0 + pd.Timedelta(seconds=100),
-             t0 + pd.Timedelta(seconds=161), t0, None, "", t0 + pd.Timedelta(seconds=5)]
+    times = [
+        t0,
+        t0 + pd.Timedelta(seconds=50),
+        t0 + pd.Timedelta(seconds=100),
+        t0 + pd.Timedelta(seconds=161),
+        t0,
+        None,
+        "",
+        t0 + pd.Timedelta(seconds=5),
+    ]
     sites = ["A", "A", "A", "A", "B", "A", "A", "A"]
     got = assign_sequences(sites, times, 60)
     assert got.dtype.kind == "U" and len(got) == len(times)
@@ -105,18 +115,22 @@ def test_assign_sequences_follows_the_gap() -> None:
         MetaConfig(gap_seconds=-5)
 
 
-@pytest.mark.parametrize(("text", "layout", "expected"), [
-    ("03-19-2017 05:37:45", infobar.BUSHNELL_BAR, "2017-03-19T05:37:45"),
-    ("Bushnell 2016-11-24 09:14:37", "bottom", "2016-11-24T09:14:37"),
-    ("19/03/2017 05:37:45", "top", "2017-03-19T05:37:45"),  # day first: 19 is no month
-    ("03/04/2017 1:02:03 PM", "top", "2017-03-04T13:02:03"),
-    ("02-30-2017 05:37:45", infobar.BUSHNELL_BAR, None),  # no 30 February
-    ("03-19-2017 05:37", infobar.BUSHNELL_BAR, None),  # no seconds: not a whole reading
-    ("03-19-201/ 05:37:45", infobar.BUSHNELL_BAR, None),  # a misread year
-    ("41-21-2016 19:42:35", infobar.BUSHNELL_BAR, None),  # a misread month
-])
-def test_parse_stamp_reads_whole_valid_clocks_only(text: str, layout: str,
-                                                   expected: str | None) -> None:
+@pytest.mark.parametrize(
+    ("text", "layout", "expected"),
+    [
+        ("03-19-2017 05:37:45", infobar.BUSHNELL_BAR, "2017-03-19T05:37:45"),
+        ("Bushnell 2016-11-24 09:14:37", "bottom", "2016-11-24T09:14:37"),
+        ("19/03/2017 05:37:45", "top", "2017-03-19T05:37:45"),  # day first: 19 is no month
+        ("03/04/2017 1:02:03 PM", "top", "2017-03-04T13:02:03"),
+        ("02-30-2017 05:37:45", infobar.BUSHNELL_BAR, None),  # no 30 February
+        ("03-19-2017 05:37", infobar.BUSHNELL_BAR, None),  # no seconds: not a whole reading
+        ("03-19-201/ 05:37:45", infobar.BUSHNELL_BAR, None),  # a misread year
+        ("41-21-2016 19:42:35", infobar.BUSHNELL_BAR, None),  # a misread month
+    ],
+)
+def test_parse_stamp_reads_whole_valid_clocks_only(
+    text: str, layout: str, expected: str | None
+) -> None:
     parsed = infobar.parse_stamp(text, layout)
     assert (None if parsed is None else parsed[0].isoformat()) == expected
 
@@ -154,8 +168,10 @@ def test_read_meta_checks_the_contract(tmp_path: Path) -> None:
     path.write_text("id,datetime,hour\nZJ1,,\n")
     with pytest.raises(MetaError, match="missing column"):
         read_meta(path)
-    path.write_text("id,datetime,hour,camera,night,confidence,sequence\n"
-                    "ZJ1,2017-03-19T05:37:45,5.629,bushnell_bar,1,0.9,S/0\nZJ2,,,,,0,S/1\n")
+    path.write_text(
+        "id,datetime,hour,camera,night,confidence,sequence\n"
+        "ZJ1,2017-03-19T05:37:45,5.629,bushnell_bar,1,0.9,S/0\nZJ2,,,,,0,S/1\n"
+    )
     frame = read_meta(path, ids=["ZJ1", "ZJ2"])
     assert frame.loc[1, "datetime"] == "" and frame.loc[1, "camera"] == ""
     assert pd.isna(frame.loc[1, "night"]) and frame.loc[0, "night"] == 1
@@ -165,13 +181,21 @@ def test_read_meta_checks_the_contract(tmp_path: Path) -> None:
 
 @pytest.mark.heavy
 def test_demo_clocks_are_read_as_the_generator_wrote_them(tmp_path: Path) -> None:
-    data = generate_demo_data(tmp_path / "demo", seed=4, n_train=60, n_test=20, width=320,
-                              height=180, n_train_sites=6, n_test_sites=2)
+    data = generate_demo_data(
+        tmp_path / "demo",
+        seed=4,
+        n_train=60,
+        n_test=20,
+        width=320,
+        height=180,
+        n_train_sites=6,
+        n_test_sites=2,
+    )
     out = tmp_path / "meta.csv"
-    assert main(["meta", "--data", str(data), "--out", str(out), "--workers", "2",
-                 "--quiet"]) == 0
-    meta = read_meta(out).merge(pd.read_csv(data / TRUTH_FILE, dtype={"datetime": str}),
-                                on=ID_COL, suffixes=("", "_true"))
+    assert main(["meta", "--data", str(data), "--out", str(out), "--workers", "2", "--quiet"]) == 0
+    meta = read_meta(out).merge(
+        pd.read_csv(data / TRUTH_FILE, dtype={"datetime": str}), on=ID_COL, suffixes=("", "_true")
+    )
     strip = meta["camera_true"] == infobar.BUSHNELL_BAR
     assert strip.sum() > 30
     assert (meta.loc[strip, "datetime"] == meta.loc[strip, "datetime_true"]).all()
@@ -199,14 +223,24 @@ def test_odd_frames_are_listed_not_fatal(tmp_path: Path, capsys: pytest.CaptureF
     from kaggle_style.demo.plan import make_sites
 
     site = replace(make_sites(0, 1, 1)[0][0], layout=infobar.BUSHNELL_BAR)
-    paths = {"white": tmp_path / "white.jpg", "wide": tmp_path / "wide.jpg",
-             "future": tmp_path / "future.jpg", "normal": tmp_path / "normal.jpg"}
+    paths = {
+        "white": tmp_path / "white.jpg",
+        "wide": tmp_path / "wide.jpg",
+        "future": tmp_path / "future.jpg",
+        "normal": tmp_path / "normal.jpg",
+    }
     Image.new("RGB", (3, 2), "white").save(paths["white"])
     Image.new("RGB", (9000, 90), "gray").save(paths["wide"])
     for name, year in (("future", 2999), ("normal", 2017)):
         when = dt.datetime(year, 3, 19, 5, 37, 45)
-        image, _ = render_frame(np.random.default_rng(1), site, "leopard", 320, 180,
-                                Shot((0, 1, 2, 3), 0.0, False, when))
+        image, _ = render_frame(
+            np.random.default_rng(1),
+            site,
+            "leopard",
+            320,
+            180,
+            Shot((0, 1, 2, 3), 0.0, False, when),
+        )
         image.save(paths[name], quality=95)
     frame = meta_frame(list(paths), list(paths.values()), ["S"] * 4, workers=1).set_index(ID_COL)
     listed = capsys.readouterr().err
@@ -217,20 +251,32 @@ def test_odd_frames_are_listed_not_fatal(tmp_path: Path, capsys: pytest.CaptureF
     assert frame.loc["normal", "datetime"] == "2017-03-19T05:37:45"
 
 
-@pytest.mark.parametrize(("column", "value", "says"), [
-    ("night", "2", "'night' is not 0 or 1"),
-    ("night", "yes", "'night' is not 0 or 1"),
-    ("datetime", "2017-03-19T05:37:45+02:00", "without a UTC offset"),
-    ("datetime", "9999-01-01T00:00:00", "years 1678-2261"),
-    ("datetime", "yesterday", "ISO 8601"),
-    ("hour", "25", "'hour' is not a number from 0 to 24"),
-    ("confidence", "-1", "'confidence' is not a number from 0 to 1"),
-])
-def test_hand_edited_meta_is_one_line_in_every_reader(tmp_path: Path, column: str, value: str,
-                                                      says: str) -> None:
+@pytest.mark.parametrize(
+    ("column", "value", "says"),
+    [
+        ("night", "2", "'night' is not 0 or 1"),
+        ("night", "yes", "'night' is not 0 or 1"),
+        ("datetime", "2017-03-19T05:37:45+02:00", "without a UTC offset"),
+        ("datetime", "9999-01-01T00:00:00", "years 1678-2261"),
+        ("datetime", "yesterday", "ISO 8601"),
+        ("hour", "25", "'hour' is not a number from 0 to 24"),
+        ("confidence", "-1", "'confidence' is not a number from 0 to 1"),
+    ],
+)
+def test_hand_edited_meta_is_one_line_in_every_reader(
+    tmp_path: Path, column: str, value: str, says: str
+) -> None:
     """Case 5: read_meta (what ensemble, report and predict read) names the column and id."""
-    row = {"id": "ZJ1", "datetime": "2017-03-19T05:37:45", "hour": "5.6", "camera": "",
-           "night": "1", "confidence": "0.9", "sequence": "S/0", column: value}
+    row = {
+        "id": "ZJ1",
+        "datetime": "2017-03-19T05:37:45",
+        "hour": "5.6",
+        "camera": "",
+        "night": "1",
+        "confidence": "0.9",
+        "sequence": "S/0",
+        column: value,
+    }
     path = tmp_path / "meta.csv"
     path.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
     with pytest.raises(MetaError, match=says) as err:

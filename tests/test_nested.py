@@ -34,19 +34,34 @@ from kaggle_style.ensemble.steps import STEPS as STEPS_IN_CHAIN
 from kaggle_style.metrics import log_loss
 
 FOLD = 2  # the fold whose labels are replaced
-OFF = {"stacking": False, "site_adapt": "off", "sequences": "off", "time_adjust": "off",
-       "detection_stacking": "off"}
+OFF = {
+    "stacking": False,
+    "site_adapt": "off",
+    "sequences": "off",
+    "time_adjust": "off",
+    "detection_stacking": "off",
+}
 STEPS = {
     "blend weights": {**OFF, "space": "prob", "temperature": False},
     "temperature": {**OFF, "space": "logprob"},
     "stacking": {**OFF, "space": "logprob", "stacking": True},
     "site adaptation": {**OFF, "space": "logprob", "site_adapt": "on"},
-    "sequence pooling": {**OFF, "space": "logprob", "sequences": "on",
-                         "sequence_weights": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
+    "sequence pooling": {
+        **OFF,
+        "space": "logprob",
+        "sequences": "on",
+        "sequence_weights": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0],
+    },
     "time adjustment": {**OFF, "space": "logprob", "time_adjust": "on"},
     "detection stacking": {**OFF, "space": "logprob", "detection_stacking": "on"},
-    "whole chain": {"space": "logprob", "stacking": True, "site_adapt": "on",
-                    "sequences": "on", "time_adjust": "on", "detection_stacking": "on"},
+    "whole chain": {
+        "space": "logprob",
+        "stacking": True,
+        "site_adapt": "on",
+        "sequences": "on",
+        "time_adjust": "on",
+        "detection_stacking": "on",
+    },
 }
 BASE_STEPS = ("blend weights", "temperature", "stacking")  # fitted before the per-row steps
 
@@ -128,13 +143,17 @@ def _leaky_run_step(stream, rows, test_rows, fit, apply) -> StepResult:
         params, _ = fit(everything, rows)
         out = apply(params, state.out, rows.take(state.held).unlabelled())
         states.append(replace(state, out=out))
-    return StepResult(StepPredictions(honest.stream.oof, honest.stream.test, states), honest.params,
-                      honest.fold_params)
+    return StepResult(
+        StepPredictions(honest.stream.oof, honest.stream.test, states),
+        honest.params,
+        honest.fold_params,
+    )
 
 
 @pytest.mark.parametrize("step", [s for s in STEPS if s != "whole chain"])
-def test_the_randomisation_catches_a_leaky_step(world: World, step: str,
-                                                monkeypatch: pytest.MonkeyPatch):
+def test_the_randomisation_catches_a_leaky_step(
+    world: World, step: str, monkeypatch: pytest.MonkeyPatch
+):
     if step in BASE_STEPS:
         monkeypatch.setattr(chain, "fold_split", _leaky_fold_split)
     else:
@@ -194,8 +213,9 @@ def test_the_whole_chain_in_auto_choices_included_ignores_a_folds_labels(world: 
     assert before.report.choices_per_fold is not None
     assert np.abs(after.nested[held] - before.nested[held]).max() <= 1e-12
     assert np.abs(after.nested[~held] - before.nested[~held]).max() > 1e-4
-    assert before.report.final.nested.log_loss == pytest.approx(log_loss(world.oof.y,
-                                                                         before.nested))
+    assert before.report.final.nested.log_loss == pytest.approx(
+        log_loss(world.oof.y, before.nested)
+    )
 
 
 def test_choices_made_on_every_fold_are_caught_by_the_randomisation(world: World):

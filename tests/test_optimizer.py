@@ -27,9 +27,14 @@ def _groups(backbone: str, **kw):
 
 def _no_decay_expected(name: str, param: torch.Tensor) -> bool:
     """Norm weights, biases, position embeddings and tokens (by name, not by the 1-D rule)."""
-    return (name.endswith(".bias") or "norm" in name or re.search(r"(^|\.)bn\d*\.", name)
-            is not None or "pos_embed" in name or name.endswith("_token")
-            or name.endswith(".gamma"))
+    return (
+        name.endswith(".bias")
+        or "norm" in name
+        or re.search(r"(^|\.)bn\d*\.", name) is not None
+        or "pos_embed" in name
+        or name.endswith("_token")
+        or name.endswith(".gamma")
+    )
 
 
 @pytest.mark.parametrize("backbone", ["test_vit", "test_convnext", "test_efficientnet"])

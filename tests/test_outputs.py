@@ -40,8 +40,12 @@ deployments:
 
 def validate(package: Path, shared_data: Path) -> subprocess.CompletedProcess:
     folder = shared_data / "camtrap-dp"
-    return subprocess.run([sys.executable, str(folder / "validate_camtrapdp.py"), str(package),
-                           str(folder)], capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(folder / "validate_camtrapdp.py"), str(package), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +59,13 @@ def _probs(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).dirichlet(np.full(len(CLASSES), 0.3), size=n)
 
 
-def _classified(folder: Path, site_from_folder: bool, detections: Path | None,
-                failures: dict[str, str], info_bars: bool = True) -> Classified:
+def _classified(
+    folder: Path,
+    site_from_folder: bool,
+    detections: Path | None,
+    failures: dict[str, str],
+    info_bars: bool = True,
+) -> Classified:
     """Real clocks (info bar, then EXIF) and sequences; probabilities drawn at random.
     Without `info_bars` only EXIF is read (Tesseract on 68 thumbnails takes minutes here)."""
     from kaggle_style.deployment import image_meta, list_images
@@ -71,12 +80,22 @@ def _classified(folder: Path, site_from_folder: bool, detections: Path | None,
     else:
         unread = pd.DataFrame({"datetime": [""] * len(table), "hour": np.nan, "sequence": ""})
         meta = fill_from_exif(unread, table["path"].tolist(), sites, DEFAULT_GAP_SECONDS)
-    images = pd.DataFrame({FILE_COL: table.index, SITE_COL: sites if sites is not None else
-                           folder.name, "datetime": meta["datetime"].to_numpy(),
-                           "sequence": meta["sequence"].to_numpy()})
+    images = pd.DataFrame(
+        {
+            FILE_COL: table.index,
+            SITE_COL: sites if sites is not None else folder.name,
+            "datetime": meta["datetime"].to_numpy(),
+            "sequence": meta["sequence"].to_numpy(),
+        }
+    )
     images[list(CLASSES)] = _probs(len(images), 0)
-    return Classified(images, "tiny", "0123456789abcdef",
-                      mdjson.read(detections) if detections else None, failures)
+    return Classified(
+        images,
+        "tiny",
+        "0123456789abcdef",
+        mdjson.read(detections) if detections else None,
+        failures,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -94,15 +113,32 @@ def tai(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Classifi
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        assert main(["detect", "--images", str(folder), "--weights", str(weights), "--out",
-                     str(out), "--num-workers", "0", "--batch-size", "3"]) == 0
+        assert (
+            main(
+                [
+                    "detect",
+                    "--images",
+                    str(folder),
+                    "--weights",
+                    str(weights),
+                    "--out",
+                    str(out),
+                    "--num-workers",
+                    "0",
+                    "--batch-size",
+                    "3",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     return _classified(folder, False, out, {"broken.jpg": "cannot decode"})
 
 
 def test_tai_package_validates_with_clocks_boxes_and_events(
-        tai: Classified, metadata, shared_data: Path, tmp_path: Path) -> None:
+    tai: Classified, metadata, shared_data: Path, tmp_path: Path
+) -> None:
     package = tmp_path / "tai_dp"
     counts = write_camtrap_dp(tai, metadata, Thresholds(), package)
     result = validate(package, shared_data)
@@ -124,22 +160,29 @@ def test_tai_package_validates_with_clocks_boxes_and_events(
     per_media = level.get_group("media")
     assert per_media["mediaID"].nunique() == len(media)
     boxed = per_media[per_media["bboxX"] != ""]
-    boxes = sum(len(tai.boxes(f, Thresholds())) for f in timed[FILE_COL]
-                if timed.set_index(FILE_COL).loc[f, list(CLASSES)].idxmax() != "blank")
+    boxes = sum(
+        len(tai.boxes(f, Thresholds()))
+        for f in timed[FILE_COL]
+        if timed.set_index(FILE_COL).loc[f, list(CLASSES)].idxmax() != "blank"
+    )
     assert len(boxed) == boxes and boxes > 0
     # the classifier's probability, unchanged (top class of each image)
     top = timed.set_index(FILE_COL)[list(CLASSES)].max(axis=1)
     by_media = per_media.merge(media[["mediaID", "filePath"]], on="mediaID")
-    np.testing.assert_allclose(by_media["classificationProbability"].astype(float),
-                               top.loc[by_media["filePath"]].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        by_media["classificationProbability"].astype(float),
+        top.loc[by_media["filePath"]].to_numpy(),
+        atol=1e-6,
+    )
     assert set(obs["classifiedBy"]) == {"kaggle_style run tiny at git 0123456789ab"}
     deployment = pd.read_csv(package / "deployments.csv").iloc[0]
     assert deployment["deploymentStart"] == min(media["timestamp"])
     assert deployment["deploymentEnd"] == max(media["timestamp"])
 
 
-def test_a_broken_package_does_not_validate(tai: Classified, metadata, shared_data: Path,
-                                            tmp_path: Path) -> None:
+def test_a_broken_package_does_not_validate(
+    tai: Classified, metadata, shared_data: Path, tmp_path: Path
+) -> None:
     package = tmp_path / "broken"
     write_camtrap_dp(tai, metadata, Thresholds(), package)
     obs = pd.read_csv(package / "observations.csv", dtype=str, keep_default_na=False)
@@ -149,8 +192,7 @@ def test_a_broken_package_does_not_validate(tai: Classified, metadata, shared_da
     assert result.returncode == 1 and "INVALID" in result.stdout, result.stdout
 
 
-def test_camtrapr_stations_package_validates(shared_data: Path, metadata,
-                                             tmp_path: Path) -> None:
+def test_camtrapr_stations_package_validates(shared_data: Path, metadata, tmp_path: Path) -> None:
     classified = _classified(shared_data / "camtrapr", True, None, {}, info_bars=False)
     assert (classified.images["datetime"] != "").all()  # EXIF clocks: every thumbnail timed
     package = tmp_path / "camtrapr_dp"
@@ -208,16 +250,21 @@ def test_every_animal_class_has_an_allowed_taxon() -> None:
     assert TAXA["leopard"].scientific_name == "Panthera pardus"
 
 
-@pytest.mark.parametrize(("edit", "expected"), [
-    (lambda t: t.replace('timezone: "+00:00"\n', ""), "timezone: missing"),
-    (lambda t: t.replace('"+00:00"', '"GMT"'), "timezone"),
-    (lambda t: t.replace("systematicRandom", "random"), "project.samplingDesign"),
-    (lambda t: t.replace("latitude: 5.75,", "latitude: 95,"), "deployments.default.latitude"),
-    (lambda t: t.replace("cameraModel", "camera_model"), "camera_model"),
-    (lambda t: t.replace('"+00:00"', "+10:00"), "in quotes"),  # YAML: 600
-    (lambda t: t.replace("2009-04-01T10:00:00+02:00", "2009-04-01T10:00:00"),
-     "deployments.StationA.deploymentStart"),
-])
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda t: t.replace('timezone: "+00:00"\n', ""), "timezone: missing"),
+        (lambda t: t.replace('"+00:00"', '"GMT"'), "timezone"),
+        (lambda t: t.replace("systematicRandom", "random"), "project.samplingDesign"),
+        (lambda t: t.replace("latitude: 5.75,", "latitude: 95,"), "deployments.default.latitude"),
+        (lambda t: t.replace("cameraModel", "camera_model"), "camera_model"),
+        (lambda t: t.replace('"+00:00"', "+10:00"), "in quotes"),  # YAML: 600
+        (
+            lambda t: t.replace("2009-04-01T10:00:00+02:00", "2009-04-01T10:00:00"),
+            "deployments.StationA.deploymentStart",
+        ),
+    ],
+)
 def test_metadata_errors_are_one_line_naming_the_key(tmp_path: Path, edit, expected) -> None:
     path = tmp_path / "m.yaml"
     path.write_text(edit(METADATA))
@@ -229,18 +276,24 @@ def test_metadata_errors_are_one_line_naming_the_key(tmp_path: Path, edit, expec
 
 def test_a_site_without_coordinates_is_named(tai: Classified, tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text(METADATA.replace("  default: {latitude: 5.75, longitude: -7.12, "
-                                     "coordinateUncertainty: 20000}\n", ""))
+    path.write_text(
+        METADATA.replace(
+            "  default: {latitude: 5.75, longitude: -7.12, coordinateUncertainty: 20000}\n", ""
+        )
+    )
     with pytest.raises(MetadataError, match="no coordinates for site"):
         write_camtrap_dp(tai, read_metadata(path), Thresholds(), tmp_path / "p")
 
 
 def test_the_product_imports_no_validator() -> None:
     """frictionless and megadetector are test tools: writing every format needs neither."""
-    code = ("import sys, kaggle_style.export, kaggle_style.stages.predict, "
-            "kaggle_style.stages.export, kaggle_style.outputs.camtrap_dp, "
-            "kaggle_style.outputs.md_results, kaggle_style.outputs.from_run; "
-            "print(sorted(m for m in ('frictionless', 'megadetector') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, check=True)
+    code = (
+        "import sys, kaggle_style.export, kaggle_style.stages.predict, "
+        "kaggle_style.stages.export, kaggle_style.outputs.camtrap_dp, "
+        "kaggle_style.outputs.md_results, kaggle_style.outputs.from_run; "
+        "print(sorted(m for m in ('frictionless', 'megadetector') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
     assert result.stdout.strip() == "[]"

@@ -29,8 +29,11 @@ def test_the_wheel_takes_every_package_folder_and_no_benchmark() -> None:
     packaged = set(_packaged())
     assert not {p for p in packaged if p.split(".")[0] != PACKAGE}, packaged
     # a folder of modules without __init__.py would silently be left out of the wheel
-    folders = {".".join(p.parent.relative_to(REPO).parts)
-               for p in (REPO / PACKAGE).rglob("*.py") if "__pycache__" not in p.parts}
+    folders = {
+        ".".join(p.parent.relative_to(REPO).parts)
+        for p in (REPO / PACKAGE).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert folders == packaged
     assert (REPO / "benchmarks" / "__init__.py").is_file()  # ...while benchmarks/ is a package
 
@@ -74,8 +77,13 @@ def test_wheel_check_refuses_what_a_wheel_must_not_hold(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_the_wheel_installs_alone_and_its_commands_run() -> None:
     """`make wheel-check`: build, install into a fresh venv (not editable), run the commands."""
-    done = subprocess.run([sys.executable, "-m", "benchmarks.wheel_check"], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.wheel_check"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     assert len(lines) == 6 and all(line.startswith("ok  ") for line in lines), lines

@@ -36,8 +36,16 @@ PSEUDO = {"from": "first", "min_prob": 0.0, "weight": 0.7, "temperature": 0.5}
 
 
 def _config(data: Path, folds_file: Path, work: Path, name: str, **kw) -> TrainConfig:
-    base = dict(name=name, data=str(data), folds_file=str(folds_file), runs_dir=str(work / "runs"),
-                cache_dir=str(work / "cache"), epochs=1, progress=False, mixup_alpha=0.4)
+    base = dict(
+        name=name,
+        data=str(data),
+        folds_file=str(folds_file),
+        runs_dir=str(work / "runs"),
+        cache_dir=str(work / "cache"),
+        epochs=1,
+        progress=False,
+        mixup_alpha=0.4,
+    )
     return resolve_config(TrainConfig, REPO / "configs" / "tiny-cpu.yaml", {**base, **kw})
 
 
@@ -48,15 +56,17 @@ def _relabelled(data: Path, folds: Path, out: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(7)
     rows = np.flatnonzero(table[FOLD_COL] == FOLD)
     old = table.loc[rows, LABEL_COL].map(CLASSES.index).to_numpy()
-    table.loc[rows, LABEL_COL] = [CLASSES[(c + rng.integers(1, len(CLASSES))) % len(CLASSES)]
-                                  for c in old]
+    table.loc[rows, LABEL_COL] = [
+        CLASSES[(c + rng.integers(1, len(CLASSES))) % len(CLASSES)] for c in old
+    ]
     write_csv(out / "folds.csv", table)
     onehot = pd.DataFrame({ID_COL: table[ID_COL]})
     for c in CLASSES:
         onehot[c] = (table[LABEL_COL] == c).astype(float)
     labels = pd.read_csv(data / "train_labels.csv", dtype={ID_COL: str})[[ID_COL]]
-    write_csv(out / "data" / "train_labels.csv", labels.merge(onehot, on=ID_COL),
-              float_format="%.1f")
+    write_csv(
+        out / "data" / "train_labels.csv", labels.merge(onehot, on=ID_COL), float_format="%.1f"
+    )
     return out / "data", out / "folds.csv"
 
 
@@ -83,8 +93,13 @@ def worlds(tiny_data: Path, tiny_folds: Path, tmp_path_factory) -> dict[str, tup
 
 def assert_fold_unchanged(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a[ID_COL]) == list(b[ID_COL])
-    np.testing.assert_allclose(probs_of(a), probs_of(b), rtol=0, atol=1e-12,
-                               err_msg=f"fold {FOLD}'s OOF moved with fold {FOLD}'s labels")
+    np.testing.assert_allclose(
+        probs_of(a),
+        probs_of(b),
+        rtol=0,
+        atol=1e-12,
+        err_msg=f"fold {FOLD}'s OOF moved with fold {FOLD}'s labels",
+    )
 
 
 def test_fold_k_second_round_ignores_fold_k_labels(worlds):
@@ -92,8 +107,10 @@ def test_fold_k_second_round_ignores_fold_k_labels(worlds):
     assert_fold_unchanged(oof["true"], oof["random"])
     # the randomisation reached the first round: the other folds' models (and test rows) moved
     other = next(k for k in range(3) if k != FOLD)
-    tests = [read_predictions(worlds[w][2] / "runs" / "first" / f"fold{other}" / TEST_FILE)
-             for w in worlds]
+    tests = [
+        read_predictions(worlds[w][2] / "runs" / "first" / f"fold{other}" / TEST_FILE)
+        for w in worlds
+    ]
     assert np.abs(probs_of(tests[0]) - probs_of(tests[1])).max() > 1e-4
     # and the second round really learned from the test images: not the first round's fold
     first = read_predictions(worlds["true"][2] / "runs" / "first" / f"fold{FOLD}" / "oof.csv")
@@ -161,25 +178,30 @@ def test_labelled_vectors_smooth_and_weigh_one():
 # ------------------------------------------------------------------------- refusals
 
 
-def _fake_run(path: Path, folds: Path, test_ids: list[str], n_folds: int = 3,
-              folds_hash: str | None = None) -> Path:
+def _fake_run(
+    path: Path, folds: Path, test_ids: list[str], n_folds: int = 3, folds_hash: str | None = None
+) -> Path:
     """A finished model run on disk (no training): per-fold files first, then combined ones."""
     table = pd.read_csv(folds, dtype={ID_COL: str})
     flat = np.full((len(test_ids), len(CLASSES)), 1 / len(CLASSES))
     test = pd.DataFrame({ID_COL: test_ids, **{c: flat[:, i] for i, c in enumerate(CLASSES)}})
     for k in range(n_folds):
         part = table[table[FOLD_COL] == k]
-        oof = pd.DataFrame({ID_COL: part[ID_COL], **{c: 1 / len(CLASSES) for c in CLASSES},
-                            FOLD_COL: k})
+        oof = pd.DataFrame(
+            {ID_COL: part[ID_COL], **{c: 1 / len(CLASSES) for c in CLASSES}, FOLD_COL: k}
+        )
         write_csv(path / f"fold{k}" / "oof.csv", oof)
         write_csv(path / f"fold{k}" / TEST_FILE, test)
         write_json(path / f"fold{k}" / "done.json", {"model_hash": "abc"})
-    oof = pd.DataFrame({ID_COL: table[ID_COL], **{c: 1 / len(CLASSES) for c in CLASSES},
-                        FOLD_COL: table[FOLD_COL]})
+    oof = pd.DataFrame(
+        {ID_COL: table[ID_COL], **{c: 1 / len(CLASSES) for c in CLASSES}, FOLD_COL: table[FOLD_COL]}
+    )
     write_csv(path / "oof.csv", oof)
     write_csv(path / TEST_FILE, test)
-    write_yaml(path / CONFIG_FILE, {"model_hash": "abc", pl.FOLDS_HASH_KEY:
-                                    folds_hash or pl.file_sha256(folds)})
+    write_yaml(
+        path / CONFIG_FILE,
+        {"model_hash": "abc", pl.FOLDS_HASH_KEY: folds_hash or pl.file_sha256(folds)},
+    )
     return path
 
 
@@ -203,20 +225,33 @@ def test_an_honest_source_passes_and_a_blend_of_two_averages(tmp_path, tiny_fold
     assert probs_of(mean)[0].max() == pytest.approx(0.5 + 0.5 / len(CLASSES))
 
 
-@pytest.mark.parametrize("case, message", [
-    ("ensemble", r"^pseudo_labels.from \S+/ens: has no fold<k> folders \(an ensemble's pooled"),
-    ("file", r"^pseudo_labels.from \S+/ens/test.csv: is a file; pooled test predictions"),
-    ("absent", r"^pseudo_labels.from \S+/nothing: no such run folder; train it first"),
-    ("missing fold", r"^pseudo_labels.from \S+/a: lacks fold\(s\) \[2\]"),
-    ("other folds", r"^pseudo_labels.from \S+/a: trained on another folds file \(content sha256"),
-    ("itself", r"^pseudo_labels.from \S+/second: is this run itself"),
-])
-def test_sources_that_cannot_be_nested_are_refused_in_one_line(tmp_path, tiny_folds, test_ids,
-                                                                case, message):
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("ensemble", r"^pseudo_labels.from \S+/ens: has no fold<k> folders \(an ensemble's pooled"),
+        ("file", r"^pseudo_labels.from \S+/ens/test.csv: is a file; pooled test predictions"),
+        ("absent", r"^pseudo_labels.from \S+/nothing: no such run folder; train it first"),
+        ("missing fold", r"^pseudo_labels.from \S+/a: lacks fold\(s\) \[2\]"),
+        (
+            "other folds",
+            r"^pseudo_labels.from \S+/a: trained on another folds file \(content sha256",
+        ),
+        ("itself", r"^pseudo_labels.from \S+/second: is this run itself"),
+    ],
+)
+def test_sources_that_cannot_be_nested_are_refused_in_one_line(
+    tmp_path, tiny_folds, test_ids, case, message
+):
     ens = tmp_path / "ens"
     write_csv(ens / TEST_FILE, pd.DataFrame({ID_COL: test_ids, **dict.fromkeys(CLASSES, 0.125)}))
-    source = {"ensemble": "ens", "file": str(ens / TEST_FILE), "absent": "nothing",
-              "missing fold": "a", "other folds": "a", "itself": "second"}[case]
+    source = {
+        "ensemble": "ens",
+        "file": str(ens / TEST_FILE),
+        "absent": "nothing",
+        "missing fold": "a",
+        "other folds": "a",
+        "itself": "second",
+    }[case]
     if case == "missing fold":
         _fake_run(tmp_path / "a", tiny_folds, test_ids, n_folds=2)
     if case == "other folds":
@@ -229,7 +264,8 @@ def test_sources_that_cannot_be_nested_are_refused_in_one_line(tmp_path, tiny_fo
 
 
 def test_a_source_without_a_recorded_folds_hash_is_compared_by_its_oof_folds(
-        tmp_path, tiny_folds, test_ids):
+    tmp_path, tiny_folds, test_ids
+):
     run = _fake_run(tmp_path / "a", tiny_folds, test_ids)
     config = yaml.safe_load((run / CONFIG_FILE).read_text())
     del config[pl.FOLDS_HASH_KEY]
@@ -243,10 +279,12 @@ def test_a_source_without_a_recorded_folds_hash_is_compared_by_its_oof_folds(
 
 
 def test_bad_config_values_are_one_line():
-    for value, message in [({"from": "a", "min_prob": 2}, r"pseudo_labels.min_prob: .*less than"),
-                           ({"form": "a"}, r"pseudo_labels.form: Extra inputs"),
-                           ({"from": "a", "temperature": 0}, r"pseudo_labels.temperature"),
-                           ("a", r"pseudo_labels: expected a mapping")]:
+    for value, message in [
+        ({"from": "a", "min_prob": 2}, r"pseudo_labels.min_prob: .*less than"),
+        ({"form": "a"}, r"pseudo_labels.form: Extra inputs"),
+        ({"from": "a", "temperature": 0}, r"pseudo_labels.temperature"),
+        ("a", r"pseudo_labels: expected a mapping"),
+    ]:
         with pytest.raises(ConfigError, match=message) as err:
             TrainConfig(pseudo_labels=value)
         assert "\n" not in str(err.value)
@@ -257,8 +295,10 @@ def test_the_model_hash_covers_the_source_predictions(tmp_path, tiny_folds, test
     cfg = TrainConfig(runs_dir=str(tmp_path), pseudo_labels={"from": "a"})
     before = model_hash(cfg)
     assert model_hash(TrainConfig()) != before
-    assert model_hash(TrainConfig(runs_dir=str(tmp_path), pseudo_labels={"from": "a",
-                                                                          "weight": 0.5})) != before
+    assert (
+        model_hash(TrainConfig(runs_dir=str(tmp_path), pseudo_labels={"from": "a", "weight": 0.5}))
+        != before
+    )
     frame = pd.read_csv(tmp_path / "a" / "fold2" / TEST_FILE, dtype={ID_COL: str})
     frame[list(CLASSES)] = np.eye(len(CLASSES))[np.zeros(len(frame), dtype=int)]
     write_csv(tmp_path / "a" / "fold2" / TEST_FILE, frame)
@@ -268,8 +308,9 @@ def test_the_model_hash_covers_the_source_predictions(tmp_path, tiny_folds, test
 
 def test_make_prerequisites_name_the_source_runs(tmp_path):
     config = tmp_path / "second.yaml"
-    config.write_text(yaml.safe_dump({"backbone": "test_resnet",
-                                      "pseudo_labels": {"from": ["a", "elsewhere/b"]}}))
+    config.write_text(
+        yaml.safe_dump({"backbone": "test_resnet", "pseudo_labels": {"from": ["a", "elsewhere/b"]}})
+    )
     assert pl.prerequisites(config, "out/runs") == ["out/runs/a/oof.csv", "elsewhere/b/oof.csv"]
     config.write_text("backbone: test_resnet\n")
     assert pl.prerequisites(config, "out/runs") == []

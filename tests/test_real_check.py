@@ -22,11 +22,13 @@ def test_local_imagenet_weights_recognise_a_grey_fox(shared_data: Path) -> None:
     model = create_model("tf_efficientnet_lite0", 1000, str(weights)).eval()
     transform = timm.data.create_transform(**timm.data.resolve_model_data_config(model))
     labels = pd.read_csv(shared_data / "ena24_small" / "labels.csv")
-    foxes = labels.loc[labels["label"].str.contains("Fox") & labels["label"].str.contains("Gr"),
-                       "filepath"]
+    foxes = labels.loc[
+        labels["label"].str.contains("Fox") & labels["label"].str.contains("Gr"), "filepath"
+    ]
     assert len(foxes) == 3
-    batch = torch.stack([transform(Image.open(shared_data / "ena24_small" / f).convert("RGB"))
-                         for f in foxes])
+    batch = torch.stack(
+        [transform(Image.open(shared_data / "ena24_small" / f).convert("RGB")) for f in foxes]
+    )
     with torch.no_grad():
         top1 = model(batch).argmax(dim=1).tolist()
     assert GREY_FOX in top1, f"top-1 classes {top1} for {list(foxes)}"
@@ -46,13 +48,15 @@ def test_a_new_head_starts_at_zero_and_a_kept_head_is_loaded(shared_data: Path) 
     torch.testing.assert_close(probs, torch.full((2, 8), 1 / 8))
     state = load_file(weights)
     imagenet = create_model("tf_efficientnet_lite0", 1000, str(weights))
-    torch.testing.assert_close(imagenet.get_classifier().weight, state["classifier.weight"],
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        imagenet.get_classifier().weight, state["classifier.weight"], rtol=0, atol=0
+    )
     torch.testing.assert_close(model.conv_stem.weight, state["conv_stem.weight"], rtol=0, atol=0)
 
 
-def test_camtrapr_folder_becomes_a_drivendata_table_and_its_prior(shared_data: Path,
-                                                                   tmp_path: Path) -> None:
+def test_camtrapr_folder_becomes_a_drivendata_table_and_its_prior(
+    shared_data: Path, tmp_path: Path
+) -> None:
     """Every labelled thumbnail once (UNID left out), station = site, species in alphabetical
     order onto the first class slots; the prior baseline is the label entropy of those counts."""
     import numpy as np
@@ -83,7 +87,8 @@ def test_camtrapr_folder_becomes_a_drivendata_table_and_its_prior(shared_data: P
 
 
 def test_real_check_without_shared_data_is_one_line_naming_both_ways(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
     from benchmarks.real_check import main
     from kaggle_style.constants import SHARED_DATA_ENV
 

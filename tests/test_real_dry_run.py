@@ -27,8 +27,10 @@ IN_PROCESS = ("generate_images", "detect (generated)")  # run in the checker's o
 
 def _real(shared_data: Path) -> dict[str, pd.DataFrame]:
     source = shared_data / "conservision"
-    return {name: pd.read_csv(source / name, dtype={ID_COL: str})
-            for name in (TRAIN_FEATURES, TEST_FEATURES, SUBMISSION_FORMAT)}
+    return {
+        name: pd.read_csv(source / name, dtype={ID_COL: str})
+        for name in (TRAIN_FEATURES, TEST_FEATURES, SUBMISSION_FORMAT)
+    }
 
 
 def _assert_stages_timed(result: dict, report: bool, wall: float) -> None:
@@ -51,8 +53,15 @@ def _assert_stages_timed(result: dict, report: bool, wall: float) -> None:
 @pytest.mark.slow  # a benchmark over the real CSVs' stages (make real-dry-run's own test)
 def test_fraction_runs_whole_real_sites(shared_data: Path, tmp_path: Path) -> None:
     """A site subset: whole real sites, real ids and rows, every stage, a valid submission."""
-    cfg = DryRunConfig(work_dir=str(tmp_path / "dry"), source=str(shared_data / "conservision"),
-                       fraction=0.01, n_splits=2, max_steps=2, max_eval_steps=1, report=False)
+    cfg = DryRunConfig(
+        work_dir=str(tmp_path / "dry"),
+        source=str(shared_data / "conservision"),
+        fraction=0.01,
+        n_splits=2,
+        max_steps=2,
+        max_eval_steps=1,
+        report=False,
+    )
     started = time.perf_counter()
     result = real_dry_run(cfg)
     wall = time.perf_counter() - started
@@ -78,8 +87,11 @@ def test_fraction_runs_whole_real_sites(shared_data: Path, tmp_path: Path) -> No
 
 def test_growth_flags_a_stage_faster_than_the_data() -> None:
     def run(n: int, seconds: dict[str, float]) -> dict:
-        return {"train_ids": n, "test_ids": 0,
-                "stages": {k: {"seconds": v, "peak_rss_mib": 1} for k, v in seconds.items()}}
+        return {
+            "train_ids": n,
+            "test_ids": 0,
+            "stages": {k: {"seconds": v, "peak_rss_mib": 1} for k, v in seconds.items()},
+        }
 
     small = run(100, {"linear": 1.0, "quadratic": 1.0, "masked": 5.0, "tiny": 0.1})
     full = run(800, {"linear": 8.5, "quadratic": 64.0, "masked": 36.0, "tiny": 2.0})
@@ -124,15 +136,17 @@ def assert_full_size(result: dict, work: Path, shared_data: Path, wall: float) -
     _assert_stages_timed(result, report=True, wall=wall)
 
 
-@pytest.mark.parametrize("change", [{"fraction": 0.0}, {"fraction": 1.5}, {"n_splits": 1},
-                                    {"max_steps": 0}])
+@pytest.mark.parametrize(
+    "change", [{"fraction": 0.0}, {"fraction": 1.5}, {"n_splits": 1}, {"max_steps": 0}]
+)
 def test_bad_sizes_fail_before_any_work(change: dict) -> None:
     with pytest.raises(UserError, match=next(iter(change))):
         DryRunConfig(**change)
 
 
 def test_without_a_source_the_error_is_one_line_naming_both_ways(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
     monkeypatch.delenv(SHARED_DATA_ENV, raising=False)
     assert main(["--work-dir", str(tmp_path / "dry")]) == 2
     err = capsys.readouterr().err.strip()

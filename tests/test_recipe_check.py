@@ -44,9 +44,25 @@ def test_gpu_recipes_part_runs_its_code_path_on_cpu(tmp_path: Path, monkeypatch)
         return real_loss(logits, targets, weights)
 
     monkeypatch.setattr(recipe, "soft_cross_entropy", tight_memory)
-    assert recipe_gpu.main(["--out", str(tmp_path), "--device", "cpu", "--seconds", "0.2",
-                            "--max-steps", "2", "--set", "backbone=test_convnext",
-                            "image_size=32", "batch_size=4"]) == 0
+    assert (
+        recipe_gpu.main(
+            [
+                "--out",
+                str(tmp_path),
+                "--device",
+                "cpu",
+                "--seconds",
+                "0.2",
+                "--max-steps",
+                "2",
+                "--set",
+                "backbone=test_convnext",
+                "image_size=32",
+                "batch_size=4",
+            ]
+        )
+        == 0
+    )
     lines = [json.loads(x) for x in (tmp_path / "recipes.jsonl").read_text().splitlines()]
     expected = recipe_check.recipes(["fast", "leaderboard"])
     assert [line["recipe"] for line in lines] == list(expected)
@@ -55,6 +71,7 @@ def test_gpu_recipes_part_runs_its_code_path_on_cpu(tmp_path: Path, monkeypatch)
         assert line["batch_fit"] == {"micro_batch": 2, "grad_accum": 2 * line["grad_accum"]}
         assert line["train_steps"] <= 2 and line["image_size"] == 32
         cfg = resolve_config(TrainConfig, expected[line["recipe"]]["path"])
-        want = recipe_gpu.minutes_per_fold(cfg, line["train_images_per_s"],
-                                           line["infer_images_per_s"])
+        want = recipe_gpu.minutes_per_fold(
+            cfg, line["train_images_per_s"], line["infer_images_per_s"]
+        )
         assert line["minutes_per_fold"] == pytest.approx(want, rel=0.01)  # rates are rounded

@@ -23,18 +23,19 @@ def _visits() -> tuple[pd.DataFrame, dict[tuple[str, str], int], dict[tuple[str,
     def burst(site: str, cls: str, start_min: float, frames: int = 3, timed: bool = True):
         for k in range(frames):
             when = T0 + dt.timedelta(minutes=start_min, seconds=10 * k)
-            rows.append((site, cls, f"{site}/{cls}_{start_min}_{k}.jpg",
-                         when.isoformat() if timed else ""))
+            rows.append(
+                (site, cls, f"{site}/{cls}_{start_min}_{k}.jpg", when.isoformat() if timed else "")
+            )
 
-    burst("A", "hog", 0)          # event 1
-    burst("A", "hog", 20)         # 20 min after the first: same event
-    burst("A", "hog", 45)         # 45 min after the event's first record: event 2
-    burst("A", "hog", 70, 1)      # 25 min after event 2's first: same event
-    burst("A", "leopard", 21)     # another class in between: its own event 1
+    burst("A", "hog", 0)  # event 1
+    burst("A", "hog", 20)  # 20 min after the first: same event
+    burst("A", "hog", 45)  # 45 min after the event's first record: event 2
+    burst("A", "hog", 70, 1)  # 25 min after event 2's first: same event
+    burst("A", "leopard", 21)  # another class in between: its own event 1
     burst("A", "hog", 300, 2, timed=False)  # clocks unread: 2 images counted apart
-    burst("B", "hog", 0)          # another site at the same times: its own events
-    burst("B", "hog", 29.9, 1)    # just inside the interval: same event
-    burst("B", "hog", 60, 1)      # 60 min after: event 2
+    burst("B", "hog", 0)  # another site at the same times: its own events
+    burst("B", "hog", 29.9, 1)  # just inside the interval: same event
+    burst("B", "hog", 60, 1)  # 60 min after: event 2
     burst("B", "hog", 24 * 60, 2)  # next day: event 3
     events = {("A", "hog"): 2, ("A", "leopard"): 1, ("B", "hog"): 3}
     untimed = {("A", "hog"): 2, ("A", "leopard"): 0, ("B", "hog"): 0}
@@ -68,8 +69,10 @@ def test_event_counts_match_the_generated_visits() -> None:
 def test_interval_and_reference_choices_change_the_count() -> None:
     frame, _, _ = _visits()
     recs = records(_classified(frame), Thresholds())
-    hog_a = lambda ev: int(ev[(ev[SITE_COL] == "A") & (ev["class"] == "hog")  # noqa: E731
-                              & ev["timed"]].shape[0])
+
+    def hog_a(ev):
+        return int(ev[(ev[SITE_COL] == "A") & (ev["class"] == "hog") & ev["timed"]].shape[0])
+
     # from the last record: 0, 20, 45, 70 are each < 30 min after the previous one
     assert hog_a(independent_events(recs, 30, "last")) == 1
     assert hog_a(independent_events(recs, 10)) == 4  # every burst its own event

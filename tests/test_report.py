@@ -66,12 +66,17 @@ def _true_meta(data: Path, out: Path) -> Path:
     """meta.csv as a perfect reader would write it: the generator's own clocks (truth.csv)."""
     truth = pd.read_csv(data / TRUTH_FILE, dtype={"datetime": str})
     stamps = pd.to_datetime(truth["datetime"])
-    meta = pd.DataFrame({
-        ID_COL: truth[ID_COL], "datetime": truth["datetime"],
-        "hour": stamps.dt.hour + stamps.dt.minute / 60 + stamps.dt.second / 3600,
-        "camera": truth["camera"], "night": truth["night"].astype(int), "confidence": 1.0,
-        "sequence": assign_sequences(truth["site"], truth["datetime"], 60),
-    })
+    meta = pd.DataFrame(
+        {
+            ID_COL: truth[ID_COL],
+            "datetime": truth["datetime"],
+            "hour": stamps.dt.hour + stamps.dt.minute / 60 + stamps.dt.second / 3600,
+            "camera": truth["camera"],
+            "night": truth["night"].astype(int),
+            "confidence": 1.0,
+            "sequence": assign_sequences(truth["site"], truth["datetime"], 60),
+        }
+    )
     return write_csv(out, meta[list(META_COLUMNS)])
 
 
@@ -81,9 +86,19 @@ def _fake_manifest(folder: Path, data: Path) -> Path:
         for threshold, size in CROP_SIZE.items():
             name = f"{image_id}_{threshold}.jpg"
             Image.new("RGB", size, (200, 50, 50)).save(folder / name)
-            rows.append({ID_COL: image_id, "threshold": threshold, "crop_path": name,
-                         "x": 0.1, "y": 0.1, "w": 0.5, "h": 0.5, "conf": threshold + 0.5,
-                         "fallback": False})
+            rows.append(
+                {
+                    ID_COL: image_id,
+                    "threshold": threshold,
+                    "crop_path": name,
+                    "x": 0.1,
+                    "y": 0.1,
+                    "w": 0.5,
+                    "h": 0.5,
+                    "conf": threshold + 0.5,
+                    "fallback": False,
+                }
+            )
     return write_csv(folder / "manifest.csv", pd.DataFrame(rows))
 
 
@@ -94,20 +109,45 @@ def report_inputs(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     _fake_run(run_a, tiny_data, sharpness=1.0, seed=1)
     _fake_run(run_b, tiny_data, sharpness=3.0, seed=2)  # over-confident: T > 1 expected
     meta = _true_meta(tiny_data, root / "meta.csv")
-    ensemble(EnsembleConfig(runs=[str(run_a), str(run_b)], data=str(tiny_data), out=str(ens),
-                            n_starts=1, site_strengths=[1.0, 10.0], site_adapt="on",
-                            meta=str(meta), sequences="on", time_adjust="on"))
+    ensemble(
+        EnsembleConfig(
+            runs=[str(run_a), str(run_b)],
+            data=str(tiny_data),
+            out=str(ens),
+            n_starts=1,
+            site_strengths=[1.0, 10.0],
+            site_adapt="on",
+            meta=str(meta),
+            sequences="on",
+            time_adjust="on",
+        )
+    )
     crops = root / "crops"
     crops.mkdir()
-    return {"a": run_a, "b": run_b, "ens": ens, "manifest": _fake_manifest(crops, tiny_data),
-            "meta": meta}
+    return {
+        "a": run_a,
+        "b": run_b,
+        "ens": ens,
+        "manifest": _fake_manifest(crops, tiny_data),
+        "meta": meta,
+    }
 
 
 def test_report_page(report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "r1"
     runs = [report_inputs[k] for k in ("a", "b", "ens")]
-    argv = ["report", *map(str, runs), "--data", str(tiny_data), "--out", str(out),
-            "--crops", str(report_inputs["manifest"]), "--gallery", "5"]
+    argv = [
+        "report",
+        *map(str, runs),
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(out),
+        "--crops",
+        str(report_inputs["manifest"]),
+        "--gallery",
+        "5",
+    ]
     assert main(argv) == 0
     page = (out / "index.html").read_text()
 
@@ -154,8 +194,21 @@ def test_gallery_without_crops_shows_full_frames(
     report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "r2"
-    assert main(["report", str(report_inputs["a"]), "--data", str(tiny_data),
-                 "--out", str(out), "--gallery", "2"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(report_inputs["a"]),
+                "--data",
+                str(tiny_data),
+                "--out",
+                str(out),
+                "--gallery",
+                "2",
+            ]
+        )
+        == 0
+    )
     page = (out / "index.html").read_text()
     thumbs = re.findall(r'<img src="(thumb_[^"]+)"', page)
     assert len(thumbs) == 2
@@ -168,14 +221,27 @@ def test_untempered_undoes_temperature() -> None:
     rng = np.random.default_rng(0)
     logits = rng.normal(0, 2, (20, len(CLASSES)))
     t = 1.7
-    np.testing.assert_allclose(untempered(softmax(logits / t, axis=1), t),
-                               softmax(logits, axis=1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        untempered(softmax(logits / t, axis=1), t), softmax(logits, axis=1), rtol=1e-9, atol=1e-12
+    )
 
 
-def test_missing_metrics_is_an_error(tiny_data: Path, tmp_path: Path,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", str(tmp_path / "nope"), "--data", str(tiny_data),
-                 "--out", str(tmp_path / "r")]) == 2
+def test_missing_metrics_is_an_error(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "report",
+                str(tmp_path / "nope"),
+                "--data",
+                str(tiny_data),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "kaggle-style report: error:" in err and "metrics.json" in err
 
@@ -184,9 +250,24 @@ def test_clock_sections(report_inputs: dict[str, Path], tiny_data: Path, tmp_pat
     """Activity by hour (observed night shares are the truth's), sequences per site (the
     counts of meta.csv), and the time step's effect from ensemble.json."""
     out = tmp_path / "r3"
-    assert main(["report", str(report_inputs["a"]), str(report_inputs["ens"]), "--data",
-                 str(tiny_data), "--out", str(out), "--meta", str(report_inputs["meta"]),
-                 "--gallery", "1"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(report_inputs["a"]),
+                str(report_inputs["ens"]),
+                "--data",
+                str(tiny_data),
+                "--out",
+                str(out),
+                "--meta",
+                str(report_inputs["meta"]),
+                "--gallery",
+                "1",
+            ]
+        )
+        == 0
+    )
     page = (out / "index.html").read_text()
     assert '<img src="activity_by_hour.png"' in page and '<img src="time_effect_0.png"' in page
     for png in ("activity_by_hour.png", "time_effect_0.png"):
@@ -206,8 +287,10 @@ def test_clock_sections(report_inputs: dict[str, Path], tiny_data: Path, tmp_pat
     sequences = page.split("<h2>Sequences per site")[1].split("<h2>")[0]
     for site, rows in truth.groupby("site"):
         split = rows["split"].iloc[0]
-        cells = f"<td>{site}</td><td>{split}</td><td>{len(rows)}</td><td>{len(rows)}</td>" \
-                f"<td>{rows['sequence'].nunique()}</td>"
+        cells = (
+            f"<td>{site}</td><td>{split}</td><td>{len(rows)}</td><td>{len(rows)}</td>"
+            f"<td>{rows['sequence'].nunique()}</td>"
+        )
         assert cells in sequences, site
 
     # the test set's record table: one row per test site with an animal event, its activity
@@ -229,8 +312,21 @@ def test_report_without_meta_says_how_to_get_it(
     report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "r4"
-    assert main(["report", str(report_inputs["a"]), "--data", str(tiny_data),
-                 "--out", str(out), "--gallery", "0"]) == 0
+    assert (
+        main(
+            [
+                "report",
+                str(report_inputs["a"]),
+                "--data",
+                str(tiny_data),
+                "--out",
+                str(out),
+                "--gallery",
+                "0",
+            ]
+        )
+        == 0
+    )
     page = (out / "index.html").read_text()
     assert "kaggle-style meta" in page and "activity_by_hour.png" not in page
 
@@ -242,13 +338,18 @@ def test_site_heat_map_stays_bounded_with_many_sites(tmp_path: Path) -> None:
     for k in range(1480):
         true = rng.dirichlet(np.ones(len(CLASSES)))
         after = rng.dirichlet(np.ones(len(CLASSES)))
-        priors[f"S{k:04d}"] = {"n": int(rng.integers(1, 50)),
-                               "before": dict(zip(CLASSES, after, strict=True)),
-                               "after": dict(zip(CLASSES, after, strict=True)),
-                               "true": dict(zip(CLASSES, true, strict=True))}
-    priors["S9999"] = {"n": 3, "before": {c: float(c == "hog") for c in CLASSES},
-                       "after": {c: float(c == "hog") for c in CLASSES},
-                       "true": {c: float(c == "bird") for c in CLASSES}}  # the worst: L1 = 2
+        priors[f"S{k:04d}"] = {
+            "n": int(rng.integers(1, 50)),
+            "before": dict(zip(CLASSES, after, strict=True)),
+            "after": dict(zip(CLASSES, after, strict=True)),
+            "true": dict(zip(CLASSES, true, strict=True)),
+        }
+    priors["S9999"] = {
+        "n": 3,
+        "before": {c: float(c == "hog") for c in CLASSES},
+        "after": {c: float(c == "hog") for c in CLASSES},
+        "true": {c: float(c == "bird") for c in CLASSES},
+    }  # the worst: L1 = 2
     png, shown = priors_plot(priors, ("before", "after", "true"), "many.png", tmp_path)
     assert shown == MAX_HEATMAP_SITES
     with Image.open(tmp_path / png) as img:
@@ -264,8 +365,11 @@ def test_summary_prints_each_second_stage_step(
     text = capsys.readouterr().out
     report = json.loads((report_inputs["ens"] / ENSEMBLE_FILE).read_text())
     assert fmt(report["final"]["nested"]["log_loss"]) in text
-    for key, label in (("sequences", "sequence pooling"), ("time", "time of day"),
-                       ("site_adapt", "site adaptation")):
+    for key, label in (
+        ("sequences", "sequence pooling"),
+        ("time", "time of day"),
+        ("site_adapt", "site adaptation"),
+    ):
         line = next(t for t in text.splitlines() if t.strip().startswith(label))
         assert fmt(report[key]["nested"]["before"]) in line, key
         assert fmt(report[key]["nested"]["after"]) in line, key
@@ -274,7 +378,9 @@ def test_summary_prints_each_second_stage_step(
 
 
 def test_report_refuses_a_run_whose_folds_mix_configs(
-    report_inputs: dict[str, Path], tiny_data: Path, tmp_path: Path,
+    report_inputs: dict[str, Path],
+    tiny_data: Path,
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     import shutil

@@ -25,8 +25,10 @@ CONFIGS = REPO / "configs"
 # Shipped configs that are not competition recipes: the demo's models and the smoke test's.
 NOT_REAL = {"demo-crop", "demo-full", "tiny-cpu"}
 REAL_RECIPES = sorted(
-    p for p in CONFIGS.glob("*.yaml")
-    if not p.name.startswith("ensemble") and p.stem not in NOT_REAL
+    p
+    for p in CONFIGS.glob("*.yaml")
+    if not p.name.startswith("ensemble")
+    and p.stem not in NOT_REAL
     and not p.name.endswith(".best.yaml")  # written by `make tune-export`
 )
 SETS = available_sets(REPO)
@@ -35,8 +37,14 @@ SETS = available_sets(REPO)
 def test_the_three_sets_ship_and_every_recipe_is_in_the_list() -> None:
     assert {"demo", "fast", "leaderboard"} <= set(SETS)
     names = {p.stem for p in REAL_RECIPES}
-    assert {"eva02_large_448", "convnext_large_384", "convnext_tiny_crop", "convnext_tiny_full",
-            "efficientnetv2_crop", "efficientnetv2_full"} <= names
+    assert {
+        "eva02_large_448",
+        "convnext_large_384",
+        "convnext_tiny_crop",
+        "convnext_tiny_full",
+        "efficientnetv2_crop",
+        "efficientnetv2_full",
+    } <= names
 
 
 @pytest.mark.parametrize("name", SETS)
@@ -54,8 +62,10 @@ def test_every_set_resolves_to_recipes_and_an_ensemble_config(name: str) -> None
 
 def _views(name: str) -> dict[str, tuple[str, str]]:
     files = load_set(name, REPO)
-    return {m: (resolve_config(TrainConfig, p).backbone, resolve_config(TrainConfig, p).view)
-            for m, p in files.model_configs.items()}
+    return {
+        m: (resolve_config(TrainConfig, p).backbone, resolve_config(TrainConfig, p).view)
+        for m, p in files.model_configs.items()
+    }
 
 
 def test_leaderboard_trains_eva02_and_convnext_large_on_crops_and_frames_and_no_demo() -> None:
@@ -74,10 +84,12 @@ def test_leaderboard_trains_eva02_and_convnext_large_on_crops_and_frames_and_no_
 
 def test_fast_set_is_small_backbones_on_crops_and_on_full_frames() -> None:
     views = sorted(_views("fast").values())
-    assert views == [("convnext_tiny.fb_in22k_ft_in1k", "crop"),
-                     ("convnext_tiny.fb_in22k_ft_in1k", "full"),
-                     ("tf_efficientnetv2_s.in21k_ft_in1k", "crop"),
-                     ("tf_efficientnetv2_s.in21k_ft_in1k", "full")]
+    assert views == [
+        ("convnext_tiny.fb_in22k_ft_in1k", "crop"),
+        ("convnext_tiny.fb_in22k_ft_in1k", "full"),
+        ("tf_efficientnetv2_s.in21k_ft_in1k", "crop"),
+        ("tf_efficientnetv2_s.in21k_ft_in1k", "full"),
+    ]
 
 
 def test_demo_set_is_what_make_demo_trains() -> None:
@@ -119,10 +131,10 @@ def test_set_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
     (tmp_path / "configs" / "ens.yaml").write_text("space: auto\n")
     (tmp_path / "configs" / "a.yaml").write_text("backbone: resnet18\n")
     sets = tmp_path / "configs" / "sets"
-    (sets / "typo.yaml").write_text("description: x\nmodels: [a]\nensemble: configs/ens.yaml\n"
-                                    "model: [a]\n")
-    (sets / "gone.yaml").write_text("description: x\nmodels: [a, b]\n"
-                                    "ensemble: configs/ens.yaml\n")
+    (sets / "typo.yaml").write_text(
+        "description: x\nmodels: [a]\nensemble: configs/ens.yaml\nmodel: [a]\n"
+    )
+    (sets / "gone.yaml").write_text("description: x\nmodels: [a, b]\nensemble: configs/ens.yaml\n")
     (sets / "noens.yaml").write_text("description: x\nmodels: [a]\nensemble: configs/no.yaml\n")
     (sets / "twice.yaml").write_text("description: x\nmodels: [a, a]\nensemble: configs/ens.yaml\n")
     (sets / "bad.yaml").write_text("description: x\nmodels: [a]\nensemble: configs/ens.yaml\n")
@@ -141,8 +153,9 @@ def test_set_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
         assert "\n" not in str(caught.value)
 
 
-def test_cli_prints_a_field_for_the_makefile(capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_prints_a_field_for_the_makefile(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(REPO)
     assert main(["model-set", "leaderboard", "--field", "models"]) == 0
     assert capsys.readouterr().out.split() == load_set("leaderboard", REPO).spec.models
@@ -158,8 +171,14 @@ def test_cli_prints_a_field_for_the_makefile(capsys: pytest.CaptureFixture[str],
 
 def _make(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["make", "-o", ".venv/.installed", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        ["make", "-o", ".venv/.installed", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_case7_make_checks_every_named_model_before_any_work() -> None:
@@ -176,13 +195,16 @@ def test_case7_make_checks_every_named_model_before_any_work() -> None:
 def test_case7_a_data_path_with_a_space_works_through_make(tmp_path: Path) -> None:
     from kaggle_style.demo.generator import generate_demo_data
 
-    data = generate_demo_data(tmp_path / "my data", seed=0, n_train=40, n_test=16, width=64,
-                              height=48)
+    data = generate_demo_data(
+        tmp_path / "my data", seed=0, n_train=40, n_test=16, width=64, height=48
+    )
     out = tmp_path / "out"
     planned = _make("-n", "report", f"DATA={data}", f"OUT={out}", "MODELS=demo-crop")
     assert planned.returncode == 0, planned.stderr[-2000:]
-    assert f'--data "{data}"' in planned.stdout and f'--labels "{data}/train_labels.csv"' in \
-        planned.stdout
+    assert (
+        f'--data "{data}"' in planned.stdout
+        and f'--labels "{data}/train_labels.csv"' in planned.stdout
+    )
     done = _make("folds", f"DATA={data}", f"OUT={out}")  # a real stage through make
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert (out / "folds" / "folds.csv").read_text().startswith("id,site,label,fold")
@@ -194,8 +216,7 @@ def _recipes(*sets: str) -> dict[str, Path]:
 
 def _cited_epochs(path: Path) -> int:
     """The epoch count in a recipe's one comment line that cites its paper."""
-    cited = [line for line in path.read_text().splitlines()
-             if line.startswith("# Fine-tuning as")]
+    cited = [line for line in path.read_text().splitlines() if line.startswith("# Fine-tuning as")]
     assert len(cited) == 1, f"{path.name}: no one 'Fine-tuning as' line citing its paper"
     found = re.findall(r"(\d+) epochs", cited[0])
     assert found, f"{path.name}: its citation names no epoch count"
@@ -217,5 +238,5 @@ def test_each_recipes_ema_leaves_under_one_percent_of_the_starting_weights() -> 
     for name, path in _recipes("fast", "leaderboard").items():
         cfg = resolve_config(TrainConfig, path)
         steps = TRAIN_IMAGES * VIEWS[cfg.view] * cfg.epochs / (cfg.batch_size * cfg.grad_accum)
-        left = cfg.ema_decay ** steps
+        left = cfg.ema_decay**steps
         assert 0.001 < left < 0.01, f"{name}: {left:.4f} of the start left after {steps:.0f} steps"

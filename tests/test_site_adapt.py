@@ -40,8 +40,11 @@ def _sites(rng: np.random.Generator, n_sites: int, per_site: int, concentration:
     """Labels and site names; each site draws its own class mix (None: all share one mix)."""
     ys, sites = [], []
     for s in range(n_sites):
-        mix = np.full(K, 1.0 / K) if concentration is None else rng.dirichlet(
-            np.full(K, concentration))
+        mix = (
+            np.full(K, 1.0 / K)
+            if concentration is None
+            else rng.dirichlet(np.full(K, concentration))
+        )
         ys.append(rng.choice(K, per_site, p=mix))
         sites += [f"S{s:03d}"] * per_site
     return np.concatenate(ys), np.array(sites)
@@ -104,19 +107,25 @@ def _write_site_run(root: Path, concentration: float | None, seed: int) -> Ensem
     ids = np.array([f"ZJ{i:06d}" for i in range(len(y))])
     test_ids = np.array([f"ZT{i:06d}" for i in range(len(y_test))])
     folds = np.array([int(s[1:]) % 5 for s in sites])
-    write_predictions(root / "run" / OOF_FILE, make_frame(ids, _posteriors(y, mu, prior, rng),
-                                                          folds))
-    write_predictions(root / "run" / TEST_FILE,
-                      make_frame(test_ids, _posteriors(y_test, mu, prior, rng)))
+    write_predictions(
+        root / "run" / OOF_FILE, make_frame(ids, _posteriors(y, mu, prior, rng), folds)
+    )
+    write_predictions(
+        root / "run" / TEST_FILE, make_frame(test_ids, _posteriors(y_test, mu, prior, rng))
+    )
     labels = pd.DataFrame({ID_COL: ids})
     labels[list(CLASSES)] = np.eye(K)[y]
     labels.to_csv(root / "train_labels.csv", index=False)
-    for name, i, s in (("train_features.csv", ids, sites), ("test_features.csv", test_ids,
-                                                              test_sites)):
+    for name, i, s in (
+        ("train_features.csv", ids, sites),
+        ("test_features.csv", test_ids, test_sites),
+    ):
         pd.DataFrame({ID_COL: i, "filepath": [f"x/{v}.jpg" for v in i], "site": s}).to_csv(
-            root / name, index=False)
-    return EnsembleConfig(runs=[str(root / "run")], data=str(root), out=str(root / "ens"),
-                          stacking=False, n_starts=2)
+            root / name, index=False
+        )
+    return EnsembleConfig(
+        runs=[str(root / "run")], data=str(root), out=str(root / "ens"), stacking=False, n_starts=2
+    )
 
 
 def test_ensemble_applies_site_adaptation_when_nested_improves(tmp_path: Path):

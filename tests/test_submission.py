@@ -206,7 +206,7 @@ def test_validate_cli_exit_codes(
     captured = capsys.readouterr()
     assert "INVALID" in captured.out
     assert "missing id" in captured.out
-    line, = captured.err.splitlines()
+    (line,) = captured.err.splitlines()
     assert line.startswith(f"kaggle-style validate: error: {broken}: not a valid submission, 2 ")
 
 
@@ -219,8 +219,9 @@ def test_submit_cli_prints_where_it_wrote(
         pred_path, index=False
     )
     out = tmp_path / "submissions" / "x.csv"
-    rc = main(["submit", "--predictions", str(pred_path), "--format", str(format_path),
-               "--out", str(out)])
+    rc = main(
+        ["submit", "--predictions", str(pred_path), "--format", str(format_path), "--out", str(out)]
+    )
     assert rc == 0
     assert out.is_file()
     assert str(out) in capsys.readouterr().out
@@ -244,8 +245,15 @@ def test_score_equals_metrics_log_loss(tmp_path: Path, capsys: pytest.CaptureFix
     assert result["log_loss"] == pytest.approx(log_loss(y[:250], probs[:250]), rel=1e-12)
     assert set(result["per_fold_log_loss"]) == {"0", "1", "2"}
 
-    rc = main(["score", str(tmp_path / "oof.csv"), "--labels", str(tmp_path / "train_labels.csv"),
-               "--json"])
+    rc = main(
+        [
+            "score",
+            str(tmp_path / "oof.csv"),
+            "--labels",
+            str(tmp_path / "train_labels.csv"),
+            "--json",
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out.strip().splitlines()
     assert "scored 250 of 300" in printed[0]
@@ -279,8 +287,9 @@ def test_validate_names_a_padded_id_once_and_not_as_reordered(
     assert notes == []
 
 
-@pytest.mark.parametrize("off, accepted", [(4e-6, True), (5e-5, True), (2e-4, False),
-                                           (1e-2, False)])
+@pytest.mark.parametrize(
+    "off, accepted", [(4e-6, True), (5e-5, True), (2e-4, False), (1e-2, False)]
+)
 def test_one_sum_tolerance_for_submissions_and_prediction_files(
     off: float, accepted: bool, tmp_path: Path, valid_submission: Path, format_path: Path
 ):

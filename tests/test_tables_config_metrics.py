@@ -139,8 +139,7 @@ def test_check_data_names_missing_files_images_and_tables(data_copy: Path, tiny_
     report = check_layout(data_copy)  # data_copy holds no images
     assert report.problems[0] == f"{SUBMISSION_FORMAT} is missing"
     assert any(p.startswith("train_features/: no image files (0 of") for p in report.problems)
-    shutil.copytree(tiny_data / "train_features", data_copy / "train_features",
-                    dirs_exist_ok=True)
+    shutil.copytree(tiny_data / "train_features", data_copy / "train_features", dirs_exist_ok=True)
     next((data_copy / "train_features").iterdir()).unlink()
     report = check_layout(data_copy)
     assert any("train_features/: 1 of" in p and "missing" in p for p in report.problems)
@@ -149,8 +148,12 @@ def test_check_data_names_missing_files_images_and_tables(data_copy: Path, tiny_
 
 
 def _check_data_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(KS), "check-data", *args], capture_output=True, text=True,
-                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    return subprocess.run(
+        [str(KS), "check-data", *args],
+        capture_output=True,
+        text=True,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
 
 
 def test_check_data_cli_on_the_real_csvs_without_images(shared_data: Path) -> None:
@@ -264,8 +267,13 @@ def test_range_checks_pass_at_the_bounds_and_catch_direct_construction(tmp_path:
 def test_plain_makes_yaml_safe_values() -> None:
     value = {"p": Path("a/b"), "t": (1, Path("c")), "n": [{"q": Path("d")}]}
     assert plain(value) == {"p": "a/b", "t": [1, "c"], "n": [{"q": "d"}]}
-    assert config_dict(_Cfg(folds=[1])) == {"lr": 1e-3, "epochs": 3, "name": "a",
-                                            "pretrained": False, "folds": [1]}
+    assert config_dict(_Cfg(folds=[1])) == {
+        "lr": 1e-3,
+        "epochs": 3,
+        "name": "a",
+        "pretrained": False,
+        "folds": [1],
+    }
 
 
 def test_unknown_yaml_key_names_the_file(tmp_path: Path) -> None:

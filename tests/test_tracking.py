@@ -17,8 +17,14 @@ from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.tracking import TRACKING_DIR, TrialTracking, open_tracker
 
 TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny-cpu.yaml"
-NAMED = ("train/loss", "train/lr", "train/images_per_s", "val/log_loss", "val/f1_macro",
-         "memory/peak_host_gib")
+NAMED = (
+    "train/loss",
+    "train/lr",
+    "train/images_per_s",
+    "val/log_loss",
+    "val/f1_macro",
+    "memory/peak_host_gib",
+)
 
 
 class Killed(Exception):
@@ -32,12 +38,20 @@ def scalars(folder: Path):
 
 
 def test_event_files_per_fold_and_a_resumed_fold_logs_each_step_once(
-        tiny_data: Path, tiny_folds: Path, tmp_path: Path) -> None:
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+) -> None:
     runs = tmp_path / "runs"
-    cfg = resolve_config(TrainConfig, TINY, {"num_workers": 0, "epochs": 3, "log_every": 1,
-                                             "max_steps_per_epoch": 2, "folds": [0]},
-                         name="t", data=str(tiny_data), folds_file=str(tiny_folds),
-                         runs_dir=str(runs), cache_dir=str(tmp_path / "cache"), progress=False)
+    cfg = resolve_config(
+        TrainConfig,
+        TINY,
+        {"num_workers": 0, "epochs": 3, "log_every": 1, "max_steps_per_epoch": 2, "folds": [0]},
+        name="t",
+        data=str(tiny_data),
+        folds_file=str(tiny_folds),
+        runs_dir=str(runs),
+        cache_dir=str(tmp_path / "cache"),
+        progress=False,
+    )
     checkpoints, kept = runs / "t" / "fold0" / "checkpoints", tmp_path / "epoch1"
 
     def killed_in_epoch_two(fold: int, epoch: int, loss: float) -> None:
@@ -68,13 +82,16 @@ def test_event_files_per_fold_and_a_resumed_fold_logs_each_step_once(
 
 def test_trials_log_parameters_and_values(tmp_path: Path) -> None:
     study = optuna.create_study()
-    study.add_trial(optuna.trial.create_trial(params={"lr": 0.01, "view": "crop"},
-                                              distributions={
-                                                  "lr": optuna.distributions.FloatDistribution(
-                                                      1e-4, 1.0, log=True),
-                                                  "view": optuna.distributions.
-                                                  CategoricalDistribution(["crop", "full"])},
-                                              value=1.25))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"lr": 0.01, "view": "crop"},
+            distributions={
+                "lr": optuna.distributions.FloatDistribution(1e-4, 1.0, log=True),
+                "view": optuna.distributions.CategoricalDistribution(["crop", "full"]),
+            },
+            value=1.25,
+        )
+    )
     TrialTracking("tensorboard", tmp_path, "s")(study, study.trials[0])
     events = scalars(tmp_path / "s" / TRACKING_DIR / "trials")
     assert [(e.step, e.value) for e in events.Scalars("trial/value")] == [(0, 1.25)]

@@ -33,9 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_config(data: Path, folds_file: Path, tmp: Path, **kw) -> TrainConfig:
     """The shipped tiny-cpu recipe, pointed at the test's data and folders."""
-    base = dict(name="tiny", data=str(data), folds_file=str(folds_file),
-                runs_dir=str(tmp / "runs"), cache_dir=str(tmp / "cache"), epochs=2,
-                progress=False)
+    base = dict(
+        name="tiny",
+        data=str(data),
+        folds_file=str(folds_file),
+        runs_dir=str(tmp / "runs"),
+        cache_dir=str(tmp / "cache"),
+        epochs=2,
+        progress=False,
+    )
     return resolve_config(TrainConfig, REPO / "configs" / "tiny-cpu.yaml", {**base, **kw})
 
 
@@ -80,17 +86,42 @@ def test_finished_folds_are_skipped_and_changed_config_retrains(
 @pytest.mark.heavy
 def test_killed_training_resumes_to_the_same_oof(tiny_data: Path, tiny_folds: Path, tmp_path: Path):
     """SIGKILL after the first epoch's checkpoint, --resume, and the OOF equals a clean run's."""
-    args = ["--data", str(tiny_data), "--folds-file", str(tiny_folds), "--backbone", "test_resnet",
-            "--epochs", "3", "--fold", "1", "--quiet", "--set", "image_size=48", "batch_size=16",
-            "num_workers=0", "lr=3e-3", "mixup_alpha=0.4", "drop_path_rate=0.1"]
+    args = [
+        "--data",
+        str(tiny_data),
+        "--folds-file",
+        str(tiny_folds),
+        "--backbone",
+        "test_resnet",
+        "--epochs",
+        "3",
+        "--fold",
+        "1",
+        "--quiet",
+        "--set",
+        "image_size=48",
+        "batch_size=16",
+        "num_workers=0",
+        "lr=3e-3",
+        "mixup_alpha=0.4",
+        "drop_path_rate=0.1",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     clean = tmp_path / "clean"
     killed = tmp_path / "killed"
     base = [sys.executable, "-m", "kaggle_style", "train", "--name", "r"]
-    subprocess.run([*base, "--runs-dir", str(clean), *args, f"cache_dir={tmp_path}/c"],
-                   check=True, env=env, capture_output=True)
-    proc = subprocess.Popen([*base, "--runs-dir", str(killed), *args, f"cache_dir={tmp_path}/c"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [*base, "--runs-dir", str(clean), *args, f"cache_dir={tmp_path}/c"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    proc = subprocess.Popen(
+        [*base, "--runs-dir", str(killed), *args, f"cache_dir={tmp_path}/c"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     pointer = killed / "r" / "fold1" / "checkpoints" / "latest.json"
     deadline = time.time() + 120
     while not pointer.exists() and proc.poll() is None and time.time() < deadline:
@@ -99,8 +130,13 @@ def test_killed_training_resumes_to_the_same_oof(tiny_data: Path, tiny_folds: Pa
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (killed / "r" / "fold1" / "oof.csv").exists()
-    out = subprocess.run([*base, "--runs-dir", str(killed), *args, f"cache_dir={tmp_path}/c",
-                          "--resume"], check=True, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [*base, "--runs-dir", str(killed), *args, f"cache_dir={tmp_path}/c", "--resume"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert "resumed after epoch" in out.stdout
     a = pd.read_csv(clean / "r" / "fold1" / "oof.csv")[list(CLASSES)].to_numpy()
     b = pd.read_csv(killed / "r" / "fold1" / "oof.csv")[list(CLASSES)].to_numpy()
@@ -153,8 +189,9 @@ def test_mixing_keeps_targets_distributions() -> None:
 
 
 @pytest.mark.heavy
-def test_frozen_epochs_keep_batchnorm_statistics(tiny_data: Path, tiny_folds: Path,
-                                                 tmp_path: Path) -> None:
+def test_frozen_epochs_keep_batchnorm_statistics(
+    tiny_data: Path, tiny_folds: Path, tmp_path: Path
+) -> None:
     """During a frozen warm-up (or with freeze_bn) BatchNorm running statistics do not move."""
 
     def running_means(run: Path) -> dict[str, torch.Tensor]:
@@ -163,9 +200,19 @@ def test_frozen_epochs_keep_batchnorm_statistics(tiny_data: Path, tiny_folds: Pa
         state = load_file(str(run / "fold0" / "model.safetensors"))
         return {k: v for k, v in state.items() if k.endswith("running_mean")}
 
-    base = dict(data=str(tiny_data), folds_file=str(tiny_folds), runs_dir=str(tmp_path / "runs"),
-                cache_dir=str(tmp_path / "cache"), backbone="test_resnet", image_size=32,
-                epochs=1, batch_size=16, folds=[0], num_workers=0, progress=False)
+    base = dict(
+        data=str(tiny_data),
+        folds_file=str(tiny_folds),
+        runs_dir=str(tmp_path / "runs"),
+        cache_dir=str(tmp_path / "cache"),
+        backbone="test_resnet",
+        image_size=32,
+        epochs=1,
+        batch_size=16,
+        folds=[0],
+        num_workers=0,
+        progress=False,
+    )
     run_training(TrainConfig(name="frozen", freeze_epochs=1, **base))
     run_training(TrainConfig(name="bn", freeze_bn=True, **base))
     run_training(TrainConfig(name="free", **base))
@@ -220,8 +267,16 @@ def test_another_config_cannot_train_into_a_run_being_trained(
         lock.parent.mkdir(parents=True)
         import socket
 
-        lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
-                                    "model_hash": "0123456789abcdef", "started": "now"}))
+        lock.write_text(
+            json.dumps(
+                {
+                    "pid": holder.pid,
+                    "host": socket.gethostname(),
+                    "model_hash": "0123456789abcdef",
+                    "started": "now",
+                }
+            )
+        )
         with pytest.raises(UserError, match=f"another config by .*:{holder.pid}"):
             run_training(cfg)
     finally:
@@ -238,14 +293,36 @@ def test_two_processes_on_one_run_train_each_fold_once(
     """Two real processes (as two boxes on a shared disk): fold locks split the folds."""
     write_log = tmp_path / "writes.log"
     hooked = os.pathsep.join(filter(None, [WRITE_LOG_HOOK, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "KAGGLE_STYLE_WRITE_LOG": str(write_log),
-           "PYTHONPATH": hooked}
-    cmd = [sys.executable, "-m", "kaggle_style", "train", "--config",
-           str(REPO / "configs" / "tiny-cpu.yaml"), "--name", "shared", "--data", str(tiny_data),
-           "--folds-file", str(tiny_folds), "--runs-dir", str(tmp_path / "runs"), "--quiet",
-           "--set", f"cache_dir={tmp_path}/cache", "epochs=2"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True) for _ in range(2)]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "KAGGLE_STYLE_WRITE_LOG": str(write_log),
+        "PYTHONPATH": hooked,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "kaggle_style",
+        "train",
+        "--config",
+        str(REPO / "configs" / "tiny-cpu.yaml"),
+        "--name",
+        "shared",
+        "--data",
+        str(tiny_data),
+        "--folds-file",
+        str(tiny_folds),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--quiet",
+        "--set",
+        f"cache_dir={tmp_path}/cache",
+        "epochs=2",
+    ]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     writers: dict[str, set[str]] = {}
@@ -267,8 +344,11 @@ def tiny_disk(tmp_path: Path):
     """A real 384 KiB tmpfs: a runs folder that fills up during the first checkpoint."""
     mount = tmp_path / "small_disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=384k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()})")
     yield mount
@@ -318,16 +398,18 @@ def test_out_of_memory_halves_the_micro_batch_and_matches_a_run_started_there(
         return real_loss(logits, targets, weights)
 
     monkeypatch.setattr(recipe, "soft_cross_entropy", tight_memory)
-    fallen = tiny_config(tiny_data, tiny_folds, tmp_path, name="fallen", folds=[0],
-                         batch_size=batch, grad_accum=1)
+    fallen = tiny_config(
+        tiny_data, tiny_folds, tmp_path, name="fallen", folds=[0], batch_size=batch, grad_accum=1
+    )
     summary = run_training(fallen)
     said = [line for line in capsys.readouterr().out.splitlines() if "out of memory" in line]
     assert len(said) == 1, said
     assert f"micro-batch {batch} x 1 accumulation" in said[0]
     assert f"micro-batch {limit} x 2 (effective batch {batch} unchanged)" in said[0]
     assert summary["folds"]["0"]["batch_fit"] == {"micro_batch": limit, "grad_accum": 2}
-    started = tiny_config(tiny_data, tiny_folds, tmp_path, name="started", folds=[0],
-                          batch_size=limit, grad_accum=2)
+    started = tiny_config(
+        tiny_data, tiny_folds, tmp_path, name="started", folds=[0], batch_size=limit, grad_accum=2
+    )
     run_training(started)
     a = pd.read_csv(fallen.run_dir / "fold0" / "oof.csv")[list(CLASSES)].to_numpy()
     b = pd.read_csv(started.run_dir / "fold0" / "oof.csv")[list(CLASSES)].to_numpy()
@@ -344,6 +426,9 @@ def test_out_of_memory_at_micro_batch_one_is_one_line(
 
     monkeypatch.setattr(recipe, "soft_cross_entropy", no_memory)
     cfg = tiny_config(tiny_data, tiny_folds, tmp_path, epochs=1, folds=[0], batch_size=4)
-    with pytest.raises(UserError, match=r"^out of GPU memory at micro-batch 1: set "
-                                        r"grad_checkpointing: true"):
+    with pytest.raises(
+        UserError,
+        match=r"^out of GPU memory at micro-batch 1: set "
+        r"grad_checkpointing: true",
+    ):
         run_training(cfg)

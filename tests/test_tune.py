@@ -37,7 +37,9 @@ from kaggle_style.tuning.space import (
 )
 from kaggle_style.tuning.study import default_storage, masked, open_storage
 
-PG_URL = os.environ.get("KAGGLE_STYLE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "KAGGLE_STYLE_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
 SPACE = {
     "lr": {"type": "float", "low": 5e-4, "high": 1e-2, "log": True},
     "label_smoothing": {"type": "float", "low": 0.0, "high": 0.15},
@@ -52,8 +54,14 @@ def write_config(path: Path, data: Path, folds: Path, tmp: Path, **kw: Any) -> P
     """The shipped smoke recipe (configs/tiny-cpu.yaml) shrunk further, tuned on fold 0."""
     cfg = yaml.safe_load((REPO / "configs" / "tiny-cpu.yaml").read_text())
     cfg.update(
-        data=str(data), folds_file=str(folds), runs_dir=str(tmp / "runs"),
-        cache_dir=str(tmp / "cache"), epochs=2, progress=False, folds=[0], search_space=SPACE,
+        data=str(data),
+        folds_file=str(folds),
+        runs_dir=str(tmp / "runs"),
+        cache_dir=str(tmp / "cache"),
+        epochs=2,
+        progress=False,
+        folds=[0],
+        search_space=SPACE,
     )
     cfg.update(kw)
     path.write_text(yaml.safe_dump(cfg))
@@ -63,10 +71,23 @@ def write_config(path: Path, data: Path, folds: Path, tmp: Path, **kw: Any) -> P
 def worker(config: Path, study: str, storage: str, *args: str, cwd: Path) -> subprocess.Popen:
     """`python -m kaggle_style tune` as its own process, as on another box."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "kaggle_style", "tune", "--config", str(config), "--study", study,
-           "--storage", storage, "--quiet", *args]
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "kaggle_style",
+        "tune",
+        "--config",
+        str(config),
+        "--study",
+        study,
+        "--storage",
+        storage,
+        "--quiet",
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 240) -> list[str]:
@@ -85,8 +106,11 @@ def trials_by_worker(study: optuna.Study) -> dict[int, list[int]]:
 
 
 def finished_in_log(log: str) -> set[int]:
-    return {int(line.split()[1]) for line in log.splitlines()
-            if line.startswith("trial ") and " finished: " in line}
+    return {
+        int(line.split()[1])
+        for line in log.splitlines()
+        if line.startswith("trial ") and " finished: " in line
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,11 +118,13 @@ def finished_in_log(log: str) -> set[int]:
 
 
 def test_search_space_is_checked_against_train_config() -> None:
-    space = parse_search_space({
-        **SPACE,
-        "image_size": {"type": "categorical", "choices": [64, 96]},
-        "epochs": {"type": "int", "low": 1, "high": 4},
-    })
+    space = parse_search_space(
+        {
+            **SPACE,
+            "image_size": {"type": "categorical", "choices": [64, 96]},
+            "epochs": {"type": "int", "low": 1, "high": 4},
+        }
+    )
     assert space["lr"].log and space["image_size"].choices == (64, 96)
     cases = {
         "learning_rate": ({"type": "float", "low": 0.1, "high": 1}, "not a TrainConfig field"),
@@ -120,8 +146,9 @@ def test_search_space_is_checked_against_train_config() -> None:
 
 
 def test_first_trial_values_must_lie_in_the_space() -> None:
-    space = parse_search_space({**SPACE, "image_size": {"type": "categorical",
-                                                        "choices": [48, 64]}})
+    space = parse_search_space(
+        {**SPACE, "image_size": {"type": "categorical", "choices": [48, 64]}}
+    )
     cfg = TrainConfig(lr=3e-3, image_size=48)
     assert default_params(cfg, space) == {"lr": 3e-3, "label_smoothing": 0.0, "image_size": 48}
     with pytest.raises(ConfigError, match=r"search_space.lr: the config's value 0.1 lies outside"):
@@ -129,8 +156,12 @@ def test_first_trial_values_must_lie_in_the_space() -> None:
     with pytest.raises(ConfigError, match="image_size: the config's value None"):
         default_params(TrainConfig(lr=3e-3), space)
     trial = trial_config(cfg, {"lr": 1e-3, "image_size": 64}, "s-t3")
-    assert (trial.lr, trial.image_size, trial.name, trial.backbone) == (1e-3, 64, "s-t3",
-                                                                       cfg.backbone)
+    assert (trial.lr, trial.image_size, trial.name, trial.backbone) == (
+        1e-3,
+        64,
+        "s-t3",
+        cfg.backbone,
+    )
 
 
 def test_report_steps_are_unique_across_folds_whatever_epochs_a_trial_has() -> None:
@@ -192,22 +223,32 @@ def test_param_sharing_is_identity_for_one_process(monkeypatch: pytest.MonkeyPat
 
 
 def test_storage_urls_are_logged_without_passwords(tmp_path: Path) -> None:
-    assert masked("postgresql+psycopg2://me:s3cret@db.example/optuna") == \
-        "postgresql+psycopg2://me:***@db.example/optuna"
+    assert (
+        masked("postgresql+psycopg2://me:s3cret@db.example/optuna")
+        == "postgresql+psycopg2://me:***@db.example/optuna"
+    )
     assert "s3cret" not in masked("mysql+pymysql://u:s3cret@h/db")
     storage = open_storage(f"journal://{tmp_path}/deep/dir/s.log")
     assert isinstance(storage, optuna.storages.JournalStorage)
     assert (tmp_path / "deep" / "dir" / "s.log").exists()
 
 
-def test_cli_errors_are_one_clear_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors_are_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
-    config = write_config(tmp_path / "t.yaml", tmp_path, tmp_path, tmp_path,
-                          search_space={"learning_rate": {"type": "float", "low": 0, "high": 1}})
+    config = write_config(
+        tmp_path / "t.yaml",
+        tmp_path,
+        tmp_path,
+        tmp_path,
+        search_space={"learning_rate": {"type": "float", "low": 0, "high": 1}},
+    )
     assert main(["tune", "--config", str(config), "--study", "s", "--n-trials", "1"]) == 2
-    assert "tune: error: search_space.learning_rate: not a TrainConfig field" in \
-        capsys.readouterr().err
+    assert (
+        "tune: error: search_space.learning_rate: not a TrainConfig field"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "studies").exists(), "nothing is created for a bad config"
     assert main(["tune-export", "--study", "nope", "--out", "x.yaml"]) == 2
     assert "no study file studies/nope.db" in capsys.readouterr().err
@@ -226,8 +267,25 @@ def test_sqlite_study_then_export_reproduces_the_best_trial(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the default storage is sqlite:///studies/NAME.db
     config = write_config(tmp_path / "tune.yaml", tiny_data, tiny_folds, tmp_path)
-    assert main(["tune", "--config", str(config), "--study", "tiny", "--n-trials", "3",
-                 "--pruner", "none", "--sampler-seed", "0", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "tune",
+                "--config",
+                str(config),
+                "--study",
+                "tiny",
+                "--n-trials",
+                "3",
+                "--pruner",
+                "none",
+                "--sampler-seed",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     url = "sqlite:///studies/tiny.db"
     study = optuna.load_study(study_name="tiny", storage=url)
     trials = study.trials
@@ -259,17 +317,27 @@ def test_sqlite_study_then_export_reproduces_the_best_trial(
 
 
 def test_two_processes_share_a_journal_file_study(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "tune.yaml", tmp_path / "nodata", tmp_path / "nofolds",
-                          tmp_path)
+    config = write_config(
+        tmp_path / "tune.yaml", tmp_path / "nodata", tmp_path / "nofolds", tmp_path
+    )
     url = f"journal://{tmp_path}/shared/study.log"
-    args = ["--objective", "synthetic", "--synthetic-seconds", "0.2", "--n-trials", "3",
-            "--pruner", "none"]
+    args = [
+        "--objective",
+        "synthetic",
+        "--synthetic-seconds",
+        "0.2",
+        "--n-trials",
+        "3",
+        "--pruner",
+        "none",
+    ]
     procs = [worker(config, "j", url, *args, cwd=tmp_path) for _ in range(2)]
     logs = finish(procs)
     study = optuna.load_study(study_name="j", storage=open_storage(url))
     assert len(study.trials) == 6
-    assert all(t.state == States.COMPLETE and sorted(t.intermediate_values) == [0, 1]
-               for t in study.trials)
+    assert all(
+        t.state == States.COMPLETE and sorted(t.intermediate_values) == [0, 1] for t in study.trials
+    )
     assert study.trials[0].params == {"lr": 3e-3, "label_smoothing": 0.0}
     by_worker = trials_by_worker(study)
     assert sorted(by_worker) == sorted(p.pid for p in procs)
@@ -292,14 +360,19 @@ def pg_url() -> Iterator[str]:
         engine = sqlalchemy.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         engine.connect().close()
     except Exception as err:  # any connection error means the same thing here
-        pytest.fail(f"PostgreSQL is not reachable at {masked(PG_URL)} ({type(err).__name__}); "
-                    "start it (pg_isready -h 127.0.0.1) or set KAGGLE_STYLE_TEST_PG")
+        pytest.fail(
+            f"PostgreSQL is not reachable at {masked(PG_URL)} ({type(err).__name__}); "
+            "start it (pg_isready -h 127.0.0.1) or set KAGGLE_STYLE_TEST_PG"
+        )
     name = f"kaggle_style_tune_{uuid.uuid4().hex[:10]}"
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield sqlalchemy.engine.make_url(PG_URL).set(database=name).render_as_string(
-            hide_password=False)
+        yield (
+            sqlalchemy.engine.make_url(PG_URL)
+            .set(database=name)
+            .render_as_string(hide_password=False)
+        )
     finally:
         with engine.connect() as conn:
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -319,8 +392,10 @@ def test_three_worker_processes_share_a_postgres_study(
     """Real tiny training in three processes: every trial is in the study once, with its value
     (the trainer's OOF log loss) and one intermediate value per epoch."""
     config = write_config(tmp_path / "tune.yaml", tiny_data, tiny_folds, tmp_path)
-    procs = [worker(config, pg_study, pg_url, "--n-trials", "2", "--pruner", "none", cwd=tmp_path)
-             for _ in range(3)]
+    procs = [
+        worker(config, pg_study, pg_url, "--n-trials", "2", "--pruner", "none", cwd=tmp_path)
+        for _ in range(3)
+    ]
     logs = finish(procs)
     study = optuna.load_study(study_name=pg_study, storage=pg_url)
     trials = study.trials
@@ -349,11 +424,21 @@ def test_killed_worker_trial_is_failed_retried_and_bad_trials_pruned(
 ) -> None:
     """SIGKILL mid-trial: the heartbeat marks the trial FAILED and the next worker retries its
     values; then trials worse than the median at their first epoch are PRUNED."""
-    config = write_config(tmp_path / "tune.yaml", tmp_path / "nodata", tmp_path / "nofolds",
-                          tmp_path, epochs=20)
+    config = write_config(
+        tmp_path / "tune.yaml", tmp_path / "nodata", tmp_path / "nofolds", tmp_path, epochs=20
+    )
     common = ["--objective", "synthetic", "--heartbeat-interval", "1", "--grace-period", "2"]
-    victim = worker(config, pg_study, pg_url, *common, "--synthetic-seconds", "1",
-                    "--n-trials", "1", cwd=tmp_path)
+    victim = worker(
+        config,
+        pg_study,
+        pg_url,
+        *common,
+        "--synthetic-seconds",
+        "1",
+        "--n-trials",
+        "1",
+        cwd=tmp_path,
+    )
     storage = open_storage(pg_url)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and victim.poll() is None:
@@ -372,8 +457,19 @@ def test_killed_worker_trial_is_failed_retried_and_bad_trials_pruned(
     assert study.trials[0].state == States.RUNNING  # nobody has looked yet
 
     # the next worker fails the stale trial, retries its values, then samples one more
-    rest = [str(config), "--study", pg_study, "--storage", pg_url, "--quiet", *common,
-            "--pruner", "median", "--pruner-startup-trials", "2"]
+    rest = [
+        str(config),
+        "--study",
+        pg_study,
+        "--storage",
+        pg_url,
+        "--quiet",
+        *common,
+        "--pruner",
+        "median",
+        "--pruner-startup-trials",
+        "2",
+    ]
     assert main(["tune", "--config", *rest, "--n-trials", "2"]) == 0
     trials = optuna.load_study(study_name=pg_study, storage=storage).trials
     assert [t.state for t in trials] == [States.FAIL, States.COMPLETE, States.COMPLETE]
@@ -409,16 +505,44 @@ def test_two_ranks_run_each_trial_together_not_one_trial_per_rank(
     rank 0 owns each trial; rank 1 trains the same values in the same DDP run."""
     config = write_config(tmp_path / "tune.yaml", tiny_data, tiny_folds, tmp_path)
     url = f"sqlite:///{tmp_path}/ddp.db"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "kaggle_style", "tune", "--config", str(config), "--study", "ddp",
-           "--storage", url, "--n-trials", "2", "--pruner", "none", "--quiet"]
-    out = subprocess.run(cmd, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                         capture_output=True, text=True, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "kaggle_style",
+        "tune",
+        "--config",
+        str(config),
+        "--study",
+        "ddp",
+        "--storage",
+        url,
+        "--n-trials",
+        "2",
+        "--pruner",
+        "none",
+        "--quiet",
+    ]
+    out = subprocess.run(
+        cmd,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     study = optuna.load_study(study_name="ddp", storage=url)
     assert [t.state for t in study.trials] == [States.COMPLETE] * 2
-    followed = {int(line.split()[4].rstrip(":")): ast.literal_eval(line.split(": ", 1)[1])
-                for line in out.stdout.splitlines() if line.startswith("rank 1 follows trial ")}
+    followed = {
+        int(line.split()[4].rstrip(":")): ast.literal_eval(line.split(": ", 1)[1])
+        for line in out.stdout.splitlines()
+        if line.startswith("rank 1 follows trial ")
+    }
     # rank 1 ran exactly rank 0's trials, with rank 0's sampled values
     assert followed == {t.number: t.params for t in study.trials}
     for t in study.trials:
@@ -444,24 +568,59 @@ def test_a_short_study_on_demo_data_beats_the_defaults(
     from kaggle_style.files import write_csv
 
     data = generate_demo_data(tmp_path / "demo", seed=0)
-    folds = write_csv(tmp_path / "folds.csv",
-                      make_folds(load_competition_data(data).train, n_splits=5, seed=42))
-    manifest = run_crops(CropConfig(detections=data / "detections.json", data=data,
-                                    out=tmp_path / "crops", thresholds=[0.05, 0.1, 0.2]))
+    folds = write_csv(
+        tmp_path / "folds.csv", make_folds(load_competition_data(data).train, n_splits=5, seed=42)
+    )
+    manifest = run_crops(
+        CropConfig(
+            detections=data / "detections.json",
+            data=data,
+            out=tmp_path / "crops",
+            thresholds=[0.05, 0.1, 0.2],
+        )
+    )
     recipe = Path(__file__).parents[1] / "configs" / "demo-crop.yaml"
     assert {"lr", "crop_threshold"} <= set(resolve_config(TrainConfig, recipe).search_space)
     monkeypatch.chdir(tmp_path)
-    overrides = [f"data={data}", f"folds_file={folds}", f"crops_manifest={manifest}",
-                 f"runs_dir={tmp_path / 'runs'}", f"cache_dir={tmp_path / 'cache'}",
-                 "folds=[0]", "num_workers=0"]
-    assert main(["tune", "--config", str(recipe), "--set", *overrides, "--study", "demo",
-                 "--n-trials", "6", "--sampler-seed", "0", "--pruner-startup-trials", "2",
-                 "--pruner-warmup-steps", "2", "--quiet"]) == 0
+    overrides = [
+        f"data={data}",
+        f"folds_file={folds}",
+        f"crops_manifest={manifest}",
+        f"runs_dir={tmp_path / 'runs'}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "folds=[0]",
+        "num_workers=0",
+    ]
+    assert (
+        main(
+            [
+                "tune",
+                "--config",
+                str(recipe),
+                "--set",
+                *overrides,
+                "--study",
+                "demo",
+                "--n-trials",
+                "6",
+                "--sampler-seed",
+                "0",
+                "--pruner-startup-trials",
+                "2",
+                "--pruner-warmup-steps",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     study = optuna.load_study(study_name="demo", storage="sqlite:///studies/demo.db")
     defaults, best = study.trials[0], study.best_trial
     states = [t.state.name for t in study.trials]
-    print(f"\ndefaults trial: {defaults.value:.4f}; best: trial {best.number} {best.value:.4f} "
-          f"{best.params}; states {states}")
+    print(
+        f"\ndefaults trial: {defaults.value:.4f}; best: trial {best.number} {best.value:.4f} "
+        f"{best.params}; states {states}"
+    )
     assert defaults.user_attrs["defaults"] and defaults.state == States.COMPLETE
     assert best.value < defaults.value
     out = tmp_path / "demo.best.yaml"

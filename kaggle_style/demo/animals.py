@@ -32,8 +32,16 @@ ASPECT: dict[str, float] = {
 }
 
 
-def _spots(pen: Pen, rng: np.random.Generator, n: int, box: tuple[float, float, float, float],
-           radius: tuple[float, float], aspect: float, color: Color, ring: bool) -> None:
+def _spots(
+    pen: Pen,
+    rng: np.random.Generator,
+    n: int,
+    box: tuple[float, float, float, float],
+    radius: tuple[float, float],
+    aspect: float,
+    color: Color,
+    ring: bool,
+) -> None:
     """Dark marks inside an ellipse (cx, cy, rx, ry): solid spots or open rosettes."""
     cx, cy, rx, ry = box
     for _ in range(n):
@@ -46,8 +54,9 @@ def _spots(pen: Pen, rng: np.random.Generator, n: int, box: tuple[float, float, 
             pen.ellipse(x, y, r, r * aspect * 0.8, color)
 
 
-def _curve(start: tuple[float, float], control: tuple[float, float], end: tuple[float, float],
-           n: int = 12) -> list[tuple[float, float]]:
+def _curve(
+    start: tuple[float, float], control: tuple[float, float], end: tuple[float, float], n: int = 12
+) -> list[tuple[float, float]]:
     """Points on a quadratic Bezier: tails that bend."""
     t = np.linspace(0, 1, n)[:, None]
     a, b, c = np.array(start), np.array(control), np.array(end)
@@ -99,8 +108,16 @@ def _draw_civet(pen: Pen, rng: np.random.Generator) -> None:
     for x in (0.26, 0.31, 0.55, 0.6):
         pen.line([(x, 0.55), (x + 0.01, 0.95)], 0.03, dark)
     pen.ellipse(0.42, 0.48, 0.27, 0.19, coat)
-    _spots(pen, rng, int(rng.integers(12, 20)), (0.42, 0.48, 0.25, 0.17), (0.012, 0.022), 2.4,
-           dark, ring=False)
+    _spots(
+        pen,
+        rng,
+        int(rng.integers(12, 20)),
+        (0.42, 0.48, 0.25, 0.17),
+        (0.012, 0.022),
+        2.4,
+        dark,
+        ring=False,
+    )
     pen.line([(0.2, 0.32), (0.64, 0.32)], 0.02, dark)
     pen.ellipse(0.7, 0.45, 0.07, 0.16, coat)
     pen.polygon([(0.68, 0.34), (0.92, 0.5), (0.68, 0.6)], coat)
@@ -135,8 +152,16 @@ def _draw_leopard(pen: Pen, rng: np.random.Generator) -> None:
     for x in (0.27, 0.33, 0.6, 0.66):
         pen.line([(x, 0.55), (x, 0.96)], 0.045, coat)
     pen.ellipse(0.46, 0.47, 0.3, 0.2, coat)
-    _spots(pen, rng, int(rng.integers(14, 24)), (0.46, 0.47, 0.28, 0.18), (0.018, 0.028), 2.0,
-           dark, ring=True)
+    _spots(
+        pen,
+        rng,
+        int(rng.integers(14, 24)),
+        (0.46, 0.47, 0.28, 0.18),
+        (0.018, 0.028),
+        2.0,
+        dark,
+        ring=True,
+    )
     pen.ellipse(0.8, 0.36, 0.09, 0.18, coat)
     pen.ellipse(0.76, 0.2, 0.025, 0.05, coat)
     pen.ellipse(0.84, 0.2, 0.025, 0.05, coat)
@@ -193,4 +218,3 @@ def draw_animal(rng: np.random.Generator, label: str, width: int) -> Image.Image
         canvas = canvas.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     height = max(2, round(width * canvas.height / canvas.width))
     return canvas.resize((max(2, width), height), Image.Resampling.LANCZOS)
-

@@ -58,7 +58,11 @@ def bar_height(height: int, layout: str = LEGACY) -> int:
 
 
 def render_frame(
-    rng: np.random.Generator, site: Site, label: str, width: int, height: int,
+    rng: np.random.Generator,
+    site: Site,
+    label: str,
+    width: int,
+    height: int,
     shot: Shot | None = None,
 ) -> tuple[Image.Image, BBox | None]:
     """One camera-trap frame of `label` at `site`, and the animal's visible box (None if blank).
@@ -87,8 +91,14 @@ def render_frame(
     return image, bbox
 
 
-def _place_animal(rng: np.random.Generator, frame: Image.Image, site: Site, label: str,
-                  bar_h: int, step: float = 0.0) -> BBox:
+def _place_animal(
+    rng: np.random.Generator,
+    frame: Image.Image,
+    site: Site,
+    label: str,
+    bar_h: int,
+    step: float = 0.0,
+) -> BBox:
     """Paste an animal on the ground (or a branch), sometimes cut by the border; its box."""
     width, height = frame.size
     animal = draw_animal(rng, label, round(width * rng.uniform(*WIDTH_SHARE[label])))
@@ -124,13 +134,21 @@ def _draw_foreground(rng: np.random.Generator, frame: Image.Image, bbox: BBox | 
     green = jitter(rng, (70, 105, 50), 0.3)
     for _ in range(int(rng.integers(3, 9))):
         x = cx + rng.normal(0, 0.02)
-        pen.line([(x, 1.0), (x + rng.normal(0, 0.02), cy - rng.uniform(0, 0.15))],
-                 rng.uniform(0.002, 0.006), jitter(rng, green, 0.2))
+        pen.line(
+            [(x, 1.0), (x + rng.normal(0, 0.02), cy - rng.uniform(0, 0.15))],
+            rng.uniform(0.002, 0.006),
+            jitter(rng, green, 0.2),
+        )
     if rng.random() < 0.4:
         for _ in range(int(rng.integers(2, 6))):
             r = rng.uniform(0.01, 0.025)
-            pen.ellipse(cx + rng.normal(0, 0.03), cy + rng.normal(0, 0.04), r, r * 1.2,
-                        jitter(rng, green, 0.2))
+            pen.ellipse(
+                cx + rng.normal(0, 0.03),
+                cy + rng.normal(0, 0.04),
+                r,
+                r * 1.2,
+                jitter(rng, green, 0.2),
+            )
 
 
 def _light(rng: np.random.Generator, arr: np.ndarray, site: Site, night: bool) -> np.ndarray:

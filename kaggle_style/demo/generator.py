@@ -46,8 +46,14 @@ from kaggle_style.detect import mdjson
 from kaggle_style.errors import UserError
 from kaggle_style.files import atomic_path, git_commit, write_csv, write_json
 
-__all__ = ["DemoDataConfig", "class_counts", "generate_demo_data", "make_site", "make_sites",
-           "render_frame"]
+__all__ = [
+    "DemoDataConfig",
+    "class_counts",
+    "generate_demo_data",
+    "make_site",
+    "make_sites",
+    "render_frame",
+]
 
 GENERATOR_VERSION = 2
 DETECTIONS_FILE = "detections.json"
@@ -83,27 +89,47 @@ class DemoDataConfig:
     def __post_init__(self) -> None:
         """Checks across fields: the frame's size, and at least one image per site."""
         if self.width < 32 or self.height < 18:
-            raise ConfigError(f"width, height: frames of {self.width}x{self.height} px are too "
-                              "small (at least 32x18)", "width" if self.width < 32 else "height")
+            raise ConfigError(
+                f"width, height: frames of {self.width}x{self.height} px are too "
+                "small (at least 32x18)",
+                "width" if self.width < 32 else "height",
+            )
         if self.n_train < self.n_train_sites:
-            raise ConfigError(f"n_train: {self.n_train} images cannot fill {self.n_train_sites} "
-                              "train sites (one image per site at least); lower n_train_sites",
-                              "n_train")
+            raise ConfigError(
+                f"n_train: {self.n_train} images cannot fill {self.n_train_sites} "
+                "train sites (one image per site at least); lower n_train_sites",
+                "n_train",
+            )
         if self.n_test < self.n_test_sites:
-            raise ConfigError(f"n_test: {self.n_test} images cannot fill {self.n_test_sites} "
-                              "test sites (one image per site at least); lower n_test_sites",
-                              "n_test")
+            raise ConfigError(
+                f"n_test: {self.n_test} images cannot fill {self.n_test_sites} "
+                "test sites (one image per site at least); lower n_test_sites",
+                "n_test",
+            )
 
 
-def generate_demo_data(out: str | Path, seed: int = 0, n_train: int = DemoDataConfig.n_train,
-                       n_test: int = DemoDataConfig.n_test, width: int = DemoDataConfig.width,
-                       height: int = DemoDataConfig.height, **options: Any) -> Path:
+def generate_demo_data(
+    out: str | Path,
+    seed: int = 0,
+    n_train: int = DemoDataConfig.n_train,
+    n_test: int = DemoDataConfig.n_test,
+    width: int = DemoDataConfig.width,
+    height: int = DemoDataConfig.height,
+    **options: Any,
+) -> Path:
     """Write the whole demo folder (tables, JPEGs, detections.json, demo.json); return it.
 
     `options`: any other DemoDataConfig field (n_train_sites, timestamps, bursts, ...).
     """
-    cfg = DemoDataConfig(out=str(out), seed=seed, n_train=n_train, n_test=n_test, width=width,
-                         height=height, **options)
+    cfg = DemoDataConfig(
+        out=str(out),
+        seed=seed,
+        n_train=n_train,
+        n_test=n_test,
+        width=width,
+        height=height,
+        **options,
+    )
     return generate(cfg)
 
 
@@ -116,8 +142,9 @@ class _Planned:
     visit: str
 
 
-def _plan(cfg: DemoDataConfig, sites: dict[str, Site], train_sites: list[Site],
-          test_sites: list[Site]) -> list[_Planned]:
+def _plan(
+    cfg: DemoDataConfig, sites: dict[str, Site], train_sites: list[Site], test_sites: list[Site]
+) -> list[_Planned]:
     """Every image in id order: its split, site, label and (with clocks or bursts) its shot."""
     plan: list[_Planned] = []
     for key, (split, split_sites, n) in enumerate(
@@ -148,14 +175,19 @@ def generate(cfg: DemoDataConfig) -> Path:
     train_sites, test_sites = make_sites(cfg.seed, cfg.n_train_sites, cfg.n_test_sites)
     if cfg.timestamps:  # each camera's model (its info-bar layout), from a stream of its own
         train_sites, test_sites = (
-            [dataclasses.replace(s, layout=draw_layout(np.random.default_rng([cfg.seed, 9, i])))
-             for i, s in enumerate(group, start=offset)]
+            [
+                dataclasses.replace(s, layout=draw_layout(np.random.default_rng([cfg.seed, 9, i])))
+                for i, s in enumerate(group, start=offset)
+            ]
             for group, offset in ((train_sites, 0), (test_sites, len(train_sites)))
         )
     sites = {s.name: s for s in [*train_sites, *test_sites]}
     plan = _plan(cfg, sites, train_sites, test_sites)
-    rows, detections = [], mdjson.DetectionFile(
-        categories={"1": "animal"}, info={"detector": DETECTOR_NAME, "seed": cfg.seed}
+    rows, detections = (
+        [],
+        mdjson.DetectionFile(
+            categories={"1": "animal"}, info={"detector": DETECTOR_NAME, "seed": cfg.seed}
+        ),
     )
     for index, item in enumerate(plan):
         image_id = f"ZJ{index:06d}"
@@ -168,8 +200,10 @@ def generate(cfg: DemoDataConfig) -> Path:
         det_rng = np.random.default_rng([cfg.seed, 4, index])
         detections.images[filepath] = simulate_detections(det_rng, bbox, cfg.miss_rate)
         night = _is_gray(image) if item.shot is None else item.shot.night
-        extra = () if item.shot is None else (
-            item.visit, item.shot.when.isoformat(), site.layout if cfg.timestamps else ""
+        extra = (
+            ()
+            if item.shot is None
+            else (item.visit, item.shot.when.isoformat(), site.layout if cfg.timestamps else "")
         )
         rows.append((image_id, filepath, item.site, item.label, item.split, night, bbox, *extra))
     truth = _truth_table(rows)
@@ -225,8 +259,13 @@ def _remove_stale_images(out: Path, keep: set[str]) -> None:
                 path.unlink()
 
 
-def _metadata(cfg: DemoDataConfig, truth: pd.DataFrame, train_sites: list[Site],
-              test_sites: list[Site], seconds: float) -> dict[str, Any]:
+def _metadata(
+    cfg: DemoDataConfig,
+    truth: pd.DataFrame,
+    train_sites: list[Site],
+    test_sites: list[Site],
+    seconds: float,
+) -> dict[str, Any]:
     def split_info(split: str, split_sites: list[Site]) -> dict[str, Any]:
         rows = truth[truth["split"] == split]
         info: dict[str, Any] = {
@@ -253,8 +292,8 @@ def _metadata(cfg: DemoDataConfig, truth: pd.DataFrame, train_sites: list[Site],
         "files": {
             "detections": DETECTIONS_FILE,
             "truth": f"{TRUTH_FILE} (labels and true boxes of every image, test included; with "
-                     "bursts or clocks also the visit, true time and camera layout; for scoring "
-                     "demo submissions and meta readings, not part of the DrivenData layout)",
+            "bursts or clocks also the visit, true time and camera layout; for scoring "
+            "demo submissions and meta readings, not part of the DrivenData layout)",
         },
     }
     if cfg.timestamps:
@@ -269,8 +308,10 @@ def describe(info: dict[str, Any]) -> str:
     classes = ", ".join(f"{c} {train['classes'][c]}/{test['classes'][c]}" for c in CLASSES)
     extra = ""
     if "visits" in train:
-        extra += (f"; visits {train['visits']}/{test['visits']} "
-                  f"(bursts of 1-{cfg.get('max_burst', 1) if cfg.get('bursts') else 1} frames)")
+        extra += (
+            f"; visits {train['visits']}/{test['visits']} "
+            f"(bursts of 1-{cfg.get('max_burst', 1) if cfg.get('bursts') else 1} frames)"
+        )
     if "site_layouts" in info:
         layouts = pd.Series(info["site_layouts"]).value_counts()
         extra += "; camera layouts by site: " + ", ".join(f"{k} {v}" for k, v in layouts.items())

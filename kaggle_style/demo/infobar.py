@@ -47,8 +47,9 @@ def draw_layout(rng: np.random.Generator) -> str:
     return names[int(rng.choice(len(names), p=share / share.sum()))]
 
 
-def draw_legacy_bar(rng: np.random.Generator, image: Image.Image, site: Site, night: bool,
-                    bar_h: int) -> None:
+def draw_legacy_bar(
+    rng: np.random.Generator, image: Image.Image, site: Site, night: bool, bar_h: int
+) -> None:
     """The first generator's strip: camera name, temperature, a random time fitting the light."""
     hour = int(rng.choice([*range(19, 24), *range(0, 5)])) if night else int(rng.integers(6, 18))
     stamp = dt.datetime.combine(
@@ -58,8 +59,14 @@ def draw_legacy_bar(rng: np.random.Generator, image: Image.Image, site: Site, ni
     _dark_strip(rng, image, site, night, bar_h, stamp)
 
 
-def draw_info_bar(rng: np.random.Generator, image: Image.Image, site: Site, night: bool,
-                  bar_h: int, when: dt.datetime) -> None:
+def draw_info_bar(
+    rng: np.random.Generator,
+    image: Image.Image,
+    site: Site,
+    night: bool,
+    bar_h: int,
+    when: dt.datetime,
+) -> None:
     """The site's camera text showing `when`."""
     if site.layout == LEGACY:
         _dark_strip(rng, image, site, night, bar_h, when)
@@ -71,8 +78,14 @@ def draw_info_bar(rng: np.random.Generator, image: Image.Image, site: Site, nigh
         raise ValueError(f"unknown info-bar layout {site.layout!r}; one of {LAYOUTS}")
 
 
-def _dark_strip(rng: np.random.Generator, image: Image.Image, site: Site, night: bool,
-                bar_h: int, stamp: dt.datetime) -> None:
+def _dark_strip(
+    rng: np.random.Generator,
+    image: Image.Image,
+    site: Site,
+    night: bool,
+    bar_h: int,
+    stamp: dt.datetime,
+) -> None:
     width, height = image.size
     draw = ImageDraw.Draw(image)
     draw.rectangle((0, height - bar_h, width, height), fill=(12, 12, 12))
@@ -80,13 +93,24 @@ def _dark_strip(rng: np.random.Generator, image: Image.Image, site: Site, night:
     font = ImageFont.load_default(size=max(6, round(bar_h * 0.75)))
     y = height - bar_h / 2
     draw.text((bar_h * 0.4, y), f"{site.camera}  {temp}°C", fill=TEXT, font=font, anchor="lm")
-    draw.text((width - bar_h * 0.4, y), stamp.strftime("%m-%d-%Y  %H:%M:%S"), fill=TEXT,
-              font=font, anchor="rm")
+    draw.text(
+        (width - bar_h * 0.4, y),
+        stamp.strftime("%m-%d-%Y  %H:%M:%S"),
+        fill=TEXT,
+        font=font,
+        anchor="rm",
+    )
 
 
-def _spaced(draw: ImageDraw.ImageDraw, right: float, y: float, text: str,
-            font: ImageFont.FreeTypeFont | ImageFont.ImageFont, fill: tuple[int, int, int],
-            spacing: float) -> None:
+def _spaced(
+    draw: ImageDraw.ImageDraw,
+    right: float,
+    y: float,
+    text: str,
+    font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+    fill: tuple[int, int, int],
+    spacing: float,
+) -> None:
     """Right-aligned text with Bushnell's wide letter spacing, drawn from its right end."""
     x = right
     for char in reversed(text):
@@ -102,13 +126,22 @@ def _bushnell_strip(image: Image.Image, bar_h: int, when: dt.datetime) -> None:
     logo = round(LOGO_SHARE * bar_h)
     draw.rectangle((0, height - logo, logo, height), fill=ORANGE)
     r = logo * 0.16
-    draw.ellipse((logo / 2 - r, height - logo * 0.7 - r, logo / 2 + r, height - logo * 0.7 + r),
-                 fill=PAPER)
-    draw.rectangle((logo * 0.12, height - logo * 0.32, logo * 0.88, height - logo * 0.18),
-                   fill=PAPER)
+    draw.ellipse(
+        (logo / 2 - r, height - logo * 0.7 - r, logo / 2 + r, height - logo * 0.7 + r), fill=PAPER
+    )
+    draw.rectangle(
+        (logo * 0.12, height - logo * 0.32, logo * 0.88, height - logo * 0.18), fill=PAPER
+    )
     font = camera_font(max(7, round(bar_h * 0.85)))
-    _spaced(draw, width - bar_h * 0.4, height - bar_h / 2,
-            when.strftime("%m-%d-%Y  %H:%M:%S"), font, INK, bar_h * 0.12)
+    _spaced(
+        draw,
+        width - bar_h * 0.4,
+        height - bar_h / 2,
+        when.strftime("%m-%d-%Y  %H:%M:%S"),
+        font,
+        INK,
+        bar_h * 0.12,
+    )
 
 
 def _bushnell_overlay(image: Image.Image, bar_h: int, when: dt.datetime) -> None:
@@ -119,5 +152,12 @@ def _bushnell_overlay(image: Image.Image, bar_h: int, when: dt.datetime) -> None
     y = height - bar_h * 0.7
     for dx, fill in ((1, (10, 10, 10)), (0, TEXT)):  # a dark shadow keeps it legible
         draw.text((bar_h * 0.6 + dx, y + dx), "Bushnell", fill=fill, font=font, anchor="lm")
-        _spaced(draw, width - bar_h * 0.6 + dx, y + dx, when.strftime("%Y-%m-%d  %H:%M:%S"),
-                font, fill, bar_h * 0.08)
+        _spaced(
+            draw,
+            width - bar_h * 0.6 + dx,
+            y + dx,
+            when.strftime("%Y-%m-%d  %H:%M:%S"),
+            font,
+            fill,
+            bar_h * 0.08,
+        )

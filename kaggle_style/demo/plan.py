@@ -58,4 +58,3 @@ def make_sites(seed: int, n_train_sites: int, n_test_sites: int) -> tuple[list[S
         for i, num in enumerate(numbers)
     ]
     return sites[:n_train_sites], sites[n_train_sites:]
-

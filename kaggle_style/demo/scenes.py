@@ -116,8 +116,12 @@ def _draw_vegetation(pen: Pen, rng: np.random.Generator, site: Site) -> None:
         bottom = site.horizon + rng.uniform(0.0, 0.15)
         lean = rng.uniform(-0.03, 0.03)
         pen.polygon(
-            [(x - w / 2 + lean, 0), (x + w / 2 + lean, 0), (x + w * 0.6, bottom),
-             (x - w * 0.6, bottom)],
+            [
+                (x - w / 2 + lean, 0),
+                (x + w / 2 + lean, 0),
+                (x + w * 0.6, bottom),
+                (x - w * 0.6, bottom),
+            ],
             color,
         )
         pen.line([(x + w * 0.25 + lean, 0), (x + w * 0.3, bottom)], w * 0.2, shade(color, 1.3))
@@ -127,17 +131,20 @@ def _draw_vegetation(pen: Pen, rng: np.random.Generator, site: Site) -> None:
         pen.ellipse(x, y, r, r * 0.8, jitter(rng, site.ground, 0.35))
     for _ in range(int(rng.integers(0, 3))):  # fallen logs
         x, y = rng.uniform(0, 1), rng.uniform(site.horizon + 0.1, 0.95)
-        pen.line([(x - 0.2, y), (x + 0.2, y + rng.uniform(-0.1, 0.1))], 0.012,
-                 jitter(rng, (90, 75, 55), 0.2))
+        pen.line(
+            [(x - 0.2, y), (x + 0.2, y + rng.uniform(-0.1, 0.1))],
+            0.012,
+            jitter(rng, (90, 75, 55), 0.2),
+        )
 
 
-def smooth_noise(rng: np.random.Generator, grid: tuple[int, int], width: int,
-                  height: int) -> np.ndarray:
+def smooth_noise(
+    rng: np.random.Generator, grid: tuple[int, int], width: int, height: int
+) -> np.ndarray:
     """Noise in [-1, 1] on a fixed grid, upsampled: the same pattern at every resolution."""
     coarse = rng.uniform(-1, 1, grid).astype(np.float32)
     image = Image.fromarray(coarse, mode="F").resize((width, height), Image.Resampling.BILINEAR)
     return np.asarray(image, np.float32)
-
 
 
 class Pen:
@@ -153,15 +160,23 @@ class Pen:
     def _px(self, width: float) -> int:
         return max(1, round(width * self.w))
 
-    def ellipse(self, cx: float, cy: float, rx: float, ry: float, fill: Color | None,
-                outline: Color | None = None, width: float = 0.0) -> None:
+    def ellipse(
+        self,
+        cx: float,
+        cy: float,
+        rx: float,
+        ry: float,
+        fill: Color | None,
+        outline: Color | None = None,
+        width: float = 0.0,
+    ) -> None:
         box = (*self._xy(cx - rx, cy - ry), *self._xy(cx + rx, cy + ry))
-        self.draw.ellipse(box, fill=fill, outline=outline,
-                          width=self._px(width) if outline else 0)
+        self.draw.ellipse(box, fill=fill, outline=outline, width=self._px(width) if outline else 0)
 
     def line(self, points: list[tuple[float, float]], width: float, fill: Color) -> None:
-        self.draw.line([self._xy(*p) for p in points], fill=fill, width=self._px(width),
-                       joint="curve")
+        self.draw.line(
+            [self._xy(*p) for p in points], fill=fill, width=self._px(width), joint="curve"
+        )
 
     def polygon(self, points: list[tuple[float, float]], fill: Color) -> None:
         self.draw.polygon([self._xy(*p) for p in points], fill=fill)
@@ -177,4 +192,3 @@ def jitter(rng: np.random.Generator, color: Color, amount: float = 0.12) -> Colo
 def shade(color: Color, factor: float) -> Color:
     r, g, b = (int(min(255, v * factor)) for v in color)
     return (r, g, b)
-

@@ -57,8 +57,9 @@ def draw_hour(rng: np.random.Generator, label: str) -> float:
     return float(MINUTES[minute] + rng.uniform(0, 1 / 60))
 
 
-def plan_visits(rng: np.random.Generator, rows: list[tuple[str, str]],
-                max_burst: int) -> list[list[int]]:
+def plan_visits(
+    rng: np.random.Generator, rows: list[tuple[str, str]], max_burst: int
+) -> list[list[int]]:
     """Group a split's (site, label) rows into visits of 1-max_burst (at most 5) frames of one
     site and label, in order of each visit's first row; every row in exactly one visit."""
     share = np.asarray(BURST_SHARE[:max_burst])
@@ -86,8 +87,14 @@ def infrared(rng: np.random.Generator, hour: float, site: Site) -> bool:
     return bool(rng.random() < DAY_IR * site.night_factor)
 
 
-def make_shots(seed: int, split_key: int, visits: list[list[int]], rows: list[tuple[str, str]],
-               sites: dict[str, Site], timestamps: bool) -> dict[int, Shot]:
+def make_shots(
+    seed: int,
+    split_key: int,
+    visits: list[list[int]],
+    rows: list[tuple[str, str]],
+    sites: dict[str, Site],
+    timestamps: bool,
+) -> dict[int, Shot]:
     """Each row's shot: its visit's animal, light and clock, and its own step and time.
 
     With `timestamps`, a visit's hour follows its class's activity and the light follows the
@@ -101,18 +108,23 @@ def make_shots(seed: int, split_key: int, visits: list[list[int]], rows: list[tu
         rng = np.random.default_rng([seed, 6, split_key, v])
         if timestamps:
             if site_name in last_end and rng.random() < FOLLOW:
-                start = last_end[site_name] + dt.timedelta(seconds=round(
-                    rng.uniform(*FOLLOW_SECONDS)))
+                start = last_end[site_name] + dt.timedelta(
+                    seconds=round(rng.uniform(*FOLLOW_SECONDS))
+                )
             else:
                 day = dt.datetime.combine(site.start, dt.time()) + dt.timedelta(
-                    days=int(rng.integers(DAYS)))
+                    days=int(rng.integers(DAYS))
+                )
                 start = day + dt.timedelta(seconds=round(draw_hour(rng, label) * 3600))
             clock = start.hour + start.minute / 60 + start.second / 3600
             night = infrared(rng, clock, site)
         else:
             night = bool(rng.random() < min(0.95, NOCTURNAL[label] * site.night_factor))
-            hour = int(rng.choice([*range(19, 24), *range(0, 5)])) if night else int(
-                rng.integers(6, 18))
+            hour = (
+                int(rng.choice([*range(19, 24), *range(0, 5)]))
+                if night
+                else int(rng.integers(6, 18))
+            )
             start = dt.datetime.combine(
                 site.start + dt.timedelta(days=int(rng.integers(0, 60))),
                 dt.time(hour, int(rng.integers(60)), int(rng.integers(60))),
@@ -123,7 +135,8 @@ def make_shots(seed: int, split_key: int, visits: list[list[int]], rows: list[tu
             if k:
                 span = RETRIGGER_SECONDS if rng.random() < RETRIGGER else BURST_SECONDS
                 when = when + dt.timedelta(seconds=round(rng.uniform(*span)))
-            shots[row] = Shot(visit_seed=(seed, 10, split_key, v), step=speed * k, night=night,
-                              when=when)
+            shots[row] = Shot(
+                visit_seed=(seed, 10, split_key, v), step=speed * k, night=night, when=when
+            )
         last_end[site_name] = when
     return shots

@@ -89,9 +89,11 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise DetectorError(f"device {device!r} asked for, but this torch sees no GPU "
-                            f"(torch {torch.__version__}); pass --device cpu, or install without "
-                            "replacing the box's CUDA torch (README: GPU box)")
+        raise DetectorError(
+            f"device {device!r} asked for, but this torch sees no GPU "
+            f"(torch {torch.__version__}); pass --device cpu, or install without "
+            "replacing the box's CUDA torch (README: GPU box)"
+        )
     return device
 
 
@@ -113,7 +115,9 @@ def build_detector(cfg: DetectConfig) -> Detector:
             f"models/megadetector_lite/{WEIGHTS_NAME}"
         )
     return MegadetectorLite(
-        weights, device=device, conf_threshold=cfg.conf_threshold,
+        weights,
+        device=device,
+        conf_threshold=cfg.conf_threshold,
         nms_threshold=cfg.nms_threshold,
     )
 
@@ -161,8 +165,10 @@ def _load_partial(path: Path, info: dict[str, Any]) -> mdjson.DetectionFile | No
         print(f"detect: ignoring unreadable {path}: {err}", file=sys.stderr)
         return None
     if not _same_run(partial.info, info):
-        print(f"detect: {path} came from another detector/weights/settings; starting over",
-              file=sys.stderr)
+        print(
+            f"detect: {path} came from another detector/weights/settings; starting over",
+            file=sys.stderr,
+        )
         return None
     return partial
 
@@ -245,12 +251,15 @@ def check_writable(out: Path) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DetectorError(f"cannot create {folder} for the detections ({err.strerror}); pass "
-                            "--out PATH in a writable folder (not the read-only data folder)"
-                            ) from err
+        raise DetectorError(
+            f"cannot create {folder} for the detections ({err.strerror}); pass "
+            "--out PATH in a writable folder (not the read-only data folder)"
+        ) from err
     if not os.access(folder, os.W_OK):
-        raise DetectorError(f"{folder} is not writable: pass --out PATH in a writable folder "
-                            "(detections never need to live in the data folder)")
+        raise DetectorError(
+            f"{folder} is not writable: pass --out PATH in a writable folder "
+            "(detections never need to live in the data folder)"
+        )
 
 
 def detect_images(cfg: DetectConfig) -> Path:
@@ -295,14 +304,20 @@ def detect_images(cfg: DetectConfig) -> Path:
         raise
     if stopping:
         mdjson.write(part, det)
-        print(f"detect: stopped after {len(todo)} new images (limit); partial results in "
-              f"{part}; run again to finish", file=sys.stderr)
+        print(
+            f"detect: stopped after {len(todo)} new images (limit); partial results in "
+            f"{part}; run again to finish",
+            file=sys.stderr,
+        )
         return part
     mdjson.write(out, _finished(det, info))
     resolved = {**config_dict(cfg), "weights": str(detector.weights)}
     write_yaml(config_path(out), {**resolved, "git_commit": info["git_commit"]})
     part.unlink(missing_ok=True)
     n_boxes = sum(1 for dets in det.images.values() if dets)
-    print(f"detect: {len(det.images)} images ({n_boxes} with a box >= {cfg.conf_threshold}), "
-          f"{len(det.failures)} failures -> {out}", file=sys.stderr)
+    print(
+        f"detect: {len(det.images)} images ({n_boxes} with a box >= {cfg.conf_threshold}), "
+        f"{len(det.failures)} failures -> {out}",
+        file=sys.stderr,
+    )
     return out

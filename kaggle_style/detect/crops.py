@@ -71,7 +71,8 @@ class CropConfig:
     data: Path | None = None  # DrivenData folder: ids are DrivenData ids
     images: Path | None = None  # or a folder of images: ids are relative paths
     thresholds: Annotated[list[Fraction], Field(min_length=1)] = field(
-        default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5])
+        default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5]
+    )
     pad: NonNegative = 0.1  # added on each side, as a fraction of the box's width / height
     mode: Literal["best", "all"] = "best"  # best box per image, or every box as a sample
     min_size: Count = 32  # crops smaller than this (px) grow around their centre
@@ -174,8 +175,11 @@ def _selected(
 ) -> list[tuple[int, mdjson.Detection]]:
     """(index in the file, detection) of the animal boxes used at this threshold, best first."""
     ranked = sorted(
-        ((i, d) for i, d in enumerate(dets) if d.category in animals and d.conf >= threshold
-         and d.bbox[2] > 0 and d.bbox[3] > 0),
+        (
+            (i, d)
+            for i, d in enumerate(dets)
+            if d.category in animals and d.conf >= threshold and d.bbox[2] > 0 and d.bbox[3] > 0
+        ),
         key=lambda item: (-item[1].conf, item[0]),
     )
     return ranked[: 1 if mode == "best" else max_boxes]
@@ -201,16 +205,35 @@ def _plan(
             for index, det in chosen:
                 dst = folder / _crop_name(image_id, index)
                 boxes[str(dst)] = det.bbox
-                rows.append({ID_COL: image_id, "threshold": threshold, "crop_path": str(dst),
-                             "bbox": det.bbox, "conf": det.conf, "fallback": False})
+                rows.append(
+                    {
+                        ID_COL: image_id,
+                        "threshold": threshold,
+                        "crop_path": str(dst),
+                        "bbox": det.bbox,
+                        "conf": det.conf,
+                        "fallback": False,
+                    }
+                )
             if not chosen:
-                rows.append({ID_COL: image_id, "threshold": threshold, "crop_path": str(path),
-                             "bbox": None, "conf": best_conf, "fallback": True})
-        jobs[image_id] = _Job(str(path), tuple(boxes.items()), cfg.pad, cfg.min_size,
-                              cfg.jpeg_quality, cfg.max_pixels)
+                rows.append(
+                    {
+                        ID_COL: image_id,
+                        "threshold": threshold,
+                        "crop_path": str(path),
+                        "bbox": None,
+                        "conf": best_conf,
+                        "fallback": True,
+                    }
+                )
+        jobs[image_id] = _Job(
+            str(path), tuple(boxes.items()), cfg.pad, cfg.min_size, cfg.jpeg_quality, cfg.max_pixels
+        )
     if unmatched:
-        print(f"crop: {unmatched} image(s) have no entry in the detections file: full frames",
-              file=sys.stderr)
+        print(
+            f"crop: {unmatched} image(s) have no entry in the detections file: full frames",
+            file=sys.stderr,
+        )
     return rows, jobs
 
 
@@ -223,8 +246,15 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
     try:
         if workers > 1:
             with ProcessPoolExecutor(workers) as pool:
-                results = list(tqdm(pool.map(_make_crops, todo, chunksize=16), total=len(todo),
-                                    desc="crop", unit="img", disable=None))
+                results = list(
+                    tqdm(
+                        pool.map(_make_crops, todo, chunksize=16),
+                        total=len(todo),
+                        desc="crop",
+                        unit="img",
+                        disable=None,
+                    )
+                )
         else:
             results = [_make_crops(j) for j in tqdm(todo, desc="crop", unit="img", disable=None)]
     except OSError as err:
@@ -234,8 +264,10 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
     failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
     if failed:
         shown = "; ".join(f"{i}: {why}" for i, why in failed[:3])
-        print(f"crop: {len(failed)} unreadable image(s) fall back to full frames ({shown})",
-              file=sys.stderr)
+        print(
+            f"crop: {len(failed)} unreadable image(s) fall back to full frames ({shown})",
+            file=sys.stderr,
+        )
     return {i: size for i, (size, _) in zip(ids, results, strict=True)}
 
 
@@ -253,8 +285,12 @@ def _finish_rows(
             width, height = size
             left, top, right, bottom = crop_region(row["bbox"], cfg.pad, cfg.min_size, *size)
             region = (left / width, top / height, (right - left) / width, (bottom - top) / height)
-        out.append({**{k: v for k, v in row.items() if k != "bbox"},
-                    **dict(zip("xywh", region, strict=True))})
+        out.append(
+            {
+                **{k: v for k, v in row.items() if k != "bbox"},
+                **dict(zip("xywh", region, strict=True)),
+            }
+        )
     frame = pd.DataFrame(out, columns=list(MANIFEST_COLUMNS))
     # An unreadable image's boxes all became the same full-frame row.
     return frame.drop_duplicates([ID_COL, "threshold", "crop_path"], ignore_index=True)
@@ -280,8 +316,9 @@ def _write_manifest(frame: pd.DataFrame, path: Path) -> Path:
 def run_crops(cfg: CropConfig) -> Path:
     """Make (or reuse) every crop; write `<out>/<key>/manifest.csv`, its config, and the
     pointer `<out>/manifest.csv`; return the keyed manifest's path."""
-    check_outputs({"out": cfg.out}, {"detections": cfg.detections, "data": cfg.data,
-                                     "images": cfg.images})
+    check_outputs(
+        {"out": cfg.out}, {"detections": cfg.detections, "data": cfg.data, "images": cfg.images}
+    )
     detections = mdjson.read(cfg.detections)
     table = image_table(cfg.data, cfg.images)
     key = cache_key(detections, cfg)
@@ -290,14 +327,19 @@ def run_crops(cfg: CropConfig) -> Path:
     sizes = _run_jobs(jobs, cfg.num_workers, folder)
     manifest = _finish_rows(rows, jobs, sizes, cfg)
     path = _write_manifest(manifest, folder / MANIFEST)
-    write_yaml(folder / CROP_CONFIG, {
-        **config_dict(cfg),
-        "key": key,
-        "detections_info": detections.info,
-        "git_commit": git_commit(),
-    })
+    write_yaml(
+        folder / CROP_CONFIG,
+        {
+            **config_dict(cfg),
+            "key": key,
+            "detections_info": detections.info,
+            "git_commit": git_commit(),
+        },
+    )
     _write_manifest(manifest, Path(cfg.out) / MANIFEST)
     crops = int((~manifest["fallback"]).sum())
-    print(f"crop: {len(manifest)} rows ({crops} crops, {len(manifest) - crops} full-frame) "
-          f"-> {path}", file=sys.stderr)
+    print(
+        f"crop: {len(manifest)} rows ({crops} crops, {len(manifest) - crops} full-frame) -> {path}",
+        file=sys.stderr,
+    )
     return path

@@ -16,4 +16,3 @@ class SourceError(UserError, ValueError):
 
 class DetectionsFileError(UserError, ValueError):
     """A detections file that is missing or not MegaDetector's batch-output format."""
-

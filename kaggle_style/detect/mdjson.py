@@ -96,8 +96,10 @@ def read(path: str | Path) -> DetectionFile:
     """The file, or one `DetectionsFileError` naming it and what to do."""
     path = Path(path)
     if not path.is_file():
-        raise DetectionsFileError(f"{path}: detections file not found; run `kaggle-style detect` "
-                                  "first or pass --detections PATH")
+        raise DetectionsFileError(
+            f"{path}: detections file not found; run `kaggle-style detect` "
+            "first or pass --detections PATH"
+        )
     try:
         with open(path, encoding="utf-8") as handle:
             return parse(json.load(handle))

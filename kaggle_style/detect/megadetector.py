@@ -85,11 +85,17 @@ class MegaDetector:
         images = [Image.fromarray(a) for a in arrays]
         if hasattr(self.model, "generate_detections_one_batch"):
             results = self.model.generate_detections_one_batch(
-                images, image_id=[str(i) for i in range(len(images))],
-                detection_threshold=self.conf_threshold)
+                images,
+                image_id=[str(i) for i in range(len(images))],
+                detection_threshold=self.conf_threshold,
+            )
         else:
-            results = [self.model.generate_detections_one_image(
-                image, image_id="", detection_threshold=self.conf_threshold) for image in images]
+            results = [
+                self.model.generate_detections_one_image(
+                    image, image_id="", detection_threshold=self.conf_threshold
+                )
+                for image in images
+            ]
         return [to_detections(result) for result in results]
 
 

@@ -68,8 +68,7 @@ def show_detections(
     limit: int | None = None,
 ) -> list[Path]:
     """Write one PNG per image that has an entry in the detections file; return their paths."""
-    check_outputs({"--out": out}, {"--detections": detections, "--data": data,
-                                   "--images": images})
+    check_outputs({"--out": out}, {"--detections": detections, "--data": data, "--images": images})
     det_file = mdjson.read(detections)
     table = image_table(data, images)
     entries = match_entries(det_file, list(table[KEY_COL]))
@@ -82,13 +81,22 @@ def show_detections(
         for k in table[KEY_COL]
         if isinstance(entries[k], list)
     )
-    print(f"show-detections: {len(written)} PNGs in {out} ({n_animals} images with an animal "
-          f">= {min_conf})", file=sys.stderr)
+    print(
+        f"show-detections: {len(written)} PNGs in {out} ({n_animals} images with an animal "
+        f">= {min_conf})",
+        file=sys.stderr,
+    )
     return written
 
 
-def _draw_all(det_file: mdjson.DetectionFile, table: pd.DataFrame, entries: dict[str, Any],
-              folder: Path, min_conf: float, limit: int | None) -> list[str]:
+def _draw_all(
+    det_file: mdjson.DetectionFile,
+    table: pd.DataFrame,
+    entries: dict[str, Any],
+    folder: Path,
+    min_conf: float,
+    limit: int | None,
+) -> list[str]:
     """The PNG names drawn into `folder`, one per detected image (at most `limit`)."""
     written: list[str] = []
     for key, path in zip(table[KEY_COL], table[PATH_COL], strict=True):

@@ -89,12 +89,17 @@ class Blend:
     @classmethod
     def from_report(cls, report: EnsembleReport) -> Blend:
         """The second stage an ensemble.json describes (the steps it applied, nothing else)."""
-        blend = cls(report.space, np.asarray(list(report.weights.values()), dtype=float),
-                    report.temperature or 1.0)
+        blend = cls(
+            report.space,
+            np.asarray(list(report.weights.values()), dtype=float),
+            report.temperature or 1.0,
+        )
         if report.stacking is not None and report.stacking.used:
             if report.stacking.model is None:
-                raise EnsembleError("ensemble.json: its stacking model is not saved (an older "
-                                    "version wrote it); rerun `kaggle-style ensemble`")
+                raise EnsembleError(
+                    "ensemble.json: its stacking model is not saved (an older "
+                    "version wrote it); rerun `kaggle-style ensemble`"
+                )
             blend.stacker = Stacker.from_dict(report.stacking.model)
         for step in STEPS:
             record = report.step(step.key)
@@ -102,8 +107,10 @@ class Blend:
                 try:
                     blend.steps.append((step, step.load(record.details())))
                 except (KeyError, TypeError, ValueError) as err:
-                    raise EnsembleError(f"ensemble.json: step {step.key!r} lacks its fit "
-                                        f"({err}); rerun `kaggle-style ensemble`") from None
+                    raise EnsembleError(
+                        f"ensemble.json: step {step.key!r} lacks its fit "
+                        f"({err}); rerun `kaggle-style ensemble`"
+                    ) from None
         return blend
 
 

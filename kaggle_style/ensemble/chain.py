@@ -30,8 +30,12 @@ class RowFacts:
     boxes: np.ndarray | None = None  # object array: per row, its boxes' [confidence, share]
 
     def take(self, mask: np.ndarray) -> RowFacts:
-        return RowFacts(**{f.name: None if getattr(self, f.name) is None
-                       else getattr(self, f.name)[mask] for f in fields(self)})
+        return RowFacts(
+            **{
+                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[mask]
+                for f in fields(self)
+            }
+        )
 
     def unlabelled(self) -> RowFacts:
         return replace(self, y=None, folds=None)
@@ -101,8 +105,9 @@ def fit_folds(
     states, models = [], []
     for fold, fit_rows, held in fold_split(folds):
         model = fit(fit_rows)
-        states.append(FoldState(fold, fit_rows, held, predict(model, fit_rows),
-                                predict(model, held)))
+        states.append(
+            FoldState(fold, fit_rows, held, predict(model, fit_rows), predict(model, held))
+        )
         models.append(model)
     return states, models
 
@@ -124,8 +129,9 @@ class StepResult:
     fold_params: dict[str, Any]  # each fold's fit, on the other folds' rows
 
 
-def run_step(stream: StepPredictions, rows: RowFacts, test_rows: RowFacts, fit: Fit,
-             apply: Apply) -> StepResult:
+def run_step(
+    stream: StepPredictions, rows: RowFacts, test_rows: RowFacts, fit: Fit, apply: Apply
+) -> StepResult:
     """Fit on all OOF rows for the test rows; fit on k-1 folds for each fold's nested rows."""
     params, oof = fit(stream.oof, rows)
     test = apply(params, stream.test, test_rows.unlabelled())

@@ -26,19 +26,27 @@ if TYPE_CHECKING:
 
 def has_choices(cfg: EnsembleConfig) -> bool:
     """Whether anything is decided on the data (else the chain's nested figure is honest)."""
-    return (cfg.space == "auto" or cfg.stacking == "auto"
-            or any(step.mode(cfg) == "auto" for step in STEPS))
+    return (
+        cfg.space == "auto"
+        or cfg.stacking == "auto"
+        or any(step.mode(cfg) == "auto" for step in STEPS)
+    )
 
 
 def choices_of(result: EnsembleResult) -> dict[str, Any]:
     """What a fit of the chain chose, as the report lists it per fold."""
     report = result.report
-    return {"space": report.space, "method": report.method,
-            "applied": [key for key, record in report.steps.items() if record.applied]}
+    return {
+        "space": report.space,
+        "method": report.method,
+        "applied": [key for key, record in report.steps.items() if record.applied],
+    }
 
 
 def nested_choices(
-    cfg: EnsembleConfig, inputs: Inputs, fit_chain: Callable[[EnsembleConfig, Inputs], Any],
+    cfg: EnsembleConfig,
+    inputs: Inputs,
+    fit_chain: Callable[[EnsembleConfig, Inputs], Any],
 ) -> tuple[np.ndarray | None, list[dict[str, Any]]]:
     """(each fold's predictions from the chain fitted and chosen on the other folds, each fold's
     choices); (None, []) with one fold."""

@@ -49,15 +49,18 @@ class EnsembleConfig:
     stacking_c: Positive = 1.0  # inverse L2 strength of the stacking regression
     site_adapt: Mode = "auto"
     site_strengths: Annotated[list[NonNegative], NonEmpty] = field(
-        default_factory=lambda: list(DEFAULT_STRENGTHS))
+        default_factory=lambda: list(DEFAULT_STRENGTHS)
+    )
     features: str | None = None  # test_features.csv
     train_features: str | None = None  # train_features.csv
     meta: str | None = None  # meta.csv (kaggle-style meta); default DATA/meta.csv if present
     sequences: Mode = "auto"  # pool log-probabilities over bursts (needs meta and sites)
     sequence_gaps: Annotated[list[Positive], NonEmpty] = field(  # seconds
-        default_factory=lambda: list(DEFAULT_GAPS))
+        default_factory=lambda: list(DEFAULT_GAPS)
+    )
     sequence_weights: Annotated[list[Weight], NonEmpty] = field(
-        default_factory=lambda: list(DEFAULT_POOL_WEIGHTS))
+        default_factory=lambda: list(DEFAULT_POOL_WEIGHTS)
+    )
     time_adjust: Mode = "auto"  # hour-of-day and night flag (needs meta)
     time_c: Positive = 0.1  # inverse L2 strength of the time weights (best on synthetic bursts)
     # daily sin/cos cycles of the hour: 1 day/night, 2 dawn/dusk too
@@ -65,7 +68,8 @@ class EnsembleConfig:
     detection_stacking: Mode = "auto"  # per-image member weights (needs detections)
     detections: str | None = None  # detections.json (MegaDetector batch format) of all images
     detection_thresholds: Annotated[list[Fraction], NonEmpty] = field(
-        default_factory=lambda: list(DEFAULT_THRESHOLDS))
+        default_factory=lambda: list(DEFAULT_THRESHOLDS)
+    )
     detection_c: Positive = 0.1  # inverse L2 strength of the per-image gate weights
     n_starts: Count = 3  # optimiser starts for the weights (equal weights + random)
     seed: Whole = 0

@@ -37,8 +37,9 @@ def boxes_of(detections: Sequence[Any]) -> np.ndarray:
     """(boxes, 2) of [confidence, share of the frame] from `mdjson.Detection`s."""
     if not detections:
         return NO_BOXES
-    return np.array([[d.conf, max(d.bbox[2], 0.0) * max(d.bbox[3], 0.0)] for d in detections],
-                    dtype=np.float64)
+    return np.array(
+        [[d.conf, max(d.bbox[2], 0.0) * max(d.bbox[3], 0.0)] for d in detections], dtype=np.float64
+    )
 
 
 def detection_features(boxes: Sequence[np.ndarray], thresholds: Sequence[float]) -> np.ndarray:
@@ -74,13 +75,21 @@ class DetectionGate:
         return np.concatenate([np.ones((len(x), 1)), x], axis=1)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"thresholds": list(self.thresholds), "mean": self.mean.tolist(),
-                "scale": self.scale.tolist(), "coef": self.coef.tolist()}
+        return {
+            "thresholds": list(self.thresholds),
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DetectionGate:
-        return cls(tuple(float(t) for t in data["thresholds"]), np.asarray(data["mean"], float),
-                   np.asarray(data["scale"], float), np.asarray(data["coef"], float))
+        return cls(
+            tuple(float(t) for t in data["thresholds"]),
+            np.asarray(data["mean"], float),
+            np.asarray(data["scale"], float),
+            np.asarray(data["coef"], float),
+        )
 
 
 def _centred(members: np.ndarray) -> np.ndarray:
@@ -109,7 +118,9 @@ def _objective(z: np.ndarray, centred: np.ndarray, x: np.ndarray, y: np.ndarray,
 
 
 def fit_detection_gate(
-    probs: np.ndarray, rows: RowFacts, thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
+    probs: np.ndarray,
+    rows: RowFacts,
+    thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
     c: float = 0.1,
 ) -> tuple[DetectionGate, np.ndarray]:
     """(gate weights fitted on the labelled rows, their gated rows)."""
@@ -120,8 +131,13 @@ def fit_detection_gate(
     n_members = rows.members.shape[1]  # type: ignore[union-attr]
     gate = DetectionGate(thresholds, mean, scale, np.zeros((n_members, features.shape[1] + 1)))
     if n_members > 1:
-        objective = _objective(log_probs(probs), _centred(rows.members), gate.design(rows),
-                               np.asarray(rows.y, np.int64), c)
+        objective = _objective(
+            log_probs(probs),
+            _centred(rows.members),
+            gate.design(rows),
+            np.asarray(rows.y, np.int64),
+            c,
+        )
         result = minimize(objective, gate.coef.ravel(), jac=True, method="L-BFGS-B")
         gate.coef = result.x.reshape(gate.coef.shape)
     return gate, apply_detection_gate(gate, probs, rows)

@@ -73,12 +73,18 @@ class Inputs:
     detections_note: str = "no detections file (give --detections)"
 
     def rows(self) -> RowFacts:
-        return replace(_rows(self.oof_sites, self.oof_meta, self.y, self.folds),
-                       members=np.stack(self.oof, axis=1), boxes=self.oof_boxes)
+        return replace(
+            _rows(self.oof_sites, self.oof_meta, self.y, self.folds),
+            members=np.stack(self.oof, axis=1),
+            boxes=self.oof_boxes,
+        )
 
     def test_rows(self) -> RowFacts:
-        return replace(_rows(self.test_sites, self.test_meta),
-                       members=np.stack(self.test, axis=1), boxes=self.test_boxes)
+        return replace(
+            _rows(self.test_sites, self.test_meta),
+            members=np.stack(self.test, axis=1),
+            boxes=self.test_boxes,
+        )
 
     def hold_out(self, fold: int) -> Inputs:
         """The other folds as OOF rows and this fold's rows as unlabelled test rows: what the
@@ -90,21 +96,33 @@ class Inputs:
             return None if values is None else values[mask]
 
         return replace(
-            self, oof_ids=self.oof_ids[keep], test_ids=self.oof_ids[held],
-            oof=[p[keep] for p in self.oof], test=[p[held] for p in self.oof],
-            y=self.y[keep], folds=self.folds[keep],
-            oof_sites=part(self.oof_sites, keep), test_sites=part(self.oof_sites, held),
+            self,
+            oof_ids=self.oof_ids[keep],
+            test_ids=self.oof_ids[held],
+            oof=[p[keep] for p in self.oof],
+            test=[p[held] for p in self.oof],
+            y=self.y[keep],
+            folds=self.folds[keep],
+            oof_sites=part(self.oof_sites, keep),
+            test_sites=part(self.oof_sites, held),
             oof_meta=None if self.oof_meta is None else self.oof_meta.take(keep),
             test_meta=None if self.oof_meta is None else self.oof_meta.take(held),
-            oof_boxes=part(self.oof_boxes, keep), test_boxes=part(self.oof_boxes, held))
+            oof_boxes=part(self.oof_boxes, keep),
+            test_boxes=part(self.oof_boxes, held),
+        )
 
 
-def _rows(sites: np.ndarray | None, meta: Meta | None, y: np.ndarray | None = None,
-          folds: np.ndarray | None = None) -> RowFacts:
+def _rows(
+    sites: np.ndarray | None,
+    meta: Meta | None,
+    y: np.ndarray | None = None,
+    folds: np.ndarray | None = None,
+) -> RowFacts:
     if meta is None:
         return RowFacts(y=y, folds=folds, sites=sites)
-    return RowFacts(y=y, folds=folds, sites=sites, times=meta.times, hours=meta.hours,
-                night=meta.night)
+    return RowFacts(
+        y=y, folds=folds, sites=sites, times=meta.times, hours=meta.hours, night=meta.night
+    )
 
 
 def _run_names(runs: Sequence[str]) -> list[str]:
@@ -116,8 +134,10 @@ def _sites_for(path: Path, ids: np.ndarray, what: str) -> np.ndarray:
     table = read_features(path).set_index(ID_COL)[SITE_COL]
     missing = [i for i in ids if i not in table.index]
     if missing:
-        raise EnsembleError(f"{path}: no site for {len(missing)} {what} id(s): "
-                            f"{few_ids(missing)}; give the site table of these runs' ids")
+        raise EnsembleError(
+            f"{path}: no site for {len(missing)} {what} id(s): "
+            f"{few_ids(missing)}; give the site table of these runs' ids"
+        )
     return table.loc[ids].to_numpy().astype(str)
 
 
@@ -125,17 +145,23 @@ def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, str 
     """A run's OOF and test frames and model hash, after checking its folds share one config."""
     for file in (OOF_FILE, TEST_FILE):
         if not (folder / file).is_file():
-            raise EnsembleError(f"run {name}: {folder / file} not found; train the run (or "
-                                "rerun its ensemble) first, or leave it out")
+            raise EnsembleError(
+                f"run {name}: {folder / file} not found; train the run (or "
+                "rerun its ensemble) first, or leave it out"
+            )
     if (folder / ENSEMBLE_FILE).is_file():
         read_ensemble(folder)  # an ensemble blended again: its own members unchanged
     key = checked_hash(folder)
-    return (read_predictions(folder / OOF_FILE, require_fold=True),
-            read_predictions(folder / TEST_FILE), key)
+    return (
+        read_predictions(folder / OOF_FILE, require_fold=True),
+        read_predictions(folder / TEST_FILE),
+        key,
+    )
 
 
-def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool,
-                need_detections: bool = False) -> Inputs:
+def load_inputs(
+    cfg: EnsembleConfig, need_sites: bool, need_meta: bool, need_detections: bool = False
+) -> Inputs:
     """Read every run's oof.csv and test.csv, check they line up, attach labels (and sites and
     meta, for the steps that use them)."""
     if not cfg.runs:
@@ -158,8 +184,10 @@ def load_inputs(cfg: EnsembleConfig, need_sites: bool, need_meta: bool,
     labels = read_labels(labels_path).set_index(ID_COL)[LABEL_COL]
     unlabelled = [i for i in oof_ids if i not in labels.index]
     if unlabelled:
-        raise EnsembleError(f"{labels_path}: no label for {len(unlabelled)} OOF id(s): "
-                            f"{few_ids(unlabelled)}; give the labels these runs trained on")
+        raise EnsembleError(
+            f"{labels_path}: no label for {len(unlabelled)} OOF id(s): "
+            f"{few_ids(unlabelled)}; give the labels these runs trained on"
+        )
     inputs = Inputs(
         names=names,
         oof_ids=oof_ids,
@@ -192,8 +220,9 @@ def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
     path = Path(cfg.detections)  # type: ignore[arg-type]
     tables = (cfg.train_features_path(), cfg.test_features_path())
     if not all(t.is_file() for t in tables):
-        inputs.detections_note = ("no site table to find each id's file in the detections "
-                                  "(set train_features / features)")
+        inputs.detections_note = (
+            "no site table to find each id's file in the detections (set train_features / features)"
+        )
         return
     files = {}
     for table in tables:
@@ -201,9 +230,11 @@ def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
     oof_files = [files.get(i, "") for i in inputs.oof_ids]
     known = set(read_detections(path).images)
     if not known.intersection(oof_files):
-        raise EnsembleError(f"{path}: no detection for any OOF image (it names files like "
-                            f"{few_ids(sorted(known)[:2])}, the tables like "
-                            f"{few_ids(oof_files[:2])}); give the detections of these images")
+        raise EnsembleError(
+            f"{path}: no detection for any OOF image (it names files like "
+            f"{few_ids(sorted(known)[:2])}, the tables like "
+            f"{few_ids(oof_files[:2])}); give the detections of these images"
+        )
     inputs.oof_boxes = boxes_for(path, oof_files)
     inputs.test_boxes = boxes_for(path, [files.get(i, "") for i in inputs.test_ids])
 
@@ -213,8 +244,9 @@ def _attach_sites(cfg: EnsembleConfig, inputs: Inputs) -> None:
     train_path, test_path = cfg.train_features_path(), cfg.test_features_path()
     absent = [str(p) for p in (train_path, test_path) if not p.is_file()]
     if absent:
-        inputs.site_note = (f"no site table ({', '.join(absent)} not found; "
-                            "set train_features / features)")
+        inputs.site_note = (
+            f"no site table ({', '.join(absent)} not found; set train_features / features)"
+        )
         return
     inputs.oof_sites = _sites_for(train_path, inputs.oof_ids, "OOF")
     inputs.test_sites = _sites_for(test_path, inputs.test_ids, "test")
@@ -231,16 +263,21 @@ def _attach_meta(cfg: EnsembleConfig, inputs: Inputs) -> None:
         raise EnsembleError(str(err)) from err
     duplicated = frame.loc[frame[ID_COL].duplicated(), ID_COL]
     if len(duplicated):
-        raise EnsembleError(f"{path}: duplicate ids {few_ids(duplicated.unique())}; rerun "
-                            "`kaggle-style meta`")
+        raise EnsembleError(
+            f"{path}: duplicate ids {few_ids(duplicated.unique())}; rerun `kaggle-style meta`"
+        )
     frame = frame.set_index(ID_COL)
     inputs.oof_meta = _meta_for(path, frame, inputs.oof_ids, "OOF")
     inputs.test_meta = _meta_for(path, frame, inputs.test_ids, "test")
 
 
-def new_rows(sites: np.ndarray | None, meta: pd.DataFrame | None = None,
-             ids: np.ndarray | None = None, where: str = "meta",
-             boxes: np.ndarray | None = None) -> RowFacts:
+def new_rows(
+    sites: np.ndarray | None,
+    meta: pd.DataFrame | None = None,
+    ids: np.ndarray | None = None,
+    where: str = "meta",
+    boxes: np.ndarray | None = None,
+) -> RowFacts:
     """Rows of new images for `Blend.apply` (what `predict` needs): their sites, from a frame
     in the meta.csv layout with their `ids` their times, and their detector boxes."""
     if meta is None or ids is None:
@@ -255,8 +292,10 @@ def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Me
     error, because an empty cell is how meta.csv says "not read"."""
     missing = [i for i in ids if i not in frame.index]
     if missing:
-        raise EnsembleError(f"{path}: no row for {len(missing)} {what} id(s): {few_ids(missing)}; "
-                            "rerun `kaggle-style meta` on the data these runs used")
+        raise EnsembleError(
+            f"{path}: no row for {len(missing)} {what} id(s): {few_ids(missing)}; "
+            "rerun `kaggle-style meta` on the data these runs used"
+        )
     rows = frame.loc[ids]
     text = rows[META_DATETIME].astype("string").str.strip().replace("", pd.NA)
     stamps = pd.to_datetime(text, errors="coerce", format="ISO8601")
@@ -264,16 +303,20 @@ def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Me
     night = pd.to_numeric(rows[META_NIGHT], errors="coerce").to_numpy(dtype=np.float64)
     checks = [
         (META_DATETIME, text.notna().to_numpy() & stamps.isna().to_numpy(), "ISO 8601"),
-        (META_HOUR, rows[META_HOUR].notna().to_numpy()
-         & ~((hours >= 0) & (hours <= 24)), "a number from 0 to 24"),
-        (META_NIGHT, rows[META_NIGHT].notna().to_numpy() & ~np.isin(night, (0.0, 1.0)),
-         "0 or 1"),
+        (
+            META_HOUR,
+            rows[META_HOUR].notna().to_numpy() & ~((hours >= 0) & (hours <= 24)),
+            "a number from 0 to 24",
+        ),
+        (META_NIGHT, rows[META_NIGHT].notna().to_numpy() & ~np.isin(night, (0.0, 1.0)), "0 or 1"),
     ]
     for column, bad, expected in checks:
         if bad.any():
-            raise EnsembleError(f"{path}: column '{column}' is not {expected} for "
-                                f"{int(bad.sum())} id(s): {few_ids(ids[bad])}; leave a value "
-                                "empty when it could not be read")
+            raise EnsembleError(
+                f"{path}: column '{column}' is not {expected} for "
+                f"{int(bad.sum())} id(s): {few_ids(ids[bad])}; leave a value "
+                "empty when it could not be read"
+            )
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert(None)
     seconds = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)

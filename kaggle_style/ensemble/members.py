@@ -31,8 +31,9 @@ def _find(run_dir: Path, name: str, path: str) -> Path | None:
     return next((p for p in candidates if (p / CONFIG_FILE).is_file()), None)
 
 
-def read_ensemble(run_dir: Path, need_members: bool = False
-                  ) -> tuple[EnsembleReport, list[Path | None]]:
+def read_ensemble(
+    run_dir: Path, need_members: bool = False
+) -> tuple[EnsembleReport, list[Path | None]]:
     """(the folder's ensemble.json, each member's folder): refused in one line when a member was
     retrained under another config after the ensemble was built. A member that is not found is
     an error only when `need_members` (predict needs its models; report and submit do not)."""
@@ -43,16 +44,20 @@ def read_ensemble(run_dir: Path, need_members: bool = False
     for name, path in report.runs.items():
         found = _find(run_dir, name, path)
         if found is None and need_members:
-            raise EnsembleError(f"{ens_file}: member run {name!r} ({path}) not found; run "
-                                "predict where `ensemble` ran, or beside the member runs")
+            raise EnsembleError(
+                f"{ens_file}: member run {name!r} ({path}) not found; run "
+                "predict where `ensemble` ran, or beside the member runs"
+            )
         folders.append(found)
         if found is None:
             continue
         now = checked_hash(found, models=need_members)
         built = members[name].model_hash if name in members else None
         if built is not None and now != built:
-            raise EnsembleError(f"{ens_file}: member {name!r} ({found}) was retrained under "
-                                f"config {now} after this ensemble blended {built}; {RERUN}")
+            raise EnsembleError(
+                f"{ens_file}: member {name!r} ({found}) was retrained under "
+                f"config {now} after this ensemble blended {built}; {RERUN}"
+            )
     return report, folders
 
 

@@ -73,11 +73,11 @@ def _blend_stream(cfg: EnsembleConfig, inputs: Inputs, space: str) -> NestedBlen
     y, oof = inputs.y, inputs.oof
 
     def fit(rows: np.ndarray) -> Blend:
-        return fit_blend([p[rows] for p in oof], y[rows], space, cfg.temperature,
-                         cfg.n_starts, cfg.seed)
+        return fit_blend(
+            [p[rows] for p in oof], y[rows], space, cfg.temperature, cfg.n_starts, cfg.seed
+        )
 
-    states, blends = fit_folds(fit, lambda b, rows: b.predict([p[rows] for p in oof]),
-                               inputs.folds)
+    states, blends = fit_folds(fit, lambda b, rows: b.predict([p[rows] for p in oof]), inputs.folds)
     stream = StepPredictions(np.empty(0), np.empty(0), states)
     if not states:
         return NestedBlend(stream, None, [])
@@ -85,9 +85,13 @@ def _blend_stream(cfg: EnsembleConfig, inputs: Inputs, space: str) -> NestedBlen
     fits = []
     for state, blend in zip(states, blends, strict=True):
         untempered[state.held] = softmax(blend.logits([p[state.held] for p in oof]), axis=1)
-        fits.append({"fold": state.fold,
-                     "weights": dict(zip(inputs.names, map(float, blend.weights), strict=True)),
-                     "temperature": blend.temperature})
+        fits.append(
+            {
+                "fold": state.fold,
+                "weights": dict(zip(inputs.names, map(float, blend.weights), strict=True)),
+                "temperature": blend.temperature,
+            }
+        )
     return NestedBlend(stream, untempered, fits)
 
 
@@ -125,8 +129,10 @@ def _check_modes(cfg: EnsembleConfig, inputs: Inputs) -> None:
     for step in STEPS:
         note = step.note(inputs)
         if step.mode(cfg) == "on" and note:
-            raise EnsembleError(f"{step.config_key} is on but there is {note}; give it, or set "
-                                f"{step.config_key}: auto")
+            raise EnsembleError(
+                f"{step.config_key} is on but there is {note}; give it, or set "
+                f"{step.config_key}: auto"
+            )
 
 
 def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
@@ -135,19 +141,24 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     result = fit_chain(cfg, inputs)
     if not has_choices(cfg) or result.nested is None:
         return result
-    nested, per_fold = nested_choices(
-        cfg, inputs, lambda c, i: fit_chain(c, i, figures=loss_only))
+    nested, per_fold = nested_choices(cfg, inputs, lambda c, i: fit_chain(c, i, figures=loss_only))
     report, honest = result.report, Summary.model_validate(summary(inputs.y, nested))
-    final = report.final.model_copy(update={"nested": honest,  # type: ignore[union-attr]
-                                            "nested_given_choices": report.final.nested})
+    final = report.final.model_copy(
+        update={
+            "nested": honest,  # type: ignore[union-attr]
+            "nested_given_choices": report.final.nested,
+        }
+    )
     table = [*report.table[:-1], report.table[-1].model_copy(update={"nested": honest})]
-    report = report.model_copy(update={"final": final, "table": table,
-                                       "choices_per_fold": per_fold})
+    report = report.model_copy(
+        update={"final": final, "table": table, "choices_per_fold": per_fold}
+    )
     return replace(result, nested=nested, report=report)
 
 
-def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
-              figures: Figures | None = None) -> EnsembleResult:
+def fit_chain(
+    cfg: EnsembleConfig, inputs: Inputs, figures: Figures | None = None
+) -> EnsembleResult:
     """Fit and choose everything on the OOF rows; nested figures for the choices made here.
 
     `figures(y, probs)`: the table's cells (default `summary`; the per-fold reruns of
@@ -159,8 +170,7 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
     rows: list[dict[str, Any]] = []
 
     def add_row(name: str, in_sample: np.ndarray, nested: np.ndarray | None) -> None:
-        rows.append({"name": name, "in_sample": cells(y, in_sample),
-                     "nested": cells(y, nested)})
+        rows.append({"name": name, "in_sample": cells(y, in_sample), "nested": cells(y, nested)})
 
     for name, probs in zip(inputs.names, oof, strict=True):
         add_row(name, probs, probs)  # nothing is fitted: nested equals in-sample
@@ -168,8 +178,9 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
     equal = Blend(space, np.full(len(oof), 1.0 / len(oof)))
     add_row(f"equal-weight mean ({space})", equal.predict(oof), equal.predict(oof))
     blend = fit_blend(oof, y, space, cfg.temperature, cfg.n_starts, cfg.seed)
-    add_row(f"weighted blend ({space})", softmax(blend.logits(oof), axis=1),
-            nested_blend.untempered)
+    add_row(
+        f"weighted blend ({space})", softmax(blend.logits(oof), axis=1), nested_blend.untempered
+    )
     stream = StepPredictions(blend.predict(oof), blend.predict(test), nested_blend.stream.folds)
     if cfg.temperature:
         add_row(f"+ temperature (T={blend.temperature:.3f})", stream.oof, stream.nested())
@@ -181,8 +192,11 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
         stack_info["in_sample"] = cells(y, stack.in_sample)
         stack_info["nested"] = cells(y, stack.nested)
         weighted = stream.nested()
-        wins = (stack.nested is not None and weighted is not None
-                and log_loss(y, stack.nested) < log_loss(y, weighted))
+        wins = (
+            stack.nested is not None
+            and weighted is not None
+            and log_loss(y, stack.nested) < log_loss(y, weighted)
+        )
         if cfg.stacking is True or wins:
             stack_info.update(used=True, model=stack.model.to_dict())
             blend.stacker, stream = stack.model, stack.stream()
@@ -196,8 +210,7 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
         if note:
             records[step.key] = {"mode": mode, "applied": False, "skipped": note}
             continue
-        fitted = run_step(stream, inputs.rows(), inputs.test_rows(), step.fitter(cfg),
-                          step.apply)
+        fitted = run_step(stream, inputs.rows(), inputs.test_rows(), step.fitter(cfg), step.apply)
         info = _gate(mode, stream, fitted, y)
         details, per_fold = step.record(fitted.params, fitted.fold_params, stream, inputs)
         if "nested" in info and per_fold is not None:
@@ -214,16 +227,22 @@ def fit_chain(cfg: EnsembleConfig, inputs: Inputs,
     report = EnsembleReport(
         version=VERSION,
         runs=dict(zip(inputs.names, map(str, cfg.runs), strict=True)),
-        members={name: {"path": str(path), "model_hash": key} for name, path, key in
-                 zip(inputs.names, cfg.runs, inputs.hashes or [None] * len(cfg.runs),
-                     strict=True)},
+        members={
+            name: {"path": str(path), "model_hash": key}
+            for name, path, key in zip(
+                inputs.names, cfg.runs, inputs.hashes or [None] * len(cfg.runs), strict=True
+            )
+        },
         n_oof=len(inputs.oof_ids),
         n_test=len(inputs.test_ids),
         folds=sorted(int(f) for f in np.unique(inputs.folds)),
         method=method,
         space=space,
-        space_choice={"mode": cfg.space, "log_loss": space_losses,
-                      "estimate": "in_sample" if nested_blend.untempered is None else "nested"},
+        space_choice={
+            "mode": cfg.space,
+            "log_loss": space_losses,
+            "estimate": "in_sample" if nested_blend.untempered is None else "nested",
+        },
         weights=dict(zip(inputs.names, map(float, blend.weights), strict=True)),
         temperature=blend.temperature if cfg.temperature else None,
         nested_fits=nested_blend.fits,
@@ -268,8 +287,10 @@ def check_out_folder(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise EnsembleError(f"{out}: is a file; give a folder as the ensemble's --out")
     if out.is_dir() and any(out.iterdir()) and not (out / ENSEMBLE_FILE).is_file():
-        raise EnsembleError(f"{out}: holds files but no {ENSEMBLE_FILE}, so it is not an "
-                            "ensemble's folder and would be replaced; give a new folder as --out")
+        raise EnsembleError(
+            f"{out}: holds files but no {ENSEMBLE_FILE}, so it is not an "
+            "ensemble's folder and would be replaced; give a new folder as --out"
+        )
 
 
 def _out_folder(cfg: EnsembleConfig) -> str:
@@ -282,9 +303,12 @@ def ensemble(cfg: EnsembleConfig) -> EnsembleResult:
     """Read, fit, write: the whole stage as one call (what `make ensemble` runs)."""
     check_out_folder(Path(_out_folder(cfg)))
     used = [step for step in STEPS if step.mode(cfg) != "off"]
-    inputs = load_inputs(cfg, need_sites=any("sites" in s.inputs for s in used),
-                         need_meta=any("meta" in s.inputs for s in used),
-                         need_detections=any("detections" in s.inputs for s in used))
+    inputs = load_inputs(
+        cfg,
+        need_sites=any("sites" in s.inputs for s in used),
+        need_meta=any("meta" in s.inputs for s in used),
+        need_detections=any("detections" in s.inputs for s in used),
+    )
     result = build_ensemble(cfg, inputs)
     write_ensemble(cfg, inputs, result)
     return result

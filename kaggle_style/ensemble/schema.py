@@ -114,8 +114,12 @@ class EnsembleReport(_Model):
 
     def applied_needs(self) -> set[str]:
         """What new rows must carry for every applied step (`RowFacts` fields, e.g. "boxes")."""
-        return {need for step in STEPS if (r := self.steps.get(step.key)) is not None
-                and r.applied for need in step.needs}
+        return {
+            need
+            for step in STEPS
+            if (r := self.steps.get(step.key)) is not None and r.applied
+            for need in step.needs
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """The file's layout: each step's record at the top level under its key."""
@@ -132,8 +136,10 @@ class EnsembleReport(_Model):
             raise EnsembleError(f"{where}: not an ensemble report; {RERUN}")
         version = data.get("version", 1)
         if not isinstance(version, int) or version > VERSION:
-            raise EnsembleError(f"{where}: version {version!r} is newer than this code reads "
-                                f"({VERSION}); update kaggle_style or {RERUN}")
+            raise EnsembleError(
+                f"{where}: version {version!r} is newer than this code reads "
+                f"({VERSION}); update kaggle_style or {RERUN}"
+            )
         body = {k: v for k, v in data.items() if k not in {s.key for s in STEPS}}
         body["steps"] = {s.key: data[s.key] for s in STEPS if isinstance(data.get(s.key), dict)}
         try:

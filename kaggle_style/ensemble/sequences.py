@@ -44,8 +44,10 @@ def pool(probs: np.ndarray, groups: np.ndarray, weight: float) -> np.ndarray:
     _, index = np.unique(np.asarray(groups), return_inverse=True)
     index = index.reshape(-1)
     counts = np.bincount(index)
-    sums = np.stack([np.bincount(index, weights=z[:, k], minlength=len(counts))
-                     for k in range(z.shape[1])], axis=1)
+    sums = np.stack(
+        [np.bincount(index, weights=z[:, k], minlength=len(counts)) for k in range(z.shape[1])],
+        axis=1,
+    )
     return softmax((1.0 - weight) * z + weight * (sums / counts[:, None])[index], axis=1)
 
 
@@ -63,8 +65,11 @@ class Pooling:
 
 
 def fit_pooling(
-    probs: np.ndarray, rows: RowFacts, gaps: Sequence[float] = DEFAULT_GAPS,
-    weights: Sequence[float] = DEFAULT_POOL_WEIGHTS, force: bool = False,
+    probs: np.ndarray,
+    rows: RowFacts,
+    gaps: Sequence[float] = DEFAULT_GAPS,
+    weights: Sequence[float] = DEFAULT_POOL_WEIGHTS,
+    force: bool = False,
 ) -> tuple[Pooling, np.ndarray]:
     """(the gap and weight with the lowest log loss on the labelled rows, their pooled rows).
 
@@ -76,8 +81,12 @@ def fit_pooling(
         options += [(gap, w, pool(probs, groups, w)) for w in weights]
     losses = [log_loss(rows.y, p) for _, _, p in options]
     grid = {"none": losses[0]}
-    grid.update({f"gap {g:g}s weight {w:g}": v
-                 for (g, w, _), v in zip(options[1:], losses[1:], strict=True)})
+    grid.update(
+        {
+            f"gap {g:g}s weight {w:g}": v
+            for (g, w, _), v in zip(options[1:], losses[1:], strict=True)
+        }
+    )
     first = 1 if force and len(options) > 1 else 0
     best = first + int(np.argmin(losses[first:]))
     gap, weight, pooled = options[best]
@@ -90,8 +99,9 @@ def apply_pooling(fit: Pooling, probs: np.ndarray, rows: RowFacts) -> np.ndarray
     return pool(probs, sequence_ids(rows.sites, rows.times, fit.gap), fit.weight)
 
 
-def time_features(hours: np.ndarray | None, night: np.ndarray | None, n: int,
-                  harmonics: int) -> np.ndarray:
+def time_features(
+    hours: np.ndarray | None, night: np.ndarray | None, n: int, harmonics: int
+) -> np.ndarray:
     """sin/cos of the hour (1..harmonics cycles a day) and night as +1/-1; 0 where unread."""
     cols: list[np.ndarray] = []
     hours = np.full(n, np.nan) if hours is None else np.asarray(hours, np.float64)

@@ -90,8 +90,13 @@ def _per_row(prior: np.ndarray, n: int) -> np.ndarray:
 
 def _per_site(row_priors: np.ndarray, site_index: np.ndarray, n_sites: int) -> np.ndarray:
     """Each site's mean source prior (rows of one site share a fold, so they agree anyway)."""
-    sums = np.stack([np.bincount(site_index, weights=row_priors[:, k], minlength=n_sites)
-                     for k in range(row_priors.shape[1])], axis=1)
+    sums = np.stack(
+        [
+            np.bincount(site_index, weights=row_priors[:, k], minlength=n_sites)
+            for k in range(row_priors.shape[1])
+        ],
+        axis=1,
+    )
     means = sums / np.maximum(np.bincount(site_index, minlength=n_sites), 1)[:, None]
     return means / means.sum(axis=1, keepdims=True)
 
@@ -230,7 +235,9 @@ class SiteFit:
 
 
 def fit_sites(
-    probs: np.ndarray, rows: RowFacts, strengths: Sequence[float] = DEFAULT_STRENGTHS,
+    probs: np.ndarray,
+    rows: RowFacts,
+    strengths: Sequence[float] = DEFAULT_STRENGTHS,
     force: bool = False,
 ) -> tuple[SiteFit, np.ndarray]:
     """(fit, adapted fitting rows): the strength chosen on labelled rows; `force` never picks none.

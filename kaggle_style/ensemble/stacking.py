@@ -49,15 +49,25 @@ class Stacker:
         return self.predict_features(stack_features(probs))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "coef": self.coef.tolist(), "intercept": self.intercept.tolist(),
-                "classes": self.classes.tolist(), "n_classes": self.n_classes}
+        return {
+            "mean": self.mean.tolist(),
+            "scale": self.scale.tolist(),
+            "coef": self.coef.tolist(),
+            "intercept": self.intercept.tolist(),
+            "classes": self.classes.tolist(),
+            "n_classes": self.n_classes,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stacker:
-        return cls(np.asarray(data["mean"], float), np.asarray(data["scale"], float),
-                   np.asarray(data["coef"], float), np.asarray(data["intercept"], float),
-                   np.asarray(data["classes"], int), int(data["n_classes"]))
+        return cls(
+            np.asarray(data["mean"], float),
+            np.asarray(data["scale"], float),
+            np.asarray(data["coef"], float),
+            np.asarray(data["intercept"], float),
+            np.asarray(data["classes"], int),
+            int(data["n_classes"]),
+        )
 
 
 def fit_stacker(x: np.ndarray, y: np.ndarray, c: float, n_classes: int) -> Stacker:
@@ -68,8 +78,14 @@ def fit_stacker(x: np.ndarray, y: np.ndarray, c: float, n_classes: int) -> Stack
 
     scaler = StandardScaler().fit(x)
     model = LogisticRegression(C=c, max_iter=2000).fit(scaler.transform(x), y)
-    return Stacker(scaler.mean_, scaler.scale_, model.coef_, model.intercept_,
-                   model.classes_.astype(int), n_classes)
+    return Stacker(
+        scaler.mean_,
+        scaler.scale_,
+        model.coef_,
+        model.intercept_,
+        model.classes_.astype(int),
+        n_classes,
+    )
 
 
 @dataclass
@@ -96,8 +112,12 @@ class Stacking:
 
 
 def stacking(
-    oof: Sequence[np.ndarray], test: Sequence[np.ndarray], y: np.ndarray, folds: np.ndarray,
-    c: float, n_classes: int,
+    oof: Sequence[np.ndarray],
+    test: Sequence[np.ndarray],
+    y: np.ndarray,
+    folds: np.ndarray,
+    c: float,
+    n_classes: int,
 ) -> Stacking:
     """Fit on every OOF row (for the test rows) and on each fold's other folds (nested)."""
     x_oof, x_test = stack_features(oof), stack_features(test)
@@ -108,13 +128,13 @@ def stacking(
     def cross_fitted(rows: np.ndarray) -> np.ndarray:
         """Cross-fitted predictions of `rows` from fits on `rows` only (in-sample if one fold)."""
         index = np.flatnonzero(rows)
-        inner = cross_fit(lambda f, h: fit(index[f]).predict_features(x_oof[index[h]]),
-                          folds[index])
+        inner = cross_fit(
+            lambda f, h: fit(index[f]).predict_features(x_oof[index[h]]), folds[index]
+        )
         return inner if inner is not None else fit(index).predict_features(x_oof[index])
 
     model = fit_stacker(x_oof, y, c, n_classes)  # not x_oof[all]: BLAS sums by memory layout
     in_sample = model.predict_features(x_oof)
     states, _ = fit_folds(fit, lambda m, rows: m.predict_features(x_oof[rows]), folds)
     nested = StepPredictions(in_sample, in_sample, states).nested()
-    return Stacking(in_sample, nested, model.predict_features(x_test), model, states,
-                    cross_fitted)
+    return Stacking(in_sample, nested, model.predict_features(x_test), model, states, cross_fitted)

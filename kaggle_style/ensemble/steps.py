@@ -71,8 +71,9 @@ class Step:
         """Its row in the comparison table when applied."""
         raise NotImplementedError
 
-    def record(self, params: Any, fold_params: dict[str, Any], before: StepPredictions,
-               inputs: Inputs) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def record(
+        self, params: Any, fold_params: dict[str, Any], before: StepPredictions, inputs: Inputs
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """(what ensemble.json keeps of the fit, each fold's fit for the nested figures)."""
         raise NotImplementedError
 
@@ -99,6 +100,7 @@ class DetectionStacking(Step):
     def fitter(self, cfg: EnsembleConfig) -> Fit:
         def fit(probs: np.ndarray, rows: RowFacts) -> tuple[DetectionGate, np.ndarray]:
             return fit_detection_gate(probs, rows, cfg.detection_thresholds, cfg.detection_c)
+
         return fit
 
     def apply(self, params: DetectionGate, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
@@ -112,8 +114,10 @@ class DetectionStacking(Step):
 
     def chosen(self, record: dict[str, Any]) -> str:
         coef = np.asarray(record.get("coef", []))
-        return (f"{coef.shape[0] if coef.ndim == 2 else 0} member gates on "
-                f"{coef.shape[1] - 1 if coef.ndim == 2 else 0} detector features")
+        return (
+            f"{coef.shape[0] if coef.ndim == 2 else 0} member gates on "
+            f"{coef.shape[1] - 1 if coef.ndim == 2 else 0} detector features"
+        )
 
     def load(self, record: dict[str, Any]) -> DetectionGate:
         return DetectionGate.from_dict(record)
@@ -132,8 +136,14 @@ class SequencePooling(Step):
 
     def fitter(self, cfg: EnsembleConfig) -> Fit:
         def fit(probs: np.ndarray, rows: RowFacts) -> tuple[Pooling, np.ndarray]:
-            return _fit_pooling(probs, rows, gaps=cfg.sequence_gaps,
-                                weights=cfg.sequence_weights, force=cfg.sequences == "on")
+            return _fit_pooling(
+                probs,
+                rows,
+                gaps=cfg.sequence_gaps,
+                weights=cfg.sequence_weights,
+                force=cfg.sequences == "on",
+            )
+
         return fit
 
     def apply(self, params: Pooling, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
@@ -143,9 +153,10 @@ class SequencePooling(Step):
         return f"+ sequence pooling (gap {params.gap:g} s, weight {params.weight:g})"
 
     def record(self, params, fold_params, before, inputs):
-        return ({"gap": params.gap, "weight": params.weight, "grid_log_loss": params.grid},
-                {"per_fold": {k: {"gap": v.gap, "weight": v.weight}
-                              for k, v in fold_params.items()}})
+        return (
+            {"gap": params.gap, "weight": params.weight, "grid_log_loss": params.grid},
+            {"per_fold": {k: {"gap": v.gap, "weight": v.weight} for k, v in fold_params.items()}},
+        )
 
     def chosen(self, record: dict[str, Any]) -> str:
         gap = record.get("gap")
@@ -163,6 +174,7 @@ class TimeOfDay(Step):
     def fitter(self, cfg: EnsembleConfig) -> Fit:
         def fit(probs: np.ndarray, rows: RowFacts) -> tuple[TimeAdjust, np.ndarray]:
             return _fit_time(probs, rows, c=cfg.time_c, harmonics=cfg.time_harmonics)
+
         return fit
 
     def apply(self, params: TimeAdjust, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
@@ -188,8 +200,10 @@ class SiteAdaptation(Step):
 
     def fitter(self, cfg: EnsembleConfig) -> Fit:
         def fit(probs: np.ndarray, rows: RowFacts) -> tuple[SiteFit, np.ndarray]:
-            return fit_sites(probs, rows, strengths=cfg.site_strengths,
-                             force=cfg.site_adapt == "on")
+            return fit_sites(
+                probs, rows, strengths=cfg.site_strengths, force=cfg.site_adapt == "on"
+            )
+
         return fit
 
     def apply(self, params: SiteFit, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
@@ -199,17 +213,22 @@ class SiteAdaptation(Step):
         return f"+ site adaptation (strength {params.strength:g})"
 
     def record(self, params, fold_params, before, inputs):
-        test_priors = adapt_site_priors(before.test, inputs.test_sites, params.source_prior,
-                                        params.strength)[1]
-        return ({
-            "strength": params.strength,
-            "grid_log_loss": params.grid,
-            "source_prior": dict(zip(CLASSES, map(float, params.source_prior), strict=True)),
-            "priors": {"classes": list(CLASSES),
-                       "oof": site_prior_table(before.oof, inputs.oof_sites, params.priors,
-                                               inputs.y),
-                       "test": site_prior_table(before.test, inputs.test_sites, test_priors)},
-        }, {"strength_per_fold": {k: v.strength for k, v in fold_params.items()}})
+        test_priors = adapt_site_priors(
+            before.test, inputs.test_sites, params.source_prior, params.strength
+        )[1]
+        return (
+            {
+                "strength": params.strength,
+                "grid_log_loss": params.grid,
+                "source_prior": dict(zip(CLASSES, map(float, params.source_prior), strict=True)),
+                "priors": {
+                    "classes": list(CLASSES),
+                    "oof": site_prior_table(before.oof, inputs.oof_sites, params.priors, inputs.y),
+                    "test": site_prior_table(before.test, inputs.test_sites, test_priors),
+                },
+            },
+            {"strength_per_fold": {k: v.strength for k, v in fold_params.items()}},
+        )
 
     def chosen(self, record: dict[str, Any]) -> str:
         strength = record.get("strength")

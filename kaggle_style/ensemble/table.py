@@ -28,15 +28,16 @@ def loss_only(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | Non
     """A cell with the log loss alone (where the other figures would never be read)."""
     if probs is None:
         return None
-    return {k: float(log_loss(y, probs)) if k == "log_loss" else float("nan")
-            for k in SUMMARY_KEYS}
+    return {k: float(log_loss(y, probs)) if k == "log_loss" else float("nan") for k in SUMMARY_KEYS}
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """In-sample and nested log loss side by side, one row per model and applied step."""
     width = max(28, *(len(r["name"]) + 2 for r in rows))
-    head = (f"{'':<{width}}{'log loss':>10}{'nested':>10}{'accuracy':>10}"
-            f"{'F1 micro':>10}{'F1 macro':>10}{'F1 wtd':>10}")
+    head = (
+        f"{'':<{width}}{'log loss':>10}{'nested':>10}{'accuracy':>10}"
+        f"{'F1 micro':>10}{'F1 macro':>10}{'F1 wtd':>10}"
+    )
     lines = [head, "-" * len(head)]
     for row in rows:
         ins, nested = row["in_sample"], row["nested"]
@@ -53,11 +54,16 @@ def step_line(step: Step, info: StepRecord) -> str:
     if info.skipped is not None:
         return f"{step.title} skipped: {info.skipped}"
     nested = info.nested
-    where = (f"nested {nested['before']:.4f} -> {nested['after']:.4f}" if nested
-             else "no nested estimate")
+    where = (
+        f"nested {nested['before']:.4f} -> {nested['after']:.4f}"
+        if nested
+        else "no nested estimate"
+    )
     ins = info.in_sample or {}
-    return (f"{step.title}: {step.chosen(info.details())}, in-sample {ins['before']:.4f} -> "
-            f"{ins['after']:.4f}, {where}; {'applied' if info.applied else 'not applied'}")
+    return (
+        f"{step.title}: {step.chosen(info.details())}, in-sample {ins['before']:.4f} -> "
+        f"{ins['after']:.4f}, {where}; {'applied' if info.applied else 'not applied'}"
+    )
 
 
 def render(report: EnsembleReport, out: str) -> str:
@@ -71,6 +77,8 @@ def render(report: EnsembleReport, out: str) -> str:
         info = report.step(step.key)
         if info is not None and info.mode != "off":
             lines.append(step_line(step, info))
-    lines.append(f"wrote {out}/ ({OOF_FILE}, {TEST_FILE}, {METRICS_FILE}, {ENSEMBLE_FILE}, "
-                 f"{CONFIG_FILE}); method: {report.method}")
+    lines.append(
+        f"wrote {out}/ ({OOF_FILE}, {TEST_FILE}, {METRICS_FILE}, {ENSEMBLE_FILE}, "
+        f"{CONFIG_FILE}); method: {report.method}"
+    )
     return "\n".join(lines)

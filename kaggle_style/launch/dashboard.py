@@ -26,10 +26,11 @@ def dashboard_server(storage_url: str, port: int = 8080) -> WSGIServer:
     from kaggle_style.tuning.study import open_storage
 
     if storage_url.startswith("sqlite:///") and not Path(storage_url[10:]).is_file():
-        raise UserError(f"no study file {storage_url[10:]}: give STORAGE= the URL `make tune` "
-                        "used (default sqlite:///studies/<study>.db)")
-    return make_server(LOOPBACK, port, wsgi(open_storage(storage_url)),
-                       handler_class=_QuietHandler)
+        raise UserError(
+            f"no study file {storage_url[10:]}: give STORAGE= the URL `make tune` "
+            "used (default sqlite:///studies/<study>.db)"
+        )
+    return make_server(LOOPBACK, port, wsgi(open_storage(storage_url)), handler_class=_QuietHandler)
 
 
 def serve_dashboard(storage_url: str, port: int = 8080) -> None:
@@ -37,8 +38,11 @@ def serve_dashboard(storage_url: str, port: int = 8080) -> None:
     from kaggle_style.tuning.study import masked
 
     server = dashboard_server(storage_url, port)
-    print(f"optuna-dashboard for {masked(storage_url)}: "
-          f"http://{LOOPBACK}:{server.server_port}/dashboard (Ctrl-C stops it)", flush=True)
+    print(
+        f"optuna-dashboard for {masked(storage_url)}: "
+        f"http://{LOOPBACK}:{server.server_port}/dashboard (Ctrl-C stops it)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -46,16 +46,26 @@ def job_id() -> str:
 def take_over_own_lock(fold_dir: Path) -> None:
     """A requeued job lands on any node: a fold lock its earlier attempt left there (killed with
     its node, or preempted mid-write) names another host, which the lock would trust forever."""
-    me = {"job_id": job_id(), "host": socket.gethostname(),
-          "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    me = {
+        "job_id": job_id(),
+        "host": socket.gethostname(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     marker = fold_dir / ATTEMPT_FILE
     before = json.loads(marker.read_text()) if marker.exists() else None
     lock = read_lock(fold_dir / LOCK_FILE)
-    if (before is not None and lock is not None and before.get("job_id") == me["job_id"]
-            and lock.get("host") == before.get("host")
-            and str(lock.get("started", "")) >= str(before.get("started", ""))):
-        print(f"fold lock {fold_dir / LOCK_FILE} left by this job's earlier attempt on "
-              f"{before['host']}: taken over", flush=True)
+    if (
+        before is not None
+        and lock is not None
+        and before.get("job_id") == me["job_id"]
+        and lock.get("host") == before.get("host")
+        and str(lock.get("started", "")) >= str(before.get("started", ""))
+    ):
+        print(
+            f"fold lock {fold_dir / LOCK_FILE} left by this job's earlier attempt on "
+            f"{before['host']}: taken over",
+            flush=True,
+        )
         with contextlib.suppress(FileNotFoundError):
             (fold_dir / LOCK_FILE).unlink()
     fold_dir.mkdir(parents=True, exist_ok=True)
@@ -83,9 +93,20 @@ class FoldJob(Checkpointable):
         """DDP over this job's GPUs, as `make train LAUNCH=...` does on one box."""
         config = self.cfg.run_dir / f"fold{self.fold}" / "launch_config.yaml"
         write_yaml(config, config_dict(self.cfg))
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
-                   "--num_processes", str(self.gpus), "-m", "kaggle_style", "train",
-                   "--config", str(config), "--quiet"]
+        command = [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            str(self.gpus),
+            "-m",
+            "kaggle_style",
+            "train",
+            "--config",
+            str(config),
+            "--quiet",
+        ]
         child = subprocess.Popen(command, start_new_session=True)
         try:
             status = child.wait()
@@ -115,9 +136,11 @@ class FinishRuns:
         overall = {cfg.name: run_training(cfg).get("overall") for cfg in self.cfgs}
         missing = sorted(name for name, scores in overall.items() if scores is None)
         if missing:
-            raise RuntimeError(f"run(s) {', '.join(missing)} still have unfinished folds (see "
-                               "the fold jobs' logs); `make train LAUNCHER=slurm` again resubmits "
-                               "only those, resuming from their checkpoints")
+            raise RuntimeError(
+                f"run(s) {', '.join(missing)} still have unfinished folds (see "
+                "the fold jobs' logs); `make train LAUNCHER=slurm` again resubmits "
+                "only those, resuming from their checkpoints"
+            )
         return overall
 
 

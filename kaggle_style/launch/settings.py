@@ -39,20 +39,27 @@ class SlurmSettings:
         folder = folder or self.folder
         if self.launcher == "local":
             executor = submitit.LocalExecutor(folder, max_num_timeout=self.max_requeues)
-            executor.update_parameters(timeout_min=self.time_min,
-                                       gpus_per_node=self.gpus_per_job)
+            executor.update_parameters(timeout_min=self.time_min, gpus_per_node=self.gpus_per_job)
             return executor
         executor = submitit.SlurmExecutor(folder, max_num_timeout=self.max_requeues)
         params: dict[str, Any] = {
-            "job_name": name, "time": self.time_min, "ntasks_per_node": 1,
+            "job_name": name,
+            "time": self.time_min,
+            "ntasks_per_node": 1,
             "array_parallelism": self.array_parallelism,
-            "signal_delay_s": 120, "setup": list(self.setup),
+            "signal_delay_s": 120,
+            "setup": list(self.setup),
             "additional_parameters": {"requeue": True, **self.sbatch},
         }
-        optional = {"partition": self.partition, "gpus_per_node": self.gpus_per_job or None,
-                    "cpus_per_task": self.cpus_per_task,
-                    "mem": None if self.mem_gb is None else f"{self.mem_gb}GB",
-                    "account": self.account, "qos": self.qos, "constraint": self.constraint}
+        optional = {
+            "partition": self.partition,
+            "gpus_per_node": self.gpus_per_job or None,
+            "cpus_per_task": self.cpus_per_task,
+            "mem": None if self.mem_gb is None else f"{self.mem_gb}GB",
+            "account": self.account,
+            "qos": self.qos,
+            "constraint": self.constraint,
+        }
         params.update({k: v for k, v in optional.items() if v is not None})
         executor.update_parameters(**params)
         return executor

@@ -43,8 +43,9 @@ def plan_training(cfgs: list[TrainConfig]) -> Plan:
     for cfg in cfgs:
         folds_file = Path(cfg.folds_file)
         if not folds_file.is_file():
-            raise UserError(f"{folds_file}: no folds file; run `make folds` (or `kaggle-style "
-                            "folds`) first")
+            raise UserError(
+                f"{folds_file}: no folds file; run `make folds` (or `kaggle-style folds`) first"
+            )
         all_folds = sorted(pd.read_csv(folds_file, usecols=[FOLD_COL])[FOLD_COL].unique())
         wanted = cfg.folds if cfg.folds is not None else [int(f) for f in all_folds]
         key = model_hash(cfg)
@@ -65,8 +66,9 @@ def _complete(cfg: TrainConfig) -> bool:
     return True
 
 
-def submit_training(cfgs: list[TrainConfig], settings: SlurmSettings, wait: bool = False,
-                    on_epoch_end=None) -> Submitted:
+def submit_training(
+    cfgs: list[TrainConfig], settings: SlurmSettings, wait: bool = False, on_epoch_end=None
+) -> Submitted:
     """One array task per fold to train, then the dependent job that combines the runs."""
     plan = plan_training(cfgs)
     folder = str(Path(settings.folder).absolute())
@@ -75,8 +77,9 @@ def submit_training(cfgs: list[TrainConfig], settings: SlurmSettings, wait: bool
         executor = settings.executor("ks-fold", folder)
         with executor.batch():
             for cfg, fold in plan.folds:
-                fold_jobs.append(executor.submit(
-                    FoldJob(cfg, fold, settings.gpus_per_job, on_epoch_end)))
+                fold_jobs.append(
+                    executor.submit(FoldJob(cfg, fold, settings.gpus_per_job, on_epoch_end))
+                )
         for (cfg, fold), job in zip(plan.folds, fold_jobs, strict=True):
             print(f"{cfg.name} fold {fold}: job {job.job_id}", flush=True)
     finish_job = None
@@ -91,8 +94,10 @@ def submit_training(cfgs: list[TrainConfig], settings: SlurmSettings, wait: bool
                 job.wait()
         finish_job = executor.submit(FinishRuns(plan.finish))
         names = ", ".join(c.name for c in plan.finish)
-        print(f"runs {names}: combined by job {finish_job.job_id} once their folds are done",
-              flush=True)
+        print(
+            f"runs {names}: combined by job {finish_job.job_id} once their folds are done",
+            flush=True,
+        )
     else:
         print("every fold of every run is done and combined: nothing to submit", flush=True)
     if wait and finish_job is not None:

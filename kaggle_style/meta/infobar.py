@@ -74,8 +74,11 @@ def strip_rows(gray: np.ndarray) -> int:
         rows += 1
     if rows >= limit:  # a bright picture above: the strip ends at its lowest clean top edge
         rows = next(
-            (r for r in range(STRIP_MIN_ROWS, limit)
-             if paper[height - r] >= STRIP_EDGE and paper[height - r - 1] < STRIP_FILL),
+            (
+                r
+                for r in range(STRIP_MIN_ROWS, limit)
+                if paper[height - r] >= STRIP_EDGE and paper[height - r - 1] < STRIP_FILL
+            ),
             0,
         )
     if rows < STRIP_MIN_ROWS or paper[height - rows :].mean() < STRIP_FILL:

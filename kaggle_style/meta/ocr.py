@@ -101,8 +101,7 @@ def _data(page: Image.Image, config: str) -> dict[str, list[Any]]:
     before = os.environ.get("OMP_THREAD_LIMIT")
     os.environ["OMP_THREAD_LIMIT"] = "1"
     try:
-        return pytesseract.image_to_data(page, config=config,
-                                         output_type=pytesseract.Output.DICT)
+        return pytesseract.image_to_data(page, config=config, output_type=pytesseract.Output.DICT)
     finally:
         if before is None:
             del os.environ["OMP_THREAD_LIMIT"]
@@ -139,7 +138,8 @@ def line_of(words: list[Word]) -> str:
 def confidence_of(words: list[Word], matched: str) -> float:
     """The least confident word that holds part of the matched date and time."""
     used = [
-        w.confidence for w in words
+        w.confidence
+        for w in words
         if any(len(part) > 1 and part in matched for part in re.findall(r"[\d:/.-]+", w.text))
     ]
     return min(used) if used else 0.0

@@ -173,8 +173,9 @@ def _reading(found: Found | None, camera: str, spread: float | None) -> Reading:
     return Reading(when.isoformat(), round(hour, 6), camera, night, round(confidence, 3))
 
 
-def read_all(paths: Sequence[str | Path], workers: int = 0,
-             progress: bool = False) -> list[Reading]:
+def read_all(
+    paths: Sequence[str | Path], workers: int = 0, progress: bool = False
+) -> list[Reading]:
     """Every frame's reading, `workers` processes over chunks of CHUNK frames."""
     ocr.tesseract_version()  # fail before any work if Tesseract is missing
     paths = [str(p) for p in paths]
@@ -193,8 +194,9 @@ def read_all(paths: Sequence[str | Path], workers: int = 0,
             out.extend(chunk_out)
             if progress and (k % 20 == 0 or k == len(chunks)):
                 rate = len(out) / max(1e-9, time.perf_counter() - started)
-                print(f"meta: {len(out)}/{len(paths)} frames read ({rate:.1f} frames/s)",
-                      flush=True)
+                print(
+                    f"meta: {len(out)}/{len(paths)} frames read ({rate:.1f} frames/s)", flush=True
+                )
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -218,14 +220,16 @@ def meta_frame(
         shown = "; ".join(f"{i}: {why}" for i, why in odd[:MAX_IDS_SHOWN])
         more = f" (+{len(odd) - MAX_IDS_SHOWN} more)" if len(odd) > MAX_IDS_SHOWN else ""
         print(f"meta: {len(odd)} odd frame(s) left unread: {shown}{more}", file=sys.stderr)
-    frame = pd.DataFrame({
-        ID_COL: [str(i) for i in ids],
-        "datetime": [r.datetime for r in readings],
-        "hour": np.array([r.hour for r in readings], dtype=float),
-        "camera": [r.camera for r in readings],
-        "night": pd.array([r.night for r in readings], dtype="Int64"),
-        "confidence": [r.confidence for r in readings],
-    })
+    frame = pd.DataFrame(
+        {
+            ID_COL: [str(i) for i in ids],
+            "datetime": [r.datetime for r in readings],
+            "hour": np.array([r.hour for r in readings], dtype=float),
+            "camera": [r.camera for r in readings],
+            "night": pd.array([r.night for r in readings], dtype="Int64"),
+            "confidence": [r.confidence for r in readings],
+        }
+    )
     frame["sequence"] = assign_sequences(list(sites), frame["datetime"], gap_seconds)
     return frame[list(META_COLUMNS)]
 
@@ -250,8 +254,9 @@ def build_meta(cfg: MetaConfig) -> pd.DataFrame:
             "check --data and the filepath column"
         )
     started = time.perf_counter()
-    frame = meta_frame(features[ID_COL], paths, features[SITE_COL], cfg.gap_seconds,
-                       cfg.workers, cfg.progress)
+    frame = meta_frame(
+        features[ID_COL], paths, features[SITE_COL], cfg.gap_seconds, cfg.workers, cfg.progress
+    )
     seconds = time.perf_counter() - started
     write_csv(cfg.out, frame, float_format="%.8g")  # hours to 0.01 s
     if cfg.progress:

@@ -32,8 +32,9 @@ def assign_sequences(
     site_arr = np.asarray(sites, dtype=object).astype(str)
     if len(site_arr) != len(times):
         raise ValueError(f"{len(site_arr)} sites, {len(times)} times: give one of each per image")
-    stamps = pd.to_datetime(pd.Series(list(times), dtype=object).replace("", None),
-                            errors="coerce", format="mixed")
+    stamps = pd.to_datetime(
+        pd.Series(list(times), dtype=object).replace("", None), errors="coerce", format="mixed"
+    )
     seconds = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
     timed = np.isfinite(seconds)
     codes, names = pd.factorize(site_arr)

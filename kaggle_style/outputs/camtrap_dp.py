@@ -32,21 +32,74 @@ PROFILE_URL = f"{_BASE}/camtrap-dp-profile.json"
 UNTIMED_FILE = "untimed_media.csv"
 # Column order of the standard's table schemas.
 DEPLOYMENT_COLUMNS = (
-    "deploymentID", "locationID", "locationName", "latitude", "longitude",
-    "coordinateUncertainty", "deploymentStart", "deploymentEnd", "setupBy", "cameraID",
-    "cameraModel", "cameraDelay", "cameraHeight", "cameraDepth", "cameraTilt", "cameraHeading",
-    "detectionDistance", "timestampIssues", "baitUse", "featureType", "habitat",
-    "deploymentGroups", "deploymentTags", "deploymentComments")
+    "deploymentID",
+    "locationID",
+    "locationName",
+    "latitude",
+    "longitude",
+    "coordinateUncertainty",
+    "deploymentStart",
+    "deploymentEnd",
+    "setupBy",
+    "cameraID",
+    "cameraModel",
+    "cameraDelay",
+    "cameraHeight",
+    "cameraDepth",
+    "cameraTilt",
+    "cameraHeading",
+    "detectionDistance",
+    "timestampIssues",
+    "baitUse",
+    "featureType",
+    "habitat",
+    "deploymentGroups",
+    "deploymentTags",
+    "deploymentComments",
+)
 MEDIA_COLUMNS = (
-    "mediaID", "deploymentID", "captureMethod", "timestamp", "filePath", "filePublic",
-    "fileName", "fileMediatype", "exifData", "favorite", "mediaComments")
+    "mediaID",
+    "deploymentID",
+    "captureMethod",
+    "timestamp",
+    "filePath",
+    "filePublic",
+    "fileName",
+    "fileMediatype",
+    "exifData",
+    "favorite",
+    "mediaComments",
+)
 OBSERVATION_COLUMNS = (
-    "observationID", "deploymentID", "mediaID", "eventID", "eventStart", "eventEnd",
-    "observationLevel", "observationType", "cameraSetupType", "scientificName", "count",
-    "lifeStage", "sex", "behavior", "individualID", "individualPositionRadius",
-    "individualPositionAngle", "individualSpeed", "bboxX", "bboxY", "bboxWidth", "bboxHeight",
-    "classificationMethod", "classifiedBy", "classificationTimestamp",
-    "classificationProbability", "observationTags", "observationComments")
+    "observationID",
+    "deploymentID",
+    "mediaID",
+    "eventID",
+    "eventStart",
+    "eventEnd",
+    "observationLevel",
+    "observationType",
+    "cameraSetupType",
+    "scientificName",
+    "count",
+    "lifeStage",
+    "sex",
+    "behavior",
+    "individualID",
+    "individualPositionRadius",
+    "individualPositionAngle",
+    "individualSpeed",
+    "bboxX",
+    "bboxY",
+    "bboxWidth",
+    "bboxHeight",
+    "classificationMethod",
+    "classifiedBy",
+    "classificationTimestamp",
+    "classificationProbability",
+    "observationTags",
+    "observationComments",
+)
 
 
 def _id(text: str) -> str:
@@ -68,55 +121,75 @@ def _bbox(box: tuple[float, float, float, float]) -> dict[str, float] | None:
     w, h = min(box[2], 1.0 - x), min(box[3], 1.0 - y)
     if w <= 0 or h <= 0:
         return None
-    return {"bboxX": round(x, 4), "bboxY": round(y, 4), "bboxWidth": round(max(w, 1e-4), 4),
-            "bboxHeight": round(max(h, 1e-4), 4)}
+    return {
+        "bboxX": round(x, 4),
+        "bboxY": round(y, 4),
+        "bboxWidth": round(max(w, 1e-4), 4),
+        "bboxHeight": round(max(h, 1e-4), 4),
+    }
 
 
 def deployments_table(images: pd.DataFrame, meta: Metadata) -> pd.DataFrame:
     """One row per site with at least one timed image."""
     missing = [s for s in images[SITE_COL].unique() if meta.deployment(s) is None]
     if missing:
-        raise MetadataError(f"deployments: no coordinates for site(s) {', '.join(missing[:5])}; "
-                            "add them, or a 'default' entry, to the metadata file")
+        raise MetadataError(
+            f"deployments: no coordinates for site(s) {', '.join(missing[:5])}; "
+            "add them, or a 'default' entry, to the metadata file"
+        )
     rows = []
     for site, group in images.groupby(SITE_COL, sort=True):
         dep = meta.deployment(site)
         fields = dep.model_dump(exclude_none=True)
         stamps = group["datetime"].sort_values()
         start, end = dep.deploymentStart, dep.deploymentEnd
-        rows.append({
-            **{k: _bool(v) if isinstance(v, bool) else v for k, v in fields.items()},
-            "deploymentID": site, "locationID": fields.get("locationID", site),
-            "locationName": fields.get("locationName", site),
-            "deploymentStart": start.isoformat(timespec="seconds") if start
-            else _stamp(stamps.iloc[0], meta.timezone),
-            "deploymentEnd": end.isoformat(timespec="seconds") if end
-            else _stamp(stamps.iloc[-1], meta.timezone),
-        })
+        rows.append(
+            {
+                **{k: _bool(v) if isinstance(v, bool) else v for k, v in fields.items()},
+                "deploymentID": site,
+                "locationID": fields.get("locationID", site),
+                "locationName": fields.get("locationName", site),
+                "deploymentStart": start.isoformat(timespec="seconds")
+                if start
+                else _stamp(stamps.iloc[0], meta.timezone),
+                "deploymentEnd": end.isoformat(timespec="seconds")
+                if end
+                else _stamp(stamps.iloc[-1], meta.timezone),
+            }
+        )
     return pd.DataFrame(rows).reindex(columns=list(DEPLOYMENT_COLUMNS))
 
 
 def media_table(images: pd.DataFrame, meta: Metadata) -> pd.DataFrame:
     methods = meta.project.captureMethod
-    return pd.DataFrame({
-        "mediaID": images[FILE_COL].map(_id),
-        "deploymentID": images[SITE_COL],
-        "captureMethod": methods[0] if len(methods) == 1 else "",
-        "timestamp": [_stamp(t, meta.timezone) for t in images["datetime"]],
-        "filePath": meta.media_base + images[FILE_COL],
-        "filePublic": _bool(meta.file_public),
-        "fileName": images[FILE_COL].map(lambda f: f.rsplit("/", 1)[-1]),
-        "fileMediatype": images[FILE_COL].map(
-            lambda f: mimetypes.guess_type(f)[0] or "image/jpeg"),
-    }).reindex(columns=list(MEDIA_COLUMNS))
+    return pd.DataFrame(
+        {
+            "mediaID": images[FILE_COL].map(_id),
+            "deploymentID": images[SITE_COL],
+            "captureMethod": methods[0] if len(methods) == 1 else "",
+            "timestamp": [_stamp(t, meta.timezone) for t in images["datetime"]],
+            "filePath": meta.media_base + images[FILE_COL],
+            "filePublic": _bool(meta.file_public),
+            "fileName": images[FILE_COL].map(lambda f: f.rsplit("/", 1)[-1]),
+            "fileMediatype": images[FILE_COL].map(
+                lambda f: mimetypes.guess_type(f)[0] or "image/jpeg"
+            ),
+        }
+    ).reindex(columns=list(MEDIA_COLUMNS))
 
 
-def _observations_of(kept: list[tuple[int, float]], boxes: list, base: dict[str, Any],
-                     thresholds: Thresholds) -> list[dict[str, Any]]:
+def _observations_of(
+    kept: list[tuple[int, float]], boxes: list, base: dict[str, Any], thresholds: Thresholds
+) -> list[dict[str, Any]]:
     """The observations of one image or event: one per kept class, one per box for animals."""
     if not kept:
-        return [{**base, "observationType": "unknown",
-                 "observationComments": f"no class reached --min-prob {thresholds.min_prob:g}"}]
+        return [
+            {
+                **base,
+                "observationType": "unknown",
+                "observationComments": f"no class reached --min-prob {thresholds.min_prob:g}",
+            }
+        ]
     out = []
     for c, p in kept:
         taxon = taxon_of(CLASSES[c])
@@ -133,19 +206,33 @@ def _observations_of(kept: list[tuple[int, float]], boxes: list, base: dict[str,
     return out
 
 
-def observations_table(images: pd.DataFrame, probs: np.ndarray, classified: Classified,
-                       meta: Metadata, thresholds: Thresholds) -> pd.DataFrame:
+def observations_table(
+    images: pd.DataFrame,
+    probs: np.ndarray,
+    classified: Classified,
+    meta: Metadata,
+    thresholds: Thresholds,
+) -> pd.DataFrame:
     """Media-level observations, then event-level ones (events = sequences)."""
-    machine = {"classificationMethod": "machine", "classifiedBy": classified.classified_by,
-               "classificationTimestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    machine = {
+        "classificationMethod": "machine",
+        "classifiedBy": classified.classified_by,
+        "classificationTimestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
     stamps = [_stamp(t, meta.timezone) for t in images["datetime"]]
     rows: list[dict[str, Any]] = []
     boxes = [classified.boxes(f, thresholds) for f in images[FILE_COL]]
     for k, kept in enumerate(kept_classes(probs, thresholds)):
         media = _id(images.at[k, FILE_COL])
-        base = {**machine, "deploymentID": images.at[k, SITE_COL], "mediaID": media,
-                "eventID": _id(images.at[k, "sequence"]), "eventStart": stamps[k],
-                "eventEnd": stamps[k], "observationLevel": "media"}
+        base = {
+            **machine,
+            "deploymentID": images.at[k, SITE_COL],
+            "mediaID": media,
+            "eventID": _id(images.at[k, "sequence"]),
+            "eventStart": stamps[k],
+            "eventEnd": stamps[k],
+            "observationLevel": "media",
+        }
         found = _observations_of(kept, boxes[k], base, thresholds)
         rows.extend({**r, "observationID": f"{media}_{n}"} for n, r in enumerate(found, 1))
     by_event = pd.Series(np.arange(len(images))).groupby(images["sequence"].to_numpy(), sort=True)
@@ -155,11 +242,17 @@ def observations_table(images: pd.DataFrame, probs: np.ndarray, classified: Clas
         event = _id(str(sequence))
         order = np.argsort([images.at[k, "datetime"] for k in frames], kind="stable")
         most = max(frames, key=lambda k: len(boxes[k]))
-        base = {**machine, "deploymentID": images.at[frames[0], SITE_COL], "eventID": event,
-                "eventStart": stamps[frames[order[0]]], "eventEnd": stamps[frames[order[-1]]],
-                "observationLevel": "event"}
-        found = _observations_of(kept_classes(mean[None], thresholds)[0], boxes[most], base,
-                                 thresholds)
+        base = {
+            **machine,
+            "deploymentID": images.at[frames[0], SITE_COL],
+            "eventID": event,
+            "eventStart": stamps[frames[order[0]]],
+            "eventEnd": stamps[frames[order[-1]]],
+            "observationLevel": "event",
+        }
+        found = _observations_of(
+            kept_classes(mean[None], thresholds)[0], boxes[most], base, thresholds
+        )
         rows.extend({**r, "observationID": f"{event}_e{n}"} for n, r in enumerate(found, 1))
     return pd.DataFrame(rows).reindex(columns=list(OBSERVATION_COLUMNS))
 
@@ -177,73 +270,109 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "camera-traps"
 
 
-def descriptor(meta: Metadata, deployments: pd.DataFrame, observations: pd.DataFrame,
-               classified: Classified, untimed: bool) -> dict[str, Any]:
+def descriptor(
+    meta: Metadata,
+    deployments: pd.DataFrame,
+    observations: pd.DataFrame,
+    classified: Classified,
+    untimed: bool,
+) -> dict[str, Any]:
     """datapackage.json: the metadata file's facts plus what the data say."""
     resources: list[dict[str, Any]] = [
-        {"name": name, "path": f"{name}.csv", "profile": "tabular-data-resource",
-         "format": "csv", "mediatype": "text/csv", "encoding": "utf-8",
-         "schema": f"{_BASE}/{name}-table-schema.json"}
-        for name in ("deployments", "media", "observations")]
+        {
+            "name": name,
+            "path": f"{name}.csv",
+            "profile": "tabular-data-resource",
+            "format": "csv",
+            "mediatype": "text/csv",
+            "encoding": "utf-8",
+            "schema": f"{_BASE}/{name}-table-schema.json",
+        }
+        for name in ("deployments", "media", "observations")
+    ]
     if untimed:
-        resources.append({"name": "untimed-media", "path": UNTIMED_FILE, "format": "csv",
-                          "mediatype": "text/csv", "encoding": "utf-8",
-                          "description": "Images whose clock could not be read: Camtrap DP "
-                          "requires a timestamp, so they are not in media.csv."})
+        resources.append(
+            {
+                "name": "untimed-media",
+                "path": UNTIMED_FILE,
+                "format": "csv",
+                "mediatype": "text/csv",
+                "encoding": "utf-8",
+                "description": "Images whose clock could not be read: Camtrap DP "
+                "requires a timestamp, so they are not in media.csv.",
+            }
+        )
     names = [n for n in observations["scientificName"].dropna().unique() if n]
     taxa = [t.coverage() for c in CLASSES if (t := taxon_of(c)) and t.scientific_name in names]
     starts = deployments["deploymentStart"].str[:10]
     ends = deployments["deploymentEnd"].str[:10]
     project = meta.project.model_dump(exclude_none=True)
     out: dict[str, Any] = {
-        "resources": resources, "profile": PROFILE_URL,
+        "resources": resources,
+        "profile": PROFILE_URL,
         "name": meta.name or _slug(meta.project.title),
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "title": meta.title or f"{meta.project.title}: machine classifications",
         "contributors": [c.model_dump(exclude_none=True) for c in meta.contributors],
-        "description": meta.description or (
+        "description": meta.description
+        or (
             f"Camera-trap images classified by {classified.classified_by}; probabilities are "
-            "the classifier's calibrated estimates."),
+            "the classifier's calibrated estimates."
+        ),
         "version": "1.0",
         "sources": [{"title": "kaggle_style", "version": classified.commit or "unknown"}],
         "project": {**project, "observationLevel": ["media", "event"]},
         "spatial": meta.spatial or _spatial(deployments),
-        "temporal": ({"start": meta.temporal.start.isoformat(),
-                      "end": meta.temporal.end.isoformat()} if meta.temporal
-                     else {"start": starts.min(), "end": ends.max()}),
+        "temporal": (
+            {"start": meta.temporal.start.isoformat(), "end": meta.temporal.end.isoformat()}
+            if meta.temporal
+            else {"start": starts.min(), "end": ends.max()}
+        ),
         "taxonomic": taxa,
     }
     for key in ("licenses", "coordinatePrecision", "bibliographicCitation"):
         value = getattr(meta, key)
         if value is not None:
-            out[key] = ([v.model_dump(exclude_none=True) for v in value] if key == "licenses"
-                        else value)
+            out[key] = (
+                [v.model_dump(exclude_none=True) for v in value] if key == "licenses" else value
+            )
     return out
 
 
-def write_camtrap_dp(classified: Classified, meta: Metadata, thresholds: Thresholds,
-                     out: Path) -> dict[str, int]:
+def write_camtrap_dp(
+    classified: Classified, meta: Metadata, thresholds: Thresholds, out: Path
+) -> dict[str, int]:
     """Write the package into folder `out` (datapackage.json last); return its row counts."""
     out = Path(out)
     images = classified.images
     timed = (images["datetime"] != "").to_numpy()
     if not timed.any():
-        raise MetadataError(f"no image has a readable clock (info bar or EXIF): a Camtrap DP "
-                            f"package needs timestamps; {len(images)} image(s) left nothing")
+        raise MetadataError(
+            f"no image has a readable clock (info bar or EXIF): a Camtrap DP "
+            f"package needs timestamps; {len(images)} image(s) left nothing"
+        )
     used = images[timed].reset_index(drop=True)
     deployments = deployments_table(used, meta)
     media = media_table(used, meta)
-    observations = observations_table(used, classified.probs[timed], classified, meta,
-                                      thresholds)
-    for name, table in (("deployments", deployments), ("media", media),
-                        ("observations", observations)):
+    observations = observations_table(used, classified.probs[timed], classified, meta, thresholds)
+    for name, table in (
+        ("deployments", deployments),
+        ("media", media),
+        ("observations", observations),
+    ):
         write_csv(out / f"{name}.csv", table, float_format="%.6g")
     untimed = images[~timed]
     if len(untimed):
         write_csv(out / UNTIMED_FILE, untimed[[FILE_COL, SITE_COL]])
     else:
         (out / UNTIMED_FILE).unlink(missing_ok=True)
-    write_json(out / "datapackage.json",
-               descriptor(meta, deployments, observations, classified, bool(len(untimed))))
-    return {"deployments": len(deployments), "media": len(media),
-            "observations": len(observations), "untimed": len(untimed)}
+    write_json(
+        out / "datapackage.json",
+        descriptor(meta, deployments, observations, classified, bool(len(untimed))),
+    )
+    return {
+        "deployments": len(deployments),
+        "media": len(media),
+        "observations": len(observations),
+        "untimed": len(untimed),
+    }

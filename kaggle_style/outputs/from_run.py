@@ -30,8 +30,9 @@ def run_commit(run_dir: Path) -> str:
     return str((read_yaml(path) or {}).get("git_commit") or "")
 
 
-def classified_from_run(run_dir: Path, data: Path, meta: Path | None = None,
-                        detections: Path | None = None) -> Classified:
+def classified_from_run(
+    run_dir: Path, data: Path, meta: Path | None = None, detections: Path | None = None
+) -> Classified:
     """The run's test set, classified; times and sequences from `meta` when given."""
     from kaggle_style.data.meta_file import read_meta
     from kaggle_style.data.tables import read_features
@@ -41,23 +42,34 @@ def classified_from_run(run_dir: Path, data: Path, meta: Path | None = None,
     run_dir, data = Path(run_dir), Path(data)
     test_file = run_dir / TEST_FILE
     if not test_file.is_file():
-        raise UserError(f"{test_file}: not found; give --run a trained model run or an "
-                        "ensemble run (its test.csv holds the test predictions)")
+        raise UserError(
+            f"{test_file}: not found; give --run a trained model run or an "
+            "ensemble run (its test.csv holds the test predictions)"
+        )
     predictions = read_predictions(test_file)
     features = read_features(data / TEST_FEATURES)
     frame = predictions.merge(features, on=ID_COL, how="left")
     unknown = frame.loc[frame[FILEPATH_COL].isna(), ID_COL].tolist()
     if unknown:
-        raise UserError(f"{test_file}: {len(unknown)} id(s) not in {data / TEST_FEATURES}, e.g. "
-                        f"{unknown[0]}; give --data the folder the run was trained on")
+        raise UserError(
+            f"{test_file}: {len(unknown)} id(s) not in {data / TEST_FEATURES}, e.g. "
+            f"{unknown[0]}; give --data the folder the run was trained on"
+        )
     if meta is not None:
         clocks = read_meta(meta, frame[ID_COL])[[ID_COL, "datetime", "sequence"]]
         frame = frame.merge(clocks, on=ID_COL, how="left")
     else:  # no clocks: every image its own visit, no times
         frame["datetime"], frame["sequence"] = "", frame[SITE_COL] + "/" + frame[ID_COL]
-    images = pd.DataFrame({FILE_COL: frame[FILEPATH_COL], SITE_COL: frame[SITE_COL].astype(str),
-                           "datetime": frame["datetime"], "sequence": frame["sequence"]})
+    images = pd.DataFrame(
+        {
+            FILE_COL: frame[FILEPATH_COL],
+            SITE_COL: frame[SITE_COL].astype(str),
+            "datetime": frame["datetime"],
+            "sequence": frame["sequence"],
+        }
+    )
     images[list(CLASSES)] = frame[list(CLASSES)].to_numpy()
     found = mdjson.read(detections) if detections is not None else None
-    return Classified(images=images, classifier=run_dir.name, commit=run_commit(run_dir),
-                      detections=found)
+    return Classified(
+        images=images, classifier=run_dir.name, commit=run_commit(run_dir), detections=found
+    )

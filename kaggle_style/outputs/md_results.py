@@ -26,8 +26,10 @@ CLASSIFICATION_CATEGORIES = {str(k): name for k, name in enumerate(CLASSES)}
 def md_results(classified: Classified, thresholds: Thresholds) -> dict[str, Any]:
     """The batch-output dict (format 1.4)."""
     if classified.detections is None:
-        raise UserError("--format md needs the detector's boxes: pass detector --weights (or "
-                        "--detections FILE with `export`), and do not pass --no-detector")
+        raise UserError(
+            "--format md needs the detector's boxes: pass detector --weights (or "
+            "--detections FILE with `export`), and do not pass --no-detector"
+        )
     from kaggle_style.detect.mdjson import Detection
 
     images: dict[str, list[Detection]] = {}
@@ -35,21 +37,34 @@ def md_results(classified: Classified, thresholds: Thresholds) -> dict[str, Any]
     for file, classes in zip(classified.images[FILE_COL], kept, strict=True):
         pairs = tuple((str(c), p) for c, p in classes)
         images[file] = [
-            Detection(d.category, d.conf, d.bbox,
-                      pairs if d.conf >= thresholds.min_box_conf else ())
-            for d in classified.detections.images.get(file, [])]
-    info = {**classified.detections.info,
-            "classifier": classified.classified_by,
-            "classification_completion_time": dt.datetime.now(dt.UTC).strftime(
-                "%Y-%m-%d %H:%M:%S"),
-            "classifier_metadata": {"top_k": thresholds.top_k, "min_prob": thresholds.min_prob,
-                                    "min_box_conf": thresholds.min_box_conf,
-                                    "probabilities": "calibrated, per image"}}
-    failures = {f: why for f, why in {**classified.detections.failures,
-                                      **classified.failures}.items() if f not in images}
-    out = DetectionFile(images=images, failures=failures, info=info,
-                        categories=dict(classified.detections.categories),
-                        extra={"classification_categories": CLASSIFICATION_CATEGORIES}).to_json()
+            Detection(
+                d.category, d.conf, d.bbox, pairs if d.conf >= thresholds.min_box_conf else ()
+            )
+            for d in classified.detections.images.get(file, [])
+        ]
+    info = {
+        **classified.detections.info,
+        "classifier": classified.classified_by,
+        "classification_completion_time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
+        "classifier_metadata": {
+            "top_k": thresholds.top_k,
+            "min_prob": thresholds.min_prob,
+            "min_box_conf": thresholds.min_box_conf,
+            "probabilities": "calibrated, per image",
+        },
+    }
+    failures = {
+        f: why
+        for f, why in {**classified.detections.failures, **classified.failures}.items()
+        if f not in images
+    }
+    out = DetectionFile(
+        images=images,
+        failures=failures,
+        info=info,
+        categories=dict(classified.detections.categories),
+        extra={"classification_categories": CLASSIFICATION_CATEGORIES},
+    ).to_json()
     for entry in out["images"]:
         if "failure" in entry:
             entry["detections"] = None

@@ -40,15 +40,22 @@ class Contributor(_Strict):
     title: str
     email: str | None = None
     path: str | None = None
-    role: Literal["contact", "principalInvestigator", "rightsHolder", "publisher",
-                  "contributor"] = "contributor"
+    role: Literal[
+        "contact", "principalInvestigator", "rightsHolder", "publisher", "contributor"
+    ] = "contributor"
     organization: str | None = None
 
 
 class Project(_Strict):
     title: str
-    samplingDesign: Literal["simpleRandom", "systematicRandom", "clusteredRandom",
-                            "experimental", "targeted", "opportunistic"]
+    samplingDesign: Literal[
+        "simpleRandom",
+        "systematicRandom",
+        "clusteredRandom",
+        "experimental",
+        "targeted",
+        "opportunistic",
+    ]
     captureMethod: list[Literal["activityDetection", "timeLapse"]] = Field(min_length=1)
     individualAnimals: bool = False
     id: str | None = None
@@ -77,9 +84,24 @@ class Deployment(_Strict):
     detectionDistance: float | None = Field(default=None, ge=0)
     timestampIssues: bool | None = None
     baitUse: bool | None = None
-    featureType: Literal["roadPaved", "roadDirt", "trailHiking", "trailGame",
-                         "roadUnderpass", "roadOverpass", "roadBridge", "culvert", "burrow",
-                         "nestSite", "carcass", "waterSource", "fruitingTree"] | None = None
+    featureType: (
+        Literal[
+            "roadPaved",
+            "roadDirt",
+            "trailHiking",
+            "trailGame",
+            "roadUnderpass",
+            "roadOverpass",
+            "roadBridge",
+            "culvert",
+            "burrow",
+            "nestSite",
+            "carcass",
+            "waterSource",
+            "fruitingTree",
+        ]
+        | None
+    ) = None
     habitat: str | None = None
     deploymentGroups: str | None = None
     deploymentTags: str | None = None
@@ -133,8 +155,10 @@ def read_metadata(path: str | Path | None) -> Metadata:
     from kaggle_style.config import read_yaml
 
     if path is None:
-        raise MetadataError("a Camtrap DP package needs --metadata FILE (project, contributors, "
-                            "timezone, site coordinates); see README 'Results for ecologists'")
+        raise MetadataError(
+            "a Camtrap DP package needs --metadata FILE (project, contributors, "
+            "timezone, site coordinates); see README 'Results for ecologists'"
+        )
     if not Path(path).is_file():
         raise MetadataError(f"{path}: metadata file not found; check the --metadata path")
     raw = read_yaml(path)
@@ -144,5 +168,7 @@ def read_metadata(path: str | Path | None) -> Metadata:
         first = err.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "(top level)"
         what = "missing" if first["type"] == "missing" else first["msg"]
-        raise MetadataError(f"{path}: {where}: {what} ({err.error_count()} problem(s)); see "
-                            "README 'Results for ecologists' for the keys") from None
+        raise MetadataError(
+            f"{path}: {where}: {what} ({err.error_count()} problem(s)); see "
+            "README 'Results for ecologists' for the keys"
+        ) from None

@@ -20,8 +20,18 @@ from kaggle_style.outputs.taxonomy import BLANK, taxon_of
 
 DEFAULT_MINUTES = 30.0  # camtrapR's usual interval between independent records
 ComparedTo = Literal["last_independent", "last"]
-EVENT_COLUMNS = (SITE_COL, "class", "scientific_name", "event", "start", "end", "images",
-                 "max_prob", "first_file", "timed")
+EVENT_COLUMNS = (
+    SITE_COL,
+    "class",
+    "scientific_name",
+    "event",
+    "start",
+    "end",
+    "images",
+    "max_prob",
+    "first_file",
+    "timed",
+)
 COUNT_COLUMNS = (SITE_COL, "class", "scientific_name", "independent_events", "untimed_images")
 
 
@@ -32,8 +42,15 @@ def records(classified: Classified, thresholds: Thresholds) -> pd.DataFrame:
     for k, kept in enumerate(kept_classes(classified.probs, thresholds)):
         for c, p in kept:
             if CLASSES[c] != BLANK:
-                rows.append((images.at[k, SITE_COL], CLASSES[c], images.at[k, FILE_COL],
-                             images.at[k, "datetime"], p))
+                rows.append(
+                    (
+                        images.at[k, SITE_COL],
+                        CLASSES[c],
+                        images.at[k, FILE_COL],
+                        images.at[k, "datetime"],
+                        p,
+                    )
+                )
     return pd.DataFrame(rows, columns=[SITE_COL, "class", FILE_COL, "datetime", "prob"])
 
 
@@ -50,25 +67,38 @@ def _event_numbers(seconds: np.ndarray, gap: float, compared_to: ComparedTo) -> 
     return numbers
 
 
-def independent_events(table: pd.DataFrame, minutes: float = DEFAULT_MINUTES,
-                       compared_to: ComparedTo = "last_independent") -> pd.DataFrame:
+def independent_events(
+    table: pd.DataFrame,
+    minutes: float = DEFAULT_MINUTES,
+    compared_to: ComparedTo = "last_independent",
+) -> pd.DataFrame:
     """EVENT_COLUMNS: one row per independent event of timed records, then one per untimed
     record (`timed` False, no start or end, event numbers after the timed ones)."""
     if not np.isfinite(minutes) or minutes < 0:
         raise ValueError(f"the independence interval must be >= 0 minutes, got {minutes}")
-    stamps = pd.to_datetime(table["datetime"].replace("", None), errors="coerce",
-                            format="ISO8601")
-    frame = table.assign(_t=stamps).sort_values([SITE_COL, "class", "_t", FILE_COL],
-                                                 na_position="last", kind="stable")
+    stamps = pd.to_datetime(table["datetime"].replace("", None), errors="coerce", format="ISO8601")
+    frame = table.assign(_t=stamps).sort_values(
+        [SITE_COL, "class", "_t", FILE_COL], na_position="last", kind="stable"
+    )
     out = []
     for (site, name), group in frame.groupby([SITE_COL, "class"], sort=True):
         timed = group[group["_t"].notna()]
         seconds = (timed["_t"] - pd.Timestamp(0)).dt.total_seconds().to_numpy()
         numbers = _event_numbers(seconds, minutes * 60.0, compared_to)
         for number, event in timed.groupby(numbers, sort=True):
-            out.append((site, name, int(number), event["datetime"].iloc[0],
-                        event["datetime"].iloc[-1], len(event), event["prob"].max(),
-                        event[FILE_COL].iloc[0], True))
+            out.append(
+                (
+                    site,
+                    name,
+                    int(number),
+                    event["datetime"].iloc[0],
+                    event["datetime"].iloc[-1],
+                    len(event),
+                    event["prob"].max(),
+                    event[FILE_COL].iloc[0],
+                    True,
+                )
+            )
         first = int(numbers[-1]) + 1 if len(numbers) else 0
         for k, (_, row) in enumerate(group[group["_t"].isna()].iterrows()):
             out.append((site, name, first + k, "", "", 1, row["prob"], row[FILE_COL], False))
@@ -87,14 +117,16 @@ def count_table(events: pd.DataFrame) -> pd.DataFrame:
     if events.empty:
         return pd.DataFrame(columns=list(COUNT_COLUMNS))
     grouped = events.groupby([SITE_COL, "class", "scientific_name"], sort=True)["timed"]
-    counts = grouped.agg(independent_events="sum",
-                         untimed_images=lambda t: int((~t).sum())).reset_index()
+    counts = grouped.agg(
+        independent_events="sum", untimed_images=lambda t: int((~t).sum())
+    ).reset_index()
     counts["independent_events"] = counts["independent_events"].astype(int)
     return counts[list(COUNT_COLUMNS)]
 
 
 def site_by_class(counts: pd.DataFrame) -> pd.DataFrame:
     """Sites × classes of independent events (the table ecologists read first)."""
-    wide = counts.pivot_table(index=SITE_COL, columns="class", values="independent_events",
-                              aggfunc="sum", fill_value=0)
+    wide = counts.pivot_table(
+        index=SITE_COL, columns="class", values="independent_events", aggfunc="sum", fill_value=0
+    )
     return wide.reindex(columns=[c for c in CLASSES if c in wide.columns]).astype(int)

@@ -28,22 +28,31 @@ class Taxon:
 
     def coverage(self) -> dict[str, object]:
         """The taxon as an entry of a Camtrap DP package's `taxonomic` list."""
-        return {"scientificName": self.scientific_name, "taxonRank": self.rank,
-                **dict(self.higher), "vernacularNames": {"eng": self.vernacular}}
+        return {
+            "scientificName": self.scientific_name,
+            "taxonRank": self.rank,
+            **dict(self.higher),
+            "vernacularNames": {"eng": self.vernacular},
+        }
 
 
 _MAMMAL = (("kingdom", "Animalia"), ("phylum", "Chordata"), ("class", "Mammalia"))
 
 TAXA: dict[str, Taxon] = {
-    "antelope_duiker": Taxon("Bovidae", "family", "antelopes and duikers",
-                             (*_MAMMAL, ("order", "Artiodactyla"))),
+    "antelope_duiker": Taxon(
+        "Bovidae", "family", "antelopes and duikers", (*_MAMMAL, ("order", "Artiodactyla"))
+    ),
     "bird": Taxon("Aves", "class", "birds", (("kingdom", "Animalia"), ("phylum", "Chordata"))),
-    "civet_genet": Taxon("Viverridae", "family", "civets and genets",
-                         (*_MAMMAL, ("order", "Carnivora"))),
+    "civet_genet": Taxon(
+        "Viverridae", "family", "civets and genets", (*_MAMMAL, ("order", "Carnivora"))
+    ),
     "hog": Taxon("Suidae", "family", "hogs", (*_MAMMAL, ("order", "Artiodactyla"))),
-    "leopard": Taxon("Panthera pardus", "species", "leopard",
-                     (*_MAMMAL, ("order", "Carnivora"), ("family", "Felidae"),
-                      ("genus", "Panthera"))),
+    "leopard": Taxon(
+        "Panthera pardus",
+        "species",
+        "leopard",
+        (*_MAMMAL, ("order", "Carnivora"), ("family", "Felidae"), ("genus", "Panthera")),
+    ),
     "monkey_prosimian": Taxon("Primates", "order", "monkeys and prosimians", _MAMMAL),
     "rodent": Taxon("Rodentia", "order", "rodents", _MAMMAL),
 }

@@ -30,8 +30,9 @@ def exif_time(path: str | Path) -> str:
         return ""
 
 
-def fill_from_exif(meta: pd.DataFrame, paths: Sequence[str | Path], sites: Sequence[str],
-                   gap_seconds: float) -> pd.DataFrame:
+def fill_from_exif(
+    meta: pd.DataFrame, paths: Sequence[str | Path], sites: Sequence[str], gap_seconds: float
+) -> pd.DataFrame:
     """meta.csv rows with the EXIF time where the info bar gave none (`time_source` says
     which), hours and sequences recomputed from the times now known."""
     from kaggle_style.meta.sequences import assign_sequences

@@ -61,8 +61,10 @@ def activity(meta: pd.DataFrame, truth: pd.DataFrame, run: Run) -> dict[str, Any
     frame = run.oof.merge(truth[[ID_COL, LABEL_COL]], on=ID_COL, how="left")
     rows, hours = _timed(meta, frame[ID_COL])
     y = frame[LABEL_COL].map(CLASS_INDEX).to_numpy()[rows].astype(np.int64)
-    curves = {"observed": (hours, np.eye(len(CLASSES))[y]),
-              "predicted (OOF)": (hours, probs_of(frame)[rows])}
+    curves = {
+        "observed": (hours, np.eye(len(CLASSES))[y]),
+        "predicted (OOF)": (hours, probs_of(frame)[rows]),
+    }
     if run.test is not None:
         test_rows, test_hours = _timed(meta, run.test[ID_COL])
         if len(test_rows):
@@ -111,15 +113,18 @@ def activity_section(meta: pd.DataFrame, truth: pd.DataFrame, run: Run, out: Pat
         cells.append(fmt(overlap(observed[:, c], curves["density"]["predicted (OOF)"][:, c]), 3))
         rows.append(cells)
     counts = ", ".join(f"{k} {v} images" for k, v in curves["n"].items())
-    return (f"<p>{html.escape(run.name)}, images with a readable clock: {html.escape(counts)}. "
-            "Night: before {:g} h or from {:g} h.</p>".format(*DAY_HOURS)
-            + table(["class", *(f"night share, {n}" for n in names),
-                     "overlap observed vs predicted (OOF)"], rows)
-            + f'<img src="{activity_plot(curves, out)}" alt="activity by hour per class">')
+    return (
+        f"<p>{html.escape(run.name)}, images with a readable clock: {html.escape(counts)}. "
+        "Night: before {:g} h or from {:g} h.</p>".format(*DAY_HOURS)
+        + table(
+            ["class", *(f"night share, {n}" for n in names), "overlap observed vs predicted (OOF)"],
+            rows,
+        )
+        + f'<img src="{activity_plot(curves, out)}" alt="activity by hour per class">'
+    )
 
 
-def sequence_section(meta: pd.DataFrame, sites: pd.DataFrame, truth: pd.DataFrame,
-                     run: Run) -> str:
+def sequence_section(meta: pd.DataFrame, sites: pd.DataFrame, truth: pd.DataFrame, run: Run) -> str:
     """Per site: images, clocks read, sequences (independent events), frames per sequence and
     the commonest classes by events: true labels in train, the run's predictions in test."""
     frame = sites[[ID_COL, SITE_COL, "split"]].merge(meta, on=ID_COL, how="inner")
@@ -127,29 +132,58 @@ def sequence_section(meta: pd.DataFrame, sites: pd.DataFrame, truth: pd.DataFram
         return "<p>meta.csv has no row for these data's ids.</p>"
     label = truth.set_index(ID_COL)[LABEL_COL]
     if run.test is not None:
-        predicted = pd.Series(np.asarray(CLASSES)[probs_of(run.test).argmax(axis=1)],
-                              index=run.test[ID_COL].astype(str))
+        predicted = pd.Series(
+            np.asarray(CLASSES)[probs_of(run.test).argmax(axis=1)],
+            index=run.test[ID_COL].astype(str),
+        )
         label = pd.concat([label, predicted])
     frame["class"] = frame[ID_COL].map(label)
     rows = []
     for (split, site), group in frame.groupby(["split", SITE_COL], sort=True):
         sizes = group.groupby("sequence").size()
-        events = group.dropna(subset=["class"]).groupby("sequence")["class"].agg(
-            lambda s: s.mode().iloc[0])
+        events = (
+            group.dropna(subset=["class"])
+            .groupby("sequence")["class"]
+            .agg(lambda s: s.mode().iloc[0])
+        )
         top = events.value_counts().head(3)
-        rows.append((len(group), [str(site), str(split), str(len(group)),
-                                  str(int((group["datetime"] != "").sum())), str(len(sizes)),
-                                  fmt(sizes.mean(), 2), str(int(sizes.max())),
-                                  ", ".join(f"{k} {v}" for k, v in top.items())]))
+        rows.append(
+            (
+                len(group),
+                [
+                    str(site),
+                    str(split),
+                    str(len(group)),
+                    str(int((group["datetime"] != "").sum())),
+                    str(len(sizes)),
+                    fmt(sizes.mean(), 2),
+                    str(int(sizes.max())),
+                    ", ".join(f"{k} {v}" for k, v in top.items()),
+                ],
+            )
+        )
     rows.sort(key=lambda r: -r[0])
     shown = [r[1] for r in rows[:MAX_SITE_ROWS]]
-    note = (f"<p>{frame['sequence'].nunique()} sequences in {len(frame)} images "
-            f"({len(rows)} sites"
-            + (f"; the {MAX_SITE_ROWS} with most images shown" if len(rows) > MAX_SITE_ROWS
-               else "") + "). Events by class: true labels (train), the run's most likely "
-            "class (test), each sequence counted once by its commonest class.</p>")
-    return note + table(["site", "split", "images", "clocks read", "sequences",
-                         "frames per sequence", "longest", "events by class (top 3)"], shown)
+    note = (
+        f"<p>{frame['sequence'].nunique()} sequences in {len(frame)} images "
+        f"({len(rows)} sites"
+        + (f"; the {MAX_SITE_ROWS} with most images shown" if len(rows) > MAX_SITE_ROWS else "")
+        + "). Events by class: true labels (train), the run's most likely "
+        "class (test), each sequence counted once by its commonest class.</p>"
+    )
+    return note + table(
+        [
+            "site",
+            "split",
+            "images",
+            "clocks read",
+            "sequences",
+            "frames per sequence",
+            "longest",
+            "events by class (top 3)",
+        ],
+        shown,
+    )
 
 
 def time_effect_section(ens: dict[str, Any], out: Path, index: int) -> str:
@@ -159,18 +193,22 @@ def time_effect_section(ens: dict[str, Any], out: Path, index: int) -> str:
         return "<p>this ensemble has no time step (ensemble.json has no 'time').</p>"
     nested = step.get("nested") or {}
     ins = step.get("in_sample") or {}
-    text = (f"<p>time of day: mode {html.escape(str(step.get('mode')))}, "
-            f"{'applied' if step.get('applied') else 'not applied'}; log loss in-sample "
-            f"{fmt(ins.get('before'))} → {fmt(ins.get('after'))}, nested "
-            f"{fmt(nested.get('before'))} → {fmt(nested.get('after'))}"
-            + (f"; {html.escape(str(step['skipped']))}" if "skipped" in step else "") + "</p>")
+    text = (
+        f"<p>time of day: mode {html.escape(str(step.get('mode')))}, "
+        f"{'applied' if step.get('applied') else 'not applied'}; log loss in-sample "
+        f"{fmt(ins.get('before'))} → {fmt(ins.get('after'))}, nested "
+        f"{fmt(nested.get('before'))} → {fmt(nested.get('after'))}"
+        + (f"; {html.escape(str(step['skipped']))}" if "skipped" in step else "")
+        + "</p>"
+    )
     if "coef" not in step:
         return text
     from kaggle_style.ensemble.sequences import time_features
 
     coef = np.asarray(step["coef"], dtype=np.float64)
-    features = time_features(GRID, is_night(GRID).astype(float), len(GRID),
-                             int(step.get("harmonics", 1)))
+    features = time_features(
+        GRID, is_night(GRID).astype(float), len(GRID), int(step.get("harmonics", 1))
+    )
     shift = features @ coef.T
     shift -= shift.mean(axis=1, keepdims=True)  # only differences between classes matter
     return text + f'<img src="{_shift_plot(shift, out, index)}" alt="time step effect">'
@@ -196,8 +234,9 @@ def _shift_plot(shift: np.ndarray, out: Path, index: int) -> str:
 MAX_SITE_PANELS = 12  # the sites with most events; a page of small multiples stays readable
 
 
-def site_activity_plot(events: pd.DataFrame, out: Path, name: str = "activity_by_site.png"
-                       ) -> str | None:
+def site_activity_plot(
+    events: pd.DataFrame, out: Path, name: str = "activity_by_site.png"
+) -> str | None:
     """Activity by hour of independent events (timed ones), one panel per site, one curve per
     class; None when no event has a time."""
     import matplotlib.pyplot as plt
@@ -210,8 +249,9 @@ def site_activity_plot(events: pd.DataFrame, out: Path, name: str = "activity_by
     sites = timed[SITE_COL].value_counts().index[:MAX_SITE_PANELS]
     cols = min(4, len(sites))
     rows = -(-len(sites) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False,
-                             sharex=True)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False, sharex=True
+    )
     for ax, site in zip(axes.ravel(), sites, strict=False):
         group = timed[timed[SITE_COL] == site]
         ax.axvspan(0, DAY_HOURS[0], color="0.88", lw=0)
@@ -226,7 +266,7 @@ def site_activity_plot(events: pd.DataFrame, out: Path, name: str = "activity_by
         ax.set_xticks([0, 6, 12, 18, 24])
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=6)
-    for ax in axes.ravel()[len(sites):]:
+    for ax in axes.ravel()[len(sites) :]:
         ax.set_visible(False)
     fig.supxlabel("hour of day (night shaded)")
     fig.supylabel("activity density of independent events")
@@ -244,18 +284,20 @@ def test_records_section(meta: pd.DataFrame, test: pd.DataFrame, run: Run, out: 
     if run.test is None:
         return f"<p>{html.escape(run.name)} has no test.csv: no test records.</p>"
     frame = run.test.merge(test[[ID_COL, SITE_COL]], on=ID_COL, how="left").merge(
-        meta[[ID_COL, "datetime", "sequence"]], on=ID_COL, how="left")
+        meta[[ID_COL, "datetime", "sequence"]], on=ID_COL, how="left"
+    )
     frame["file"] = frame[ID_COL]
     frame["datetime"] = frame["datetime"].fillna("")
     frame["sequence"] = frame["sequence"].fillna(frame[ID_COL])
     classified = Classified(frame, run.name, "")
     events = independent_events(records_of(classified, Thresholds()), DEFAULT_MINUTES)
-    return (f"<p>{html.escape(run.name)}, test set: each image counted as its most likely "
-            "class.</p>" + records_section(events, count_table(events), DEFAULT_MINUTES, out))
+    return (
+        f"<p>{html.escape(run.name)}, test set: each image counted as its most likely "
+        "class.</p>" + records_section(events, count_table(events), DEFAULT_MINUTES, out)
+    )
 
 
-def records_section(events: pd.DataFrame, counts: pd.DataFrame, minutes: float,
-                    out: Path) -> str:
+def records_section(events: pd.DataFrame, counts: pd.DataFrame, minutes: float, out: Path) -> str:
     """Independent events per site and class, and per-site activity (the record table)."""
     from kaggle_style.outputs.records import site_by_class
 
@@ -263,11 +305,14 @@ def records_section(events: pd.DataFrame, counts: pd.DataFrame, minutes: float,
         return "<p>no image was given an animal class: no records.</p>"
     wide = site_by_class(counts)
     untimed = int(counts["untimed_images"].sum())
-    rows = [[str(site), *(str(v) for v in row), str(int(row.sum()))]
-            for site, row in wide.iterrows()]
-    text = (f"<p>Independent events: records of one class at one site at least {minutes:g} "
-            f"minutes after that class's last independent record there. {untimed} record(s) "
-            "with an unread clock are counted apart (not in this table).</p>"
-            + table([SITE_COL, *wide.columns, "all"], rows[:MAX_SITE_ROWS]))
+    rows = [
+        [str(site), *(str(v) for v in row), str(int(row.sum()))] for site, row in wide.iterrows()
+    ]
+    text = (
+        f"<p>Independent events: records of one class at one site at least {minutes:g} "
+        f"minutes after that class's last independent record there. {untimed} record(s) "
+        "with an unread clock are counted apart (not in this table).</p>"
+        + table([SITE_COL, *wide.columns, "all"], rows[:MAX_SITE_ROWS])
+    )
     png = site_activity_plot(events, out)
     return text + (f'<img src="{png}" alt="activity by hour per site">' if png else "")

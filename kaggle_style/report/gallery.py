@@ -40,7 +40,10 @@ def crop_threshold(runs: list[Run]) -> float | None:
 
 
 def image_sources(
-    ids: list[str], truth: pd.DataFrame, data_root: Path, manifest: Path | None,
+    ids: list[str],
+    truth: pd.DataFrame,
+    data_root: Path,
+    manifest: Path | None,
     threshold: float | None,
 ) -> dict[str, Path]:
     """id -> the picture to show: the crop at `threshold`, else the best crop, else the frame."""
@@ -57,8 +60,12 @@ def image_sources(
             chosen = crop_paths(table, threshold)
         except ValueError:
             chosen = {}
-    best = (table[~table["fallback"]].sort_values("conf", ascending=False)
-            .drop_duplicates(ID_COL).set_index(ID_COL)["crop_path"])
+    best = (
+        table[~table["fallback"]]
+        .sort_values("conf", ascending=False)
+        .drop_duplicates(ID_COL)
+        .set_index(ID_COL)["crop_path"]
+    )
     for i in ids:
         if chosen.get(i):
             out[i] = chosen[i][0]
@@ -68,8 +75,13 @@ def image_sources(
 
 
 def gallery(
-    run: Run, truth: pd.DataFrame, data_root: Path, out: Path, n: int,
-    manifest: Path | None, threshold: float | None,
+    run: Run,
+    truth: pd.DataFrame,
+    data_root: Path,
+    out: Path,
+    n: int,
+    manifest: Path | None,
+    threshold: float | None,
 ) -> str:
     """The `n` most confidently wrong OOF images of `run` as thumbnails with their labels."""
     from PIL import Image
@@ -95,10 +107,14 @@ def gallery(
         except OSError as err:
             print(f"report: skipping {image_id} in the gallery: {err}", file=sys.stderr)
             continue
-        caption = (f"{image_id}: true {frame[LABEL_COL].iloc[row]}, predicted "
-                   f"{CLASSES[pred[row]]} ({fmt(conf[row])})")
-        cards.append(f'<figure><img src="{name}" alt="{html.escape(image_id)}">'
-                     f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        caption = (
+            f"{image_id}: true {frame[LABEL_COL].iloc[row]}, predicted "
+            f"{CLASSES[pred[row]]} ({fmt(conf[row])})"
+        )
+        cards.append(
+            f'<figure><img src="{name}" alt="{html.escape(image_id)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
     if not cards:
         return "<p>no wrong OOF predictions to show.</p>"
     return '<div class="gallery">' + "".join(cards) + "</div>"

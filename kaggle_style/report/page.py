@@ -31,7 +31,11 @@ figcaption{font-size:12px}"""
 
 
 def build_report(
-    run_dirs: list[Path], data: Path, out: Path, crops: Path | None = None, n_gallery: int = 12,
+    run_dirs: list[Path],
+    data: Path,
+    out: Path,
+    crops: Path | None = None,
+    n_gallery: int = 12,
     meta: Path | None = None,
 ) -> Path:
     """Write `out/index.html` and its images; return the page's path.
@@ -41,8 +45,10 @@ def build_report(
     import matplotlib
 
     matplotlib.use("Agg")
-    check_outputs({"--out": out}, {**{f"run {r}": r for r in run_dirs},
-                                   "--data": data, "--crops": crops, "--meta": meta})
+    check_outputs(
+        {"--out": out},
+        {**{f"run {r}": r for r in run_dirs}, "--data": data, "--crops": crops, "--meta": meta},
+    )
     runs = [load_run(Path(r)) for r in run_dirs]
     if not runs:
         raise ReportError("no runs to report on; give one or more run folders")
@@ -52,30 +58,47 @@ def build_report(
     for run in runs:
         unknown = [i for i in run.oof[ID_COL] if i not in known]
         if unknown:
-            raise ReportError(f"run {run.name}: {len(unknown)} OOF id(s) are not in {data}; "
-                              "give the data folder the run was trained on")
+            raise ReportError(
+                f"run {run.name}: {len(unknown)} OOF id(s) are not in {data}; "
+                "give the data folder the run was trained on"
+            )
     # Names (runs, sites, classes) are plain text in every figure: a `$` is no mathtext.
     with atomic_folder(out) as folder, matplotlib.rc_context({"text.parse_math": False}):
         _write_page(runs, dataset, truth, Path(data), folder, crops, n_gallery, meta)
     return Path(out) / INDEX
 
 
-def _write_page(runs: list[Run], dataset: CompetitionData, truth: pd.DataFrame, data: Path,
-                out: Path, crops: Path | None, n_gallery: int, meta: Path | None) -> None:
+def _write_page(
+    runs: list[Run],
+    dataset: CompetitionData,
+    truth: pd.DataFrame,
+    data: Path,
+    out: Path,
+    crops: Path | None,
+    n_gallery: int,
+    meta: Path | None,
+) -> None:
     ensembles = [r for r in runs if r.ensemble is not None]
     primary = ensembles[-1] if ensembles else runs[-1]  # the run the sites and gallery follow
-    body = [f"<h1>Report: {html.escape(', '.join(r.name for r in runs))}</h1>",
-            "<h2>Models (OOF)</h2>", model_table(runs),
-            "<p>From each run's metrics.json (overall); the nested log loss is the ensemble's "
-            "honest estimate from ensemble.json (final.nested).</p>",
-            "<h2>Per-class accuracy</h2>",
-            f'<img src="{per_class_plot(runs, out)}" alt="per-class accuracy">',
-            "<h2>Confusion matrices</h2>"]
-    body += [f'<img src="{confusion_plot(r, i, out)}" alt="confusion {html.escape(r.name)}">'
-             for i, r in enumerate(runs)]
-    body.append("<h2>Calibration</h2><p>Ensembles: 'before' is the OOF probabilities raised to "
-                "the power T and renormalised (undoing the fitted temperature), 'after' the "
-                "OOF probabilities as written.</p>")
+    body = [
+        f"<h1>Report: {html.escape(', '.join(r.name for r in runs))}</h1>",
+        "<h2>Models (OOF)</h2>",
+        model_table(runs),
+        "<p>From each run's metrics.json (overall); the nested log loss is the ensemble's "
+        "honest estimate from ensemble.json (final.nested).</p>",
+        "<h2>Per-class accuracy</h2>",
+        f'<img src="{per_class_plot(runs, out)}" alt="per-class accuracy">',
+        "<h2>Confusion matrices</h2>",
+    ]
+    body += [
+        f'<img src="{confusion_plot(r, i, out)}" alt="confusion {html.escape(r.name)}">'
+        for i, r in enumerate(runs)
+    ]
+    body.append(
+        "<h2>Calibration</h2><p>Ensembles: 'before' is the OOF probabilities raised to "
+        "the power T and renormalised (undoing the fitted temperature), 'after' the "
+        "OOF probabilities as written.</p>"
+    )
     for i, run in enumerate(runs):
         y = run.oof[[ID_COL]].merge(truth, on=ID_COL, how="left")[LABEL_COL].map(CLASS_INDEX)
         png, eces = reliability_plot(run, i, y.to_numpy(dtype=np.int64), out)
@@ -84,37 +107,56 @@ def _write_page(runs: list[Run], dataset: CompetitionData, truth: pd.DataFrame, 
     if ensembles:
         body.append("<h2>Ensemble</h2>")
         body += [ensemble_section(r, out, i) for i, r in enumerate(ensembles)]
-    body.append(_clock_sections(meta, dataset.train, dataset.test, truth, primary, ensembles,
-                                out))
-    body += [f"<h2>Sites (hardest first by {html.escape(primary.name)})</h2>",
-             site_table(runs, primary, truth),
-             f"<h2>Most confidently wrong ({html.escape(primary.name)} OOF)</h2>",
-             gallery(primary, truth, data, out, n_gallery, crops, crop_threshold(runs))]
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>kaggle-style report"
-            f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(body)
-            + "\n</body></html>\n")
+    body.append(_clock_sections(meta, dataset.train, dataset.test, truth, primary, ensembles, out))
+    body += [
+        f"<h2>Sites (hardest first by {html.escape(primary.name)})</h2>",
+        site_table(runs, primary, truth),
+        f"<h2>Most confidently wrong ({html.escape(primary.name)} OOF)</h2>",
+        gallery(primary, truth, data, out, n_gallery, crops, crop_threshold(runs)),
+    ]
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>kaggle-style report"
+        f"</title><style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
     write_text(out / INDEX, page)
 
 
-
-
-def _clock_sections(meta: Path | None, train: pd.DataFrame, test: pd.DataFrame,
-                    truth: pd.DataFrame, primary: Run, ensembles: list[Run], out: Path) -> str:
+def _clock_sections(
+    meta: Path | None,
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    truth: pd.DataFrame,
+    primary: Run,
+    ensembles: list[Run],
+    out: Path,
+) -> str:
     """Activity by hour, sequences per site and the time step's effect (needs meta.csv)."""
     from kaggle_style.data.meta_file import read_meta
 
     parts = ["<h2>Activity by hour</h2>"]
     if meta is None:
-        return "\n".join([*parts, "<p>no meta.csv given (--meta): run `kaggle-style meta` "
-                                  "to read the cameras' clocks.</p>"])
+        return "\n".join(
+            [
+                *parts,
+                "<p>no meta.csv given (--meta): run `kaggle-style meta` "
+                "to read the cameras' clocks.</p>",
+            ]
+        )
     frame = read_meta(meta)
-    sites = pd.concat([train[[ID_COL, SITE_COL]].assign(split="train"),
-                       test[[ID_COL, SITE_COL]].assign(split="test")], ignore_index=True)
+    sites = pd.concat(
+        [
+            train[[ID_COL, SITE_COL]].assign(split="train"),
+            test[[ID_COL, SITE_COL]].assign(split="test"),
+        ],
+        ignore_index=True,
+    )
     parts.append(activity_section(frame, truth, primary, out))
-    parts += ["<h2>Sequences per site</h2>",
-              sequence_section(frame, sites, truth, primary),
-              "<h2>Independent events per site (test)</h2>",
-              test_records_section(frame, test, primary, out)]
+    parts += [
+        "<h2>Sequences per site</h2>",
+        sequence_section(frame, sites, truth, primary),
+        "<h2>Independent events per site (test)</h2>",
+        test_records_section(frame, test, primary, out),
+    ]
     if ensembles:
         parts.append("<h2>Time of day in the ensemble</h2>")
         parts += [time_effect_section(r.ensemble or {}, out, i) for i, r in enumerate(ensembles)]

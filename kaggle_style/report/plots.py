@@ -61,8 +61,15 @@ def confusion_plot(run: Run, index: int, out: Path) -> str:
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
     for (r, c), v in np.ndenumerate(norm):
-        ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                color="white" if v > 0.5 else "black")
+        ax.text(
+            c,
+            r,
+            f"{v:.2f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if v > 0.5 else "black",
+        )
     ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(CLASSES)), CLASSES, fontsize=8)
     ax.set_xlabel("predicted")
@@ -94,8 +101,10 @@ def reliability_plot(
     probs = probs_of(run.oof)
     temperature = (run.ensemble or {}).get("temperature")
     if temperature is not None:
-        curves = [(f"before temperature (p^{fmt(temperature, 3)})", untempered(probs, temperature)),
-                  (f"after temperature (T={fmt(temperature, 3)})", probs)]
+        curves = [
+            (f"before temperature (p^{fmt(temperature, 3)})", untempered(probs, temperature)),
+            (f"after temperature (T={fmt(temperature, 3)})", probs),
+        ]
     else:
         curves = [("as is", probs)]
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -118,6 +127,7 @@ def reliability_plot(
 def worst_sites(priors: dict[str, Any], limit: int = MAX_HEATMAP_SITES) -> list[str]:
     """At most `limit` sites: with truth, those whose adapted prior is farthest from it; else
     the largest. Ties keep the table's order."""
+
     def badness(site: str) -> float:
         entry = priors[site]
         if "true" in entry:
@@ -127,15 +137,21 @@ def worst_sites(priors: dict[str, Any], limit: int = MAX_HEATMAP_SITES) -> list[
     return sorted(priors, key=lambda s: -badness(s))[:limit]
 
 
-def priors_plot(priors: dict[str, Any], kinds: tuple[str, ...], name: str, out: Path,
-                limit: int = MAX_HEATMAP_SITES) -> tuple[str, int]:
+def priors_plot(
+    priors: dict[str, Any],
+    kinds: tuple[str, ...],
+    name: str,
+    out: Path,
+    limit: int = MAX_HEATMAP_SITES,
+) -> tuple[str, int]:
     """Sites x classes heat maps, one panel per kind (mean prediction, EM prior, truth), of at
     most `limit` sites; the figure and the number of sites shown."""
     import matplotlib.pyplot as plt
 
     sites = worst_sites(priors, limit)
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.2 * len(kinds), 1 + 0.3 * len(sites)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(kinds), figsize=(4.2 * len(kinds), 1 + 0.3 * len(sites)), squeeze=False
+    )
     for ax, kind in zip(axes[0], kinds, strict=True):
         grid = np.array([[priors[s][kind][c] for c in CLASSES] for s in sites])
         ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")

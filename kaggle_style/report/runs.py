@@ -24,8 +24,13 @@ from kaggle_style.prediction_files import read_predictions
 from kaggle_style.run_contract import check_run
 
 DECIMALS = 4
-TABLE_KEYS = (("log_loss", "log loss"), ("accuracy", "accuracy"), ("f1_micro", "F1 micro"),
-              ("f1_macro", "F1 macro"), ("f1_weighted", "F1 weighted"))
+TABLE_KEYS = (
+    ("log_loss", "log loss"),
+    ("accuracy", "accuracy"),
+    ("f1_micro", "F1 micro"),
+    ("f1_macro", "F1 macro"),
+    ("f1_weighted", "F1 weighted"),
+)
 
 
 class ReportError(UserError, ValueError):
@@ -42,8 +47,9 @@ def fmt(value: Any, decimals: int = DECIMALS) -> str:
 def table(head: list[str], rows: list[list[str]]) -> str:
     """An HTML table; cells are escaped here, so callers pass plain text."""
     th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
     return f"<table><tr>{th}</tr>{body}</table>"
 
 

@@ -28,8 +28,14 @@ def model_table(runs: list[Run]) -> str:
     for run in runs:
         final = _report(run).final if run.ensemble is not None else None
         nested = final.nested.log_loss if final is not None and final.nested else None
-        rows.append([run.name, fmt(run.overall["log_loss"]), fmt(nested),
-                     *(fmt(run.overall[k]) for k, _ in TABLE_KEYS[1:])])
+        rows.append(
+            [
+                run.name,
+                fmt(run.overall["log_loss"]),
+                fmt(nested),
+                *(fmt(run.overall[k]) for k, _ in TABLE_KEYS[1:]),
+            ]
+        )
     return table(head, rows)
 
 
@@ -42,11 +48,23 @@ def step_rows(ens: EnsembleReport) -> list[list[str]]:
         if record is None:
             continue
         ins, nested = record.in_sample or {}, record.nested or {}
-        note = (f"skipped: {record.skipped}" if record.skipped is not None
-                else step.chosen(record.details()))
-        rows.append([step.title, str(record.mode), "yes" if record.applied else "no",
-                     fmt(ins.get("before")), fmt(ins.get("after")),
-                     fmt(nested.get("before")), fmt(nested.get("after")), note])
+        note = (
+            f"skipped: {record.skipped}"
+            if record.skipped is not None
+            else step.chosen(record.details())
+        )
+        rows.append(
+            [
+                step.title,
+                str(record.mode),
+                "yes" if record.applied else "no",
+                fmt(ins.get("before")),
+                fmt(ins.get("after")),
+                fmt(nested.get("before")),
+                fmt(nested.get("after")),
+                note,
+            ]
+        )
     return rows
 
 
@@ -54,53 +72,84 @@ def steps_table(ens: EnsembleReport) -> str:
     rows = step_rows(ens)
     if not rows:
         return "<p>no second-stage steps in this ensemble.json.</p>"
-    return table(["step", "mode", "applied", "in-sample before", "in-sample after",
-                  "nested before", "nested after", "chosen"], rows)
+    return table(
+        [
+            "step",
+            "mode",
+            "applied",
+            "in-sample before",
+            "in-sample after",
+            "nested before",
+            "nested after",
+            "chosen",
+        ],
+        rows,
+    )
 
 
 def ensemble_section(run: Run, out: Path, index: int) -> str:
     ens = _report(run)
-    parts = [f"<h3>{html.escape(run.name)}</h3>",
-             f"<p>method: {html.escape(ens.method)}, space: {html.escape(ens.space)}, "
-             f"temperature: {fmt(ens.temperature)}</p>"]
+    parts = [
+        f"<h3>{html.escape(run.name)}</h3>",
+        f"<p>method: {html.escape(ens.method)}, space: {html.escape(ens.space)}, "
+        f"temperature: {fmt(ens.temperature)}</p>",
+    ]
     final = ens.final.model_dump() if ens.final is not None else {}
-    parts.append(table(["estimate", *(label for _, label in TABLE_KEYS)], [
-        [kind, *(fmt((final.get(kind) or {}).get(k)) for k, _ in TABLE_KEYS)]
-        for kind in ("in_sample", "nested")
-    ]))
-    parts.append("<h4>weights</h4>" + table(["run", "weight"],
-                                            [[n, fmt(w)] for n, w in ens.weights.items()]))
-    parts.append("<h4>second-stage steps</h4><p>Each per-row step is applied (mode auto) only "
-                 "where its nested log loss, fitted without the held-out fold's labels, "
-                 "improves.</p>" + steps_table(ens))
+    parts.append(
+        table(
+            ["estimate", *(label for _, label in TABLE_KEYS)],
+            [
+                [kind, *(fmt((final.get(kind) or {}).get(k)) for k, _ in TABLE_KEYS)]
+                for kind in ("in_sample", "nested")
+            ],
+        )
+    )
+    parts.append(
+        "<h4>weights</h4>" + table(["run", "weight"], [[n, fmt(w)] for n, w in ens.weights.items()])
+    )
+    parts.append(
+        "<h4>second-stage steps</h4><p>Each per-row step is applied (mode auto) only "
+        "where its nested log loss, fitted without the held-out fold's labels, "
+        "improves.</p>" + steps_table(ens)
+    )
     record = ens.step(SiteAdaptation.key)
     site = record.details() if record is not None else {}
     parts.append("<h4>site adaptation</h4>")
     if "skipped" in site or "priors" not in site:
-        parts.append(f"<p>mode {html.escape(str(site.get('mode')))}; "
-                     f"{html.escape(str(site.get('skipped', 'no per-site priors')))}</p>")
+        parts.append(
+            f"<p>mode {html.escape(str(site.get('mode')))}; "
+            f"{html.escape(str(site.get('skipped', 'no per-site priors')))}</p>"
+        )
         return "\n".join(parts)
     oof_priors = site["priors"].get("oof") or {}
     if oof_priors:
         rows = []
         for name, entry in oof_priors.items():
             truth = np.array([entry["true"][c] for c in CLASSES])
-            dist = [np.abs(np.array([entry[k][c] for c in CLASSES]) - truth).sum()
-                    for k in ("before", "after")]
+            dist = [
+                np.abs(np.array([entry[k][c] for c in CLASSES]) - truth).sum()
+                for k in ("before", "after")
+            ]
             rows.append([name, str(entry["n"]), fmt(dist[0]), fmt(dist[1])])
-        parts.append("<p>OOF sites: L1 distance of the mean prediction (before) and of the "
-                     "adapted prior (after) to the site's true class mix.</p>")
+        parts.append(
+            "<p>OOF sites: L1 distance of the mean prediction (before) and of the "
+            "adapted prior (after) to the site's true class mix.</p>"
+        )
         parts.append(table(["site", "n", "before vs true", "after vs true"], rows))
-        png, shown = priors_plot(oof_priors, ("before", "after", "true"),
-                                 f"priors_oof_{index}.png", out)
-        parts.append(f"<p>heat map: the {shown} of {len(oof_priors)} sites whose adapted prior "
-                     f"is farthest from the truth</p><img src=\"{png}\" alt=\"OOF site priors\">")
+        png, shown = priors_plot(
+            oof_priors, ("before", "after", "true"), f"priors_oof_{index}.png", out
+        )
+        parts.append(
+            f"<p>heat map: the {shown} of {len(oof_priors)} sites whose adapted prior "
+            f'is farthest from the truth</p><img src="{png}" alt="OOF site priors">'
+        )
     test_priors = site["priors"].get("test") or {}
     if test_priors:
-        png, shown = priors_plot(test_priors, ("before", "after"), f"priors_test_{index}.png",
-                                 out)
-        parts.append(f"<p>test sites (no labels): the {shown} largest of {len(test_priors)}</p>"
-                     f'<img src="{png}" alt="test site priors">')
+        png, shown = priors_plot(test_priors, ("before", "after"), f"priors_test_{index}.png", out)
+        parts.append(
+            f"<p>test sites (no labels): the {shown} largest of {len(test_priors)}</p>"
+            f'<img src="{png}" alt="test site priors">'
+        )
     return "\n".join(parts)
 
 
@@ -114,7 +163,10 @@ def site_table(runs: list[Run], primary: Run, truth: pd.DataFrame) -> str:
         for site, rows in frame.groupby(SITE_COL).indices.items():
             acc = float((probs[rows].argmax(axis=1) == y[rows]).mean())
             stats.setdefault(str(site), {})[run.name] = (
-                len(rows), log_loss(y[rows], probs[rows]), acc)
+                len(rows),
+                log_loss(y[rows], probs[rows]),
+                acc,
+            )
     order = sorted(stats, key=lambda s: -stats[s].get(primary.name, (0, -np.inf, 0))[1])
     head = ["site", "n"] + [f"{r.name} {what}" for r in runs for what in ("log loss", "accuracy")]
     rows = []

@@ -23,8 +23,10 @@ def step_line(step: Step, record: StepRecord) -> str:
     where = "nested" if record.nested else "in-sample"
     figures = record.nested or record.in_sample or {}
     verdict = "applied" if record.applied else "not applied (no gain)"
-    return (f"{step.title}: {where} log loss {fmt(figures.get('before'))} -> "
-            f"{fmt(figures.get('after'))}, {verdict} ({step.chosen(record.details())})")
+    return (
+        f"{step.title}: {where} log loss {fmt(figures.get('before'))} -> "
+        f"{fmt(figures.get('after'))}, {verdict} ({step.chosen(record.details())})"
+    )
 
 
 def summarise(run_dir: Path, submission: Path) -> str:
@@ -42,8 +44,9 @@ def summarise(run_dir: Path, submission: Path) -> str:
             f"ensemble OOF log loss: in-sample {fmt(in_sample)}, nested {fmt(nested)} (every fit "
             "and every choice on the other folds: the honest estimate)"
         )
-        steps = [(step, report.step(step.key)) for step in STEPS
-                 if report.step(step.key) is not None]
+        steps = [
+            (step, report.step(step.key)) for step in STEPS if report.step(step.key) is not None
+        ]
         if steps:
             lines.append("second stage, each step's effect on the nested log loss:")
             lines += [f"  {step_line(step, record)}" for step, record in steps]

@@ -13,15 +13,20 @@ from kaggle_style.data.layout import check_layout
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="the DrivenData folder (train_features.csv, ...)")
-    parser.add_argument("--csv-only", action="store_true",
-                        help="check the four tables only, not the image folders")
-    parser.add_argument("--allow-outside-data", action="store_true",
-                        help="accept filepaths outside the folder (absolute or ../)")
+    parser.add_argument(
+        "--csv-only", action="store_true", help="check the four tables only, not the image folders"
+    )
+    parser.add_argument(
+        "--allow-outside-data",
+        action="store_true",
+        help="accept filepaths outside the folder (absolute or ../)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    report = check_layout(args.data, check_images=not args.csv_only,
-                          allow_outside_data=args.allow_outside_data)
+    report = check_layout(
+        args.data, check_images=not args.csv_only, allow_outside_data=args.allow_outside_data
+    )
     print(report.format(), flush=True)
     if report.problems:
         raise report.error()

@@ -18,13 +18,24 @@ from kaggle_style.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--configs", nargs="+", type=Path, default=[Path("configs")],
-                        help="config files or folders of them (configs/)")
+    parser.add_argument(
+        "--configs",
+        nargs="+",
+        type=Path,
+        default=[Path("configs")],
+        help="config files or folders of them (configs/)",
+    )
     parser.add_argument("--data", help="DrivenData folder the configs train on (each config's own)")
     parser.add_argument("--crops-manifest", help="crops manifest they read (each config's own)")
     parser.add_argument("--cache-dir", help="the cache folder to clean (each config's own)")
-    parser.add_argument("--set", dest="overrides", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="override keys of every config, as `train --set` does")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override keys of every config, as `train --set` does",
+    )
     parser.add_argument("--yes", action="store_true", help="delete (default: only list)")
 
 
@@ -65,16 +76,17 @@ def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[st
 
 def run(args: argparse.Namespace) -> int:
     files = config_files(args.configs)
-    values = {"data": args.data, "crops_manifest": args.crops_manifest,
-              "cache_dir": args.cache_dir}
+    values = {"data": args.data, "crops_manifest": args.crops_manifest, "cache_dir": args.cache_dir}
     used = used_keys(files, args.overrides, **values)
     from kaggle_style.training.config import TrainConfig
 
     cache_dir = Path(args.cache_dir or TrainConfig().cache_dir)
     plan = cache_admin.plan_clean(cache_dir, used)
     for cache in plan.keep:
-        print(f"keep    {cache.folder}  {cache_admin.human(cache.bytes):>9}  used by "
-              f"{', '.join(sorted(set(used[cache.key])))}")
+        print(
+            f"keep    {cache.folder}  {cache_admin.human(cache.bytes):>9}  used by "
+            f"{', '.join(sorted(set(used[cache.key])))}"
+        )
     for cache in plan.remove:
         state = "unused" if cache.complete else "unfinished"
         print(f"remove  {cache.folder}  {cache_admin.human(cache.bytes):>9}  {state}")
@@ -85,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"dry run: would free {freed} in {cache_dir}; rerun with --yes to delete")
         return 0
     cache_admin.apply_clean(plan)
-    print(f"freed {freed} in {cache_dir} ({len(plan.remove)} cache(s) removed, "
-          f"{len(plan.keep)} kept)")
+    print(
+        f"freed {freed} in {cache_dir} ({len(plan.remove)} cache(s) removed, {len(plan.keep)} kept)"
+    )
     return 0

@@ -6,8 +6,11 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--storage", required=True,
-                        help="the study storage `tune` used (sqlite:///…, postgresql…, journal://…)")
+    parser.add_argument(
+        "--storage",
+        required=True,
+        help="the study storage `tune` used (sqlite:///…, postgresql…, journal://…)",
+    )
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (8080)")
 
 

@@ -22,9 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(
-        DemoDataConfig, args.config, args.overrides,
-        out=args.out, seed=args.seed, n_train=args.n_train, n_test=args.n_test,
-        width=args.width, height=args.height,
+        DemoDataConfig,
+        args.config,
+        args.overrides,
+        out=args.out,
+        seed=args.seed,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        width=args.width,
+        height=args.height,
     )
     out = generate(cfg)
     print(describe(json.loads((Path(out) / INFO_FILE).read_text())))

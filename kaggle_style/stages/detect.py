@@ -16,11 +16,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", choices=DETECTORS, help="backend (megadetector-lite)")
     lite = default_weights("megadetector-lite")
     parser.add_argument(
-        "--weights", type=Path,
+        "--weights",
+        type=Path,
         help=f"weights file (megadetector-lite default: {lite or 'none found'})",
     )
-    parser.add_argument("--out", type=Path,
-                        help="output JSON, outside the data folder (detections/detections.json)")
+    parser.add_argument(
+        "--out", type=Path, help="output JSON, outside the data folder (detections/detections.json)"
+    )
     parser.add_argument("--batch-size", type=int, help="images per forward pass (16; 64 on a GPU)")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N (auto)")
     parser.add_argument("--num-workers", type=int, help="image-decoding processes (2)")
@@ -32,11 +34,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(
-        DetectConfig, args.config, args.overrides,
-        data=args.data, images=args.images, detector=args.detector, weights=args.weights,
-        out=args.out, batch_size=args.batch_size, device=args.device,
-        num_workers=args.num_workers, checkpoint_every=args.checkpoint_every,
-        limit=args.limit, force=args.force,
+        DetectConfig,
+        args.config,
+        args.overrides,
+        data=args.data,
+        images=args.images,
+        detector=args.detector,
+        weights=args.weights,
+        out=args.out,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.num_workers,
+        checkpoint_every=args.checkpoint_every,
+        limit=args.limit,
+        force=args.force,
     )
     detect_images(cfg)
     return 0

@@ -26,25 +26,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--meta", help="meta.csv of `kaggle-style meta` (default: DATA/meta.csv)")
     parser.add_argument("--sequences", choices=MODES, help="pool over bursts (needs meta)")
     parser.add_argument("--time-adjust", choices=MODES, help="hour and night flag (needs meta)")
-    parser.add_argument("--detections", help="detections.json (MegaDetector batch format) of the "
-                        "train and test images, for detection-aware stacking")
-    parser.add_argument("--detection-stacking", choices=MODES,
-                        help="per-image member weights from the detector (needs --detections)")
+    parser.add_argument(
+        "--detections",
+        help="detections.json (MegaDetector batch format) of the "
+        "train and test images, for detection-aware stacking",
+    )
+    parser.add_argument(
+        "--detection-stacking",
+        choices=MODES,
+        help="per-image member weights from the detector (needs --detections)",
+    )
     parser.add_argument("--seed", type=int)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(
-        EnsembleConfig, args.config, args.overrides,
-        runs=args.runs or None, data=args.data, labels=args.labels, out=args.out,
-        space=args.space, temperature=args.temperature, site_adapt=args.site_adapt,
-        features=args.features, train_features=args.train_features, meta=args.meta,
-        sequences=args.sequences, time_adjust=args.time_adjust, seed=args.seed,
-        detections=args.detections, detection_stacking=args.detection_stacking,
+        EnsembleConfig,
+        args.config,
+        args.overrides,
+        runs=args.runs or None,
+        data=args.data,
+        labels=args.labels,
+        out=args.out,
+        space=args.space,
+        temperature=args.temperature,
+        site_adapt=args.site_adapt,
+        features=args.features,
+        train_features=args.train_features,
+        meta=args.meta,
+        sequences=args.sequences,
+        time_adjust=args.time_adjust,
+        seed=args.seed,
+        detections=args.detections,
+        detection_stacking=args.detection_stacking,
     )
-    check_outputs({"--out": cfg.out}, {**{f"run {r}": r for r in cfg.runs},
-                                       "--data": cfg.data, "--meta": cfg.meta,
-                                       "--detections": cfg.detections})
+    check_outputs(
+        {"--out": cfg.out},
+        {
+            **{f"run {r}": r for r in cfg.runs},
+            "--data": cfg.data,
+            "--meta": cfg.meta,
+            "--detections": cfg.detections,
+        },
+    )
     result = ensemble(cfg)
     print(render(result.report, str(cfg.out)))
     return 0

@@ -12,15 +12,22 @@ from kaggle_style.stages.predict import add_output_arguments, output_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", type=Path, required=True,
-                        help="model run or ensemble run folder (its test.csv)")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="the DrivenData folder (test_features.csv: files and sites)")
+    parser.add_argument(
+        "--run", type=Path, required=True, help="model run or ensemble run folder (its test.csv)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="the DrivenData folder (test_features.csv: files and sites)",
+    )
     parser.add_argument("--meta", type=Path, help="meta.csv (clocks and sequences)")
-    parser.add_argument("--detections", type=Path,
-                        help="the detect stage's MegaDetector file (boxes)")
-    parser.add_argument("--out", type=Path, required=True,
-                        help="a file (csv, md) or a folder (camtrap-dp, records)")
+    parser.add_argument(
+        "--detections", type=Path, help="the detect stage's MegaDetector file (boxes)"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="a file (csv, md) or a folder (camtrap-dp, records)"
+    )
     add_output_arguments(parser)
 
 

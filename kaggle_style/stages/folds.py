@@ -25,8 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(
-        FoldsConfig, args.config, args.overrides,
-        data=args.data, out=args.out, n_splits=args.n_splits, seed=args.seed,
+        FoldsConfig,
+        args.config,
+        args.overrides,
+        data=args.data,
+        out=args.out,
+        n_splits=args.n_splits,
+        seed=args.seed,
         group_by=args.group_by,
     )
     check_outputs({"out": cfg.out}, {"data": cfg.data})
@@ -37,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
     write_yaml(out.with_suffix(".config.yaml"), {**config_dict(cfg), "git_commit": git_commit()})
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(fold_table(folds).to_string())
-    print(f"wrote {out} ({len(folds)} images, {folds[SITE_COL].nunique()} sites, "
-          f"{cfg.n_splits} folds grouped by {cfg.group_by})")
+    print(
+        f"wrote {out} ({len(folds)} images, {folds[SITE_COL].nunique()} sites, "
+        f"{cfg.n_splits} folds grouped by {cfg.group_by})"
+    )
     return 0

@@ -28,12 +28,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {args.config} uses view={cfg.view}; the crops manifest must cover the data")
     shutil.rmtree(args.work / "runs", ignore_errors=True)
     result = lb_check(cfg, args.share, args.n_splits, args.seed, args.work)
-    print(f"local OOF estimate {result['local_oof_log_loss']:.4f} | pseudo-leaderboard "
-          f"{result['pseudo_lb_log_loss']:.4f} on {result['held_out_sites']} held-out sites "
-          f"| gap {result['gap']:+.4f}")
+    print(
+        f"local OOF estimate {result['local_oof_log_loss']:.4f} | pseudo-leaderboard "
+        f"{result['pseudo_lb_log_loss']:.4f} on {result['held_out_sites']} held-out sites "
+        f"| gap {result['gap']:+.4f}"
+    )
     before, after = result["site_adapt_nested_oof"]
-    print(f"temperature only {result['pseudo_lb_log_loss_site_off']:.4f} | with site adaptation "
-          f"{result['pseudo_lb_log_loss_site_on']:.4f} on the held-out sites (nested OOF estimate "
-          f"{before:.4f} -> {after:.4f})")
+    print(
+        f"temperature only {result['pseudo_lb_log_loss_site_off']:.4f} | with site adaptation "
+        f"{result['pseudo_lb_log_loss_site_on']:.4f} on the held-out sites (nested OOF estimate "
+        f"{before:.4f} -> {after:.4f})"
+    )
     print(json.dumps(result))
     return 0

@@ -13,13 +13,21 @@ FIELDS = ("models", "ensemble", "description", "gpu_time")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="set name (configs/sets/NAME.yaml) or a YAML file")
-    parser.add_argument("--field", choices=FIELDS, default="models",
-                        help="what to print: model names (space-separated), the ensemble "
-                             "config path, the description or the expected GPU time")
+    parser.add_argument(
+        "--field",
+        choices=FIELDS,
+        default="models",
+        help="what to print: model names (space-separated), the ensemble "
+        "config path, the description or the expected GPU time",
+    )
     parser.add_argument("--list", action="store_true", help="every set: name, GPU time, models")
     parser.add_argument("--root", default=".", help="project root holding configs/")
-    parser.add_argument("--check-models", nargs="+", metavar="MODEL",
-                        help="check that configs/MODEL.yaml exists and resolves, for each MODEL")
+    parser.add_argument(
+        "--check-models",
+        nargs="+",
+        metavar="MODEL",
+        help="check that configs/MODEL.yaml exists and resolves, for each MODEL",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

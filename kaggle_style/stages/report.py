@@ -14,8 +14,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="report folder, e.g. reports/x")
     parser.add_argument("--crops", type=Path, help="crops manifest for the gallery thumbnails")
     parser.add_argument("--gallery", type=int, default=12, help="confidently wrong images (12)")
-    parser.add_argument("--meta", type=Path,
-                        help="meta.csv (kaggle-style meta): activity by hour, sequences per site")
+    parser.add_argument(
+        "--meta",
+        type=Path,
+        help="meta.csv (kaggle-style meta): activity by hour, sequences per site",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

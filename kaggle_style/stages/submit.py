@@ -26,26 +26,50 @@ MULTI_STAGE = True
 
 def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
     if stage == "submit":
-        parser.add_argument("--predictions", required=True, type=Path,
-                            help="a prediction file, e.g. runs/<name>/test.csv")
-        parser.add_argument("--format", required=True, type=Path, dest="format_path",
-                            help="the competition's submission_format.csv")
-        parser.add_argument("--out", required=True, type=Path,
-                            help="submission file to write, e.g. submissions/<name>.csv")
-        parser.add_argument("--clip", type=float, default=DEFAULT_CLIP,
-                            help=f"lower bound for each probability, 0 <= clip < {MAX_CLIP:g} "
-                                 f"(default {DEFAULT_CLIP:g})")
+        parser.add_argument(
+            "--predictions",
+            required=True,
+            type=Path,
+            help="a prediction file, e.g. runs/<name>/test.csv",
+        )
+        parser.add_argument(
+            "--format",
+            required=True,
+            type=Path,
+            dest="format_path",
+            help="the competition's submission_format.csv",
+        )
+        parser.add_argument(
+            "--out",
+            required=True,
+            type=Path,
+            help="submission file to write, e.g. submissions/<name>.csv",
+        )
+        parser.add_argument(
+            "--clip",
+            type=float,
+            default=DEFAULT_CLIP,
+            help=f"lower bound for each probability, 0 <= clip < {MAX_CLIP:g} "
+            f"(default {DEFAULT_CLIP:g})",
+        )
     elif stage == "validate":
         parser.add_argument("submission", type=Path, help="the submission CSV to check")
-        parser.add_argument("--format", required=True, type=Path, dest="format_path",
-                            help="the competition's submission_format.csv")
-        parser.add_argument("--strict-order", action="store_true",
-                            help="also require the format file's row order")
+        parser.add_argument(
+            "--format",
+            required=True,
+            type=Path,
+            dest="format_path",
+            help="the competition's submission_format.csv",
+        )
+        parser.add_argument(
+            "--strict-order", action="store_true", help="also require the format file's row order"
+        )
     elif stage == "score":
         parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
         parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
-        parser.add_argument("--json", action="store_true",
-                            help="print the scores as one JSON object at the end")
+        parser.add_argument(
+            "--json", action="store_true", help="print the scores as one JSON object at the end"
+        )
     else:
         raise ValueError(f"unknown stage {stage!r}")
 

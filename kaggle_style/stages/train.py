@@ -16,18 +16,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs-dir")
     parser.add_argument("--backbone", help="any timm model name")
     parser.add_argument("--epochs", type=int)
-    parser.add_argument("--fold", type=int, action="append", dest="fold_list",
-                        help="train only this fold (repeatable)")
-    parser.add_argument("--resume", action="store_true", default=None,
-                        help="continue each unfinished fold from its last checkpoint")
+    parser.add_argument(
+        "--fold",
+        type=int,
+        action="append",
+        dest="fold_list",
+        help="train only this fold (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue each unfinished fold from its last checkpoint",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars (CI logs)")
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(
-        TrainConfig, args.config, args.overrides,
-        name=args.name, data=args.data, folds_file=args.folds_file, runs_dir=args.runs_dir,
-        backbone=args.backbone, epochs=args.epochs, folds=args.fold_list, resume=args.resume,
+        TrainConfig,
+        args.config,
+        args.overrides,
+        name=args.name,
+        data=args.data,
+        folds_file=args.folds_file,
+        runs_dir=args.runs_dir,
+        backbone=args.backbone,
+        epochs=args.epochs,
+        folds=args.fold_list,
+        resume=args.resume,
         progress=False if args.quiet else None,
     )
     from kaggle_style.training.run import run_training

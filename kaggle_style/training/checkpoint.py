@@ -30,8 +30,17 @@ class Checkpoints:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def save(self, epoch: int, model, optimizer, scheduler, ema, history: list[float],
-             model_hash: str, learning_config: dict[str, Any]) -> None:
+    def save(
+        self,
+        epoch: int,
+        model,
+        optimizer,
+        scheduler,
+        ema,
+        history: list[float],
+        model_hash: str,
+        learning_config: dict[str, Any],
+    ) -> None:
         from safetensors.torch import save_model
 
         target = self.folder / f"epoch{epoch}"
@@ -42,10 +51,19 @@ class Checkpoints:
             save_model(model, str(tmp / "model.safetensors"))
             if ema is not None:
                 save_model(ema.module, str(tmp / "ema.safetensors"))
-            torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-                       tmp / "optimizer.pt")
-            write_json(tmp / "state.json", {"epoch": epoch, "history": history,
-                                            "model_hash": model_hash, "config": learning_config})
+            torch.save(
+                {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+                tmp / "optimizer.pt",
+            )
+            write_json(
+                tmp / "state.json",
+                {
+                    "epoch": epoch,
+                    "history": history,
+                    "model_hash": model_hash,
+                    "config": learning_config,
+                },
+            )
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
         write_json(self.folder / "latest.json", {"epoch": epoch, "path": target.name})

@@ -38,9 +38,24 @@ DEVICE_AUGMENTATIONS = ("none", "light")  # the ones `training.device_augment` c
 
 # Keys that change what a fold learns; the others (workers, progress, paths) do not.
 NON_MODEL_KEYS = frozenset(
-    {"name", "runs_dir", "num_workers", "progress", "folds", "resume", "tracker", "log_with",
-     "cache_dir", "search_space", "compile", "max_steps_per_epoch_eval", "log_every",
-     "allow_outside_data", "normalize_on", "grad_checkpointing"}
+    {
+        "name",
+        "runs_dir",
+        "num_workers",
+        "progress",
+        "folds",
+        "resume",
+        "tracker",
+        "log_with",
+        "cache_dir",
+        "search_space",
+        "compile",
+        "max_steps_per_epoch_eval",
+        "log_every",
+        "allow_outside_data",
+        "normalize_on",
+        "grad_checkpointing",
+    }
 )
 
 
@@ -116,38 +131,52 @@ class TrainConfig:
             self.tracker, self.log_with = self.log_with, None
         self.pseudo_labels = check_pseudo_labels(self.pseudo_labels)
         if self.warmup_epochs > self.epochs:
-            raise ConfigError(f"warmup_epochs: {self.warmup_epochs!r} is out of range; it must "
-                              f"be at most epochs ({self.epochs})", "warmup_epochs")
+            raise ConfigError(
+                f"warmup_epochs: {self.warmup_epochs!r} is out of range; it must "
+                f"be at most epochs ({self.epochs})",
+                "warmup_epochs",
+            )
         if self.freeze_epochs > self.epochs:
-            raise ConfigError(f"freeze_epochs: {self.freeze_epochs!r} is out of range; it must "
-                              f"be at most epochs ({self.epochs})", "freeze_epochs")
+            raise ConfigError(
+                f"freeze_epochs: {self.freeze_epochs!r} is out of range; it must "
+                f"be at most epochs ({self.epochs})",
+                "freeze_epochs",
+            )
         if self.augment_on == "device":
             if self.augment not in DEVICE_AUGMENTATIONS:
-                raise ConfigError(f"augment_on: device has no {self.augment!r} augmentation; "
-                                  f"use augment: {' or '.join(DEVICE_AUGMENTATIONS)}, or "
-                                  "augment_on: worker",
-                                  key="augment_on")
+                raise ConfigError(
+                    f"augment_on: device has no {self.augment!r} augmentation; "
+                    f"use augment: {' or '.join(DEVICE_AUGMENTATIONS)}, or "
+                    "augment_on: worker",
+                    key="augment_on",
+                )
             if self.normalize_on == "worker":
-                raise ConfigError("augment_on: device needs uint8 batches; set normalize_on: "
-                                  "auto or device", key="augment_on")
+                raise ConfigError(
+                    "augment_on: device needs uint8 batches; set normalize_on: auto or device",
+                    key="augment_on",
+                )
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs_dir) / self.name
 
 
-
 def model_hash(cfg: TrainConfig) -> str:
     """Hash of the keys that change what is learned: a fold trained under another is stale."""
     values = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
     if cfg.pseudo_labels is not None:  # what the pseudo-labels are, not only where they live
-        values["pseudo_labels"] = {**cfg.pseudo_labels,
-                                   "source": source_hash(cfg.pseudo_labels, cfg.runs_dir)}
+        values["pseudo_labels"] = {
+            **cfg.pseudo_labels,
+            "source": source_hash(cfg.pseudo_labels, cfg.runs_dir),
+        }
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def model_differences(old: dict[str, Any], cfg: TrainConfig) -> list[str]:
     """`key: old -> new` for each learning key that differs from a saved resolved config."""
     new = config_dict(cfg)
-    return [f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in sorted(new)
-            if k not in NON_MODEL_KEYS and old.get(k) != new[k]]
+    return [
+        f"{k}: {old.get(k)!r} -> {new[k]!r}"
+        for k in sorted(new)
+        if k not in NON_MODEL_KEYS and old.get(k) != new[k]
+    ]

@@ -34,8 +34,9 @@ class Samples:
         return len(self.paths)
 
 
-def image_views(full: dict[str, str], view: str, manifest: str | Path,
-                threshold: float) -> dict[str, list[str]]:
+def image_views(
+    full: dict[str, str], view: str, manifest: str | Path, threshold: float
+) -> dict[str, list[str]]:
     """The files each image is seen through: its frame, its detector crops, or both.
 
     The one place for the view choice: training and `predict` on new deployments both call it.
@@ -57,8 +58,9 @@ def image_views(full: dict[str, str], view: str, manifest: str | Path,
             f"{manifest_path}: no crops at threshold {threshold} for {len(missing)} image(s), "
             f"e.g. {', '.join(map(str, missing[:5]))}; rerun `make crops` for this data folder"
         )
-    return {i: [str(p) for p in crops[i]] + ([full[i]] if view == "crop+full" else [])
-            for i in full}
+    return {
+        i: [str(p) for p in crops[i]] + ([full[i]] if view == "crop+full" else []) for i in full
+    }
 
 
 def build_samples(frame: pd.DataFrame, root: Path, cfg: TrainConfig) -> Samples:
@@ -174,18 +176,25 @@ class CachePlan:
 
     def keys(self, cfg: TrainConfig) -> list[str]:
         """The cache folders `prepare_data` builds (`clean-cache` keeps these)."""
-        return [cache_key(s.paths, self.cache_size, cfg.cache_form, cfg.max_pixels)
-                for s in (self.train, self.test) if len(s)]
+        return [
+            cache_key(s.paths, self.cache_size, cfg.cache_form, cfg.max_pixels)
+            for s in (self.train, self.test)
+            if len(s)
+        ]
 
 
 def cache_plan(cfg: TrainConfig, competition: CompetitionData) -> CachePlan:
     from kaggle_style.models import create_model, data_config
 
-    data_cfg = data_config(create_model(cfg.backbone, len(CLASSES), image_size=cfg.image_size),
-                           cfg.image_size)
-    return CachePlan(data_cfg, cache_size_for(int(data_cfg["input_size"][-1]), cfg.cache_scale),
-                     build_samples(competition.train, competition.root, cfg),
-                     build_samples(competition.test, competition.root, cfg))
+    data_cfg = data_config(
+        create_model(cfg.backbone, len(CLASSES), image_size=cfg.image_size), cfg.image_size
+    )
+    return CachePlan(
+        data_cfg,
+        cache_size_for(int(data_cfg["input_size"][-1]), cfg.cache_scale),
+        build_samples(competition.train, competition.root, cfg),
+        build_samples(competition.test, competition.root, cfg),
+    )
 
 
 def prepare_data(cfg: TrainConfig) -> FoldInputs:
@@ -196,19 +205,38 @@ def prepare_data(cfg: TrainConfig) -> FoldInputs:
     data_cfg, cache_size = plan.data_cfg, plan.cache_size
     train_samples, test_samples = plan.train, plan.test
     workers = max(1, default_workers(cfg)) if len(train_samples) > 256 else 0
-    train_cache = build_cache(train_samples.paths, cache_size, cfg.cache_dir, workers,
-                              cfg.progress, desc="cache train", form=cfg.cache_form,
-                              max_pixels=cfg.max_pixels)
+    train_cache = build_cache(
+        train_samples.paths,
+        cache_size,
+        cfg.cache_dir,
+        workers,
+        cfg.progress,
+        desc="cache train",
+        form=cfg.cache_form,
+        max_pixels=cfg.max_pixels,
+    )
     test_cache = None
     if len(test_samples):
-        test_cache = build_cache(test_samples.paths, cache_size, cfg.cache_dir, workers,
-                                 cfg.progress, desc="cache test", form=cfg.cache_form,
-                                 max_pixels=cfg.max_pixels)
+        test_cache = build_cache(
+            test_samples.paths,
+            cache_size,
+            cfg.cache_dir,
+            workers,
+            cfg.progress,
+            desc="cache test",
+            form=cfg.cache_form,
+            max_pixels=cfg.max_pixels,
+        )
         _check_test_images(test_samples, test_cache)
     _warn_bad_train_images(train_cache)
     return FoldInputs(
-        cfg=cfg, competition=competition, folds=folds, train_samples=train_samples,
-        test_samples=test_samples, train_cache=train_cache, test_cache=test_cache,
+        cfg=cfg,
+        competition=competition,
+        folds=folds,
+        train_samples=train_samples,
+        test_samples=test_samples,
+        train_cache=train_cache,
+        test_cache=test_cache,
         data_cfg=data_cfg,
         label_of={i: CLASS_INDEX[c] for i, c in zip(folds[ID_COL], folds[LABEL_COL], strict=True)},
         fold_of=dict(zip(folds[ID_COL], folds[FOLD_COL].astype(int), strict=True)),
@@ -244,8 +272,9 @@ def normalize_on_device(choice: str, use_cuda: bool, augment_on: str = "worker")
     return choice == "device" or (choice == "auto" and (use_cuda or augment_on == "device"))
 
 
-def batch_normalizer(data_cfg: dict[str, Any], on_device: bool,
-                     device) -> Callable[[torch.Tensor], torch.Tensor]:
+def batch_normalizer(
+    data_cfg: dict[str, Any], on_device: bool, device
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """What the loop applies to each batch: identity for worker-normalised floats, else
     albumentations' `Normalize` formula on the device for uint8 batches."""
     if not on_device:
@@ -255,8 +284,9 @@ def batch_normalizer(data_cfg: dict[str, Any], on_device: bool,
     return lambda images: (images.float() - mean) * scale
 
 
-def worker_transforms(data_cfg: dict[str, Any], augment: str, strength: float,
-                      in_worker: bool, augment_on: str) -> tuple[Any, Any]:
+def worker_transforms(
+    data_cfg: dict[str, Any], augment: str, strength: float, in_worker: bool, augment_on: str
+) -> tuple[Any, Any]:
     """(training, evaluation) transforms the loader workers run: with `augment_on: device` they
     only resize (`training.device_augment` does the rest); `in_worker`: they also normalise."""
     from kaggle_style.data.transforms import eval_transform, train_transform
@@ -269,8 +299,12 @@ def worker_transforms(data_cfg: dict[str, Any], augment: str, strength: float,
 
 def loader_kwargs(workers: int, use_cuda: bool) -> dict[str, Any]:
     """DataLoader settings for this machine: the trainer and the benchmark share them."""
-    return {"num_workers": workers, "pin_memory": use_cuda, "persistent_workers": workers > 0,
-            "prefetch_factor": 4 if workers else None}
+    return {
+        "num_workers": workers,
+        "pin_memory": use_cuda,
+        "persistent_workers": workers > 0,
+        "prefetch_factor": 4 if workers else None,
+    }
 
 
 @dataclass
@@ -294,15 +328,20 @@ def fold_loaders(prep: FoldInputs, fold: int, use_cuda: bool) -> FoldData:
     val_rows = np.flatnonzero((sample_fold == fold) & cache.ok)
     pixels_file = cache.pixels_file
     train_transform, eval_transform = worker_transforms(
-        prep.data_cfg, cfg.augment, cfg.augment_strength, in_worker, cfg.augment_on)
+        prep.data_cfg, cfg.augment, cfg.augment_strength, in_worker, cfg.augment_on
+    )
     train_ds = CachedImages(pixels_file, train_rows, targets[train_rows], train_transform)
     if cfg.pseudo_labels is not None:
         train_ds = with_pseudo_labels(prep, fold, train_ds)
     val_ds = CachedImages(pixels_file, val_rows, targets[val_rows], eval_transform)
     kw = loader_kwargs(default_workers(cfg), use_cuda)
-    train_loader = DataLoader(train_ds, batch_size=cfg.batch_size,
-                              sampler=SeededSampler(len(train_ds), seed=cfg.seed * 1000 + fold),
-                              drop_last=len(train_ds) > cfg.batch_size, **kw)
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=cfg.batch_size,
+        sampler=SeededSampler(len(train_ds), seed=cfg.seed * 1000 + fold),
+        drop_last=len(train_ds) > cfg.batch_size,
+        **kw,
+    )
     val_loader = DataLoader(val_ds, batch_size=cfg.batch_size * 2, **kw)
     return FoldData(train_loader, val_loader, train_rows, val_rows, targets[train_rows])
 
@@ -314,36 +353,53 @@ def with_pseudo_labels(prep: FoldInputs, fold: int, labelled: CachedImages) -> P
 
     cfg, samples, cache = prep.cfg, prep.test_samples, prep.test_cache
     if cache is None:
-        raise UserError(f"pseudo_labels: {cfg.data} has no test images to learn from; remove "
-                        "the pseudo_labels key")
-    ids, vectors = fold_targets(cfg.pseudo_labels, cfg.runs_dir, fold,
-                                list(dict.fromkeys(samples.ids)))
-    print(f"{cfg.name} fold {fold}: {len(ids)} of {len(set(samples.ids))} test images "
-          f"pseudo-labelled (from {', '.join(cfg.pseudo_labels['from'])}, fold {fold})")
+        raise UserError(
+            f"pseudo_labels: {cfg.data} has no test images to learn from; remove "
+            "the pseudo_labels key"
+        )
+    ids, vectors = fold_targets(
+        cfg.pseudo_labels, cfg.runs_dir, fold, list(dict.fromkeys(samples.ids))
+    )
+    print(
+        f"{cfg.name} fold {fold}: {len(ids)} of {len(set(samples.ids))} test images "
+        f"pseudo-labelled (from {', '.join(cfg.pseudo_labels['from'])}, fold {fold})"
+    )
     row_of = {i: n for n, i in enumerate(ids)}
     rows = np.flatnonzero(np.array([i in row_of for i in samples.ids], dtype=bool) & cache.ok)
-    pseudo = CachedImages(cache.pixels_file, rows,
-                          vectors[[row_of[i] for i in samples.ids[rows]]], labelled.transform)
-    labelled = CachedImages(labelled.pixels_file, labelled.rows,
-                            labelled_vectors(labelled.targets, cfg.label_smoothing),
-                            labelled.transform)
+    pseudo = CachedImages(
+        cache.pixels_file, rows, vectors[[row_of[i] for i in samples.ids[rows]]], labelled.transform
+    )
+    labelled = CachedImages(
+        labelled.pixels_file,
+        labelled.rows,
+        labelled_vectors(labelled.targets, cfg.label_smoothing),
+        labelled.transform,
+    )
     return PseudoLabelled(labelled, pseudo)
 
 
 def make_test_loader(prep: FoldInputs, use_cuda: bool) -> DataLoader:
     """The test images, in order, through the evaluation transform."""
-    return eval_loader(prep.test_cache.pixels_file, np.arange(len(prep.test_samples)),
-                       prep.data_cfg, prep.cfg, use_cuda)
+    return eval_loader(
+        prep.test_cache.pixels_file,
+        np.arange(len(prep.test_samples)),
+        prep.data_cfg,
+        prep.cfg,
+        use_cuda,
+    )
 
 
-def eval_loader(pixels_file: Path, rows: np.ndarray, data_cfg: dict[str, Any], cfg: TrainConfig,
-                use_cuda: bool) -> DataLoader:
+def eval_loader(
+    pixels_file: Path, rows: np.ndarray, data_cfg: dict[str, Any], cfg: TrainConfig, use_cuda: bool
+) -> DataLoader:
     """Cached rows, in order, through the evaluation transform: the test set, and `predict`
     on new images, so both see the pixels the same way."""
     from kaggle_style.data.transforms import eval_transform
 
     in_worker = not normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on)
-    dataset = CachedImages(pixels_file, rows, np.full(len(rows), -1),
-                           eval_transform(data_cfg, normalize=in_worker))
-    return DataLoader(dataset, batch_size=cfg.batch_size * 2,
-                      **loader_kwargs(default_workers(cfg), use_cuda))
+    dataset = CachedImages(
+        pixels_file, rows, np.full(len(rows), -1), eval_transform(data_cfg, normalize=in_worker)
+    )
+    return DataLoader(
+        dataset, batch_size=cfg.batch_size * 2, **loader_kwargs(default_workers(cfg), use_cuda)
+    )

@@ -27,8 +27,10 @@ class DeviceAugment:
 
     def __init__(self, name: str, strength: float = 1.0) -> None:
         if name not in DEVICE_AUGMENTATIONS:
-            raise ValueError(f"augment {name!r} has no device version; "
-                             f"choose one of {', '.join(DEVICE_AUGMENTATIONS)}")
+            raise ValueError(
+                f"augment {name!r} has no device version; "
+                f"choose one of {', '.join(DEVICE_AUGMENTATIONS)}"
+            )
         self.name = name
         s = max(0.0, float(strength))
         self.colour_range, self.hue_range = COLOUR_RANGE * s, HUE_RANGE * s
@@ -44,8 +46,7 @@ class DeviceAugment:
         flip = torch.rand(n, generator=gen) < FLIP_P
         jitter = torch.rand(n, generator=gen) < JITTER_P
         c, h = self.colour_range, self.hue_range
-        factors = {name: uniform(1 - c, 1 + c) for name in ("brightness", "contrast",
-                                                            "saturation")}
+        factors = {name: uniform(1 - c, 1 + c) for name in ("brightness", "contrast", "saturation")}
         hue = uniform(-h, h)
         out = {name: torch.where(jitter, f, torch.ones_like(f)) for name, f in factors.items()}
         out["hue"] = torch.where(jitter, hue, torch.zeros_like(hue))
@@ -57,8 +58,10 @@ class DeviceAugment:
         if self.name == "none":
             return images
         # non_blocking: a plain copy from pageable memory would wait for the queued steps
-        d = {k: v.to(images.device, non_blocking=True)
-             for k, v in self.draws(len(images), key).items()}
+        d = {
+            k: v.to(images.device, non_blocking=True)
+            for k, v in self.draws(len(images), key).items()
+        }
         images = torch.where(d["flip"].view(-1, 1, 1, 1), images.flip(3), images)
         return jitter(images, d["brightness"], d["contrast"], d["saturation"], d["hue"])
 
@@ -72,8 +75,13 @@ def _gray(images: torch.Tensor) -> torch.Tensor:
     return (images * weights).sum(dim=1, keepdim=True)
 
 
-def jitter(images: torch.Tensor, brightness: torch.Tensor, contrast: torch.Tensor,
-           saturation: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
+def jitter(
+    images: torch.Tensor,
+    brightness: torch.Tensor,
+    contrast: torch.Tensor,
+    saturation: torch.Tensor,
+    hue: torch.Tensor,
+) -> torch.Tensor:
     """Brightness, contrast, saturation, hue on float 0..255 images (N, 3, H, W), clipped after
     each step as the uint8 originals are; factors of 1 (hue 0) leave a sample unchanged."""
     images = (images * _per_sample(brightness)).clamp(0, 255)
@@ -94,8 +102,9 @@ def _rotate_hue(images: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
     saturation = chroma / torch.where(grey, torch.ones_like(value), value)
     safe = torch.where(grey, torch.ones_like(chroma), chroma)
     r, g, b = ((value - x[:, i]) / safe for i in range(3))
-    sector = torch.where(value == x[:, 0], b - g,
-                         torch.where(value == x[:, 1], 2.0 + r - b, 4.0 + g - r))
+    sector = torch.where(
+        value == x[:, 0], b - g, torch.where(value == x[:, 1], 2.0 + r - b, 4.0 + g - r)
+    )
     h = (sector / 6.0 + _per_sample(hue)[:, 0] + 2.0) % 1.0
     h6 = h * 6.0
     index = torch.floor(h6).long().clamp(0, 5)
@@ -104,7 +113,12 @@ def _rotate_hue(images: torch.Tensor, hue: torch.Tensor) -> torch.Tensor:
     q = value * (1 - saturation * f)
     t = value * (1 - saturation * (1 - f))
     choose = index.unsqueeze(0)
-    out = [torch.stack(parts).gather(0, choose).squeeze(0)
-           for parts in ((value, q, p, p, t, value), (t, value, value, q, p, p),
-                         (p, p, t, value, value, q))]
+    out = [
+        torch.stack(parts).gather(0, choose).squeeze(0)
+        for parts in (
+            (value, q, p, p, t, value),
+            (t, value, value, q, p, p),
+            (p, p, t, value, value, q),
+        )
+    ]
     return torch.stack(out, dim=1) * 255.0

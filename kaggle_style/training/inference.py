@@ -12,9 +12,15 @@ from kaggle_style.constants import CLASSES, ID_COL
 
 
 @torch.no_grad()
-def predict_probs(model, loader, accelerator, tta_hflip: bool, channels_last: bool,
-                  max_steps: int | None = None,
-                  normalize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+def predict_probs(
+    model,
+    loader,
+    accelerator,
+    tta_hflip: bool,
+    channels_last: bool,
+    max_steps: int | None = None,
+    normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> np.ndarray:
     """Softmax probabilities (float64) for every sample of `loader`, in order.
 
     With `tta_hflip` it averages the probabilities of the image and its mirror. Under several

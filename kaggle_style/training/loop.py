@@ -58,12 +58,14 @@ def make_accelerator(cfg: TrainConfig):
     use_cuda = torch.cuda.is_available()
     return Accelerator(
         **accelerator_settings(use_cuda, cfg.mixed_precision),
-        gradient_accumulation_steps=cfg.grad_accum, project_dir=str(cfg.run_dir),
+        gradient_accumulation_steps=cfg.grad_accum,
+        project_dir=str(cfg.run_dir),
     )
 
 
-def train_fold(prep: FoldInputs, fold: int, accelerator,
-               on_epoch_end: EpochCallback | None = None) -> FoldResult:
+def train_fold(
+    prep: FoldInputs, fold: int, accelerator, on_epoch_end: EpochCallback | None = None
+) -> FoldResult:
     """Train on every fold but `fold`; predict `fold` (OOF) and the test set."""
     from accelerate.utils import set_seed
 
@@ -75,8 +77,14 @@ def train_fold(prep: FoldInputs, fold: int, accelerator,
     # before it in this process (and so a resumed fold rebuilds the same model).
     set_seed(cfg.seed + fold)
     data = fold_loaders(prep, fold, use_cuda)
-    model = create_model(cfg.backbone, len(CLASSES), cfg.pretrained, image_size=cfg.image_size,
-                         drop_rate=cfg.drop_rate, drop_path_rate=cfg.drop_path_rate)
+    model = create_model(
+        cfg.backbone,
+        len(CLASSES),
+        cfg.pretrained,
+        image_size=cfg.image_size,
+        drop_rate=cfg.drop_rate,
+        drop_path_rate=cfg.drop_path_rate,
+    )
     grad_checkpointing(model, cfg.grad_checkpointing, cfg.backbone)
     channels_last = cfg.channels_last and use_cuda
     if channels_last:
@@ -86,21 +94,24 @@ def train_fold(prep: FoldInputs, fold: int, accelerator,
         from timm.utils import ModelEmaV3
 
         ema = ModelEmaV3(model, decay=cfg.ema_decay)
-    model, train_loader, val_loader = accelerator.prepare(
-        model, data.train_loader, data.val_loader)
+    model, train_loader, val_loader = accelerator.prepare(model, data.train_loader, data.val_loader)
     # The schedule is sized from the prepared loader: what one process steps through per epoch.
     steps = min(len(train_loader), cfg.max_steps_per_epoch or len(train_loader))
     optimizer, scheduler, backbone_params = build_optimizer(
-        cfg, accelerator.unwrap_model(model), steps, use_cuda)
+        cfg, accelerator.unwrap_model(model), steps, use_cuda
+    )
     optimizer = accelerator.prepare(optimizer)
     if cfg.compile:
         model = torch.compile(model)
     weights = class_weight_vector(data.train_targets, cfg.class_weights).to(accelerator.device)
     normalize = batch_normalizer(
-        prep.data_cfg, normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on),
-        accelerator.device)
-    augment = DeviceAugment(cfg.augment, cfg.augment_strength) \
-        if cfg.augment_on == "device" else None
+        prep.data_cfg,
+        normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on),
+        accelerator.device,
+    )
+    augment = (
+        DeviceAugment(cfg.augment, cfg.augment_strength) if cfg.augment_on == "device" else None
+    )
 
     key = model_hash(cfg)
     checkpoints = Checkpoints(cfg.run_dir / f"fold{fold}" / "checkpoints")
@@ -109,7 +120,8 @@ def train_fold(prep: FoldInputs, fold: int, accelerator,
     if latest is not None and cfg.resume:
         checkpoints.check_same_config(latest, key, lambda old: model_differences(old, cfg))
         done_epoch, history = checkpoints.load(
-            latest, accelerator.unwrap_model(model), optimizer, scheduler, ema)
+            latest, accelerator.unwrap_model(model), optimizer, scheduler, ema
+        )
         start_epoch = done_epoch + 1
         accelerator.print(f"fold {fold}: resumed after epoch {done_epoch + 1} from {latest}")
     track = FoldTracking(cfg, fold, accelerator, steps, start_epoch)
@@ -127,60 +139,120 @@ def train_fold(prep: FoldInputs, fold: int, accelerator,
         model.train()
         if cfg.freeze_bn or epoch < cfg.freeze_epochs:
             batch_norm_eval(model)
-        train_one_epoch(cfg, fold, epoch, model, train_loader, optimizer, scheduler, ema,
-                        accelerator, weights, steps, channels_last, normalize, augment, fit,
-                        track.losses(epoch))
+        train_one_epoch(
+            cfg,
+            fold,
+            epoch,
+            model,
+            train_loader,
+            optimizer,
+            scheduler,
+            ema,
+            accelerator,
+            weights,
+            steps,
+            channels_last,
+            normalize,
+            augment,
+            fit,
+            track.losses(epoch),
+        )
         last_lr = scheduler.get_last_lr()[0]
-        val_probs = predict_probs(eval_model, val_loader, accelerator, cfg.tta_hflip,
-                                  channels_last, cfg.max_steps_per_epoch_eval, normalize)
+        val_probs = predict_probs(
+            eval_model,
+            val_loader,
+            accelerator,
+            cfg.tta_hflip,
+            channels_last,
+            cfg.max_steps_per_epoch_eval,
+            normalize,
+        )
         val_frame = per_image(val_probs, prep.train_samples.ids[data.val_rows][: len(val_probs)])
-        val_loss = log_loss(np.array([prep.label_of[i] for i in val_frame[ID_COL]]),
-                            val_frame[list(CLASSES)].to_numpy())
+        val_loss = log_loss(
+            np.array([prep.label_of[i] for i in val_frame[ID_COL]]),
+            val_frame[list(CLASSES)].to_numpy(),
+        )
         history.append(val_loss)
-        accelerator.print(f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: "
-                          f"val log loss {val_loss:.4f}")
+        accelerator.print(
+            f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: val log loss {val_loss:.4f}"
+        )
         track.epoch(epoch, val_frame, prep.label_of)
         if accelerator.is_main_process:
             learning = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
-            checkpoints.save(epoch, accelerator.unwrap_model(model), optimizer, scheduler, ema,
-                             history, key, learning)
+            checkpoints.save(
+                epoch,
+                accelerator.unwrap_model(model),
+                optimizer,
+                scheduler,
+                ema,
+                history,
+                key,
+                learning,
+            )
         accelerator.wait_for_everyone()
         if on_epoch_end is not None:
             on_epoch_end(fold, epoch, val_loss)
 
     if val_probs is None or cfg.max_steps_per_epoch_eval is not None:
         # The last epoch's check saw only part of the fold (or ran in an earlier process).
-        val_probs = predict_probs(eval_model, val_loader, accelerator, cfg.tta_hflip,
-                                  channels_last, normalize=normalize)
+        val_probs = predict_probs(
+            eval_model, val_loader, accelerator, cfg.tta_hflip, channels_last, normalize=normalize
+        )
     oof = _oof_frame(prep, fold, val_probs, data.val_rows)
     test = None
     if prep.test_cache is not None:
         keep = prep.test_cache.ok
-        probs = predict_probs(eval_model, accelerator.prepare(make_test_loader(prep, use_cuda)),
-                              accelerator, cfg.tta_hflip, channels_last, normalize=normalize)
+        probs = predict_probs(
+            eval_model,
+            accelerator.prepare(make_test_loader(prep, use_cuda)),
+            accelerator,
+            cfg.tta_hflip,
+            channels_last,
+            normalize=normalize,
+        )
         test = per_image(probs[keep], prep.test_samples.ids[keep])
     if accelerator.is_main_process:
         from safetensors.torch import save_model
 
         # Renamed into place, so a fold's model file is whole before `done.json` names it done.
         fold_dir = cfg.run_dir / f"fold{fold}"
-        with atomic_path(fold_dir / "model.safetensors") as tmp, \
-                disk_guard(fold_dir, "the fold's model", RUNS_FIX):
+        with (
+            atomic_path(fold_dir / "model.safetensors") as tmp,
+            disk_guard(fold_dir, "the fold's model", RUNS_FIX),
+        ):
             save_model(accelerator.unwrap_model(eval_model), str(tmp))
     track.close()
-    return FoldResult(fold=fold, oof=oof, test=test, history=history, last_lr=last_lr,
-                      batch_fit=fit.record())
+    return FoldResult(
+        fold=fold, oof=oof, test=test, history=history, last_lr=last_lr, batch_fit=fit.record()
+    )
 
 
-def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, optimizer, scheduler,
-                    ema, accelerator, weights: torch.Tensor, steps: int, channels_last: bool,
-                    normalize: Callable[[torch.Tensor], torch.Tensor],
-                    augment: DeviceAugment | None = None, fit: MemoryFit | None = None,
-                    on_loss: LossLogger | None = None) -> None:
+def train_one_epoch(
+    cfg: TrainConfig,
+    fold: int,
+    epoch: int,
+    model,
+    loader,
+    optimizer,
+    scheduler,
+    ema,
+    accelerator,
+    weights: torch.Tensor,
+    steps: int,
+    channels_last: bool,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    augment: DeviceAugment | None = None,
+    fit: MemoryFit | None = None,
+    on_loss: LossLogger | None = None,
+) -> None:
     """One pass over the training loader: prepare'd objects, accumulate, backward."""
     mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
-    bar = tqdm(total=steps, desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
-               disable=not (cfg.progress and accelerator.is_local_main_process), leave=False)
+    bar = tqdm(
+        total=steps,
+        desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
+        disable=not (cfg.progress and accelerator.is_local_main_process),
+        leave=False,
+    )
     running, since, where = torch.zeros((), device=accelerator.device), 0, ""
     fit = fit or MemoryFit(cfg.batch_size, cfg.grad_accum, accelerator.print)
     for step, (images, labels) in enumerate(loader):
@@ -194,8 +266,18 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
         # vectors (pseudo-label runs) carry their smoothing and, last, each sample's weight
         targets = labels if labels.ndim == 2 else soft_targets(labels, cfg.label_smoothing)
         images, targets = mix_batch(images, targets, cfg, mix_rng)
-        running += fit.run(partial(optimisation_step, model, optimizer, accelerator, images,
-                                   *split_weights(targets, weights)), optimizer, model)
+        running += fit.run(
+            partial(
+                optimisation_step,
+                model,
+                optimizer,
+                accelerator,
+                images,
+                *split_weights(targets, weights),
+            ),
+            optimizer,
+            model,
+        )
         if accelerator.sync_gradients:
             scheduler.step()
             if ema is not None:
@@ -212,8 +294,15 @@ def train_one_epoch(cfg: TrainConfig, fold: int, epoch: int, model, loader, opti
     bar.close()
 
 
-def _read_loss(running: torch.Tensor, steps: int, where: str, bar, lr: float,
-               on_loss: LossLogger | None = None, step: int = 0) -> None:
+def _read_loss(
+    running: torch.Tensor,
+    steps: int,
+    where: str,
+    bar,
+    lr: float,
+    on_loss: LossLogger | None = None,
+    step: int = 0,
+) -> None:
     """Mean loss of the last `steps` steps onto the progress bar; stop on a non-finite one."""
     mean = running.item() / steps
     running.zero_()

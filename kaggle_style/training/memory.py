@@ -26,16 +26,24 @@ SAVED_STEPS = 2  # steps of a fold whose state is kept for an exact retry
 
 def _state(model: nn.Module) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor]]:
     """BatchNorm's running statistics and the random generators' states."""
-    stats = [b.detach().clone() for m in model.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()]
+    stats = [
+        b.detach().clone()
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for b in m.buffers()
+    ]
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
     return stats, torch.get_rng_state(), cuda
 
 
 def _restore(model: nn.Module, saved) -> None:
     stats, cpu, cuda = saved
-    buffers = [b for m in model.modules()
-               if isinstance(m, nn.modules.batchnorm._BatchNorm) for b in m.buffers()]
+    buffers = [
+        b
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        for b in m.buffers()
+    ]
     with torch.no_grad():
         for buffer, value in zip(buffers, stats, strict=True):
             buffer.copy_(value)
@@ -85,14 +93,18 @@ class MemoryFit:
     def _halve(self) -> None:
         before = self.record()
         if before["micro_batch"] <= 1:
-            raise UserError("out of GPU memory at micro-batch 1: set grad_checkpointing: true, a "
-                            "smaller image_size, or use a GPU with more memory")
+            raise UserError(
+                "out of GPU memory at micro-batch 1: set grad_checkpointing: true, a "
+                "smaller image_size, or use a GPU with more memory"
+            )
         self.chunks *= 2
         after = self.record()
-        self.say(f"out of memory at micro-batch {before['micro_batch']} x {before['grad_accum']} "
-                 f"accumulation; going on from the same step at micro-batch "
-                 f"{after['micro_batch']} x {after['grad_accum']} (effective batch "
-                 f"{self.batch_size * self.grad_accum} unchanged)")
+        self.say(
+            f"out of memory at micro-batch {before['micro_batch']} x {before['grad_accum']} "
+            f"accumulation; going on from the same step at micro-batch "
+            f"{after['micro_batch']} x {after['grad_accum']} (effective batch "
+            f"{self.batch_size * self.grad_accum} unchanged)"
+        )
 
 
 def grad_checkpointing(model: nn.Module, on: bool, backbone: str) -> None:
@@ -100,6 +112,8 @@ def grad_checkpointing(model: nn.Module, on: bool, backbone: str) -> None:
     if not on:
         return
     if not hasattr(model, "set_grad_checkpointing"):
-        raise UserError(f"grad_checkpointing: {backbone} has no set_grad_checkpointing in timm; "
-                        "set grad_checkpointing: false")
+        raise UserError(
+            f"grad_checkpointing: {backbone} has no set_grad_checkpointing in timm; "
+            "set grad_checkpointing: false"
+        )
     model.set_grad_checkpointing(True)

@@ -52,8 +52,12 @@ class PseudoLabels(BaseModel):
         return [value] if isinstance(value, str) else value
 
     def as_dict(self) -> dict[str, Any]:
-        return {"from": list(self.sources), "min_prob": self.min_prob, "weight": self.weight,
-                "temperature": self.temperature}
+        return {
+            "from": list(self.sources),
+            "min_prob": self.min_prob,
+            "weight": self.weight,
+            "temperature": self.temperature,
+        }
 
 
 def check_pseudo_labels(value: Any) -> dict[str, Any] | None:
@@ -63,17 +67,19 @@ def check_pseudo_labels(value: Any) -> dict[str, Any] | None:
     if isinstance(value, PseudoLabels):
         return value.as_dict()
     if not isinstance(value, dict):
-        raise ConfigError(f"pseudo_labels: expected a mapping, got {value!r}; e.g. {EXAMPLE}",
-                          key="pseudo_labels")
+        raise ConfigError(
+            f"pseudo_labels: expected a mapping, got {value!r}; e.g. {EXAMPLE}", key="pseudo_labels"
+        )
     try:
         return PseudoLabels.model_validate(value).as_dict()
     except ValidationError as err:
         errors = err.errors()  # a misspelt key first: "from: Field required" follows from it
         first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = ".".join(str(p) for p in first["loc"]) or "pseudo_labels"
-        raise ConfigError(f"pseudo_labels.{where}: {first['msg']} (got "
-                          f"{first.get('input')!r}); e.g. {EXAMPLE}", key="pseudo_labels"
-                          ) from None
+        raise ConfigError(
+            f"pseudo_labels.{where}: {first['msg']} (got {first.get('input')!r}); e.g. {EXAMPLE}",
+            key="pseudo_labels",
+        ) from None
 
 
 def source_paths(spec: dict[str, Any], runs_dir: str | Path) -> list[Path]:
@@ -99,8 +105,9 @@ def source_hash(spec: dict[str, Any], runs_dir: str | Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def check_sources(spec: dict[str, Any], runs_dir: str | Path, run_dir: Path,
-                  folds_file: str | Path) -> list[Path]:
+def check_sources(
+    spec: dict[str, Any], runs_dir: str | Path, run_dir: Path, folds_file: str | Path
+) -> list[Path]:
     """The source runs, after every check that makes fold k's pseudo-labels independent of fold
     k's labels; any failure is one line naming the source and what to do."""
     folds = pd.read_csv(folds_file, dtype={ID_COL: str}, usecols=[ID_COL, FOLD_COL])
@@ -112,18 +119,28 @@ def check_sources(spec: dict[str, Any], runs_dir: str | Path, run_dir: Path,
         if path.resolve() == Path(run_dir).resolve():
             raise UserError(f"{where}: is this run itself; name the first-round run")
         _refuse_shape(path)
-        missing = [k for k in wanted if read_done(path / f"fold{k}") is None
-                   or not (path / f"fold{k}" / TEST_FILE).is_file()]
+        missing = [
+            k
+            for k in wanted
+            if read_done(path / f"fold{k}") is None or not (path / f"fold{k}" / TEST_FILE).is_file()
+        ]
         if missing:
-            raise UserError(f"{where}: lacks fold(s) {missing} (their fold<k>/test.csv), and fold "
-                            "k may learn only from fold k's own model; train every fold of it")
+            raise UserError(
+                f"{where}: lacks fold(s) {missing} (their fold<k>/test.csv), and fold "
+                "k may learn only from fold k's own model; train every fold of it"
+            )
         check_run(path)
-        saved = (yaml.safe_load((path / CONFIG_FILE).read_text()) or {}).get(FOLDS_HASH_KEY) \
-            if (path / CONFIG_FILE).is_file() else None
+        saved = (
+            (yaml.safe_load((path / CONFIG_FILE).read_text()) or {}).get(FOLDS_HASH_KEY)
+            if (path / CONFIG_FILE).is_file()
+            else None
+        )
         if saved is not None and saved != mine:
-            raise UserError(f"{where}: trained on another folds file (content sha256 "
-                            f"{saved[:12]}, {folds_file} is {mine[:12]}): its fold k is not fold k "
-                            f"here; retrain it on {folds_file}")
+            raise UserError(
+                f"{where}: trained on another folds file (content sha256 "
+                f"{saved[:12]}, {folds_file} is {mine[:12]}): its fold k is not fold k "
+                f"here; retrain it on {folds_file}"
+            )
         if saved is None:
             _same_assignment(path, folds, folds_file, where)
     return paths
@@ -133,14 +150,17 @@ def _refuse_shape(path: Path) -> None:
     """Only a model run folder keeps each fold's own test predictions."""
     where = f"pseudo_labels.from {path}"
     if path.is_file():
-        raise UserError(f"{where}: is a file; pooled test predictions come from models that saw "
-                        "every fold's labels: name a model run folder (its fold<k>/test.csv)")
+        raise UserError(
+            f"{where}: is a file; pooled test predictions come from models that saw "
+            "every fold's labels: name a model run folder (its fold<k>/test.csv)"
+        )
     if not path.is_dir():
-        raise UserError(f"{where}: no such run folder; train it first "
-                        f"(make {path / OOF_FILE})")
+        raise UserError(f"{where}: no such run folder; train it first (make {path / OOF_FILE})")
     if not fold_dirs(path):
-        raise UserError(f"{where}: has no fold<k> folders (an ensemble's pooled test.csv came from "
-                        "models that saw every fold's labels); name the model runs it blends")
+        raise UserError(
+            f"{where}: has no fold<k> folders (an ensemble's pooled test.csv came from "
+            "models that saw every fold's labels); name the model runs it blends"
+        )
 
 
 def _same_assignment(path: Path, folds: pd.DataFrame, folds_file: str | Path, where: str) -> None:
@@ -148,8 +168,10 @@ def _same_assignment(path: Path, folds: pd.DataFrame, folds_file: str | Path, wh
     oof = pd.read_csv(path / OOF_FILE, dtype={ID_COL: str}, usecols=[ID_COL, FOLD_COL])
     merged = folds.merge(oof, on=ID_COL, how="outer", suffixes=("", "_source"))
     if merged[FOLD_COL].isna().any() or (merged[FOLD_COL] != merged[f"{FOLD_COL}_source"]).any():
-        raise UserError(f"{where}: its folds differ from {folds_file}: its fold k is not fold k "
-                        f"here; retrain it on {folds_file}")
+        raise UserError(
+            f"{where}: its folds differ from {folds_file}: its fold k is not fold k "
+            f"here; retrain it on {folds_file}"
+        )
 
 
 def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
@@ -178,15 +200,18 @@ def fold_predictions(paths: Sequence[Path], fold: int) -> pd.DataFrame:
     return out
 
 
-def fold_targets(spec: dict[str, Any], runs_dir: str | Path, fold: int,
-                 test_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def fold_targets(
+    spec: dict[str, Any], runs_dir: str | Path, fold: int, test_ids: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """(test ids kept, target vectors: sharpened probabilities then the loss weight) for fold k."""
     probs = fold_predictions(source_paths(spec, runs_dir), fold)
     lacking = sorted(set(test_ids) - set(probs[ID_COL]))
     if lacking:
-        raise UserError(f"pseudo_labels.from {spec['from']}: fold {fold}'s test predictions lack "
-                        f"{len(lacking)} test id(s), e.g. {lacking[:3]}; was it trained on this "
-                        "data folder?")
+        raise UserError(
+            f"pseudo_labels.from {spec['from']}: fold {fold}'s test predictions lack "
+            f"{len(lacking)} test id(s), e.g. {lacking[:3]}; was it trained on this "
+            "data folder?"
+        )
     probs = probs.set_index(ID_COL).loc[list(test_ids)]
     keep, soft = select(probs.to_numpy(), spec)
     return probs.index.to_numpy()[keep], weighted(soft, spec["weight"])

@@ -35,15 +35,20 @@ def accelerator_settings(use_cuda: bool, precision: str = "auto") -> dict[str, A
     the (pinned) batch waits for the queued step, so the GPU idles while each batch crosses."""
     from accelerate.utils import DataLoaderConfiguration
 
-    return {"mixed_precision": mixed_precision(precision, use_cuda), "cpu": not use_cuda,
-            "dataloader_config": DataLoaderConfiguration(non_blocking=use_cuda)}
+    return {
+        "mixed_precision": mixed_precision(precision, use_cuda),
+        "cpu": not use_cuda,
+        "dataloader_config": DataLoaderConfiguration(non_blocking=use_cuda),
+    }
 
 
 def class_weight_vector(labels: np.ndarray, mode: str) -> torch.Tensor:
     counts = np.maximum(np.bincount(labels, minlength=len(CLASSES)).astype(float), 1.0)
-    weights = {"none": lambda: np.ones(len(CLASSES)),
-               "balanced": lambda: counts.sum() / (len(CLASSES) * counts),
-               "sqrt": lambda: np.sqrt(counts.sum() / (len(CLASSES) * counts))}[mode]()
+    weights = {
+        "none": lambda: np.ones(len(CLASSES)),
+        "balanced": lambda: counts.sum() / (len(CLASSES) * counts),
+        "sqrt": lambda: np.sqrt(counts.sum() / (len(CLASSES) * counts)),
+    }[mode]()
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
@@ -114,14 +119,22 @@ def build_optimizer(cfg: TrainConfig, model, steps_per_epoch: int, use_cuda: boo
 
     backbone_params, head_params = classifier_parameters(model)
     optimizer = create_optimizer_v2(
-        model, opt="adamw", lr=cfg.lr, weight_decay=cfg.weight_decay, filter_bias_and_bn=True,
+        model,
+        opt="adamw",
+        lr=cfg.lr,
+        weight_decay=cfg.weight_decay,
+        filter_bias_and_bn=True,
         param_group_fn=lambda m: _param_groups(m, cfg, {id(p) for p in head_params}),
-        fused=use_cuda)
+        fused=use_cuda,
+    )
     updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer,
-        lr_lambda(updates_per_epoch * cfg.epochs, int(updates_per_epoch * cfg.warmup_epochs),
-                  cfg.min_lr_ratio),
+        lr_lambda(
+            updates_per_epoch * cfg.epochs,
+            int(updates_per_epoch * cfg.warmup_epochs),
+            cfg.min_lr_ratio,
+        ),
     )
     return optimizer, scheduler, backbone_params
 
@@ -137,10 +150,13 @@ def _param_groups(model, cfg: TrainConfig, head_ids: set[int]) -> list[dict[str,
         if not hasattr(model, "group_matcher"):
             from kaggle_style.errors import UserError
 
-            raise UserError(f"layer_decay: {cfg.backbone} has no layer groups (timm's "
-                            "group_matcher); set layer_decay: null")
-        groups = param_groups_layer_decay(model, cfg.weight_decay, no_weight_decay_list=no_decay,
-                                          layer_decay=cfg.layer_decay)
+            raise UserError(
+                f"layer_decay: {cfg.backbone} has no layer groups (timm's "
+                "group_matcher); set layer_decay: null"
+            )
+        groups = param_groups_layer_decay(
+            model, cfg.weight_decay, no_weight_decay_list=no_decay, layer_decay=cfg.layer_decay
+        )
     else:
         groups = param_groups_weight_decay(model, cfg.weight_decay, no_weight_decay_list=no_decay)
     out = []
@@ -159,8 +175,15 @@ def layer_decay_on(value: float | None) -> bool:
     return value is not None and value != 1.0
 
 
-def optimisation_step(model, optimizer, accelerator, images: torch.Tensor, soft: torch.Tensor,
-                      weights: torch.Tensor, chunks: int = 1) -> torch.Tensor:
+def optimisation_step(
+    model,
+    optimizer,
+    accelerator,
+    images: torch.Tensor,
+    soft: torch.Tensor,
+    weights: torch.Tensor,
+    chunks: int = 1,
+) -> torch.Tensor:
     """Forward, loss, backward and (when the accumulation window closes) the optimizer step.
 
     `chunks` > 1 runs the batch as that many micro-batches whose gradients add up, each loss

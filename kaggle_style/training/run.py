@@ -59,13 +59,22 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     wanted = cfg.folds if cfg.folds is not None else all_folds
     unknown = sorted(set(wanted) - set(all_folds))
     if unknown:
-        raise UserError(f"fold(s) {unknown} not in {cfg.folds_file} (folds: {all_folds}); "
-                        "use --fold with one of those")
+        raise UserError(
+            f"fold(s) {unknown} not in {cfg.folds_file} (folds: {all_folds}); "
+            "use --fold with one of those"
+        )
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        write_yaml(run_dir / CONFIG_FILE, {**config_dict(cfg), "git_commit": git_commit(),
-                                           "model_hash": key, "data_config": plain(prep.data_cfg),
-                                           FOLDS_HASH_KEY: file_sha256(cfg.folds_file)})
+        write_yaml(
+            run_dir / CONFIG_FILE,
+            {
+                **config_dict(cfg),
+                "git_commit": git_commit(),
+                "model_hash": key,
+                "data_config": plain(prep.data_cfg),
+                FOLDS_HASH_KEY: file_sha256(cfg.folds_file),
+            },
+        )
     for fold in wanted:
         fold_dir = run_dir / f"fold{fold}"
         if read_done(fold_dir, key) is not None:
@@ -73,8 +82,9 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
             continue
         lock = FoldLock(fold_dir, key)
         if not _everyone_agrees(accelerator, lock.acquire() if main else False):
-            accelerator.print(f"{cfg.name} fold {fold}: being trained by {lock.describe()} "
-                              f"({lock.path}); skipped")
+            accelerator.print(
+                f"{cfg.name} fold {fold}: being trained by {lock.describe()} ({lock.path}); skipped"
+            )
             continue
         try:
             if main:
@@ -95,8 +105,10 @@ def _refuse_other_config(run_dir: Path, key: str) -> None:
     others = [h for h in live_locks(run_dir) if h.get("model_hash") != key]
     if others:
         h = others[0]
-        raise UserError(f"run {run_dir} is being trained under another config by "
-                        f"{h.get('host')}:{h.get('pid')}; wait for it, or use another --name")
+        raise UserError(
+            f"run {run_dir} is being trained under another config by "
+            f"{h.get('host')}:{h.get('pid')}; wait for it, or use another --name"
+        )
 
 
 def _everyone_agrees(accelerator, flag: bool) -> bool:
@@ -113,21 +125,31 @@ def _write_fold(prep: FoldInputs, fold_dir: Path, result, key: str) -> None:
     if result.test is not None:
         write_predictions(fold_dir / TEST_FILE, result.test)
     scores = _score_frame(prep, result.oof)
-    write_json(fold_dir / DONE_FILE, {"model_hash": key, "history": result.history,
-                                      "last_lr": result.last_lr, "scores": scores,
-                                      "batch_fit": result.batch_fit})
+    write_json(
+        fold_dir / DONE_FILE,
+        {
+            "model_hash": key,
+            "history": result.history,
+            "last_lr": result.last_lr,
+            "scores": scores,
+            "batch_fit": result.batch_fit,
+        },
+    )
     # the fold's final weights are in model.safetensors; resumable state is no longer needed
     shutil.rmtree(fold_dir / "checkpoints", ignore_errors=True)
     print(format_summary(f"{prep.cfg.name} fold {result.fold}", scores))
 
 
-def _finish(prep: FoldInputs, all_folds: list[int], wanted: list[int], key: str, started: float,
-            main: bool) -> dict[str, Any]:
+def _finish(
+    prep: FoldInputs, all_folds: list[int], wanted: list[int], key: str, started: float, main: bool
+) -> dict[str, Any]:
     run_dir = prep.cfg.run_dir
     marks = {f: read_done(run_dir / f"fold{f}", key) for f in all_folds}
     summary: dict[str, Any] = {
         "folds": {str(f): m for f, m in marks.items() if f in wanted and m is not None},
-        "model_hash": key, "seconds": round(time.time() - started, 1)}
+        "model_hash": key,
+        "seconds": round(time.time() - started, 1),
+    }
     finished = [f for f, m in marks.items() if m is not None]
     if finished == all_folds:
         overall = _combine(prep, all_folds, run_dir) if main else {}
@@ -135,8 +157,10 @@ def _finish(prep: FoldInputs, all_folds: list[int], wanted: list[int], key: str,
         if main:
             print(format_summary(f"{prep.cfg.name} OOF", overall))
     elif main:
-        print(f"{len(finished)} of {len(all_folds)} folds done; oof.csv and test.csv are written "
-              "when every fold is")
+        print(
+            f"{len(finished)} of {len(all_folds)} folds done; oof.csv and test.csv are written "
+            "when every fold is"
+        )
     trained = [f for f in wanted if marks[f] is not None]
     summary["trained_folds"] = trained
     if trained:
@@ -150,15 +174,16 @@ def _combine(prep: FoldInputs, folds: list[int], run_dir: Path) -> dict[str, Any
     oof = oof.set_index(ID_COL).loc[prep.folds[ID_COL]].reset_index()
     write_predictions(run_dir / OOF_FILE, oof)
     if prep.test_cache is not None:
-        tests = [_read_fold(run_dir / f"fold{f}" / TEST_FILE).set_index(ID_COL)
-                 for f in folds]
+        tests = [_read_fold(run_dir / f"fold{f}" / TEST_FILE).set_index(ID_COL) for f in folds]
         test = sum(t[list(CLASSES)] for t in tests) / len(tests)
         test = test.div(test.sum(axis=1), axis=0).loc[prep.competition.test[ID_COL]].reset_index()
         write_predictions(run_dir / TEST_FILE, test)
     overall = _score_frame(prep, oof)
     per_fold = {str(f): _score_frame(prep, oof[oof[FOLD_COL] == f]) for f in folds}
-    write_json(run_dir / METRICS_FILE, {"overall": overall, "per_fold": per_fold,
-                                        "git_commit": git_commit()})
+    write_json(
+        run_dir / METRICS_FILE,
+        {"overall": overall, "per_fold": per_fold, "git_commit": git_commit()},
+    )
     return overall
 
 

@@ -33,8 +33,9 @@ PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}
 LossLogger = Callable[[int, float, float], None]  # (step in epoch, mean loss, lr)
 
 
-def open_tracker(kind: str, run_name: str, folder: Path, project: str,
-                 purge_step: int | None = None):
+def open_tracker(
+    kind: str, run_name: str, folder: Path, project: str, purge_step: int | None = None
+):
     """An Accelerate tracker writing `run_name` under `folder` (None for `none`)."""
     if kind == "none":
         return None
@@ -45,8 +46,10 @@ def open_tracker(kind: str, run_name: str, folder: Path, project: str,
         import importlib.util
 
         if importlib.util.find_spec(package) is None:
-            raise UserError(f"tracker: {kind} needs the {package} package (pip install {package}),"
-                            " or use tracker: tensorboard (files under the run) or none")
+            raise UserError(
+                f"tracker: {kind} needs the {package} package (pip install {package}),"
+                " or use tracker: tensorboard (files under the run) or none"
+            )
     from accelerate import tracking
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -55,11 +58,18 @@ def open_tracker(kind: str, run_name: str, folder: Path, project: str,
         tracker = tracking.TensorBoardTracker(run_name, str(folder), **kwargs)
     elif kind == "mlflow":  # a file store in the run unless MLFLOW_TRACKING_URI says otherwise
         tracker = tracking.MLflowTracker(
-            experiment_name=project, run_name=run_name,
-            logging_dir=os.environ.get("MLFLOW_TRACKING_URI", (folder / "mlruns").as_uri()))
+            experiment_name=project,
+            run_name=run_name,
+            logging_dir=os.environ.get("MLFLOW_TRACKING_URI", (folder / "mlruns").as_uri()),
+        )
     else:  # offline unless WANDB_MODE says otherwise: no network call by default
-        tracker = tracking.WandBTracker(project, name=run_name, dir=str(folder), group=project,
-                                        mode=os.environ.get("WANDB_MODE", "offline"))
+        tracker = tracking.WandBTracker(
+            project,
+            name=run_name,
+            dir=str(folder),
+            group=project,
+            mode=os.environ.get("WANDB_MODE", "offline"),
+        )
     tracker.start()
     return tracker
 
@@ -71,21 +81,26 @@ def peak_memory() -> dict[str, float]:
     if torch.cuda.is_available():
         return {"memory/peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30}
     scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    return {"memory/peak_host_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            * scale / 2**30}
+    return {
+        "memory/peak_host_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**30
+    }
 
 
 class FoldTracking:
     """One fold's tracker run; every method is a no-op off the main process or with `none`."""
 
-    def __init__(self, cfg, fold: int, accelerator, steps_per_epoch: int,
-                 start_epoch: int) -> None:
+    def __init__(self, cfg, fold: int, accelerator, steps_per_epoch: int, start_epoch: int) -> None:
         self.steps = steps_per_epoch
         self.images_per_step = cfg.batch_size * accelerator.num_processes  # per loader step
         self.tracker = None
         if accelerator.is_main_process:
-            self.tracker = open_tracker(cfg.tracker, f"fold{fold}", cfg.run_dir / TRACKING_DIR,
-                                        cfg.name, purge_step=start_epoch * steps_per_epoch + 1)
+            self.tracker = open_tracker(
+                cfg.tracker,
+                f"fold{fold}",
+                cfg.run_dir / TRACKING_DIR,
+                cfg.name,
+                purge_step=start_epoch * steps_per_epoch + 1,
+            )
         self._started = self._last = time.perf_counter()
         self._trained = 0  # steps trained this epoch, as of the last loss read
 
@@ -112,8 +127,13 @@ class FoldTracking:
 
         y_true = np.array([label_of[i] for i in val_frame[ID_COL]])
         scores = score(y_true, val_frame[list(CLASSES)].to_numpy())
-        values = {"val/log_loss": scores["log_loss"], "val/f1_macro": scores["f1_macro"],
-                  "val/accuracy": scores["accuracy"], "epoch": epoch + 1, **peak_memory()}
+        values = {
+            "val/log_loss": scores["log_loss"],
+            "val/f1_macro": scores["f1_macro"],
+            "val/accuracy": scores["accuracy"],
+            "epoch": epoch + 1,
+            **peak_memory(),
+        }
         seconds = self._last - self._started
         if self._trained and seconds > 0:
             values["train/images_per_s"] = self._trained * self.images_per_step / seconds

@@ -38,8 +38,9 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         if not self.study.strip():
-            raise ConfigError("study: give the study a name (every worker uses the same one)",
-                              "study")
+            raise ConfigError(
+                "study: give the study a name (every worker uses the same one)", "study"
+            )
 
 
 @stage_config

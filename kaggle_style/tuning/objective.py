@@ -107,8 +107,9 @@ class Objective:
                     raise optuna.TrialPruned()
 
             try:
-                self.train(trial_config(self.cfg, params, trial_name(self.study_name, number)),
-                           report)
+                self.train(
+                    trial_config(self.cfg, params, trial_name(self.study_name, number)), report
+                )
             except (optuna.TrialPruned, *caught_errors()):
                 pass  # rank 0 records the trial's state
             done += 1
@@ -144,8 +145,14 @@ def run_study(
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     study = open_study(storage, study_name, cfg, space, sampler=sampler, pruner=pruner)
     try:
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=caught_errors(),
-                       callbacks=callbacks, gc_after_trial=True)
+        study.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=timeout,
+            catch=caught_errors(),
+            callbacks=callbacks,
+            gc_after_trial=True,
+        )
     finally:
         share_from_main(None, world)  # the other ranks stop
     return study

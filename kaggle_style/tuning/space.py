@@ -39,17 +39,19 @@ class Param:
 
     def suggest(self, trial: optuna.trial.BaseTrial) -> Any:
         if self.kind == "float":
-            return trial.suggest_float(self.name, self.low, self.high, log=self.log,
-                                       step=self.step)
+            return trial.suggest_float(self.name, self.low, self.high, log=self.log, step=self.step)
         if self.kind == "int":
-            return trial.suggest_int(self.name, int(self.low), int(self.high), log=self.log,
-                                     step=int(self.step or 1))
+            return trial.suggest_int(
+                self.name, int(self.low), int(self.high), log=self.log, step=int(self.step or 1)
+            )
         return trial.suggest_categorical(self.name, list(self.choices))
 
     def contains(self, value: Any) -> bool:
         if self.kind == "categorical":
-            return any((value == c and type(value) is type(c)) or _same_number(value, c)
-                       for c in self.choices)
+            return any(
+                (value == c and type(value) is type(c)) or _same_number(value, c)
+                for c in self.choices
+            )
         if isinstance(value, bool) or not isinstance(value, int | float):
             return False
         return self.low <= value <= self.high
@@ -76,8 +78,13 @@ class Param:
 
 def _same_number(a: Any, b: Any) -> bool:
     numbers = (int, float)
-    return (isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool)
-            and not isinstance(b, bool) and a == b)
+    return (
+        isinstance(a, numbers)
+        and isinstance(b, numbers)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )
 
 
 def parse_search_space(
@@ -89,26 +96,33 @@ def parse_search_space(
     that only fits with other fields (warm-up epochs within epochs) is checked where it runs.
     """
     if not space:
-        raise ConfigError("the config has no search_space: nothing to tune (see configs/"
-                          "convnext_tiny.yaml for the format)")
+        raise ConfigError(
+            "the config has no search_space: nothing to tune (see configs/"
+            "convnext_tiny.yaml for the format)"
+        )
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     hints = typing.get_type_hints(TrainConfig)
     params: dict[str, Param] = {}
     for name, spec in space.items():
         where = f"search_space.{name}"
         if name not in known:
-            raise ConfigError(f"{where}: not a TrainConfig field; known fields: "
-                              f"{', '.join(sorted(known - UNTUNABLE))}")
+            raise ConfigError(
+                f"{where}: not a TrainConfig field; known fields: "
+                f"{', '.join(sorted(known - UNTUNABLE))}"
+            )
         if name in UNTUNABLE:
             raise ConfigError(f"{where}: this field names the run or the study; it cannot be tuned")
         if not isinstance(spec, Mapping) or spec.get("type") not in SPEC_KEYS:
-            raise ConfigError(f"{where}: expected a mapping with type: float, int or categorical, "
-                              f"got {spec!r}")
+            raise ConfigError(
+                f"{where}: expected a mapping with type: float, int or categorical, got {spec!r}"
+            )
         kind = spec["type"]
         extra = sorted(set(spec) - SPEC_KEYS[kind])
         if extra:
-            raise ConfigError(f"{where}: unknown key(s) {', '.join(extra)} for type {kind} "
-                              f"(allowed: {', '.join(sorted(SPEC_KEYS[kind]))})")
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(extra)} for type {kind} "
+                f"(allowed: {', '.join(sorted(SPEC_KEYS[kind]))})"
+            )
         params[name] = _param(name, kind, spec, where)
         _check_field_type(params[name], hints[name], where, base)
     return params
@@ -133,8 +147,9 @@ def _param(name: str, kind: Kind, spec: Mapping[str, Any], where: str) -> Param:
     if not isinstance(log, bool):
         raise ConfigError(f"{where}: log must be true or false")
     if low > high or (log and low <= 0) or (log and step is not None and kind == "float"):
-        raise ConfigError(f"{where}: need low <= high, low > 0 for log, and no step with a "
-                          "log float")
+        raise ConfigError(
+            f"{where}: need low <= high, low > 0 for log, and no step with a log float"
+        )
     return Param(name, kind, float(low), float(high), log, step)
 
 

@@ -24,8 +24,21 @@ from kaggle_style.training.config import TrainConfig
 from kaggle_style.tuning.space import Param, default_params
 
 # Fields that may differ between workers (each box has its own paths) without changing a trial.
-LOCAL_KEYS = frozenset({"data", "folds_file", "crops_manifest", "cache_dir", "runs_dir",
-                        "num_workers", "progress", "tracker", "log_with", "name", "compile"})
+LOCAL_KEYS = frozenset(
+    {
+        "data",
+        "folds_file",
+        "crops_manifest",
+        "cache_dir",
+        "runs_dir",
+        "num_workers",
+        "progress",
+        "tracker",
+        "log_with",
+        "name",
+        "compile",
+    }
+)
 BASE_CONFIG_ATTR = "base_config"  # set last when a study is created: joiners wait for it
 SEARCH_SPACE_ATTR = "search_space"
 DEFAULTS_ATTR = "defaults"  # user attr of the trial that runs the config's own values
@@ -71,7 +84,7 @@ def open_storage(
     RUNNING there.
     """
     if url.startswith(JOURNAL_PREFIX):
-        path = Path(url[len(JOURNAL_PREFIX):])
+        path = Path(url[len(JOURNAL_PREFIX) :])
         if not path.name:
             raise TuneError(f"{url}: a journal storage needs a file, e.g. journal:///shared/s.log")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,8 +95,10 @@ def open_storage(
     try:
         parsed = make_url(url)
     except ArgumentError as err:
-        raise TuneError(f"--storage {masked(url)}: not a storage URL; use sqlite:///FILE.db, "
-                        "postgresql+psycopg2://USER@HOST/DB or journal:///PATH.log") from err
+        raise TuneError(
+            f"--storage {masked(url)}: not a storage URL; use sqlite:///FILE.db, "
+            "postgresql+psycopg2://USER@HOST/DB or journal:///PATH.log"
+        ) from err
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -92,8 +107,11 @@ def open_storage(
         engine_kwargs["connect_args"] = {"timeout": 60}
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
-        kwargs = {"heartbeat_interval": heartbeat_interval, "grace_period": grace_period,
-                  **_retry_callback(max_retry)}
+        kwargs = {
+            "heartbeat_interval": heartbeat_interval,
+            "grace_period": grace_period,
+            **_retry_callback(max_retry),
+        }
 
     def connect() -> optuna.storages.RDBStorage:
         with warnings.catch_warnings():
@@ -120,11 +138,13 @@ def _retry_callback(max_retry: int | None) -> dict[str, Any]:
         return {"failed_trial_callback": optuna.storages.RetryFailedTrialCallback(max_retry)}
 
 
-def make_pruner(kind: str, startup_trials: int = 5,
-                warmup_steps: int = 0) -> optuna.pruners.BasePruner:
+def make_pruner(
+    kind: str, startup_trials: int = 5, warmup_steps: int = 0
+) -> optuna.pruners.BasePruner:
     if kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials,
-                                           n_warmup_steps=warmup_steps)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=startup_trials, n_warmup_steps=warmup_steps
+        )
     if kind == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup_steps + 1))
     return optuna.pruners.NopPruner()
@@ -148,11 +168,17 @@ def open_study(
     before it marks the study ready (the base config user attr), and joiners wait for that mark.
     """
     try:
-        study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler,
-                                    pruner=pruner, direction="minimize")
+        study = optuna.create_study(
+            study_name=study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            direction="minimize",
+        )
     except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler,
-                                  pruner=pruner)
+        study = optuna.load_study(
+            study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
         _warn_if_different(_wait_for_base(study, wait_s), cfg)
         return study
     study.enqueue_trial(default_params(cfg, space), user_attrs={DEFAULTS_ATTR: True})
@@ -161,18 +187,22 @@ def open_study(
     return study
 
 
-def load_tuned_study(storage: optuna.storages.BaseStorage, study_name: str,
-                     label: str = "") -> tuple[optuna.Study, dict[str, Any]]:
+def load_tuned_study(
+    storage: optuna.storages.BaseStorage, study_name: str, label: str = ""
+) -> tuple[optuna.Study, dict[str, Any]]:
     """An existing study made by `kaggle-style tune`, with its base config."""
     try:
         study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError as err:
-        raise TuneError(f"no study {study_name!r} in {label or 'the storage'}; check --study "
-                        "and --storage") from err
+        raise TuneError(
+            f"no study {study_name!r} in {label or 'the storage'}; check --study and --storage"
+        ) from err
     base = study.user_attrs.get(BASE_CONFIG_ATTR)
     if base is None:
-        raise TuneError(f"study {study_name!r} has no '{BASE_CONFIG_ATTR}' user attr: not made "
-                        "by `kaggle-style tune`; use a study it made")
+        raise TuneError(
+            f"study {study_name!r} has no '{BASE_CONFIG_ATTR}' user attr: not made "
+            "by `kaggle-style tune`; use a study it made"
+        )
     return study, base
 
 
@@ -198,4 +228,6 @@ def _warn_if_different(base: Mapping[str, Any], cfg: TrainConfig) -> None:
     if differ:
         warnings.warn(
             "this worker's config differs from the study's base config in "
-            f"{', '.join(differ)}; its trials use this worker's values", stacklevel=3)
+            f"{', '.join(differ)}; its trials use this worker's values",
+            stacklevel=3,
+        )
