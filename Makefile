@@ -161,8 +161,8 @@ data/demo/train_labels.csv: data/demo/train_features.csv ;
 
 # Any other DATA folder is the user's: say what is missing rather than "no rule to make target".
 %/train_features.csv %/train_labels.csv:
-	@echo "make: $@ not found: DATA='$(DATA)' must be a DrivenData folder (README: Getting the" \
-		"data; \`kaggle-style check-data '$(DATA)'\` says what is missing)"; exit 2
+	@echo "make: $@ not found: DATA='$(DATA)' must be a DrivenData folder (docs/tutorials/real-competition.md:" \
+		"Getting the data; \`kaggle-style check-data '$(DATA)'\` says what is missing)"; exit 2
 
 
 $(FOLDS): $(DATA_DEP)/train_features.csv $(DATA_DEP)/train_labels.csv | $(STAMP)
@@ -252,7 +252,7 @@ test: $(STAMP) ## the default test suite (CPU, under 15 minutes)
 # The documentation site (mkdocs.yml): a broken link or anchor fails the build.
 SITE ?= $(OUT)/site
 docs: $(STAMP) ## the documentation site, built strict -> site/index.html
-	$(VENV)/bin/mkdocs build --strict --quiet --site-dir $(abspath $(SITE))
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(abspath $(SITE))
 	@echo "docs: $(SITE)/index.html"
 
 include make/more.mk benchmarks/Makefile

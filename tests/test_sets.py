@@ -233,8 +233,9 @@ def test_fast_and_leaderboard_recipes_train_their_papers_epochs() -> None:
 
 
 def test_each_recipes_ema_leaves_under_one_percent_of_the_starting_weights() -> None:
-    """EMA decay is about 1 - 5/steps of the recipe's run on the real folds (README, resnet50.yaml):
-    changing epochs or batch without the decay would leave the zero head in the average."""
+    """EMA decay is about 1 - 5/steps of the recipe's run on the real folds
+    (docs/concepts/configs.md, resnet50.yaml): changing epochs or batch without the decay would
+    leave the zero head in the average."""
     for name, path in _recipes("fast", "leaderboard").items():
         cfg = resolve_config(TrainConfig, path)
         steps = TRAIN_IMAGES * VIEWS[cfg.view] * cfg.epochs / (cfg.batch_size * cfg.grad_accum)

@@ -3,7 +3,8 @@
 Commands: each `kaggle-style` command's argparse parser, built as `kaggle_style.cli` builds it.
 Config keys: every class decorated `@stage_config` in `kaggle_style/` (found in the source, so a
 new one needs no list here), each field's type, default, range or choices, and its description:
-pydantic's `description`, else the attribute docstring under the field, else the comment on its line.
+pydantic's `description`, else the attribute docstring under the field, else the comment on
+its line.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def _action_row(action: argparse.Action) -> str:
     shown = "" if default in (None, argparse.SUPPRESS, [], False) else f"`{default}`"
     text = action.help or ""
     if action.choices is not None and not isinstance(action, argparse._SubParsersAction):
-        text += (" " if text else "") + "(one of " + ", ".join(f"`{c}`" for c in action.choices) + ")"
+        text += (
+            (" " if text else "") + "(one of " + ", ".join(f"`{c}`" for c in action.choices) + ")"
+        )
     if action.required:
         text += " (required)"
     return f"| `{flags}` | {shown} | {_cell(text % vars(action) if '%(' in text else text)} |"

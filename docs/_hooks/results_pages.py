@@ -17,7 +17,7 @@ REQUIRED = ("title", "machine", "date")
 
 
 def results(folder: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(page name, document) of every results file, newest first; a malformed one fails the build."""
+    """(page name, document) of every results file, newest first; a malformed one fails."""
     out = []
     for path in sorted(folder.glob("*.json")):
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -58,7 +58,12 @@ def pages(folder: Path) -> dict[str, str]:
 
 
 def _page(folder: Path, name: str, doc: dict[str, Any]) -> str:
-    lines = [f"# {doc['title']}", "", f"**Machine:** {doc['machine']}  ", f"**Date:** {doc['date']}"]
+    lines = [
+        f"# {doc['title']}",
+        "",
+        f"**Machine:** {doc['machine']}  ",
+        f"**Date:** {doc['date']}",
+    ]
     if doc.get("command"):
         lines[-1] += "  "
         lines.append(f"**Command:** `{doc['command']}`")
@@ -73,7 +78,9 @@ def _page(folder: Path, name: str, doc: dict[str, Any]) -> str:
         lines += ["|" + "---|" * len(columns)]
         for row in table["rows"]:
             if len(row) != len(columns):
-                raise ValueError(f"{name}.json: a row of {len(row)} cells under {len(columns)} columns")
+                raise ValueError(
+                    f"{name}.json: a row of {len(row)} cells under {len(columns)} columns"
+                )
             lines.append("| " + " | ".join(_cell(c) for c in row) + " |")
         lines.append("")
         if table.get("after"):
