@@ -42,6 +42,8 @@ def command_parsers() -> dict[str, tuple[str, argparse.ArgumentParser]]:
         helps = {a.dest: a.help or "" for a in subparsers[0]._choices_actions}
         return {n: (helps.get(n, ""), p) for n, p in subparsers[0].choices.items()}
     out: dict[str, tuple[str, argparse.ArgumentParser]] = {}
+    if hasattr(cli, "build_parser"):  # the registry builds each command's parser itself
+        return {name: (help_, cli.build_parser(name)) for name, (_, help_) in cli.COMMANDS.items()}
     for name, (module_name, help_) in cli.COMMANDS.items():  # as `cli.main` builds one
         module = importlib.import_module(f"{cli.STAGES}.{module_name}")
         parser = argparse.ArgumentParser(prog=f"kaggle-style {name}", description=help_)
