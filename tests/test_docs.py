@@ -165,6 +165,14 @@ def test_make_install_prints_the_tesseract_command_instead_of_running_apt_get(
     assert "apt-get install -y tesseract-ocr" in missing.stdout
 
 
+def test_every_relative_link_of_readme_names_a_file_of_the_checkout() -> None:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", text)
+    local = [link for link in links if not urlsplit(link).scheme]
+    assert len(local) >= 10
+    assert not [link for link in local if not (REPO / link).exists()]
+
+
 def test_readme_is_short_and_keeps_the_two_commands() -> None:
     lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
     assert len(lines) <= MAX_README_LINES
