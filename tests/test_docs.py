@@ -62,6 +62,7 @@ def _parsed(page: Path) -> _Links:
     return parser
 
 
+@pytest.mark.heavy  # builds the site (about 10 s on 2 cores) for the tests of this file
 def test_the_built_site_has_no_broken_internal_link_or_anchor(site: Path) -> None:
     pages = {page: _parsed(page) for page in site.rglob("*.html")}
     broken = []
