@@ -181,7 +181,7 @@ def _make(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_case7_make_checks_every_named_model_before_any_work() -> None:
+def test_make_checks_every_named_model_before_any_work() -> None:
     """`make train MODELS='a missing'` stops at once, naming the missing config, instead of
     running folds, detection and crops first (as `SET=` is checked)."""
     done = _make("-n", "train", "MODELS=demo-crop missing")
@@ -192,7 +192,7 @@ def test_case7_make_checks_every_named_model_before_any_work() -> None:
 
 
 @pytest.mark.slow  # three make calls, each reading the set: about a minute on a busy 2-core VM
-def test_case7_a_data_path_with_a_space_works_through_make(tmp_path: Path) -> None:
+def test_a_data_path_with_a_space_works_through_make(tmp_path: Path) -> None:
     from kaggle_style.demo.generator import generate_demo_data
 
     data = generate_demo_data(
