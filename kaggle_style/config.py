@@ -25,7 +25,9 @@ from kaggle_style.errors import UserError
 
 T = TypeVar("T")
 
-CONFIG = ConfigDict(extra="forbid", validate_default=True)  # every stage config's settings
+# every stage config's settings; a field's docstring is its description (`--help`, reference)
+CONFIG = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
+CONFIG_CLASSES: list[type] = []  # every `@stage_config` class imported so far (for the tests)
 Count = Annotated[int, Field(ge=1)]
 Whole = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -59,6 +61,7 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
                 raise _config_error(err, made, kwargs) from None
 
         made.__init__ = __init__  # type: ignore[method-assign]
+        CONFIG_CLASSES.append(made)
         return made
 
     return make if cls is None else make(cls)
@@ -75,12 +78,6 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
     )
-
-
-def cli_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The parsed flags that name fields of `cls` (the command-line layer of `resolve_config`)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.data.layout import check_layout
+from kaggle_style.stages import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,3 +32,6 @@ def run(args: argparse.Namespace) -> int:
     if report.problems:
         raise report.error()
     return 0
+
+
+COMMANDS = {"check-data": Command(add_arguments, run)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from kaggle_style.stages import Command
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -19,3 +21,6 @@ def run(args: argparse.Namespace) -> int:
 
     serve_dashboard(args.storage, args.port)
     return 0
+
+
+COMMANDS = {"dashboard": Command(add_arguments, run)}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from kaggle_style.export import export_run
+from kaggle_style.stages import Command
 from kaggle_style.stages.predict import add_output_arguments, output_options
 
 
@@ -36,3 +37,6 @@ def run(args: argparse.Namespace) -> int:
     done = export_run(args.run, args.data, args.out, options, args.meta, args.detections)
     print(f"export: {done}", file=sys.stderr)
     return 0
+
+
+COMMANDS = {"export": Command(add_arguments, run)}

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kaggle_style.config import resolve_config
 from kaggle_style.lb_check import lb_check
+from kaggle_style.stages import Command
 from kaggle_style.training.config import TrainConfig
 
 
@@ -41,3 +42,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(json.dumps(result))
     return 0
+
+
+COMMANDS = {"lb-check": Command(add_arguments, run)}

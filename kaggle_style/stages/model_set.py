@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from kaggle_style.stages import Command
+
 FIELDS = ("models", "ensemble", "description", "gpu_time")
 
 
@@ -52,3 +54,6 @@ def run(args: argparse.Namespace) -> int:
         raise ModelSetError("give a set name (e.g. `kaggle-style model-set fast`) or --list")
     print(field_value(load_set(args.name, args.root), args.field))
     return 0
+
+
+COMMANDS = {"model-set": Command(add_arguments, run)}

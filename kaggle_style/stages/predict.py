@@ -10,6 +10,7 @@ from kaggle_style.deployment import DetectorChoice
 from kaggle_style.export import FORMATS, OutputOptions, predict_to
 from kaggle_style.files import check_outputs
 from kaggle_style.outputs.records import DEFAULT_MINUTES
+from kaggle_style.stages import Command
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,3 +117,6 @@ def run(args: argparse.Namespace) -> int:
         read_meta=not args.no_meta,
     )
     return 0
+
+
+COMMANDS = {"predict": Command(add_arguments, run)}

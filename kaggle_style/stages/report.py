@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.report.page import build_report
+from kaggle_style.stages import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,3 +26,6 @@ def run(args: argparse.Namespace) -> int:
     page = build_report(args.runs, args.data, args.out, args.crops, args.gallery, args.meta)
     print(f"wrote {page}")
     return 0
+
+
+COMMANDS = {"report": Command(add_arguments, run)}

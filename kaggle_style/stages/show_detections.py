@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.detect.show import show_detections
+from kaggle_style.stages import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,3 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     show_detections(args.detections, args.out, args.data, args.images, args.min_conf, args.limit)
     return 0
+
+
+COMMANDS = {"show-detections": Command(add_arguments, run)}

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.report.summary import summarise
+from kaggle_style.stages import Command
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,3 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     print(summarise(args.run_dir, args.submission))
     return 0
+
+
+COMMANDS = {"summary": Command(add_arguments, run)}
