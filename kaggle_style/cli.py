@@ -3,7 +3,7 @@
 A stage's module is imported only when that stage runs, so `--help` is instant and a stage's
 heavy imports (torch, timm) never slow down another's. `COMMANDS` below is the registry as data
 (name -> module, help); each module in `kaggle_style.stages` declares its commands as
-`COMMANDS = {name: Command(add_arguments, run)}`, and `build_parser(name)` builds one's parser.
+`COMMANDS = {name: Command(arguments, run)}`, and `build_parser(name)` builds one's parser.
 
 A mistake the user can fix (`UserError`, and the usual OS and YAML errors on the user's files)
 is printed as one line, `kaggle-style <command>: error: <message>`, with exit status 2; the
@@ -126,7 +126,7 @@ def build_parser(name: str) -> argparse.ArgumentParser:
 
 def _parser(name: str, command: Any) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"kaggle-style {name}", description=COMMANDS[name][1])
-    command.add_arguments(parser)
+    command.arguments(parser)
     return parser
 
 

@@ -67,16 +67,22 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
     return make if cls is None else make(cls)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults."""
-    parser.add_argument("--config", type=Path, help="YAML file whose keys override the defaults")
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    flags: tuple[str, str] = ("--config", "--set"),
+    dests: tuple[str, str] = ("config", "overrides"),
+    helps: tuple[str, str] = (
+        "YAML file whose keys override the defaults",
+        "override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
+    ),
+    **file_options: Any,
+) -> None:
+    """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults; other
+    `flags` serve a command's second config (`--slurm-config`, `--slurm`), `file_options` the
+    file flag's argparse options (a default file, a repeatable recipe)."""
+    parser.add_argument(flags[0], type=Path, dest=dests[0], help=helps[0], **file_options)
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
+        flags[1], dest=dests[1], nargs="+", default=[], metavar="KEY=VALUE", help=helps[1]
     )
 
 

@@ -22,7 +22,7 @@ from kaggle_style.training.config import TrainConfig
 SHARED_KEYS = ("data", "crops_manifest", "cache_dir")  # which caches exist depends on these
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--configs",
         nargs="+",
@@ -102,4 +102,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"clean-cache": Command(add_arguments, run)}
+COMMANDS = {"clean-cache": Command(arguments, run)}

@@ -9,7 +9,7 @@ from kaggle_style.detect.crops import CropConfig, run_crops
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_config_flags(parser, CropConfig, exclusive=[("data", "images")])
 
@@ -19,4 +19,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"crop": Command(add_arguments, run)}
+COMMANDS = {"crop": Command(arguments, run)}

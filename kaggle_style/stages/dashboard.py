@@ -7,7 +7,7 @@ import argparse
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--storage",
         required=True,
@@ -23,4 +23,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"dashboard": Command(add_arguments, run)}
+COMMANDS = {"dashboard": Command(arguments, run)}

@@ -11,7 +11,7 @@ from kaggle_style.demo.generator import INFO_FILE, DemoDataConfig, describe, gen
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_config_flags(parser, DemoDataConfig)
 
@@ -23,4 +23,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"demo-data": Command(add_arguments, run)}
+COMMANDS = {"demo-data": Command(arguments, run)}

@@ -11,7 +11,7 @@ from kaggle_style.files import check_outputs
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_config_flags(parser, EnsembleConfig, positional=("runs",))
 
@@ -32,4 +32,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ensemble": Command(add_arguments, run)}
+COMMANDS = {"ensemble": Command(arguments, run)}

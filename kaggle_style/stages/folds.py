@@ -16,7 +16,7 @@ from kaggle_style.files import check_outputs, git_commit, write_csv, write_yaml
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_config_flags(parser, FoldsConfig)
 
@@ -38,4 +38,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"folds": Command(add_arguments, run)}
+COMMANDS = {"folds": Command(arguments, run)}

@@ -4,10 +4,9 @@ as Slurm jobs through submitit (`make train LAUNCHER=slurm`, `make tune LAUNCHER
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from kaggle_style.config import parse_overrides, resolve_config
-from kaggle_style.config_flags import add_config_flags, flag_values
+from kaggle_style.config_flags import add_config_arguments, add_config_flags, flag_values
 from kaggle_style.errors import UserError
 from kaggle_style.launch.settings import SlurmSettings
 from kaggle_style.stages import Command
@@ -16,29 +15,22 @@ from kaggle_style.tuning.config import TuneConfig
 
 SLURM_ALIASES = {"time_min": "--time", "mem_gb": "--mem"}
 TRAIN_KEYS = ("data", "folds_file", "runs_dir")  # the keys every recipe of one call shares
+RECIPE_HELP = (
+    "a recipe (configs/X.yaml) whose folds to submit; repeatable; the run is named after the file"
+)
 TUNE_KEYS = ("study", "storage", "config", "overrides", "n_trials")
 
 
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
+def train_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(
+        parser,
+        dests=("recipes", "overrides"),
+        helps=(RECIPE_HELP, "override keys of every recipe"),
         action="append",
         required=True,
-        dest="recipes",
-        help="a recipe (configs/X.yaml) whose folds to "
-        "submit; repeatable; the run is named after the file",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override keys of every recipe",
     )
     add_config_flags(parser, TrainConfig, only=TRAIN_KEYS)
-    _add_slurm_arguments(parser)
+    _slurm_arguments(parser)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -58,12 +50,12 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+def tune_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_flags(
         parser, TuneConfig, only=TUNE_KEYS, aliases={"overrides": "--set"}, required=True
     )
     parser.add_argument("--workers", type=int, default=2, help="worker jobs to start (default 2)")
-    _add_slurm_arguments(parser)
+    _slurm_arguments(parser)
 
 
 def run_tune(args: argparse.Namespace) -> int:
@@ -83,15 +75,13 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_slurm_arguments(parser: argparse.ArgumentParser) -> None:
+def _slurm_arguments(parser: argparse.ArgumentParser) -> None:
     """SlurmSettings' layers (`--slurm-config`, `--slurm KEY=VALUE`) and a flag per key."""
-    parser.add_argument("--slurm-config", type=Path, help="YAML of SlurmSettings keys")
-    parser.add_argument(
-        "--slurm",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override SlurmSettings keys, e.g. --slurm qos=high",
+    add_config_arguments(
+        parser,
+        ("--slurm-config", "--slurm"),
+        ("slurm_config", "slurm"),
+        ("YAML of SlurmSettings keys", "override SlurmSettings keys, e.g. --slurm qos=high"),
     )
     add_config_flags(parser, SlurmSettings, aliases=SLURM_ALIASES)
     parser.add_argument("--wait", action="store_true", help="return when the jobs are done")
@@ -107,6 +97,6 @@ def _settings(args: argparse.Namespace) -> SlurmSettings:
 
 
 COMMANDS = {
-    "slurm-train": Command(add_train_arguments, run_train),
-    "slurm-tune": Command(add_tune_arguments, run_tune),
+    "slurm-train": Command(train_arguments, run_train),
+    "slurm-tune": Command(tune_arguments, run_tune),
 }

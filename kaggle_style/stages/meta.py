@@ -11,7 +11,7 @@ from kaggle_style.stages import Command
 QUIET = "no progress lines; the same as --no-progress"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_config_flags(parser, MetaConfig, switches={"--quiet": ("progress", False, QUIET)})
 
@@ -22,4 +22,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"meta": Command(add_arguments, run)}
+COMMANDS = {"meta": Command(arguments, run)}

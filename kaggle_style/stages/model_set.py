@@ -13,7 +13,7 @@ from kaggle_style.stages import Command
 FIELDS = ("models", "ensemble", "description", "gpu_time")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="set name (configs/sets/NAME.yaml) or a YAML file")
     parser.add_argument(
         "--field",
@@ -56,4 +56,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"model-set": Command(add_arguments, run)}
+COMMANDS = {"model-set": Command(arguments, run)}

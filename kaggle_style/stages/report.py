@@ -9,7 +9,7 @@ from kaggle_style.report.page import build_report
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (model runs, ensembles)")
     parser.add_argument("--data", type=Path, required=True, help="DrivenData folder (sites)")
     parser.add_argument("--out", type=Path, required=True, help="report folder, e.g. reports/x")
@@ -28,4 +28,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"report": Command(add_arguments, run)}
+COMMANDS = {"report": Command(arguments, run)}

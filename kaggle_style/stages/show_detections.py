@@ -9,7 +9,7 @@ from kaggle_style.detect.show import show_detections
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detections", type=Path, required=True, help="MegaDetector JSON")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--images", type=Path, help="folder of images (keys = relative paths)")
@@ -24,4 +24,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"show-detections": Command(add_arguments, run)}
+COMMANDS = {"show-detections": Command(arguments, run)}

@@ -23,14 +23,14 @@ from kaggle_style.submission import (
 )
 
 
-def add_submit_arguments(parser: argparse.ArgumentParser) -> None:
+def submit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--predictions",
         required=True,
         type=Path,
         help="a prediction file, e.g. runs/<name>/test.csv",
     )
-    _add_format_argument(parser)
+    _format_argument(parser)
     parser.add_argument(
         "--out",
         required=True,
@@ -53,9 +53,9 @@ def run_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_validate_arguments(parser: argparse.ArgumentParser) -> None:
+def validate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("submission", type=Path, help="the submission CSV to check")
-    _add_format_argument(parser)
+    _format_argument(parser)
     parser.add_argument(
         "--strict-order", action="store_true", help="also require the format file's row order"
     )
@@ -76,7 +76,7 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_score_arguments(parser: argparse.ArgumentParser) -> None:
+def score_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
     parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
     parser.add_argument(
@@ -92,7 +92,7 @@ def run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_format_argument(parser: argparse.ArgumentParser) -> None:
+def _format_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         required=True,
@@ -103,7 +103,7 @@ def _add_format_argument(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = {
-    "submit": Command(add_submit_arguments, run_submit),
-    "validate": Command(add_validate_arguments, run_validate),
-    "score": Command(add_score_arguments, run_score),
+    "submit": Command(submit_arguments, run_submit),
+    "validate": Command(validate_arguments, run_validate),
+    "score": Command(score_arguments, run_score),
 }

@@ -9,7 +9,7 @@ from kaggle_style.report.summary import summarise
 from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="the ensemble's run folder")
     parser.add_argument("submission", type=Path, help="the validated submission CSV")
 
@@ -19,4 +19,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"summary": Command(add_arguments, run)}
+COMMANDS = {"summary": Command(arguments, run)}

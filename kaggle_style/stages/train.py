@@ -11,7 +11,7 @@ from kaggle_style.training.config import TrainConfig
 QUIET = "no progress bars (CI logs); the same as --no-progress"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
     add_config_flags(
         parser,
@@ -29,4 +29,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": Command(add_arguments, run)}
+COMMANDS = {"train": Command(arguments, run)}

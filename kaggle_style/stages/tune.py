@@ -10,7 +10,7 @@ from kaggle_style.stages import Command
 from kaggle_style.tuning.config import ExportConfig, TuneConfig
 
 
-def add_tune_arguments(parser: argparse.ArgumentParser) -> None:
+def tune_arguments(parser: argparse.ArgumentParser) -> None:
     """TuneConfig comes from the flags alone: its `--config` and `--set` are fields, the trained
     recipe and overrides of its keys (not layers of TuneConfig)."""
     add_config_flags(parser, TuneConfig, aliases={"overrides": "--set"}, required=True)
@@ -23,7 +23,7 @@ def run_tune(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_export_arguments(parser: argparse.ArgumentParser) -> None:
+def export_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_flags(parser, ExportConfig, required=True)
 
 
@@ -35,6 +35,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "tune": Command(add_tune_arguments, run_tune),
-    "tune-export": Command(add_export_arguments, run_export),
+    "tune": Command(tune_arguments, run_tune),
+    "tune-export": Command(export_arguments, run_export),
 }
