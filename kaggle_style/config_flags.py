@@ -58,7 +58,8 @@ def add_config_flags(
     exclusive: Collection[Collection[str]] = (),
     required: bool = False,
 ) -> None:
-    """A flag per field of `cls` (those in `only`, less `skip`).
+    """A flag per field of `cls` (those in `only`, less `skip`); each action's `config_class`
+    is `cls` and its `dest` the field (what the reference pages read).
 
     `positional`: fields taken as positional arguments (a list: zero or more); `aliases`: an
     older flag name kept for a field (`{"folds": "--fold"}`); `switches`: a flag that sets a field
@@ -79,17 +80,19 @@ def add_config_flags(
         options["help"] = _help(cls, item, hints[name])
         if name in positional:
             options.pop("action", None)
-            parser.add_argument(name, **{**options, "nargs": "*", "default": None})
-            continue
-        no_default = (
-            item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
-        )
-        names = [flag_of(name)] + ([aliases[name]] if name in aliases else [])
-        groups.get(name, parser).add_argument(
-            *names, dest=name, default=None, required=required and no_default, **options
-        )
+            action = parser.add_argument(name, **{**options, "nargs": "*", "default": None})
+        else:
+            no_default = (
+                item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING
+            )
+            names = [flag_of(name)] + ([aliases[name]] if name in aliases else [])
+            action = groups.get(name, parser).add_argument(
+                *names, dest=name, default=None, required=required and no_default, **options
+            )
+        action.config_class = cls  # type: ignore[attr-defined]
     for flag, (name, value, help_) in (switches or {}).items():
-        parser.add_argument(flag, dest=name, action="store_const", const=value, help=help_)
+        action = parser.add_argument(flag, dest=name, action="store_const", const=value, help=help_)
+        action.config_class = cls  # type: ignore[attr-defined]
 
 
 def flag_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
