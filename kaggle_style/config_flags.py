@@ -24,6 +24,7 @@ from kaggle_style.config import (
     ConfigError,
     _bounds,
     _choices,
+    _expected,
     _item_type,
     _members,
     _span,
@@ -36,6 +37,7 @@ __all__ = [
     "add_config_flags",
     "config_from_args",
     "field_description",
+    "field_reference",
     "flag_of",
     "flag_values",
 ]
@@ -147,18 +149,57 @@ def _argument_options(hint: Any) -> dict[str, Any]:
 
 def _help(cls: type, item: dataclasses.Field[Any], hint: Any) -> str:
     """The field's description, then its range and default, as `--help` shows them."""
-    notes = []
-    bounds = _bounds(_item_type(hint)) or _bounds(hint)
-    if bounds:
-        notes.append(_span(*bounds))
+    entry = _entry(cls, item, hint)
+    notes = "; ".join(n for n in (entry.range, f"default {entry.default}") if n)
+    if entry.default == "required":
+        notes = notes.replace("default required", "required")
+    text = f"{entry.description} ({notes})" if entry.description else notes
+    return text.replace("%", "%%")
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldEntry:
+    """One config key as the reference pages show it (all of it read from the field)."""
+
+    key: str
+    flag: str  # its flag by default (a command may also take it as a positional or older name)
+    kind: str  # "an integer", "one of 'a', 'b'", "a list of a number", ...
+    default: str  # as written in YAML; "required" when the field has none
+    range: str  # "at least 1", "in [0, 1]" or ""
+    description: str
+
+
+def field_reference(cls: type) -> list[FieldEntry]:
+    """Every field of a stage config: key, flag, type, default, range, description."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return [_entry(cls, item, hints[item.name]) for item in dataclasses.fields(cls)]
+
+
+def _entry(cls: type, item: dataclasses.Field[Any], hint: Any) -> FieldEntry:
     if item.default is not dataclasses.MISSING:
-        notes.append(f"default {_shown(item.default)}")
+        default = _shown(item.default)
     elif item.default_factory is not dataclasses.MISSING:
-        notes.append(f"default {_shown(item.default_factory())}")
+        default = _shown(item.default_factory())
     else:
-        notes.append("required")
-    text = field_description(cls, item.name)
-    return (f"{text} ({'; '.join(notes)})" if text else "; ".join(notes)).replace("%", "%%")
+        default = "required"
+    bounds = _bounds(_item_type(hint)) or _bounds(hint)
+    choices = _choices(hint)
+    if choices:
+        kind = "one of " + ", ".join(_shown(c) for c in choices)
+    elif _item_type(hint) is not hint:
+        kind = f"a list, each {_expected(_item_type(hint))}"
+    else:
+        kind = _expected(hint)
+    if choices and type(None) in _members(hint):
+        kind += " or null"
+    return FieldEntry(
+        key=item.name,
+        flag=flag_of(item.name),
+        kind=kind,
+        default=default,
+        range=_span(*bounds) if bounds else "",
+        description=field_description(cls, item.name),
+    )
 
 
 def _shown(value: Any) -> str:

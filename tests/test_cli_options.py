@@ -15,7 +15,7 @@ import pytest
 
 from kaggle_style import cli, config
 from kaggle_style.config import ConfigError
-from kaggle_style.config_flags import config_from_args, field_description
+from kaggle_style.config_flags import config_from_args, field_description, field_reference
 from kaggle_style.data.folds import FoldsConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +80,16 @@ def test_help_shows_the_fields_range_choices_and_default() -> None:
     assert "--allow-outside-data, --no-allow-outside-data" in text
     train = " ".join(cli.build_parser("train").format_help().split())
     assert "--lr X" in train and "greater than 0; default 0.001" in train
+
+
+def test_the_reference_entry_of_a_field_is_read_from_its_type() -> None:
+    entries = {e.key: e for e in field_reference(FoldsConfig)}
+    assert entries["n_splits"].flag == "--n-splits"
+    assert (entries["n_splits"].kind, entries["n_splits"].range) == ("an integer", "at least 2")
+    assert entries["n_splits"].default == "5"
+    assert entries["group_by"].kind == "one of site, none"
+    assert entries["allow_outside_data"].default == "false"
+    assert entries["group_by"].description == field_description(FoldsConfig, "group_by")
 
 
 def test_flags_beat_set_which_beats_the_yaml_file(tmp_path: Path) -> None:

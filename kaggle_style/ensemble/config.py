@@ -48,11 +48,11 @@ class EnsembleConfig:
     out: str | None = None
     """ensemble run folder to write"""
     space: Literal["prob", "logprob", "auto"] = "auto"
-    """auto: the lower nested log loss"""
+    """blend probabilities or log-probabilities (auto: the lower nested log loss)"""
     temperature: bool = True
     """temperature-scale the blend (one scalar fitted on the OOF predictions)"""
     stacking: bool | Literal["auto"] = "auto"
-    """True: always use; "auto": only if nested wins"""
+    """stack the members with a regression (true: always; auto: only if nested it wins)"""
     stacking_c: Positive = 1.0
     """inverse L2 strength of the stacking regression"""
     site_adapt: Mode = "auto"

@@ -64,7 +64,7 @@ def run_tune(args: argparse.Namespace) -> int:
     given = flag_values(args, TuneConfig)
     if given.get("storage") is None:
         raise UserError(
-            "slurm-tune: --storage is required: a storage every node reaches "
+            "--storage is required: a storage every node reaches "
             "(postgresql+psycopg2://…, journal:///shared/path.log, or sqlite on a shared disk)"
         )
     workers = [
