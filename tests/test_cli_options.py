@@ -10,6 +10,7 @@ import functools
 import importlib
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +191,29 @@ def test_error_messages_name_documentation_sections_that_exist() -> None:
     assert named
     missing = [(n, s) for n, s in sorted(named) if not any(s.lower() in h for h in headings)]
     assert missing == []
+
+
+def test_slurm_commands_build_recipes_workers_and_settings_from_flags(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """slurm-train: each recipe named after its file, shared flags over it, SlurmSettings from
+    `--slurm` and flags; slurm-tune: one TuneConfig per worker, each its own sampler seed."""
+    from kaggle_style.launch import slurm
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(slurm, "submit_training", lambda cfgs, s, wait: seen.update(t=(cfgs, s)))
+    monkeypatch.setattr(slurm, "submit_tuning", lambda workers, s, wait: seen.update(w=workers))
+    recipe = tmp_path / "small.yaml"
+    recipe.write_text("epochs: 2\n")
+    argv = ["--config", str(recipe), "--data", "d", "--time", "30", "--slurm", "qos=high"]
+    assert cli.main(["slurm-train", *argv, "--launcher", "local"]) == 0
+    cfgs, settings = seen["t"]
+    assert [(c.name, c.data, c.epochs, c.progress) for c in cfgs] == [("small", "d", 2, False)]
+    assert (settings.time_min, settings.qos, settings.launcher) == (30, "high", "local")
+    tune = ["slurm-tune", "--study", "s", "--config", str(recipe), "--set", "epochs=1"]
+    assert cli.main([*tune, "--storage", "sqlite:///s.db", "--workers", "3"]) == 0
+    workers = seen["w"]
+    assert [(w.sampler_seed, w.quiet, w.overrides) for w in workers] == [
+        (i, True, ["epochs=1"]) for i in range(3)
+    ]
+    assert cli.main(tune) == 2  # no --storage: every node must reach one
