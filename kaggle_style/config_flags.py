@@ -103,14 +103,13 @@ def flag_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {k: v for k, v in vars(args).items() if k in names and v is not None and v != []}
 
 
-def config_from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
-    """`cls` resolved from a command's `--config`, `--set` and flags (and `fixed` values over
-    the flags: what the command itself decides)."""
+def config_from_args(cls: type, args: argparse.Namespace) -> Any:
+    """`cls` resolved from a command's `--config`, `--set` and flags."""
     return resolve_config(
         cls,
         getattr(args, "config", None),
         getattr(args, "overrides", ()),
-        cli={**flag_values(args, cls), **fixed},
+        cli=flag_values(args, cls),
     )
 
 
