@@ -30,11 +30,12 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
 
 
 def _config_classes() -> list[type]:
-    """Every `@stage_config` class: those of the commands' modules and their imports."""
+    """Every `@stage_config` class of the package: the commands' modules and their imports."""
     for module, _ in cli.COMMANDS.values():
         importlib.import_module(f"kaggle_style.stages.{module}")
     importlib.import_module("kaggle_style.sets")
-    return list(dict.fromkeys(config.CONFIG_CLASSES))
+    classes = dict.fromkeys(config.CONFIG_CLASSES)  # benchmarks/ may have added their own
+    return [c for c in classes if c.__module__.startswith("kaggle_style.")]
 
 
 @functools.cache
