@@ -25,7 +25,9 @@ from kaggle_style.errors import UserError
 
 T = TypeVar("T")
 
-CONFIG = ConfigDict(extra="forbid", validate_default=True)  # every stage config's settings
+# every stage config's settings; a field's docstring is its description (`--help`, reference)
+CONFIG = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
+CONFIG_CLASSES: list[type] = []  # every `@stage_config` class imported so far (for the tests)
 Count = Annotated[int, Field(ge=1)]
 Whole = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -59,28 +61,29 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
                 raise _config_error(err, made, kwargs) from None
 
         made.__init__ = __init__  # type: ignore[method-assign]
+        CONFIG_CLASSES.append(made)
         return made
 
     return make if cls is None else make(cls)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults."""
-    parser.add_argument("--config", type=Path, help="YAML file whose keys override the defaults")
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    flags: tuple[str, str] = ("--config", "--set"),
+    dests: tuple[str, str] = ("config", "overrides"),
+    helps: tuple[str, str] = (
+        "YAML file whose keys override the defaults",
+        "override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
+    ),
+    **file_options: Any,
+) -> None:
+    """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults; other
+    `flags` serve a command's second config (`--slurm-config`, `--slurm`), `file_options` the
+    file flag's argparse options (a default file, a repeatable recipe)."""
+    parser.add_argument(flags[0], type=Path, dest=dests[0], help=helps[0], **file_options)
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
+        flags[1], dest=dests[1], nargs="+", default=[], metavar="KEY=VALUE", help=helps[1]
     )
-
-
-def cli_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The parsed flags that name fields of `cls` (the command-line layer of `resolve_config`)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:

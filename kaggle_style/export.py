@@ -11,11 +11,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from kaggle_style.config import Fraction, NonNegative, stage_config
 from kaggle_style.constants import CLASSES
 from kaggle_style.errors import UserError
 from kaggle_style.files import write_csv
@@ -62,6 +64,41 @@ class OutputOptions:
 
     def needs_boxes(self) -> bool:
         return self.fmt in ("md", "camtrap-dp")
+
+
+@stage_config
+class OutputConfig:
+    """What `predict` and `export` write: the format, the user's thresholds, the records' interval
+    (their flags: `--format`, `--top-k`, ...)."""
+
+    format: Format = "csv"
+    """csv (one row per image), camtrap-dp (a package folder), md (MegaDetector JSON with
+    classifications), records (a folder of record tables)"""
+    top_k: Annotated[int, Field(ge=1, le=len(CLASSES))] = 1
+    """at most this many classes per image"""
+    min_prob: Fraction = 0.0
+    """keep a class only from this probability (0: no cut)"""
+    min_box_conf: Fraction = 0.1
+    """detector boxes from this confidence carry classes"""
+    metadata: Path | None = None
+    """camtrap-dp: YAML with project, contributors, timezone, sites"""
+    independence_minutes: NonNegative = DEFAULT_MINUTES
+    """records: minutes between independent events"""
+    independence_from: ComparedTo = "last_independent"
+    """records: measured from the last independent record (camtrapR's lastIndependentRecord)
+    or from the last record"""
+
+    def options(self) -> OutputOptions:
+        """The checked options; a bad metadata file fails here, before any image is read."""
+        return OutputOptions.checked(
+            self.format,
+            self.top_k,
+            self.min_prob,
+            self.min_box_conf,
+            self.metadata,
+            self.independence_minutes,
+            self.independence_from,
+        )
 
 
 def write_output(classified: Classified, out: Path, options: OutputOptions) -> str:

@@ -26,10 +26,14 @@ class ModelSetError(UserError):
 class ModelSet:
     """What one `configs/sets/NAME.yaml` holds."""
 
-    description: str  # one line for `make help` and `make sets`
-    models: list[str]  # recipe names: configs/<model>.yaml
-    ensemble: str  # the ensemble config, relative to the project root
-    gpu_time: str = ""  # expected GPU time, and whether it was measured or estimated
+    description: str
+    """one line for `make help` and `make sets`"""
+    models: list[str]
+    """recipe names: configs/<model>.yaml"""
+    ensemble: str
+    """the ensemble config, relative to the project root"""
+    gpu_time: str = ""
+    """expected GPU time, and whether it was measured or estimated"""
 
     def __post_init__(self) -> None:
         """What no field type says: a set trains something, once each, and fits `make help`."""

@@ -51,21 +51,34 @@ class Detector(Protocol):
 class DetectConfig:
     """Options of the detect stage (defaults < --config YAML < --set < flags)."""
 
-    data: Path | None = None  # DrivenData folder: all train + test images, keys = filepath
-    images: Path | None = None  # or any folder of images (recursive), keys = relative paths
+    data: Path | None = None
+    """DrivenData folder: all train + test images, keys = filepath (or --images)"""
+    images: Path | None = None
+    """any folder of images (recursive), keys = relative paths (or --data)"""
     detector: Literal["megadetector-lite", "megadetector"] = "megadetector-lite"
-    weights: Path | None = None  # None: the default file for megadetector-lite when it exists
-    out: Path = Path("detections/detections.json")  # outside the data folder (may be read-only)
-    batch_size: Count = 16  # images per forward pass (64+ on a GPU)
-    device: str = "auto"  # auto = cuda when available, else cpu
-    num_workers: Whole = 2  # image-decoding processes (one per spare core on a GPU box)
-    # lowest confidence kept (MegaDetector's own output floor)
+    """detector backend"""
+    weights: Path | None = None
+    """weights file (null: megadetector-lite's default file when it exists)"""
+    out: Path = Path("detections/detections.json")
+    """output JSON, outside the data folder (which may be read-only)"""
+    batch_size: Count = 16
+    """images per forward pass (64+ on a GPU)"""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N (auto: cuda when available, else cpu)"""
+    num_workers: Whole = 2
+    """image-decoding processes (one per spare core on a GPU box)"""
     conf_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.005
-    nms_threshold: Annotated[float, Field(gt=0, le=1)] = 0.45  # zamba's, for megadetector-lite
-    checkpoint_every: Count = 500  # images between partial-result checkpoints
-    limit: int | None = None  # stop after this many new images (leaves a partial file)
-    force: bool = False  # recompute even if `out` exists
-    max_pixels: Count = MAX_PIXELS  # larger images are failures (decompression bombs)
+    """lowest confidence kept (MegaDetector's own output floor)"""
+    nms_threshold: Annotated[float, Field(gt=0, le=1)] = 0.45
+    """IoU of non-maximum suppression (zamba's, for megadetector-lite)"""
+    checkpoint_every: Count = 500
+    """images between partial-result checkpoints"""
+    limit: int | None = None
+    """stop after this many new images (leaves a partial file)"""
+    force: bool = False
+    """recompute even if `out` exists"""
+    max_pixels: Count = MAX_PIXELS
+    """largest image in pixels; larger ones are failures (decompression bombs)"""
 
 
 def default_weights(detector: str) -> Path | None:

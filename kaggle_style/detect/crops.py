@@ -68,19 +68,31 @@ class CropConfig:
     """Options of the crop stage (defaults < --config YAML < --set < flags)."""
 
     detections: Path = Path("detections/detections.json")
-    data: Path | None = None  # DrivenData folder: ids are DrivenData ids
-    images: Path | None = None  # or a folder of images: ids are relative paths
+    """MegaDetector JSON (any producer)"""
+    data: Path | None = None
+    """DrivenData folder: ids are DrivenData ids (or --images)"""
+    images: Path | None = None
+    """a folder of images: ids are relative paths (or --data)"""
     thresholds: Annotated[list[Fraction], Field(min_length=1)] = field(
         default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5]
     )
-    pad: NonNegative = 0.1  # added on each side, as a fraction of the box's width / height
-    mode: Literal["best", "all"] = "best"  # best box per image, or every box as a sample
-    min_size: Count = 32  # crops smaller than this (px) grow around their centre
-    max_boxes: Count = 10  # --mode all: at most this many boxes per image and threshold
+    """confidence thresholds: one crop cache per threshold"""
+    pad: NonNegative = 0.1
+    """padding on each side, as a fraction of the box's width / height"""
+    mode: Literal["best", "all"] = "best"
+    """best box per image, or every box as a sample"""
+    min_size: Count = 32
+    """smallest crop side in px (smaller crops grow around their centre)"""
+    max_boxes: Count = 10
+    """--mode all: at most this many boxes per image and threshold"""
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 95
+    """JPEG quality of the cached crops"""
     num_workers: Whole = 2
+    """cropping processes"""
     out: Path = Path("crops")
-    max_pixels: Count = MAX_PIXELS  # larger images are unreadable (decompression bombs)
+    """crop cache folder"""
+    max_pixels: Count = MAX_PIXELS
+    """largest image in pixels; larger ones are unreadable (decompression bombs)"""
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,8 @@ class _Job:
     """One image's crops to make: picklable, for the worker processes."""
 
     src: str
-    boxes: tuple[tuple[str, tuple[float, float, float, float]], ...]  # (dst, normalised bbox)
+    boxes: tuple[tuple[str, tuple[float, float, float, float]], ...]
+    """(dst, normalised bbox)"""
     pad: float
     min_size: int
     quality: int

@@ -18,19 +18,33 @@ class SlurmSettings:
     """One job per (recipe, fold); `local` runs the same jobs as processes here (tests, trials)."""
 
     launcher: Launcher = "slurm"
+    """local: submitit's local executor (processes on this box)"""
     partition: str | None = None
-    gpus_per_job: Whole = 1  # above 1: the fold runs under `accelerate launch --multi_gpu`
+    """Slurm partition"""
+    gpus_per_job: Whole = 1
+    """GPUs per job (above 1: the fold runs under `accelerate launch --multi_gpu`)"""
     cpus_per_task: Count | None = None
-    time_min: Count = 240  # a job that reaches it is checkpointed and requeued (max_requeues times)
+    """CPU cores per job"""
+    time_min: Count = 240
+    """minutes per job; one that reaches it is checkpointed and requeued"""
     mem_gb: Count | None = None
+    """GB of memory per job"""
     account: str | None = None
+    """Slurm account"""
     qos: str | None = None
+    """Slurm quality of service"""
     constraint: str | None = None
-    max_requeues: Whole = 3  # timeouts and preemptions a job survives (submitit's max_num_timeout)
-    array_parallelism: Count = 64  # tasks of the array running at once
-    folder: str = "slurm/%j"  # submitit's logs and pickles; must be on the shared filesystem
-    setup: list[str] = field(default_factory=list)  # shell lines run before each job
-    sbatch: dict[str, Any] = field(default_factory=dict)  # any other `#SBATCH --key=value`
+    """Slurm node constraint (features)"""
+    max_requeues: Whole = 3
+    """timeouts and preemptions a job survives (submitit's max_num_timeout)"""
+    array_parallelism: Count = 64
+    """tasks of the array running at once"""
+    folder: str = "slurm/%j"
+    """submitit's logs and pickles; must be on the shared filesystem"""
+    setup: list[str] = field(default_factory=list)
+    """shell lines run before each job"""
+    sbatch: dict[str, Any] = field(default_factory=dict)
+    """any other `#SBATCH --key=value`"""
 
     def executor(self, name: str, folder: str | None = None):
         """A submitit executor with these settings (LocalExecutor for `local`)."""

@@ -44,10 +44,15 @@ class MetaConfig:
     """What `kaggle-style meta` reads and writes."""
 
     data: str = "data/demo"
+    """DrivenData folder (train_features.csv, test_features.csv)"""
     out: str = META_FILE
+    """CSV to write"""
     gap_seconds: NonNegative = DEFAULT_GAP_SECONDS
-    workers: Whole = 0  # 0: one per CPU core
+    """frames of a site within this many seconds form one sequence"""
+    workers: Whole = 0
+    """processes (0: one per CPU core)"""
     progress: bool = True
+    """progress lines"""
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ class Reading:
     camera: str = ""
     night: int | None = None
     confidence: float = 0.0
-    odd: str = ""  # why an odd frame was left unread (listed by the stage, not written)
+    odd: str = ""
+    """why an odd frame was left unread (listed by the stage, not written)"""
 
 
 def read_frames(paths: Sequence[str | Path]) -> list[Reading]:

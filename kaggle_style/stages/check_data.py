@@ -9,9 +9,10 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.data.layout import check_layout
+from kaggle_style.stages import Command
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="the DrivenData folder (train_features.csv, ...)")
     parser.add_argument(
         "--csv-only", action="store_true", help="check the four tables only, not the image folders"
@@ -31,3 +32,6 @@ def run(args: argparse.Namespace) -> int:
     if report.problems:
         raise report.error()
     return 0
+
+
+COMMANDS = {"check-data": Command(arguments, run)}

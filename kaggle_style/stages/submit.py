@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from kaggle_style.ensemble.inputs import check_ensemble_folder
+from kaggle_style.stages import Command
 from kaggle_style.submission import (
     DEFAULT_CLIP,
     MAX_CLIP,
@@ -21,82 +22,88 @@ from kaggle_style.submission import (
     score_predictions,
 )
 
-MULTI_STAGE = True
+
+def submit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--predictions",
+        required=True,
+        type=Path,
+        help="a prediction file, e.g. runs/<name>/test.csv",
+    )
+    _format_argument(parser)
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="submission file to write, e.g. submissions/<name>.csv",
+    )
+    parser.add_argument(
+        "--clip",
+        type=float,
+        default=DEFAULT_CLIP,
+        help=f"lower bound for each probability, 0 <= clip < {MAX_CLIP:g} "
+        f"(default {DEFAULT_CLIP:g})",
+    )
 
 
-def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
-    if stage == "submit":
-        parser.add_argument(
-            "--predictions",
-            required=True,
-            type=Path,
-            help="a prediction file, e.g. runs/<name>/test.csv",
-        )
-        parser.add_argument(
-            "--format",
-            required=True,
-            type=Path,
-            dest="format_path",
-            help="the competition's submission_format.csv",
-        )
-        parser.add_argument(
-            "--out",
-            required=True,
-            type=Path,
-            help="submission file to write, e.g. submissions/<name>.csv",
-        )
-        parser.add_argument(
-            "--clip",
-            type=float,
-            default=DEFAULT_CLIP,
-            help=f"lower bound for each probability, 0 <= clip < {MAX_CLIP:g} "
-            f"(default {DEFAULT_CLIP:g})",
-        )
-    elif stage == "validate":
-        parser.add_argument("submission", type=Path, help="the submission CSV to check")
-        parser.add_argument(
-            "--format",
-            required=True,
-            type=Path,
-            dest="format_path",
-            help="the competition's submission_format.csv",
-        )
-        parser.add_argument(
-            "--strict-order", action="store_true", help="also require the format file's row order"
-        )
-    elif stage == "score":
-        parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
-        parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
-        parser.add_argument(
-            "--json", action="store_true", help="print the scores as one JSON object at the end"
-        )
-    else:
-        raise ValueError(f"unknown stage {stage!r}")
+def run_submit(args: argparse.Namespace) -> int:
+    check_ensemble_folder(args.predictions.parent)  # an ensemble whose members are unchanged
+    out = make_submission(args.predictions, args.format_path, args.out, args.clip)
+    print(f"wrote {out} (validated against {args.format_path})")
+    return 0
 
 
-def run(args: argparse.Namespace, stage: str) -> int:
-    if stage == "submit":
-        check_ensemble_folder(args.predictions.parent)  # an ensemble whose members are unchanged
-        out = make_submission(args.predictions, args.format_path, args.out, args.clip)
-        print(f"wrote {out} (validated against {args.format_path})")
-        return 0
-    if stage == "validate":
-        problems, notes = check_submission(args.submission, args.format_path, args.strict_order)
-        for line in notes + problems:
-            print(line)
-        if problems:
-            print(f"INVALID: {len(problems)} problem(s)", flush=True)
-            raise SubmissionError(
-                f"{args.submission}: not a valid submission, {len(problems)} problem(s) listed "
-                f"above (first: {problems[0].removeprefix(f'{args.submission}: ')}); fix them "
-                "and validate again"
-            )
-        print(f"valid: {args.submission}")
-        return 0
-    if stage == "score":
-        result = score_predictions(args.predictions, args.labels)
-        print(format_scores(str(args.predictions), result))
-        if args.json:
-            print(json.dumps(result))
-        return 0
-    raise ValueError(f"unknown stage {stage!r}")
+def validate_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("submission", type=Path, help="the submission CSV to check")
+    _format_argument(parser)
+    parser.add_argument(
+        "--strict-order", action="store_true", help="also require the format file's row order"
+    )
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    problems, notes = check_submission(args.submission, args.format_path, args.strict_order)
+    for line in notes + problems:
+        print(line)
+    if problems:
+        print(f"INVALID: {len(problems)} problem(s)", flush=True)
+        raise SubmissionError(
+            f"{args.submission}: not a valid submission, {len(problems)} problem(s) listed "
+            f"above (first: {problems[0].removeprefix(f'{args.submission}: ')}); fix them "
+            "and validate again"
+        )
+    print(f"valid: {args.submission}")
+    return 0
+
+
+def score_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
+    parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
+    parser.add_argument(
+        "--json", action="store_true", help="print the scores as one JSON object at the end"
+    )
+
+
+def run_score(args: argparse.Namespace) -> int:
+    result = score_predictions(args.predictions, args.labels)
+    print(format_scores(str(args.predictions), result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _format_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        required=True,
+        type=Path,
+        dest="format_path",
+        help="the competition's submission_format.csv",
+    )
+
+
+COMMANDS = {
+    "submit": Command(submit_arguments, run_submit),
+    "validate": Command(validate_arguments, run_validate),
+    "score": Command(score_arguments, run_score),
+}
