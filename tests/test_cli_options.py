@@ -172,26 +172,45 @@ def test_error_messages_name_config_keys_that_exist() -> None:
     assert [(name, key) for name, key in sorted(named) if key not in keys] == []
 
 
-def test_error_messages_name_documentation_sections_that_exist() -> None:
-    """`README 'Section'` (or "Section", or `README: Section`) in a message is a heading of
-    README.md or of a page under docs/."""
-    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-    headings = [
-        line.lstrip("#").strip().lower()
-        for page in pages
-        if page.is_file()
-        for line in page.read_text().splitlines()
-        if line.startswith("#")
-    ]
-    pattern = r"README[^'\"]{0,3}['\"]([^'\"]+)['\"]|README: ([^)]+)"
+def test_error_messages_and_comments_name_documentation_pages_that_exist() -> None:
+    """A `docs/PAGE.md` (with an optional `#anchor`) named anywhere in kaggle_style/ — a message
+    or a comment — is a page of the site, and its anchor a heading of that page; a `README
+    'Section'` named in a message is a heading of README.md or of a docs page."""
     named = {
+        (path.name, page, anchor)
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for page, anchor in re.findall(r"(docs/[\w/.-]+?\.md)(?:#([\w-]+))?", path.read_text())
+    }
+    assert len(named) >= 3
+    missing = []
+    for name, page, anchor in sorted(named):
+        target = REPO / page
+        if not target.is_file():
+            missing.append((name, page))
+        elif anchor and anchor not in {_slug(h) for h in _headings(target)}:
+            missing.append((name, f"{page}#{anchor}"))
+    assert missing == []
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    headings = [h.lower() for page in pages if page.is_file() for h in _headings(page)]
+    pattern = r"README[^'\"]{0,3}['\"]([^'\"]+)['\"]|README: ([^)]+)"
+    sections = {
         (name, "".join(groups))
         for name, text in _message_strings()
         for groups in re.findall(pattern, text)
     }
-    assert named
-    missing = [(n, s) for n, s in sorted(named) if not any(s.lower() in h for h in headings)]
-    assert missing == []
+    assert [(n, s) for n, s in sorted(sections) if not any(s.lower() in h for h in headings)] == []
+
+
+def _headings(page: Path) -> list[str]:
+    return [
+        line.lstrip("#").strip() for line in page.read_text().splitlines() if line.startswith("#")
+    ]
+
+
+def _slug(heading: str) -> str:
+    """mkdocs' default anchor of a heading (toc's slugify: lower case, words joined by '-')."""
+    text = re.sub(r"[^\w\s-]", "", heading.lower()).strip()
+    return re.sub(r"[\s]+", "-", text)
 
 
 def test_slurm_commands_build_recipes_workers_and_settings_from_flags(
