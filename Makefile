@@ -130,7 +130,7 @@ $(STAMP): pyproject.toml
 		'cuda', torch.version.cuda)",$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
 	$(PY) -m pip install -q -e '.[dev,detect,slurm]'
 	$(PY) -m pip install -q --no-deps pixeltable-yolox==0.4.3
-	$(PY) -m pip install -q --no-deps megadetector==10.0.28  # its validator, for the tests only
+	$(PY) -m pip install -q --no-deps megadetector==10.0.28 camtrapdp==0.1.0  # the tests' readers
 	touch $@
 
 install: $(STAMP) ## create .venv (TORCH=pin: pinned torch from local disk; TORCH=keep: the box's own)
