@@ -95,9 +95,11 @@ TIME ?=
 MEM ?=
 SLURM_CONFIG ?=
 WORKERS ?= 2
+# WAIT=1: return when the jobs are done (a failed job: one line naming its log, exit 2).
+WAIT ?=
 SLURM_ARGS = --launcher $(LAUNCHER) --folder $(OUT)/slurm/%j $(if $(SLURM_CONFIG),--slurm-config \
 	$(SLURM_CONFIG)) $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),--gpus-per-job \
-	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM))
+	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM)) $(if $(filter 1,$(WAIT)),--wait)
 PORT ?= 8080
 # TRACKER=tensorboard|mlflow|wandb|none: where training logs its curves (README "Tracking").
 TRACKER ?=
@@ -196,7 +198,7 @@ ifneq ($(LAUNCHER),)
 train: $(FOLDS) $(CROPS) | $(STAMP)
 	$(KS) slurm-train $(foreach m,$(MODELS),--config configs/$(m).yaml) --data "$(DATA)" \
 		--folds-file $(FOLDS) --runs-dir $(RUNS) --set crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		$(TRACK_SET) $(SLURM_ARGS)
+		$(TRACK_SET) $(TRAIN_ARGS) $(SLURM_ARGS)
 else
 train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold (LAUNCHER=slurm: as Slurm jobs)
 endif
@@ -261,6 +263,8 @@ tune-export: | $(STAMP) ## write the study's best trial as configs/<study>.best.
 # pytest-xdist: TEST_WORKERS processes share the tests (each test's torch on one thread, see
 # tests/conftest.py); the slowest tests run first, so no long one is left for last. 1: in order.
 TEST_WORKERS ?= 2
+# WAIT=1: return when the jobs are done (a failed job: one line naming its log, exit 2).
+WAIT ?=
 PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist worksteal)
 
 test: $(STAMP) ## the default test suite (CPU, under 15 minutes)

@@ -32,6 +32,10 @@ class SlurmSettings:
     setup: list[str] = field(default_factory=list)  # shell lines run before each job
     sbatch: dict[str, Any] = field(default_factory=dict)  # any other `#SBATCH --key=value`
 
+    def executor_sbatch(self) -> dict[str, Any]:
+        """The `#SBATCH` keys submitit has no parameter for: requeue, then the user's own."""
+        return {"requeue": True, **self.sbatch}
+
     def executor(self, name: str, folder: str | None = None):
         """A submitit executor with these settings (LocalExecutor for `local`)."""
         import submitit
@@ -49,7 +53,7 @@ class SlurmSettings:
             "array_parallelism": self.array_parallelism,
             "signal_delay_s": 120,
             "setup": list(self.setup),
-            "additional_parameters": {"requeue": True, **self.sbatch},
+            "additional_parameters": self.executor_sbatch(),
         }
         optional = {
             "partition": self.partition,
