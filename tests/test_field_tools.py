@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +264,17 @@ def test_a_broken_md_file_fails_megadetector_postprocessing(
     swapped.write_text(json.dumps(results))
     shown = megadetector_preview(swapped, tiny_data, tmp / "preview_swapped", 0.1)
     assert shown != our_top_classes(json.loads(good.read_text()), 0.1)
+
+
+def test_the_product_imports_no_field_reader() -> None:
+    """camtrapdp and megadetector's post-processing are the tests' readers, not the product's."""
+    code = (
+        "import sys, kaggle_style.export, kaggle_style.stages.export, "
+        "kaggle_style.outputs.camtrap_dp, kaggle_style.outputs.md_results; "
+        "print(sorted(m for m in ('camtrapdp', 'humanfriendly', 'megadetector') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -186,6 +186,7 @@ def test_a_fold_requeued_while_it_trains_resumes_and_predicts_as_if_uninterrupte
     from kaggle_style.launch.settings import SlurmSettings
     from kaggle_style.launch.slurm import submit_training
     from kaggle_style.training.config import TrainConfig
+    from kaggle_style.training.run import run_training
 
     # the job unpickles the callback from this module: let it import it
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), str(REPO / "tests")]))
@@ -207,7 +208,7 @@ def test_a_fold_requeued_while_it_trains_resumes_and_predicts_as_if_uninterrupte
     marker = tmp_path / "first_checkpoint"
     hook = PauseAfterFirstEpoch(marker)
     requeued = submit_training([recipe("requeued")], settings, on_epoch_end=hook)
-    plain = submit_training([recipe("plain")], settings)
+    run_training(recipe("plain"))  # the uninterrupted run, here meanwhile (one process less)
     job = requeued.fold_jobs[0]  # fold 0, array task 0: the one the callback pauses
     checkpoints = tmp_path / "runs" / "requeued" / "fold0" / "checkpoints"
     wait_until(marker.exists, "the fold's first checkpoint")
@@ -217,7 +218,6 @@ def test_a_fold_requeued_while_it_trains_resumes_and_predicts_as_if_uninterrupte
     # Slurm holds a requeued job back for two minutes; the test does not wait them out
     subprocess.run(["scontrol", "update", f"jobid={job.job_id}", "StartTime=now"], check=True)
     wait_for_training(requeued.fold_jobs, requeued.plan.folds, requeued.finish_job)
-    wait_for_training(plain.fold_jobs, plain.plan.folds, plain.finish_job)
     log = job.paths.stdout.read_text()
     assert log.count("Starting with JobEnvironment") == 2
     assert "fold 0: resumed after epoch 1" in log
