@@ -95,6 +95,7 @@ def assert_same_predictions(a: Path, b: Path) -> None:
         np.testing.assert_allclose(left[list(CLASSES)], right[list(CLASSES)], rtol=0, atol=1e-6)
 
 
+@pytest.mark.heavy
 def test_make_train_on_slurm_is_one_array_and_a_combine_job_equal_to_a_local_run(
     slurm_cluster: str, tiny_data: Path, tmp_path: Path
 ) -> None:
@@ -122,7 +123,8 @@ def test_make_train_on_slurm_is_one_array_and_a_combine_job_equal_to_a_local_run
     (combine,) = re.findall(r"combined by job (\d+) once", slurm.stdout)
     script = (tmp_path / "slurm" / combine / f"{combine}_submission.sh").read_text()
     assert f"--dependency=afterok:{arrays.pop()}" in script and "--kill-on-invalid-dep" in script
-    assert job_state(combine) == "COMPLETED"
+    # its result is written a moment before the job ends
+    wait_until(lambda: job_state(combine) == "COMPLETED", "the combine job to complete", 60)
     for name in ("demo-crop", "demo-full"):
         assert (tmp_path / "slurm_runs" / name / "oof.csv").is_file()
     local = make(
@@ -174,6 +176,7 @@ def two_folds(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return out
 
 
+@pytest.mark.heavy
 def test_a_fold_requeued_while_it_trains_resumes_and_predicts_as_if_uninterrupted(
     slurm_cluster: str,
     tiny_data: Path,
@@ -230,6 +233,7 @@ def test_a_fold_requeued_while_it_trains_resumes_and_predicts_as_if_uninterrupte
     assert_same_predictions(tmp_path / "runs" / "requeued", tmp_path / "runs" / "plain")
 
 
+@pytest.mark.heavy
 @pytest.mark.postgres
 def test_make_tune_on_slurm_runs_two_workers_as_two_jobs_sharing_the_trials(
     slurm_cluster: str, tiny_data: Path, tmp_path: Path
@@ -270,6 +274,7 @@ def test_make_tune_on_slurm_runs_two_workers_as_two_jobs_sharing_the_trials(
         optuna.delete_study(study_name=study, storage=PG_URL)
 
 
+@pytest.mark.heavy
 def test_a_failing_fold_job_cancels_the_combine_job_and_names_its_log(
     slurm_cluster: str, tiny_data: Path, tiny_folds: Path, tmp_path: Path
 ) -> None:
