@@ -21,6 +21,7 @@ from kaggle_style.constants import CLASSES
 from kaggle_style.outputs.camtrap_dp import write_camtrap_dp
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.md_results import write_md_results
+from kaggle_style.outputs.metadata import Metadata
 
 TABLES = ("deployments", "media", "observations")
 DEMO_METADATA = """\
@@ -67,7 +68,11 @@ def assert_camtrapdp_reads_ours(package: Path) -> None:
     assert {o.mediaID for o in loaded["observations"] if o.mediaID} <= media_ids
 
 
-def test_tai_package_loads_in_camtrapdp(tai: Classified, metadata, tmp_path: Path) -> None:  # noqa: F811
+def test_tai_package_loads_in_camtrapdp(
+    tai: Classified,  # noqa: F811
+    metadata: Metadata,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     counts = write_camtrap_dp(tai, metadata, Thresholds(), tmp_path / "tai_dp")
     assert_camtrapdp_reads_ours(tmp_path / "tai_dp")
     assert len(read_with_camtrapdp(tmp_path / "tai_dp")["media"]) == counts["media"]
@@ -75,7 +80,7 @@ def test_tai_package_loads_in_camtrapdp(tai: Classified, metadata, tmp_path: Pat
 
 def test_camtrapr_stations_package_loads_in_camtrapdp(
     shared_data: Path,
-    metadata,  # noqa: F811
+    metadata: Metadata,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     classified = _classified(shared_data / "camtrapr", True, None, {}, info_bars=False)

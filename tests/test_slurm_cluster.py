@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +159,7 @@ class PauseAfterFirstEpoch:
             time.sleep(300)
 
 
-def wait_until(check, what: str, seconds: float = 180) -> None:
+def wait_until(check: Callable[[], bool], what: str, seconds: float = 180) -> None:
     deadline = time.monotonic() + seconds
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
