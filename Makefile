@@ -263,8 +263,6 @@ tune-export: | $(STAMP) ## write the study's best trial as configs/<study>.best.
 # pytest-xdist: TEST_WORKERS processes share the tests (each test's torch on one thread, see
 # tests/conftest.py); the slowest tests run first, so no long one is left for last. 1: in order.
 TEST_WORKERS ?= 2
-# WAIT=1: return when the jobs are done (a failed job: one line naming its log, exit 2).
-WAIT ?=
 PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist worksteal)
 
 test: $(STAMP) ## the default test suite (CPU, under 15 minutes)
