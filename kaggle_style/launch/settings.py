@@ -46,15 +46,19 @@ class SlurmSettings:
     sbatch: dict[str, Any] = field(default_factory=dict)
     """any other `#SBATCH --key=value`"""
 
-    def executor(self, name: str, folder: str | None = None):
+    def executor_sbatch(self) -> dict[str, Any]:
+        """The `#SBATCH` keys submitit has no parameter for: requeue, then the user's own."""
+        return {"requeue": True, **self.sbatch}
+
+    def executor(self, name: str, folder: str | None = None) -> Any:
         """A submitit executor with these settings (LocalExecutor for `local`)."""
         import submitit
 
         folder = folder or self.folder
         if self.launcher == "local":
-            executor = submitit.LocalExecutor(folder, max_num_timeout=self.max_requeues)
-            executor.update_parameters(timeout_min=self.time_min, gpus_per_node=self.gpus_per_job)
-            return executor
+            local = submitit.LocalExecutor(folder, max_num_timeout=self.max_requeues)
+            local.update_parameters(timeout_min=self.time_min, gpus_per_node=self.gpus_per_job)
+            return local
         executor = submitit.SlurmExecutor(folder, max_num_timeout=self.max_requeues)
         params: dict[str, Any] = {
             "job_name": name,
@@ -63,7 +67,7 @@ class SlurmSettings:
             "array_parallelism": self.array_parallelism,
             "signal_delay_s": 120,
             "setup": list(self.setup),
-            "additional_parameters": {"requeue": True, **self.sbatch},
+            "additional_parameters": self.executor_sbatch(),
         }
         optional = {
             "partition": self.partition,
