@@ -13,7 +13,7 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -41,9 +41,19 @@ class ConfigError(UserError, ValueError):
         self.key = key
 
 
-def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
+@typing.overload
+def stage_config(cls: type[T], /) -> type[T]: ...
+@typing.overload
+def stage_config(cls: None = None, /, *, frozen: bool = False) -> Callable[[type[T]], type[T]]: ...
+@typing.dataclass_transform(field_specifiers=(dataclasses.field, Field))
+def stage_config(
+    cls: type[T] | None = None, /, *, frozen: bool = False
+) -> type[T] | Callable[[type[T]], type[T]]:
     """Make `cls` a stage config: a pydantic dataclass under `CONFIG`, its fields' types read
-    through `_config_type`, and a failed check one ConfigError naming the key."""
+    through `_config_type`, and a failed check one ConfigError naming the key.
+
+    Typed as a `dataclass_transform` so that type checkers see each config's fields in its
+    constructor, as they do for `pydantic.dataclasses.dataclass` itself."""
 
     def make(cls: type[T]) -> type[T]:
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -59,7 +69,7 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
                 raise _config_error(err, made, kwargs) from None
 
         made.__init__ = __init__  # type: ignore[method-assign]
-        return made
+        return typing.cast("type[T]", made)
 
     return make if cls is None else make(cls)
 
