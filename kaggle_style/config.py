@@ -198,7 +198,7 @@ _UNIONS = (typing.Union, types.UnionType)
 
 
 def _unknown(cls: type, keys: set[str]) -> str:
-    known = sorted(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    known = sorted(f.name for f in dataclasses.fields(cls))
     return (
         f"unknown key(s) {', '.join(sorted(keys))} for {cls.__name__}; "
         f"known keys: {', '.join(known)}"
