@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from kaggle_style.files import DiskFullError, free_bytes, human, pid_alive
 
@@ -45,7 +46,7 @@ def temp_path(target: Path) -> Path:
                             f"{os.getpid()}.tmp")
 
 
-def preallocate(handle, size: int) -> None:
+def preallocate(handle: IO[bytes], size: int) -> None:
     """Reserve `size` bytes now: a full disk fails here, at once, instead of half-way through.
     Filesystems without fallocate fall back to plain writes, which still raise ENOSPC."""
     if hasattr(os, "posix_fallocate"):

@@ -46,6 +46,8 @@ def decode_entry(data: bytes | np.ndarray) -> np.ndarray:
     import cv2
 
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("OpenCV could not decode a compressed cache entry")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

@@ -106,6 +106,7 @@ def to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
     values = array.astype(np.float64)
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    top: float | None
     if mode.startswith("I;16"):
         top = 65535.0
     else:
