@@ -49,7 +49,7 @@ def _bad_number(
     return values, given & ~ok
 
 
-def read_meta(path: str | Path, ids: Sequence[str] | None = None) -> pd.DataFrame:
+def read_meta(path: str | Path, ids: Sequence[str] | pd.Series | None = None) -> pd.DataFrame:
     """meta.csv back as written (empty strings, NaN hours, nullable night), every value checked.
 
     With `ids`, every id must have a row (extra rows are fine: meta.csv covers train and test).

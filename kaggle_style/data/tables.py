@@ -30,7 +30,7 @@ class TableError(UserError, ValueError):
     """A competition table that cannot be used as it is."""
 
 
-def read_table(path: str | Path, required: tuple[str, ...]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], required: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV whose ids and sites stay the strings written and whose required columns all
     exist."""
     path = Path(path)
@@ -63,7 +63,7 @@ def read_features(path: str | Path) -> pd.DataFrame:
     return frame[[ID_COL, FILEPATH_COL, SITE_COL]].reset_index(drop=True)
 
 
-def read_labels(path: str | Path, classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
+def read_labels(path: str | os.PathLike[str], classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
     """`id` + one-hot class columns; adds `label` (the class name) after checking one-hotness."""
     frame = read_table(path, (ID_COL, *classes))
     values = frame[list(classes)].apply(pd.to_numeric, errors="coerce")

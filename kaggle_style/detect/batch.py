@@ -47,13 +47,16 @@ class Detector(Protocol):
     ) -> list[list[mdjson.Detection] | str]: ...  # a str: that image's failure message
 
 
+DetectorName = Literal["megadetector-lite", "megadetector"]
+
+
 @stage_config
 class DetectConfig:
     """Options of the detect stage (defaults < --config YAML < --set < flags)."""
 
     data: Path | None = None  # DrivenData folder: all train + test images, keys = filepath
     images: Path | None = None  # or any folder of images (recursive), keys = relative paths
-    detector: Literal["megadetector-lite", "megadetector"] = "megadetector-lite"
+    detector: DetectorName = "megadetector-lite"
     weights: Path | None = None  # None: the default file for megadetector-lite when it exists
     out: Path = Path("detections/detections.json")  # outside the data folder (may be read-only)
     batch_size: Count = 16  # images per forward pass (64+ on a GPU)
