@@ -6,9 +6,12 @@ Defaults < a small YAML (`--slurm-config slurm.yaml`) < `--set` < flags, as ever
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kaggle_style.config import Count, Whole, stage_config
+
+if TYPE_CHECKING:
+    import submitit
 
 Launcher = Literal["slurm", "local"]
 
@@ -32,15 +35,15 @@ class SlurmSettings:
     setup: list[str] = field(default_factory=list)  # shell lines run before each job
     sbatch: dict[str, Any] = field(default_factory=dict)  # any other `#SBATCH --key=value`
 
-    def executor(self, name: str, folder: str | None = None):
+    def executor(self, name: str, folder: str | None = None) -> submitit.Executor:
         """A submitit executor with these settings (LocalExecutor for `local`)."""
         import submitit
 
         folder = folder or self.folder
         if self.launcher == "local":
-            executor = submitit.LocalExecutor(folder, max_num_timeout=self.max_requeues)
-            executor.update_parameters(timeout_min=self.time_min, gpus_per_node=self.gpus_per_job)
-            return executor
+            local = submitit.LocalExecutor(folder, max_num_timeout=self.max_requeues)
+            local.update_parameters(timeout_min=self.time_min, gpus_per_node=self.gpus_per_job)
+            return local
         executor = submitit.SlurmExecutor(folder, max_num_timeout=self.max_requeues)
         params: dict[str, Any] = {
             "job_name": name,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -20,6 +20,9 @@ from kaggle_style.launch.jobs import FinishRuns, FoldJob, TuneWorker, with_value
 from kaggle_style.launch.settings import SlurmSettings
 from kaggle_style.run_contract import check_run, read_done
 from kaggle_style.training.config import TrainConfig, model_hash
+
+if TYPE_CHECKING:
+    from kaggle_style.training.loop import EpochCallback
 
 
 @dataclass
@@ -67,7 +70,10 @@ def _complete(cfg: TrainConfig) -> bool:
 
 
 def submit_training(
-    cfgs: list[TrainConfig], settings: SlurmSettings, wait: bool = False, on_epoch_end=None
+    cfgs: list[TrainConfig],
+    settings: SlurmSettings,
+    wait: bool = False,
+    on_epoch_end: EpochCallback | None = None,
 ) -> Submitted:
     """One array task per fold to train, then the dependent job that combines the runs."""
     plan = plan_training(cfgs)

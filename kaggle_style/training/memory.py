@@ -111,9 +111,10 @@ def grad_checkpointing(model: nn.Module, on: bool, backbone: str) -> None:
     """timm's activation recomputation: about a third slower, far less activation memory."""
     if not on:
         return
-    if not hasattr(model, "set_grad_checkpointing"):
+    set_grad_checkpointing = getattr(model, "set_grad_checkpointing", None)
+    if set_grad_checkpointing is None:
         raise UserError(
             f"grad_checkpointing: {backbone} has no set_grad_checkpointing in timm; "
             "set grad_checkpointing: false"
         )
-    model.set_grad_checkpointing(True)
+    set_grad_checkpointing(True)
