@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pydantic.dataclasses
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
@@ -23,7 +23,11 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationE
 from kaggle_style import files
 from kaggle_style.errors import UserError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+Config = TypeVar("Config", bound="DataclassInstance")  # a @stage_config class
 
 CONFIG = ConfigDict(extra="forbid", validate_default=True)  # every stage config's settings
 Count = Annotated[int, Field(ge=1)]
@@ -68,7 +72,7 @@ def stage_config(
             except ValidationError as err:
                 raise _config_error(err, made, kwargs) from None
 
-        made.__init__ = __init__  # type: ignore[method-assign]
+        made.__init__ = __init__  # type: ignore[method-assign]  # wraps pydantic's own __init__
         return typing.cast("type[T]", made)
 
     return make if cls is None else make(cls)
@@ -144,13 +148,13 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_config(
-    cls: type[T],
+    cls: type[Config],
     path: str | Path | None = None,
     overrides: Mapping[str, Any] | Sequence[str] = (),
     *,
     cli: Mapping[str, Any] | None = None,
     **cli_values: Any,
-) -> T:
+) -> Config:
     """Defaults < YAML (`path`) < `overrides` < explicit `cli` and `cli_values` (those not None).
 
     `cli` carries flags whose names clash with this function's own (a stage's `overrides`)."""
@@ -162,7 +166,7 @@ def resolve_config(
         items = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
         layers.append(("--set", items))
     layers.append(("command line", {k: v for k, v in cli_values.items() if v is not None}))
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}
     merged: dict[str, Any] = {}
     source_of: dict[str, str] = {}
     for source, layer in layers:
@@ -282,7 +286,11 @@ def _config_type(hint: Any) -> Any:
         return typing.Union[tuple(_config_type(a) for a in args)]  # noqa: UP007 (built)
     if origin in (list, tuple):
         inner = _config_type(args[0]) if args else Any
-        kind = list[inner] if origin is list else tuple[inner, ...]  # type: ignore[valid-type]
+        kind = (  # list[inner] or tuple[inner, ...], built from a value at run time
+            types.GenericAlias(list, inner)
+            if origin is list
+            else types.GenericAlias(tuple, (inner, ...))
+        )
         return typing.Annotated[
             kind, BeforeValidator(lambda v: v if isinstance(v, list | tuple) else [v])
         ]
