@@ -13,9 +13,9 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pydantic.dataclasses
 from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
@@ -23,7 +23,11 @@ from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationE
 from kaggle_style import files
 from kaggle_style.errors import UserError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 T = TypeVar("T")
+Config = TypeVar("Config", bound="DataclassInstance")  # a @stage_config class
 
 # every stage config's settings; a field's docstring is its description (`--help`, reference)
 CONFIG = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
@@ -43,9 +47,19 @@ class ConfigError(UserError, ValueError):
         self.key = key
 
 
-def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
+@typing.overload
+def stage_config(cls: type[T], /) -> type[T]: ...
+@typing.overload
+def stage_config(cls: None = None, /, *, frozen: bool = False) -> Callable[[type[T]], type[T]]: ...
+@typing.dataclass_transform(field_specifiers=(dataclasses.field, Field))
+def stage_config(
+    cls: type[T] | None = None, /, *, frozen: bool = False
+) -> type[T] | Callable[[type[T]], type[T]]:
     """Make `cls` a stage config: a pydantic dataclass under `CONFIG`, its fields' types read
-    through `_config_type`, and a failed check one ConfigError naming the key."""
+    through `_config_type`, and a failed check one ConfigError naming the key.
+
+    Typed as a `dataclass_transform` so that type checkers see each config's fields in its
+    constructor, as they do for `pydantic.dataclasses.dataclass` itself."""
 
     def make(cls: type[T]) -> type[T]:
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -60,9 +74,9 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
             except ValidationError as err:
                 raise _config_error(err, made, kwargs) from None
 
-        made.__init__ = __init__  # type: ignore[method-assign]
+        made.__init__ = __init__  # type: ignore[method-assign]  # wraps pydantic's own __init__
         CONFIG_CLASSES.append(made)
-        return made
+        return typing.cast("type[T]", made)
 
     return make if cls is None else make(cls)
 
@@ -137,13 +151,13 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_config(
-    cls: type[T],
+    cls: type[Config],
     path: str | Path | None = None,
     overrides: Mapping[str, Any] | Sequence[str] = (),
     *,
     cli: Mapping[str, Any] | None = None,
     **cli_values: Any,
-) -> T:
+) -> Config:
     """Defaults < YAML (`path`) < `overrides` < explicit `cli` and `cli_values` (those not None).
 
     `cli` carries flags whose names clash with this function's own (a stage's `overrides`)."""
@@ -155,7 +169,7 @@ def resolve_config(
         items = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
         layers.append(("--set", items))
     layers.append(("command line", {k: v for k, v in cli_values.items() if v is not None}))
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}
     merged: dict[str, Any] = {}
     source_of: dict[str, str] = {}
     for source, layer in layers:
@@ -191,7 +205,7 @@ _UNIONS = (typing.Union, types.UnionType)
 
 
 def _unknown(cls: type, keys: set[str]) -> str:
-    known = sorted(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    known = sorted(f.name for f in dataclasses.fields(cls))
     return (
         f"unknown key(s) {', '.join(sorted(keys))} for {cls.__name__}; "
         f"known keys: {', '.join(known)}"
@@ -275,7 +289,11 @@ def _config_type(hint: Any) -> Any:
         return typing.Union[tuple(_config_type(a) for a in args)]  # noqa: UP007 (built)
     if origin in (list, tuple):
         inner = _config_type(args[0]) if args else Any
-        kind = list[inner] if origin is list else tuple[inner, ...]  # type: ignore[valid-type]
+        kind = (  # list[inner] or tuple[inner, ...], built from a value at run time
+            types.GenericAlias(list, inner)
+            if origin is list
+            else types.GenericAlias(tuple, (inner, ...))
+        )
         return typing.Annotated[
             kind, BeforeValidator(lambda v: v if isinstance(v, list | tuple) else [v])
         ]

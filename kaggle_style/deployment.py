@@ -41,6 +41,7 @@ from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
 from kaggle_style.training.config import TrainConfig
 
 if TYPE_CHECKING:
+    from kaggle_style.detect.batch import DetectorName
     from kaggle_style.ensemble.schema import EnsembleReport
     from kaggle_style.training.data import Samples
 
@@ -55,7 +56,7 @@ class PredictError(UserError):
 class DetectorChoice:
     """How crops are made for members that were trained on crops."""
 
-    detector: str = "megadetector-lite"
+    detector: DetectorName = "megadetector-lite"
     weights: Path | None = None
     enabled: bool = True
 
@@ -155,7 +156,7 @@ def _samples(
             file=sys.stderr,
         )
         cfg, _ = run_config(run_dir, view="full")
-    elif cfg.view != "full":
+    elif cfg.view != "full" and detections is not None:  # (None was handled above)
         manifest = run_crops(
             CropConfig(
                 detections=detections,
@@ -208,7 +209,9 @@ def predict_model_run(
     ids, rows = samples.ids, np.flatnonzero(cache.ok)
     good = set(ids[rows])
     bad = {
-        f: "; ".join(cache.errors[i] for i in np.flatnonzero(ids == f) if i in cache.errors)
+        f: "; ".join(
+            cache.errors[i] for i in np.flatnonzero(ids == f).tolist() if i in cache.errors
+        )
         for f in dict.fromkeys(ids)
         if f not in good
     }

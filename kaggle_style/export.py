@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 Format = Literal["csv", "camtrap-dp", "md", "records"]
 FORMATS: tuple[str, ...] = ("csv", "camtrap-dp", "md", "records")
 RECORD_FILES = ("records.csv", "record_counts.csv", "site_by_class.csv")
+
+
+def _is_format(fmt: str) -> TypeGuard[Format]:
+    """`fmt` is one of FORMATS (the `--format` choices)."""
+    return fmt in FORMATS
 
 
 @dataclass
@@ -55,7 +60,7 @@ class OutputOptions:
         compared_to: ComparedTo = "last_independent",
     ) -> OutputOptions:
         """The options, every problem found before any image is read."""
-        if fmt not in FORMATS:
+        if not _is_format(fmt):
             raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
         if not np.isfinite(minutes) or minutes < 0:
             raise UserError(f"--independence-minutes {minutes}: give a number >= 0")
@@ -108,6 +113,7 @@ def write_output(classified: Classified, out: Path, options: OutputOptions) -> s
     if options.fmt == "camtrap-dp":
         from kaggle_style.outputs.camtrap_dp import UNTIMED_FILE, write_camtrap_dp
 
+        assert options.metadata is not None  # `checked` reads it for camtrap-dp
         n = write_camtrap_dp(classified, options.metadata, options.thresholds, out)
         untimed = (
             f"; {n['untimed']} image(s) with no readable clock listed in {out / UNTIMED_FILE}"

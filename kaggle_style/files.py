@@ -245,7 +245,8 @@ def disk_full_error(
     err: BaseException, folder: str | os.PathLike, what: str, fix: str = DISK_FIX
 ) -> DiskFullError:
     """The one line a full disk becomes; the caller has already removed its temporary files."""
-    reason, seen = type(err).__name__, err
+    reason = type(err).__name__
+    seen: BaseException | None = err
     while seen is not None:  # the OS's words, where a library wrapped them
         if isinstance(seen, OSError) and seen.strerror:
             reason, seen = seen.strerror, None
@@ -284,7 +285,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
     depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.depth += 1
         try:
             if self.depth > MAX_YAML_DEPTH:
@@ -293,9 +294,10 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self.depth -= 1
 
-    def compose_document(self):
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
-        _expanded_size(node, {}, set())
+        if node is not None:
+            _expanded_size(node, {}, set())
         return node
 
 
@@ -330,7 +332,7 @@ def parse_yaml(text: str, where: str, error: type[Exception] = UserError) -> Any
         raise error(f"{where}:{line} malformed YAML ({yaml_reason(err)}); fix the file") from err
 
 
-def yaml_reason(err: BaseException) -> str:
+def yaml_reason(err: BaseException | None) -> str:
     """Why `parse_yaml` failed, in one line: PyYAML's problem without its multi-line context."""
     if isinstance(err, RecursionError):
         return "nested too deeply"

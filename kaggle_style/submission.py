@@ -81,7 +81,7 @@ def make_submission(
             )
         raise SubmissionError(f"{predictions_path}: " + "; ".join(parts))
     columns = [c for c in fmt.columns if c != ID_COL]
-    probs = preds.set_index(ID_COL).loc[fmt_ids, columns].to_numpy(np.float64)
+    probs = preds.set_index(ID_COL).loc[pd.Index(fmt_ids), columns].to_numpy(np.float64)
     probs = np.clip(probs, clip, 1.0)
     probs = probs / probs.sum(axis=1, keepdims=True)
     out = pd.DataFrame(probs, columns=columns)

@@ -64,8 +64,9 @@ class LayoutReport:
         return UserError(f"{self.root}: {self.problems[0]}{more}")
 
 
-def check_layout(root: str | Path, check_images: bool = True,
-                 allow_outside_data: bool = False) -> LayoutReport:
+def check_layout(
+    root: str | Path, check_images: bool = True, allow_outside_data: bool = False
+) -> LayoutReport:
     """Every table read and cross-checked, and (unless not `check_images`) every image found."""
     root = Path(root)
     if not root.is_dir():
@@ -84,8 +85,7 @@ def check_layout(root: str | Path, check_images: bool = True,
         if not check_images:
             report.add(f"{folder}/", "images not checked (--csv-only)", skipped=True)
         elif frame is None:
-            report.add(f"{folder}/", f"images not checked: {table} could not be read",
-                       skipped=True)
+            report.add(f"{folder}/", f"images not checked: {table} could not be read", skipped=True)
         else:
             _check_images(root, folder, frame, report)
     return report
@@ -140,15 +140,27 @@ def _check_images(root: Path, folder: str, frame: pd.DataFrame, report: LayoutRe
     if not (root / folder).is_dir():
         text += f" (no {folder}/ folder)"
     if found == 0 and n:
-        report.add(f"{folder}/", text, f"{folder}/: no image files (0 of {n:,} found); put "
-                   "the competition's images there, or pass --csv-only to check the tables only")
+        report.add(
+            f"{folder}/",
+            text,
+            f"{folder}/: no image files (0 of {n:,} found); put "
+            "the competition's images there, or pass --csv-only to check the tables only",
+        )
     elif missing.any():
-        report.add(f"{folder}/", text, f"{folder}/: {int(missing.sum()):,} of {n:,} images "
-                   f"missing, e.g. {frame.loc[missing, FILEPATH_COL].iloc[0]} (ids "
-                   f"{few_ids(frame.loc[missing, ID_COL])})")
+        report.add(
+            f"{folder}/",
+            text,
+            f"{folder}/: {int(missing.sum()):,} of {n:,} images "
+            f"missing, e.g. {frame.loc[missing, FILEPATH_COL].iloc[0]} (ids "
+            f"{few_ids(frame.loc[missing, ID_COL])})",
+        )
     elif empty.any():
-        report.add(f"{folder}/", text, f"{folder}/: {int(empty.sum())} empty image file(s) "
-                   f"(ids {few_ids(frame.loc[empty, ID_COL])}); download them again")
+        report.add(
+            f"{folder}/",
+            text,
+            f"{folder}/: {int(empty.sum())} empty image file(s) "
+            f"(ids {few_ids(frame.loc[empty, ID_COL])}); download them again",
+        )
     else:
         report.add(f"{folder}/", text)
 

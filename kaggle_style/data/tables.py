@@ -30,7 +30,7 @@ class TableError(UserError, ValueError):
     """A competition table that cannot be used as it is."""
 
 
-def read_table(path: str | Path, required: tuple[str, ...]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], required: tuple[str, ...]) -> pd.DataFrame:
     """Read a CSV whose ids and sites stay the strings written and whose required columns all
     exist."""
     path = Path(path)
@@ -63,7 +63,7 @@ def read_features(path: str | Path) -> pd.DataFrame:
     return frame[[ID_COL, FILEPATH_COL, SITE_COL]].reset_index(drop=True)
 
 
-def read_labels(path: str | Path, classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
+def read_labels(path: str | os.PathLike[str], classes: tuple[str, ...] = CLASSES) -> pd.DataFrame:
     """`id` + one-hot class columns; adds `label` (the class name) after checking one-hotness."""
     frame = read_table(path, (ID_COL, *classes))
     values = frame[list(classes)].apply(pd.to_numeric, errors="coerce")
@@ -120,8 +120,9 @@ def load_competition_data(
         )
     train = features.merge(labels, on=ID_COL, how="left", validate="one_to_one")
     test_path = root / TEST_FEATURES
-    test = (read_features(test_path) if test_path.exists()
-            else train.iloc[:0][list(features.columns)])
+    test = (
+        read_features(test_path) if test_path.exists() else train.iloc[:0][list(features.columns)]
+    )
     clash = sorted(set(test[ID_COL]) & set(train[ID_COL]))
     if clash:
         raise TableError(f"{test_path}: ids also in {TRAIN_FEATURES}: {few_ids(clash)}")
@@ -157,6 +158,7 @@ def check_no_shared_files(root: Path, train: pd.DataFrame, test: pd.DataFrame) -
     """No image file is both a training and a test image (links and `..` resolved)."""
     if test.empty:
         return
+
     def real(frame: pd.DataFrame) -> pd.Series:
         return frame[FILEPATH_COL].map(lambda p: os.path.realpath(root / p))
 
@@ -210,8 +212,9 @@ def read_folds(path: str | Path, train: pd.DataFrame | None = None) -> pd.DataFr
                 f"{path}: the folds file does not match the data ({'; '.join(parts)}); "
                 "rebuild it with `kaggle-style folds`"
             )
-        merged = frame.merge(train[[ID_COL, SITE_COL, LABEL_COL]], on=ID_COL,
-                             suffixes=("", "_data"))
+        merged = frame.merge(
+            train[[ID_COL, SITE_COL, LABEL_COL]], on=ID_COL, suffixes=("", "_data")
+        )
         changed = merged.loc[
             (merged[SITE_COL] != merged[f"{SITE_COL}_data"])
             | (merged[LABEL_COL] != merged[f"{LABEL_COL}_data"]),

@@ -14,7 +14,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, cast
 
 import numpy as np
 from pydantic import Field
@@ -47,6 +47,9 @@ class Detector(Protocol):
     ) -> list[list[mdjson.Detection] | str]: ...  # a str: that image's failure message
 
 
+DetectorName = Literal["megadetector-lite", "megadetector"]
+
+
 @stage_config
 class DetectConfig:
     """Options of the detect stage (defaults < --config YAML < --set < flags)."""
@@ -55,7 +58,7 @@ class DetectConfig:
     """DrivenData folder: all train + test images, keys = filepath (or --images)"""
     images: Path | None = None
     """any folder of images (recursive), keys = relative paths (or --data)"""
-    detector: Literal["megadetector-lite", "megadetector"] = "megadetector-lite"
+    detector: DetectorName = "megadetector-lite"
     """detector backend"""
     weights: Path | None = None
     """weights file (null: megadetector-lite's default file when it exists)"""
@@ -278,7 +281,7 @@ def check_writable(out: Path) -> None:
 def detect_images(cfg: DetectConfig) -> Path:
     """Detect every image not yet done; return the finished file (or the partial one when
     `limit` stopped the run early). The one library entry point of the detect stage."""
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
 
     out = Path(cfg.out)
     if out.is_file() and not cfg.force:
@@ -301,8 +304,10 @@ def detect_images(cfg: DetectConfig) -> Path:
     stopping = cfg.limit is not None and cfg.limit < len(todo)
     if stopping:
         todo = todo[: cfg.limit]
-    loader = DataLoader(
-        _ImageSet(todo, detector.preprocess, cfg.max_pixels),
+    # map-style (len and getitem): all DataLoader asks of a dataset, without importing torch early
+    image_set = cast("Dataset[Any]", _ImageSet(todo, detector.preprocess, cfg.max_pixels))
+    loader: DataLoader[Any] = DataLoader(
+        image_set,
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         collate_fn=_keep_batch,

@@ -77,9 +77,9 @@ def show_detections(
         names = _draw_all(det_file, table, entries, folder, min_conf, limit)
     written = [Path(out) / name for name in names]
     n_animals = sum(
-        any(d.category in animals and d.conf >= min_conf for d in entries[k] or [])
-        for k in table[KEY_COL]
-        if isinstance(entries[k], list)
+        any(d.category in animals and d.conf >= min_conf for d in found)
+        for found in (entries[k] for k in table[KEY_COL])
+        if isinstance(found, list)
     )
     print(
         f"show-detections: {len(written)} PNGs in {out} ({n_animals} images with an animal "

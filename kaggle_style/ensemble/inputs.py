@@ -132,14 +132,15 @@ def boxes_for(path: Path, files: Sequence[str]) -> np.ndarray:
 
 def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
     """Boxes of OOF and test ids, by their file paths in the site tables."""
-    path = Path(cfg.detections)  # type: ignore[arg-type]
+    assert cfg.detections is not None  # called only when it is set
+    path = Path(cfg.detections)
     tables = (cfg.train_features_path(), cfg.test_features_path())
     if not all(t.is_file() for t in tables):
         inputs.detections_note = (
             "no site table to find each id's file in the detections (set train_features / features)"
         )
         return
-    files = {}
+    files: dict[str, str] = {}
     for table in tables:
         files.update(read_features(table).set_index(ID_COL)[FILEPATH_COL].astype(str))
     oof_files = [files.get(i, "") for i in inputs.oof_ids]
@@ -212,7 +213,7 @@ def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Me
             "rerun `kaggle-style meta` on the data these runs used"
         )
     rows = frame.loc[ids]
-    text = rows[META_DATETIME].astype("string").str.strip().replace("", pd.NA)
+    text = rows[META_DATETIME].astype("string").str.strip().replace({"": pd.NA})
     stamps = pd.to_datetime(text, errors="coerce", format="ISO8601")
     hours = pd.to_numeric(rows[META_HOUR], errors="coerce").to_numpy(dtype=np.float64)
     night = pd.to_numeric(rows[META_NIGHT], errors="coerce").to_numpy(dtype=np.float64)

@@ -190,9 +190,10 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
         return result
     nested, per_fold = nested_choices(cfg, inputs, lambda c, i: fit_chain(c, i, figures=loss_only))
     report, honest = result.report, Summary.model_validate(summary(inputs.y, nested))
+    assert report.final is not None and report.table is not None  # a full fit_chain sets both
     final = report.final.model_copy(
         update={
-            "nested": honest,  # type: ignore[union-attr]
+            "nested": honest,
             "nested_given_choices": report.final.nested,
         }
     )

@@ -6,9 +6,12 @@ Defaults < a small YAML (`--slurm-config slurm.yaml`) < `--set` < flags, as ever
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kaggle_style.config import Count, Whole, stage_config
+
+if TYPE_CHECKING:
+    import submitit
 
 Launcher = Literal["slurm", "local"]
 
@@ -50,7 +53,7 @@ class SlurmSettings:
         """The `#SBATCH` keys submitit has no parameter for: requeue, then the user's own."""
         return {"requeue": True, **self.sbatch}
 
-    def executor(self, name: str, folder: str | None = None) -> Any:
+    def executor(self, name: str, folder: str | None = None) -> submitit.Executor:
         """A submitit executor with these settings (LocalExecutor for `local`)."""
         import submitit
 

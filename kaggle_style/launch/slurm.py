@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -27,6 +27,9 @@ from kaggle_style.launch.scheduler import wait_for_jobs, wait_for_training
 from kaggle_style.launch.settings import SlurmSettings
 from kaggle_style.run_contract import check_run, read_done
 from kaggle_style.training.config import TrainConfig, model_hash
+
+if TYPE_CHECKING:
+    from kaggle_style.training.loop import EpochCallback
 
 
 @dataclass
@@ -74,7 +77,10 @@ def _complete(cfg: TrainConfig) -> bool:
 
 
 def submit_training(
-    cfgs: list[TrainConfig], settings: SlurmSettings, wait: bool = False, on_epoch_end=None
+    cfgs: list[TrainConfig],
+    settings: SlurmSettings,
+    wait: bool = False,
+    on_epoch_end: EpochCallback | None = None,
 ) -> Submitted:
     """One array task per fold to train, then the dependent job that combines the runs."""
     plan = plan_training(cfgs)

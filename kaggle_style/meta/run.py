@@ -210,9 +210,9 @@ def read_all(
 
 
 def meta_frame(
-    ids: Sequence[str],
+    ids: Sequence[str] | np.ndarray | pd.Series,
     paths: Sequence[str | Path],
-    sites: Sequence[str],
+    sites: Sequence[str] | np.ndarray | pd.Series,
     gap_seconds: float = DEFAULT_GAP_SECONDS,
     workers: int = 0,
     progress: bool = False,

@@ -18,7 +18,7 @@ DEFAULT_GAP_SECONDS = 60.0
 
 def assign_sequences(
     sites: Sequence[Any] | np.ndarray | pd.Series,
-    times: Sequence[Any] | np.ndarray | pd.Series,
+    times: Sequence[Any] | np.ndarray | pd.Series | pd.Index,
     gap_seconds: float = DEFAULT_GAP_SECONDS,
 ) -> np.ndarray:
     """One sequence id "<site>/<n>" per image, in the input order.

@@ -17,7 +17,7 @@ import argparse
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,9 @@ from kaggle_style.constants import CLASSES, CONFIG_FILE, FOLD_COL, ID_COL, OOF_F
 from kaggle_style.errors import UserError
 from kaggle_style.prediction_files import align, probs_of, read_predictions
 from kaggle_style.run_contract import check_run, fold_dirs, read_done
+
+if TYPE_CHECKING:
+    import torch
 
 FOLDS_HASH_KEY = "folds_sha256"  # written into a run's config.yaml: which folds it was trained on
 EXAMPLE = "pseudo_labels: {from: demo-crop, min_prob: 0.5, weight: 1.0, temperature: 0.5}"
@@ -230,7 +233,9 @@ def labelled_vectors(labels: np.ndarray, smoothing: float) -> np.ndarray:
     return weighted(soft * (1 - smoothing) + smoothing / len(CLASSES), 1.0)
 
 
-def split_weights(targets, class_weights):
+def split_weights(
+    targets: torch.Tensor, class_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(targets, weights) for the loss: a target vector's last column is its sample's weight,
     which scales the class weights row by row (the loss takes either shape)."""
     if targets.shape[1] == len(CLASSES):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,8 +34,11 @@ from kaggle_style.run_contract import DONE_FILE, read_done, remove_combined
 from kaggle_style.training.config import TrainConfig, model_hash
 from kaggle_style.training.data import FoldInputs, prepare_data
 from kaggle_style.training.fold_locks import FoldLock, live_locks
-from kaggle_style.training.loop import EpochCallback, make_accelerator, train_fold
+from kaggle_style.training.loop import EpochCallback, FoldResult, make_accelerator, train_fold
 from kaggle_style.training.pseudo_labels import FOLDS_HASH_KEY, check_sources, file_sha256
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 __all__ = ["EpochCallback", "run_training"]
 
@@ -111,7 +114,7 @@ def _refuse_other_config(run_dir: Path, key: str) -> None:
         )
 
 
-def _everyone_agrees(accelerator, flag: bool) -> bool:
+def _everyone_agrees(accelerator: Accelerator, flag: bool) -> bool:
     """The main process's decision, sent to every process of a distributed launch."""
     if accelerator.num_processes == 1:
         return flag
@@ -120,7 +123,7 @@ def _everyone_agrees(accelerator, flag: bool) -> bool:
     return bool(broadcast_object_list([flag])[0])
 
 
-def _write_fold(prep: FoldInputs, fold_dir: Path, result, key: str) -> None:
+def _write_fold(prep: FoldInputs, fold_dir: Path, result: FoldResult, key: str) -> None:
     write_predictions(fold_dir / OOF_FILE, result.oof)
     if result.test is not None:
         write_predictions(fold_dir / TEST_FILE, result.test)
@@ -175,7 +178,9 @@ def _combine(prep: FoldInputs, folds: list[int], run_dir: Path) -> dict[str, Any
     write_predictions(run_dir / OOF_FILE, oof)
     if prep.test_cache is not None:
         tests = [_read_fold(run_dir / f"fold{f}" / TEST_FILE).set_index(ID_COL) for f in folds]
-        test = sum(t[list(CLASSES)] for t in tests) / len(tests)
+        total = sum(t[list(CLASSES)] for t in tests)
+        assert isinstance(total, pd.DataFrame)  # (a run has at least one fold)
+        test = total / len(tests)
         test = test.div(test.sum(axis=1), axis=0).loc[prep.competition.test[ID_COL]].reset_index()
         write_predictions(run_dir / TEST_FILE, test)
     overall = _score_frame(prep, oof)
