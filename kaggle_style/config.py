@@ -18,10 +18,17 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import pydantic.dataclasses
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+)
 
 from kaggle_style import files
-from kaggle_style.errors import UserError
+from kaggle_style.errors import UserError, check_name
 
 T = TypeVar("T")
 
@@ -31,6 +38,7 @@ Whole = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+STAGE_CONFIGS: list[type] = []  # every `@stage_config` class, in the order defined
 
 
 class ConfigError(UserError, ValueError):
@@ -39,6 +47,17 @@ class ConfigError(UserError, ValueError):
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+def _checked_name(value: str) -> str:
+    try:
+        return check_name(value, "")
+    except UserError as err:
+        raise ConfigError(str(err)) from None
+
+
+# A name that becomes one folder or file (a run, a study, a recipe of a set): `errors.check_name`.
+Name = Annotated[str, AfterValidator(_checked_name)]
 
 
 def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
@@ -59,6 +78,7 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
                 raise _config_error(err, made, kwargs) from None
 
         made.__init__ = __init__  # type: ignore[method-assign]
+        STAGE_CONFIGS.append(made)
         return made
 
     return make if cls is None else make(cls)
@@ -220,6 +240,8 @@ def _field_error(key: str, value: Any, hint: Any, errors: list[Any]) -> ConfigEr
     if index:
         hint, value = _item_type(hint), first["input"]
     kinds = {e["type"] for e in errors}
+    if isinstance(first.get("ctx", {}).get("error"), ConfigError):  # a field type's own check
+        return ConfigError(f"{where}: {first['ctx']['error']}", key)
     if "missing" in kinds:
         return ConfigError(f"{key}: missing; this key has no default, so give it a value", key)
     if "too_short" in kinds:

@@ -8,6 +8,7 @@ Above `deployment` (predict on new images), `report` (the per-site activity figu
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,25 +139,33 @@ def predict_to(
     read_meta: bool = True,
 ) -> pd.DataFrame:
     """`predict`: classify a folder of images and write `out` in the chosen format, with
-    bad_images.csv beside a file or inside a folder; return the per-image table."""
+    bad_images.csv beside a file or inside a folder; return the per-image table. A refused
+    prediction (no readable image, a bad run) leaves nothing, the work folder it made included."""
     from kaggle_style.deployment import predict_images, run_predict, write_bad_images
 
     out = Path(out)
-    if options.fmt == "csv":
-        return run_predict(
-            images, run_dir, out, site_from_folder, detector, work, progress, read_meta
+    work = Path(work) if work else out.parent / f".{out.name}_work"
+    made_work = not work.exists()
+    try:
+        if options.fmt == "csv":
+            return run_predict(
+                images, run_dir, out, site_from_folder, detector, work, progress, read_meta
+            )
+        found = predict_images(
+            images,
+            run_dir,
+            site_from_folder,
+            detector,
+            work,
+            progress,
+            read_meta,
+            boxes=options.needs_boxes(),
+            require_boxes=options.fmt == "md",
         )
-    found = predict_images(
-        images,
-        run_dir,
-        site_from_folder,
-        detector,
-        Path(work) if work else out.parent / f".{out.name}_work",
-        progress,
-        read_meta,
-        boxes=options.needs_boxes(),
-        require_boxes=options.fmt == "md",
-    )
+    except UserError:
+        if made_work:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     done = write_output(found.classified, out, options)
     write_bad_images(found.bad, out if options.fmt in ("camtrap-dp", "records") else out.parent)
     print(f"predict: {done}", file=sys.stderr)

@@ -192,6 +192,16 @@ def read_csv(
         raise error(f"{path}: not a readable CSV ({' '.join(str(err).split())})") from err
 
 
+def require_rows(
+    frame: pd.DataFrame, path: str | os.PathLike, error: type[Exception] = UserError
+) -> pd.DataFrame:
+    """A table that must hold rows (train, test, labels, submission format, meta) and has only
+    its header is one `error` naming the file: zero rows would pass every other check."""
+    if len(frame) == 0:
+        raise error(f"{path}: holds a header but no data rows; give the file its rows")
+    return frame
+
+
 # errno values that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # Below this much free space a failed write is taken for a full disk: torch's zip writer and

@@ -216,6 +216,11 @@ def meta_frame(
         raise ValueError(f"{len(ids)} ids, {len(paths)} paths, {len(sites)} sites: one each")
     readings = read_all(paths, workers, progress)
     odd = [(i, r.odd) for i, r in zip(ids, readings, strict=True) if r.odd]
+    if readings and all(r.odd.startswith("unreadable") for r in readings):
+        raise MetaError(
+            f"none of the {len(readings)} frames can be read (e.g. {paths[0]}: {odd[0][1]}); "
+            "nothing written: check the images"
+        )
     if odd:
         shown = "; ".join(f"{i}: {why}" for i, why in odd[:MAX_IDS_SHOWN])
         more = f" (+{len(odd) - MAX_IDS_SHOWN} more)" if len(odd) > MAX_IDS_SHOWN else ""
@@ -259,6 +264,12 @@ def build_meta(cfg: MetaConfig) -> pd.DataFrame:
     )
     seconds = time.perf_counter() - started
     write_csv(cfg.out, frame, float_format="%.8g")  # hours to 0.01 s
+    if not (frame["datetime"] != "").any():  # a valid file: unread clocks are empty cells
+        print(
+            f"meta: WARNING: no clock read in any of the {len(frame)} frames: {cfg.out} holds "
+            "no time, hour or joined sequence (the ensemble skips its time and sequence steps)",
+            file=sys.stderr,
+        )
     if cfg.progress:
         print(describe(frame, seconds))
     return frame

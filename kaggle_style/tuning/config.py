@@ -9,7 +9,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
-from kaggle_style.config import ConfigError, Count, NonNegative, Positive, Whole, stage_config
+from kaggle_style.config import Count, Name, NonNegative, Positive, Whole, stage_config
 
 Pruner = Literal["median", "hyperband", "none"]
 ObjectiveKind = Literal["train", "synthetic"]
@@ -19,7 +19,7 @@ ObjectiveKind = Literal["train", "synthetic"]
 class TuneConfig:
     """One tuning worker: which study, where it lives, how many trials this worker adds."""
 
-    study: str
+    study: Name  # also the file of its default storage
     storage: str | None = None  # None: sqlite:///studies/STUDY.db
     config: Path | None = None  # the train recipe (with its search_space)
     overrides: list[str] = field(default_factory=list)  # `--set KEY=VALUE` on the recipe
@@ -36,18 +36,12 @@ class TuneConfig:
     synthetic_seconds: NonNegative = 0.0
     quiet: bool = False
 
-    def __post_init__(self) -> None:
-        if not self.study.strip():
-            raise ConfigError(
-                "study: give the study a name (every worker uses the same one)", "study"
-            )
-
 
 @stage_config
 class ExportConfig:
     """`tune-export`: the study to read and the train config to write."""
 
-    study: str
+    study: Name
     out: Path
     storage: str | None = None
-    name: str | None = None  # run name in the written config; None: STUDY-best
+    name: Name | None = None  # run name in the written config; None: STUDY-best
