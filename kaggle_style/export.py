@@ -67,8 +67,15 @@ class OutputOptions:
 
 def write_output(classified: Classified, out: Path, options: OutputOptions) -> str:
     """Write `out` (a file for csv and md, a folder for camtrap-dp and records); return the
-    line that tells the user what was written."""
-    out = Path(out)
+    line that tells the user what was written, and whether the thresholds left it empty."""
+    done = _write_format(classified, Path(out), options)
+    cut = options.thresholds.min_prob
+    if options.fmt != "csv" and not (classified.probs.max(axis=1) >= cut).any():
+        done += f"; empty: no image has a class at --min-prob {cut:g} or above"
+    return done
+
+
+def _write_format(classified: Classified, out: Path, options: OutputOptions) -> str:
     if options.fmt == "camtrap-dp":
         from kaggle_style.outputs.camtrap_dp import UNTIMED_FILE, write_camtrap_dp
 

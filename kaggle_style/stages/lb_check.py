@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from kaggle_style.config import resolve_config
-from kaggle_style.lb_check import lb_check
+from kaggle_style.lb_check import clear_work, lb_check
 from kaggle_style.training.config import TrainConfig
 
 
@@ -26,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(TrainConfig, args.config, args.overrides, data=args.data, progress=False)
     if cfg.view != "full":
         print(f"note: {args.config} uses view={cfg.view}; the crops manifest must cover the data")
-    shutil.rmtree(args.work / "runs", ignore_errors=True)
+    clear_work(args.work, Path(cfg.data))
     result = lb_check(cfg, args.share, args.n_splits, args.seed, args.work)
     print(
         f"local OOF estimate {result['local_oof_log_loss']:.4f} | pseudo-leaderboard "
