@@ -53,9 +53,9 @@ def _all_stage_configs() -> list[type]:
 def _holds_name(hint: Any) -> bool:
     """Whether a field's type carries `Name`'s check, alone, optional or as a list's items."""
     check = typing.get_args(Name)[1].func
-    if typing.get_origin(hint) is typing.Annotated:
-        if any(getattr(m, "func", None) is check for m in hint.__metadata__):
-            return True
+    metadata = hint.__metadata__ if typing.get_origin(hint) is typing.Annotated else ()
+    if any(getattr(m, "func", None) is check for m in metadata):
+        return True
     return any(_holds_name(arg) for arg in typing.get_args(hint))
 
 
@@ -127,7 +127,7 @@ def test_model_set_check_models_is_one_line(capsys: pytest.CaptureFixture[str]) 
 
 @pytest.mark.parametrize("bad", ["", ".", ".."])
 def test_a_pseudo_label_source_name_outside_runs_dir_is_refused(bad: str) -> None:
-    with pytest.raises(ConfigError, match="pseudo_labels.from: .*give a plain name"):
+    with pytest.raises(ConfigError, match=r"pseudo_labels\.from: .*give a plain name"):
         TrainConfig(pseudo_labels={"from": bad})
     assert TrainConfig(pseudo_labels={"from": "elsewhere/run"}).pseudo_labels is not None
 
