@@ -258,3 +258,28 @@ def test_export_with_every_class_below_min_prob_writes_valid_empty_records_and_s
     assert "empty: no image has a class at --min-prob 0.999 or above" in capsys.readouterr().err
     records = pd.read_csv(out / "records.csv")
     assert len(records) == 0 and "class" in records.columns
+
+
+def test_show_detections_leaves_an_unreadable_image_out_and_draws_the_rest(
+    zero_byte_images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.new("RGB", (96, 64), (10, 90, 120)).save(zero_byte_images / "good.jpg")
+    detections = _detections(tmp_path / "d.json", ["a.jpg", "good.jpg"], 0.9)
+    out = tmp_path / "shown"
+    argv = ["show-detections", "--detections", str(detections), "--images", str(zero_byte_images)]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "1 unreadable image(s) left out" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["good.png"]
+
+
+def test_show_detections_with_nothing_drawable_is_one_line_and_keeps_the_old_folder(
+    zero_byte_images: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "shown"
+    out.mkdir()
+    (out / "earlier.png").write_bytes(b"png")
+    detections = _detections(tmp_path / "d.json", ["a.jpg", "b.jpg"], 0.9)
+    argv = ["show-detections", "--detections", str(detections), "--images", str(zero_byte_images)]
+    assert main([*argv, "--out", str(out)]) == 2
+    _one_line(capsys, "could be drawn", "nothing written")
+    assert [p.name for p in out.iterdir()] == ["earlier.png"]
