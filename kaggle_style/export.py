@@ -19,7 +19,7 @@ import pandas as pd
 
 from kaggle_style.constants import CLASSES
 from kaggle_style.errors import UserError
-from kaggle_style.files import write_csv
+from kaggle_style.files import check_outputs, write_csv
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.metadata import Metadata, read_metadata
 from kaggle_style.outputs.records import DEFAULT_MINUTES, ComparedTo
@@ -189,6 +189,9 @@ def export_run(
 ) -> str:
     """A run's competition test set in the chosen format."""
     from kaggle_style.outputs.from_run import classified_from_run
+
+    inputs = {"--run": run_dir, "--data": data, "--meta": meta, "--detections": detections}
+    check_outputs({"--out": out}, inputs)
 
     classified = classified_from_run(run_dir, data, meta, detections)
     return write_output(classified, out, options)

@@ -283,3 +283,15 @@ def test_show_detections_with_nothing_drawable_is_one_line_and_keeps_the_old_fol
     assert main([*argv, "--out", str(out)]) == 2
     _one_line(capsys, "could be drawn", "nothing written")
     assert [p.name for p in out.iterdir()] == ["earlier.png"]
+
+
+def test_export_writes_nothing_inside_the_data_folder(
+    tiny_run: Path, tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    before = _files(data)
+    argv = ["export", "--run", str(tiny_run), "--data", str(data), "--format", "records"]
+    assert main([*argv, "--out", str(data / "records")]) == 2
+    _one_line(capsys, "overlaps the input --data", "write the output elsewhere")
+    assert _files(data) == before

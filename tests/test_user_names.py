@@ -153,15 +153,40 @@ def test_a_site_folder_named_only_spaces_is_refused_in_predict(
     assert not out.parent.exists()
 
 
+OUTPUTS = {  # a stage and the arguments it needs before its output is checked
+    "ensemble": ["ensemble", "{runs}/a", "--data", "{tmp}/data", "--out"],
+    "folds": ["folds", "--data", "{tmp}/data", "--out"],
+    "meta": ["meta", "--data", "{tmp}/data", "--out"],
+    "crop": ["crop", "--detections", "{tmp}/d.json", "--images", "{tmp}/images", "--out"],
+    "show-detections": [
+        "show-detections",
+        "--detections",
+        "{tmp}/d.json",
+        "--images",
+        "{tmp}/images",
+        "--out",
+    ],
+    "predict": ["predict", "--images", "{tmp}/images", "--run", "{runs}/a", "--out"],
+    "export": ["export", "--run", "{runs}/a", "--data", "{tmp}/data", "--out"],
+    "report": ["report", "{runs}/a", "--data", "{tmp}/data", "--out"],
+}
+
+
 @pytest.mark.parametrize("out", [".", "sub/.."])
-def test_an_ensemble_out_that_names_no_folder_of_its_own_is_refused(
-    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("stage", list(OUTPUTS))
+def test_an_output_that_names_no_file_or_folder_of_its_own_is_refused_before_any_work(
+    stage: str,
+    out: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """An empty working folder passes as a new ensemble folder unless its name is checked."""
+    """`.` or `sub/..` as an output would be the working folder itself: the final rename fails
+    half-way (a temporary left behind) or a folder replaces the one that holds the inputs."""
     (tmp_path / "runs" / "a").mkdir(parents=True)
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
-    runs_a, data = str(tmp_path / "runs" / "a"), str(tmp_path / "data")
-    assert main(["ensemble", runs_a, "--data", data, "--out", out]) == 2
-    _one_line(capsys, "--out folder", "give a plain name")
+    argv = [a.format(runs=tmp_path / "runs", tmp=tmp_path) for a in OUTPUTS[stage]]
+    assert main([*argv, out]) == 2
+    _one_line(capsys, f"{out}:", "is a path step, not a name")
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "runs", "work"]
