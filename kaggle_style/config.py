@@ -18,10 +18,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pydantic.dataclasses
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+)
 
 from kaggle_style import files
-from kaggle_style.errors import UserError
+from kaggle_style.errors import UserError, check_name
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -45,6 +52,17 @@ class ConfigError(UserError, ValueError):
     def __init__(self, message: str, key: str | None = None) -> None:
         super().__init__(message)
         self.key = key
+
+
+def _checked_name(value: str) -> str:
+    try:
+        return check_name(value, "")
+    except UserError as err:
+        raise ConfigError(str(err)) from None
+
+
+# A name that becomes one folder or file (a run, a study, a recipe of a set): `errors.check_name`.
+Name = Annotated[str, AfterValidator(_checked_name)]
 
 
 @typing.overload
@@ -237,6 +255,8 @@ def _field_error(key: str, value: Any, hint: Any, errors: list[Any]) -> ConfigEr
     if index:
         hint, value = _item_type(hint), first["input"]
     kinds = {e["type"] for e in errors}
+    if isinstance(first.get("ctx", {}).get("error"), ConfigError):  # a field type's own check
+        return ConfigError(f"{where}: {first['ctx']['error']}", key)
     if "missing" in kinds:
         return ConfigError(f"{key}: missing; this key has no default, so give it a value", key)
     if "too_short" in kinds:

@@ -35,7 +35,7 @@ from kaggle_style.constants import (
     ID_COL,
     SITE_COL,
 )
-from kaggle_style.errors import UserError
+from kaggle_style.errors import UserError, check_name
 from kaggle_style.files import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
 from kaggle_style.training.config import TrainConfig
@@ -73,6 +73,9 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
     if site_from_folder:
         # the top-level folder is the camera site; a file directly in `images` has none
         frame[SITE_COL] = [f.split("/")[0] if "/" in f else "" for f in frame[FILE_COL]]
+        for site in frame[SITE_COL].unique():
+            if site:  # a folder's name is the site's name in every output
+                check_name(site, f"site folder in {images}")
     return frame
 
 
@@ -336,6 +339,12 @@ def predict_images(
         frames.append(frame.set_index(FILE_COL))
         bad.update(member_bad)
     keep = [f for f in table[FILE_COL] if f not in bad and all(f in fr.index for fr in frames)]
+    if not keep:
+        first = next(iter(bad.items()), ("", "no prediction"))
+        raise PredictError(
+            f"{images}: none of its {len(table)} image(s) can be read (e.g. {first[0]}: "
+            f"{first[1]}); nothing written: give a folder of readable images"
+        )
     frames = [fr.loc[keep] for fr in frames]
     info = table.set_index(FILE_COL).loc[keep]
     sites = info[SITE_COL].to_numpy() if site_from_folder else None

@@ -8,6 +8,7 @@ Above `deployment` (predict on new images), `report` (the per-site activity figu
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from pydantic import Field
 from kaggle_style.config import Fraction, NonNegative, stage_config
 from kaggle_style.constants import CLASSES
 from kaggle_style.errors import UserError
-from kaggle_style.files import write_csv
+from kaggle_style.files import check_outputs, write_csv
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.metadata import Metadata, read_metadata
 from kaggle_style.outputs.records import DEFAULT_MINUTES, ComparedTo
@@ -108,8 +109,15 @@ class OutputConfig:
 
 def write_output(classified: Classified, out: Path, options: OutputOptions) -> str:
     """Write `out` (a file for csv and md, a folder for camtrap-dp and records); return the
-    line that tells the user what was written."""
-    out = Path(out)
+    line that tells the user what was written, and whether the thresholds left it empty."""
+    done = _write_format(classified, Path(out), options)
+    cut = options.thresholds.min_prob
+    if options.fmt != "csv" and not (classified.probs.max(axis=1) >= cut).any():
+        done += f"; empty: no image has a class at --min-prob {cut:g} or above"
+    return done
+
+
+def _write_format(classified: Classified, out: Path, options: OutputOptions) -> str:
     if options.fmt == "camtrap-dp":
         from kaggle_style.outputs.camtrap_dp import UNTIMED_FILE, write_camtrap_dp
 
@@ -181,25 +189,33 @@ def predict_to(
     read_meta: bool = True,
 ) -> pd.DataFrame:
     """`predict`: classify a folder of images and write `out` in the chosen format, with
-    bad_images.csv beside a file or inside a folder; return the per-image table."""
+    bad_images.csv beside a file or inside a folder; return the per-image table. A refused
+    prediction (no readable image, a bad run) leaves nothing, the work folder it made included."""
     from kaggle_style.deployment import predict_images, run_predict, write_bad_images
 
     out = Path(out)
-    if options.fmt == "csv":
-        return run_predict(
-            images, run_dir, out, site_from_folder, detector, work, progress, read_meta
+    work = Path(work) if work else out.parent / f".{out.name}_work"
+    made_work = not work.exists()
+    try:
+        if options.fmt == "csv":
+            return run_predict(
+                images, run_dir, out, site_from_folder, detector, work, progress, read_meta
+            )
+        found = predict_images(
+            images,
+            run_dir,
+            site_from_folder,
+            detector,
+            work,
+            progress,
+            read_meta,
+            boxes=options.needs_boxes(),
+            require_boxes=options.fmt == "md",
         )
-    found = predict_images(
-        images,
-        run_dir,
-        site_from_folder,
-        detector,
-        Path(work) if work else out.parent / f".{out.name}_work",
-        progress,
-        read_meta,
-        boxes=options.needs_boxes(),
-        require_boxes=options.fmt == "md",
-    )
+    except UserError:
+        if made_work:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     done = write_output(found.classified, out, options)
     write_bad_images(found.bad, out if options.fmt in ("camtrap-dp", "records") else out.parent)
     print(f"predict: {done}", file=sys.stderr)
@@ -216,6 +232,9 @@ def export_run(
 ) -> str:
     """A run's competition test set in the chosen format."""
     from kaggle_style.outputs.from_run import classified_from_run
+
+    inputs = {"--run": run_dir, "--data": data, "--meta": meta, "--detections": detections}
+    check_outputs({"--out": out}, inputs)
 
     classified = classified_from_run(run_dir, data, meta, detections)
     return write_output(classified, out, options)

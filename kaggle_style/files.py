@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from kaggle_style.constants import TEXT_COLUMNS, TRAIN_FEATURES
-from kaggle_style.errors import UserError
+from kaggle_style.errors import UserError, check_name
 
 # What a number column reads as missing: pandas' own default strings.
 NUMBER_MISSING = (
@@ -52,7 +52,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
 
     A full disk on the way becomes one `DiskFullError` naming the folder."""
-    target = Path(path)
+    target = _output_target(path, "file")
     with disk_guard(target.parent, target.name):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -74,7 +74,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty folder beside `path`; it replaces `path` as one unit if the block succeeds,
     so no reader sees old files beside new ones and nothing stale survives a rewrite."""
-    target = Path(path)
+    target = _output_target(path, "folder")
     with disk_guard(target.parent, f"{target.name}/"):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -90,6 +90,16 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _output_target(path: str | os.PathLike, kind: str) -> Path:
+    """An output named by its own last step: `.`, `..` or none would fail half-way through the
+    final rename (a temporary left behind), and a file cannot replace a folder."""
+    target = Path(path)
+    check_name(target.name or str(target), f"output {kind} {target}:")
+    if kind == "file" and target.is_dir():
+        raise UserError(f"output file {target}: is a folder; give a file name")
+    return target
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -190,6 +200,16 @@ def read_csv(
         ) from err
     except pd.errors.ParserError as err:
         raise error(f"{path}: not a readable CSV ({' '.join(str(err).split())})") from err
+
+
+def require_rows(
+    frame: pd.DataFrame, path: str | os.PathLike, error: type[Exception] = UserError
+) -> pd.DataFrame:
+    """A table that must hold rows (train, test, labels, submission format, meta) and has only
+    its header is one `error` naming the file: zero rows would pass every other check."""
+    if len(frame) == 0:
+        raise error(f"{path}: holds a header but no data rows; give the file its rows")
+    return frame
 
 
 # errno values that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
@@ -374,11 +394,13 @@ def check_outputs(
     outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]
 ) -> None:
     """Refuse, before any work, an output that is one of the command's inputs, holds one or lies
-    inside one, or lies inside a data folder: a write there would destroy what it reads."""
+    inside one, or lies inside a data folder: a write there would destroy what it reads; or one
+    whose last step is no name (`.`, `..`): it would be the folder above."""
     given = {name: Path(p).resolve() for name, p in inputs.items() if p is not None}
     for name, out in outputs.items():
         if out is None:
             continue
+        check_name(Path(out).name or str(out), f"{name} {out}:")
         target = Path(out).resolve()
         for in_name, source in given.items():
             if target == source or source in target.parents or target in source.parents:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kaggle_style.constants import ID_COL
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.files import read_csv
+from kaggle_style.files import read_csv, require_rows
 
 META_COLUMNS = (ID_COL, "datetime", "hour", "camera", "night", "confidence", "sequence")
 # Years pandas' nanosecond timestamps hold: the ensemble and the report compute with them.
@@ -56,6 +56,7 @@ def read_meta(path: str | Path, ids: Sequence[str] | pd.Series | None = None) ->
     """
     path = Path(path)
     frame = read_csv(path, MetaError, dtype=str, keep_default_na=False)
+    require_rows(frame, path, MetaError)
     missing = [c for c in META_COLUMNS if c not in frame.columns]
     if missing:
         raise MetaError(f"{path}: missing column(s) {', '.join(missing)}; rerun kaggle-style meta")

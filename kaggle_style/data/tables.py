@@ -23,7 +23,7 @@ from kaggle_style.constants import (
     TRAIN_LABELS,
 )
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.files import read_csv
+from kaggle_style.files import read_csv, require_rows
 
 
 class TableError(UserError, ValueError):
@@ -34,7 +34,7 @@ def read_table(path: str | os.PathLike[str], required: tuple[str, ...]) -> pd.Da
     """Read a CSV whose ids and sites stay the strings written and whose required columns all
     exist."""
     path = Path(path)
-    frame = read_csv(path, TableError)
+    frame = require_rows(read_csv(path, TableError), path, TableError)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise TableError(

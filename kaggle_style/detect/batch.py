@@ -328,6 +328,13 @@ def detect_images(cfg: DetectConfig) -> Path:
             file=sys.stderr,
         )
         return part
+    if det.failures and not det.images:  # a file of failures only would pass for detections
+        part.unlink(missing_ok=True)
+        key, why = next(iter(det.failures.items()))
+        raise DetectorError(
+            f"none of the {len(det.failures)} images can be read (e.g. {key}: {why}); "
+            f"nothing written to {out}: check the images"
+        )
     mdjson.write(out, _finished(det, info))
     resolved = {**config_dict(cfg), "weights": str(detector.weights)}
     write_yaml(config_path(out), {**resolved, "git_commit": info["git_commit"]})

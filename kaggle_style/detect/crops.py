@@ -48,6 +48,7 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
+from kaggle_style.errors import UserError
 from kaggle_style.files import (
     atomic_path,
     check_outputs,
@@ -275,6 +276,8 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
             raise disk_full_error(err, folder, "crops") from err
         raise
     failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
+    if failed and len(failed) == len(ids):
+        _refuse_if_none_readable(jobs, failed, folder)
     if failed:
         shown = "; ".join(f"{i}: {why}" for i, why in failed[:3])
         print(
@@ -282,6 +285,24 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
             file=sys.stderr,
         )
     return {i: size for i, (size, _) in zip(ids, results, strict=True)}
+
+
+def _refuse_if_none_readable(
+    jobs: dict[str, _Job], failed: list[tuple[str, str]], folder: Path
+) -> None:
+    """Every image with a box is unreadable: unless one without a box reads (its header only),
+    the manifest would point at unreadable frames only, so nothing is written."""
+    for job in jobs.values():
+        if not job.boxes:
+            try:
+                frame_size(job.src, job.max_pixels)
+                return
+            except BadImageError:
+                continue
+    raise UserError(
+        f"none of the {len(jobs)} images can be read (e.g. {failed[0][0]}: {failed[0][1]}); "
+        f"nothing written to {folder}: check the images"
+    )
 
 
 def _finish_rows(
@@ -351,6 +372,12 @@ def run_crops(cfg: CropConfig) -> Path:
     )
     _write_manifest(manifest, Path(cfg.out) / MANIFEST)
     crops = int((~manifest["fallback"]).sum())
+    if not any(job.boxes for job in jobs.values()):  # a valid manifest: every image read whole
+        print(
+            f"crop: no box reaches any threshold ({', '.join(map(str, cfg.thresholds))}): every "
+            "row is its full frame, so crop recipes train on full frames",
+            file=sys.stderr,
+        )
     print(
         f"crop: {len(manifest)} rows ({crops} crops, {len(manifest) - crops} full-frame) -> {path}",
         file=sys.stderr,

@@ -41,6 +41,7 @@ from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import loss_only, summary
+from kaggle_style.errors import check_name
 from kaggle_style.files import atomic_folder, git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, score
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -331,7 +332,9 @@ def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: Ensembl
 
 
 def check_out_folder(out: Path) -> None:
-    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole)."""
+    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole), and
+    its last step a name (`runs/..` or `.` would replace the folder above)."""
+    check_name(out.name or str(out), "the ensemble's --out folder")
     if out.exists() and not out.is_dir():
         raise EnsembleError(f"{out}: is a file; give a folder as the ensemble's --out")
     if out.is_dir() and any(out.iterdir()) and not (out / ENSEMBLE_FILE).is_file():

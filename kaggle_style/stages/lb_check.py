@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from pydantic import Field
 
 from kaggle_style.config import resolve_config, stage_config
 from kaggle_style.config_flags import add_config_arguments, add_config_flags, flag_values
-from kaggle_style.lb_check import lb_check
+from kaggle_style.lb_check import clear_work, lb_check
 from kaggle_style.stages import Command
 from kaggle_style.training.config import TrainConfig
 
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     check = resolve_config(LbCheckConfig, cli=flag_values(args, LbCheckConfig))
     if cfg.view != "full":
         print(f"note: {args.config} uses view={cfg.view}; the crops manifest must cover the data")
-    shutil.rmtree(args.work / "runs", ignore_errors=True)
+    clear_work(args.work, Path(cfg.data))
     result = lb_check(cfg, check.share, check.n_splits, check.seed, args.work)
     print(
         f"local OOF estimate {result['local_oof_log_loss']:.4f} | pseudo-leaderboard "

@@ -14,6 +14,7 @@ from kaggle_style.config import (
     ConfigError,
     Count,
     Fraction,
+    Name,
     NonNegative,
     Positive,
     Whole,
@@ -63,7 +64,7 @@ NON_MODEL_KEYS = frozenset(
 class TrainConfig:
     """Everything a training run needs; a YAML file in configs/ sets these per model recipe."""
 
-    name: str = "model"
+    name: Name = "model"
     """run name: outputs go to RUNS_DIR/NAME/"""
     data: str = "data/demo"
     """DrivenData folder"""

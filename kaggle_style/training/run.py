@@ -35,7 +35,12 @@ from kaggle_style.training.config import TrainConfig, model_hash
 from kaggle_style.training.data import FoldInputs, prepare_data
 from kaggle_style.training.fold_locks import FoldLock, live_locks
 from kaggle_style.training.loop import EpochCallback, FoldResult, make_accelerator, train_fold
-from kaggle_style.training.pseudo_labels import FOLDS_HASH_KEY, check_sources, file_sha256
+from kaggle_style.training.pseudo_labels import (
+    FOLDS_HASH_KEY,
+    check_sources,
+    check_targets,
+    file_sha256,
+)
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -66,6 +71,9 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
             f"fold(s) {unknown} not in {cfg.folds_file} (folds: {all_folds}); "
             "use --fold with one of those"
         )
+    check_readable_folds(prep, wanted)
+    if cfg.pseudo_labels is not None:
+        check_targets(cfg.pseudo_labels, cfg.runs_dir, wanted, prep.test_samples.ids)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(
@@ -101,6 +109,27 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
             lock.release()
     accelerator.wait_for_everyone()
     return _finish(prep, all_folds, wanted, key, started, main)
+
+
+def check_readable_folds(prep: FoldInputs, wanted: list[int]) -> None:
+    """Each fold to train has readable images to learn from and to score on: a fold whose
+    images are all unreadable would train on nothing or score nothing, so nothing is written."""
+    cache, ids = prep.train_cache, prep.train_samples.ids
+    listed = f"listed in {cache.folder}/bad_images.csv"
+    if not np.asarray(cache.ok).any():
+        first = next(iter(cache.errors.values()), "unreadable")
+        raise UserError(
+            f"none of the {len(ids)} training images can be read (e.g. {first}); nothing "
+            f"trained: replace them and rerun ({listed})"
+        )
+    sample_fold = np.array([prep.fold_of[i] for i in ids])
+    for fold in wanted:
+        for what, rows in (("training", sample_fold != fold), ("validation", sample_fold == fold)):
+            if not (rows & np.asarray(cache.ok)).any():
+                raise UserError(
+                    f"fold {fold} has no readable {what} image ({int(rows.sum())} unreadable, "
+                    f"{listed}); nothing trained: replace them or rebuild the folds"
+                )
 
 
 def _refuse_other_config(run_dir: Path, key: str) -> None:

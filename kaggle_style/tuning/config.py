@@ -9,7 +9,7 @@ from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
-from kaggle_style.config import ConfigError, Count, NonNegative, Positive, Whole, stage_config
+from kaggle_style.config import Count, Name, NonNegative, Positive, Whole, stage_config
 
 Pruner = Literal["median", "hyperband", "none"]
 ObjectiveKind = Literal["train", "synthetic"]
@@ -19,7 +19,7 @@ ObjectiveKind = Literal["train", "synthetic"]
 class TuneConfig:
     """One tuning worker: which study, where it lives, how many trials this worker adds."""
 
-    study: str
+    study: Name
     """study name (shared by every worker)"""
     storage: str | None = None
     """sqlite:///FILE.db (null: sqlite:///studies/STUDY.db), postgresql+psycopg2://USER:PASS@HOST/DB
@@ -54,22 +54,16 @@ class TuneConfig:
     quiet: bool = False
     """no progress bars"""
 
-    def __post_init__(self) -> None:
-        if not self.study.strip():
-            raise ConfigError(
-                "study: give the study a name (every worker uses the same one)", "study"
-            )
-
 
 @stage_config
 class ExportConfig:
     """`tune-export`: the study to read and the train config to write."""
 
-    study: str
+    study: Name
     """the study to read"""
     out: Path
     """the train config file to write"""
     storage: str | None = None
     """the study's storage (null: sqlite:///studies/STUDY.db)"""
-    name: str | None = None
+    name: Name | None = None
     """run name in the written config (null: STUDY-best)"""
