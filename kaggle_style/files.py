@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -391,7 +391,7 @@ def data_folder_of(path: str | os.PathLike) -> Path | None:
 
 
 def check_outputs(
-    outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]
+    outputs: Mapping[str, str | os.PathLike | None], inputs: Mapping[str, str | os.PathLike | None]
 ) -> None:
     """Refuse, before any work, an output that is one of the command's inputs, holds one or lies
     inside one, or lies inside a data folder: a write there would destroy what it reads; or one

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -236,7 +236,7 @@ def fold_targets(
 
 
 def check_targets(
-    spec: dict[str, Any], runs_dir: str | Path, folds: Sequence[int], test_ids: Sequence[str]
+    spec: dict[str, Any], runs_dir: str | Path, folds: Sequence[int], test_ids: Iterable[str]
 ) -> None:
     """Before any work: every fold to train keeps some test image. Where `min_prob` keeps none,
     the second round would be a first round under another name, so it is refused."""
