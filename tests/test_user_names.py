@@ -47,7 +47,7 @@ def _all_stage_configs() -> list[type]:
     for module in pkgutil.walk_packages(kaggle_style.__path__, "kaggle_style."):
         if not module.name.endswith("__main__"):
             importlib.import_module(module.name)
-    # benchmarks/' configs (imported by other tests) are outside the product: their `recipe` is a path
+    # benchmarks' configs (other tests import them) are not the product's: `recipe` is a path
     return [cls for cls in CONFIG_CLASSES if cls.__module__.startswith("kaggle_style.")]
 
 
