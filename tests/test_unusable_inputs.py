@@ -229,11 +229,16 @@ def test_lb_check_with_a_share_that_empties_one_side_is_one_line_and_writes_noth
     tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     work = tmp_path / "work"
-    for share, side in (("0", "no test image"), ("1", "no training image")):
-        argv = ["lb-check", "--config", str(TINY), "--data", str(tiny_data), "--work", str(work)]
+    argv = ["lb-check", "--config", str(TINY), "--data", str(tiny_data), "--work", str(work)]
+    # 0 and 1 are outside the share's range (its config field): refused before any data is read
+    for share in ("0", "1"):
         assert main([*argv, "--share", share]) == 2
-        _one_line(capsys, f"--share {share} holds out", side)
+        _one_line(capsys, "share", "out of range")
         assert not work.exists()
+    # a share in range that still holds out every site leaves nothing to train on
+    assert main([*argv, "--share", "0.999"]) == 2
+    _one_line(capsys, "--share 0.999 holds out", "no training image")
+    assert not work.exists()
 
 
 def test_lb_check_never_removes_runs_it_did_not_make(
