@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.errors import UserError
 from kaggle_style.files import write_csv
 from kaggle_style.outputs.classified import Classified, Thresholds
@@ -90,7 +89,7 @@ def write_output(classified: Classified, out: Path, options: OutputOptions) -> s
         return write_records(classified, out, options)
     frame = classified.images.copy()
     probs = classified.probs
-    frame["top_class"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
+    frame["top_class"] = np.asarray(classified.classes)[probs.argmax(axis=1)]
     frame["top_prob"] = probs.max(axis=1)
     write_csv(out, frame)
     return f"{len(frame)} images -> {out}"
@@ -109,9 +108,10 @@ def write_records(classified: Classified, out: Path, options: OutputOptions) -> 
         records(classified, options.thresholds), options.minutes, options.compared_to
     )
     counts = count_table(events)
-    for name, frame in zip(RECORD_FILES, (events, counts, site_by_class(counts)), strict=True):
+    tables = (events, counts, site_by_class(counts, classified.classes))
+    for name, frame in zip(RECORD_FILES, tables, strict=True):
         write_csv(out / name, frame, index=name == "site_by_class.csv", float_format="%.6g")
-    figure = site_activity_plot(events, out)
+    figure = site_activity_plot(events, out, classes=classified.classes)
     untimed = int(counts["untimed_images"].sum()) if len(counts) else 0
     if untimed:
         print(

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASS_INDEX, FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.constants import FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.data.tables import CompetitionData, load_competition_data
 from kaggle_style.files import atomic_folder, check_outputs, write_text
 from kaggle_style.report.activity import (
@@ -100,7 +100,8 @@ def _write_page(
         "OOF probabilities as written.</p>"
     )
     for i, run in enumerate(runs):
-        y = run.oof[[ID_COL]].merge(truth, on=ID_COL, how="left")[LABEL_COL].map(CLASS_INDEX)
+        index = {c: i for i, c in enumerate(run.classes)}
+        y = run.oof[[ID_COL]].merge(truth, on=ID_COL, how="left")[LABEL_COL].map(index)
         png, eces = reliability_plot(run, i, y.to_numpy(dtype=np.int64), out)
         body.append(table(["run", "curve", "ECE"], [[run.name, c, fmt(e)] for c, e in eces]))
         body.append(f'<img src="{png}" alt="reliability {html.escape(run.name)}">')
