@@ -392,11 +392,14 @@ def run_predict(
     work: Path | None = None,
     progress: bool = True,
     read_meta: bool = True,
+    task: Task | None = None,
 ) -> pd.DataFrame:
     """Write the CSV `out` (Predicted.table) and, if any, bad_images.csv beside it."""
     out = Path(out)
     work = Path(work) if work else out.parent / f".{out.name}_work"
-    found = predict_images(images, run_dir, site_from_folder, detector, work, progress, read_meta)
+    found = predict_images(
+        images, run_dir, site_from_folder, detector, work, progress, read_meta, task=task
+    )
     write_csv(out, found.table)
     write_bad_images(found.bad, out.parent)
     print(f"predict: {len(found.table)} images -> {out}", file=sys.stderr)

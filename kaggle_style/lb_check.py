@@ -142,6 +142,7 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
                 out=str(out),
                 site_adapt=mode,
                 stacking=False,
+                task=str(task_record_path(folds)),
             )
         ).report
         result[f"pseudo_lb_log_loss_site_{mode}"] = pseudo_lb(out / TEST_FILE)

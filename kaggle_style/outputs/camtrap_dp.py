@@ -255,7 +255,11 @@ def observations_table(
             "observationLevel": "event",
         }
         found = _observations_of(
-            kept_classes(mean[None], thresholds)[0], boxes[most], base, thresholds
+            kept_classes(mean[None], thresholds)[0],
+            boxes[most],
+            base,
+            thresholds,
+            classified.classes,
         )
         rows.extend({**r, "observationID": f"{event}_e{n}"} for n, r in enumerate(found, 1))
     return pd.DataFrame(rows).reindex(columns=list(OBSERVATION_COLUMNS))

@@ -21,6 +21,8 @@ from kaggle_style.report.gallery import crop_threshold, gallery
 from kaggle_style.report.plots import confusion_plot, per_class_plot, reliability_plot
 from kaggle_style.report.runs import ReportError, Run, fmt, load_run, table
 from kaggle_style.report.sections import ensemble_section, model_table, site_table
+from kaggle_style.run_contract import check_run_task
+from kaggle_style.task import Task, conservision
 
 INDEX = "index.html"
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1400px}
@@ -37,6 +39,7 @@ def build_report(
     crops: Path | None = None,
     n_gallery: int = 12,
     meta: Path | None = None,
+    task: Task | None = None,
 ) -> Path:
     """Write `out/index.html` and its images; return the page's path.
 
@@ -49,10 +52,15 @@ def build_report(
         {"--out": out},
         {**{f"run {r}": r for r in run_dirs}, "--data": data, "--crops": crops, "--meta": meta},
     )
+    task = task or conservision()
+    for run_dir in run_dirs:
+        check_run_task(run_dir, task)
     runs = [load_run(Path(r)) for r in run_dirs]
     if not runs:
         raise ReportError("no runs to report on; give one or more run folders")
-    dataset = load_competition_data(data)
+    for run in runs:
+        task.check_classes(run.classes, f"run {run.name}")
+    dataset = load_competition_data(data, task)
     truth = dataset.train[[ID_COL, FILEPATH_COL, SITE_COL, LABEL_COL]]
     known = set(truth[ID_COL])
     for run in runs:
@@ -108,7 +116,14 @@ def _write_page(
     if ensembles:
         body.append("<h2>Ensemble</h2>")
         body += [ensemble_section(r, out, i) for i, r in enumerate(ensembles)]
-    body.append(_clock_sections(meta, dataset.train, dataset.test, truth, primary, ensembles, out))
+    if dataset.task.camera_trap_parts:
+        clocks = _clock_sections(meta, dataset.train, dataset.test, truth, primary, ensembles, out)
+        body.append(clocks)
+    else:
+        body.append(
+            f"<p>task {html.escape(dataset.task.name)} has no camera_trap part: activity by "
+            "hour, sequences and records are left out.</p>"
+        )
     body += [
         f"<h2>Sites (hardest first by {html.escape(primary.name)})</h2>",
         site_table(runs, primary, truth),
