@@ -88,7 +88,7 @@ def member_runs(run_dir: Path) -> tuple[list[Path], EnsembleReport | None]:
 
 
 # written beside the config, not in it (folds_sha256: training.pseudo_labels.FOLDS_HASH_KEY)
-RUN_KEYS = ("git_commit", "model_hash", "data_config", "folds_sha256")
+RUN_KEYS = ("git_commit", "model_hash", "data_config", "folds_sha256", "classes")
 
 
 def run_config(run_dir: Path, **changes: Any) -> tuple[TrainConfig, dict[str, Any]]:

@@ -82,7 +82,9 @@ class Inputs:
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return self.task.classes if self.task is not None else ()
+        if self.task is not None:
+            return self.task.classes
+        return tuple(str(c) for c in range(self.oof[0].shape[1]))  # inputs built without a task
 
     def rows(self) -> RowFacts:
         return replace(
