@@ -37,7 +37,7 @@ from kaggle_style.constants import (
 from kaggle_style.errors import UserError
 from kaggle_style.files import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
-from kaggle_style.prediction_files import run_classes
+from kaggle_style.run_contract import run_classes, shared_classes
 from kaggle_style.task import Task
 from kaggle_style.training.config import TrainConfig
 
@@ -321,7 +321,7 @@ def predict_images(
     images, work = Path(images), Path(work)
     table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
-    classes = _shared_classes(Path(run_dir), runs, task)
+    classes = shared_classes(Path(run_dir), runs, task)
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
     ensemble_boxes = report is not None and "boxes" in report.applied_needs()
     detections = (
@@ -353,22 +353,6 @@ def predict_images(
     result["top_prob"] = probs.max(axis=1)
     classified = _classified(result, Path(run_dir), images, detections, bad, classes)
     return Predicted(result, classified, bad)
-
-
-def _shared_classes(run_dir: Path, members: list[Path], task: Task | None) -> tuple[str, ...]:
-    """The class order every member predicts; with `task`, refused unless it is the task's."""
-    from kaggle_style.run_contract import check_run_task
-
-    classes = run_classes(members[0])
-    for member in members:
-        if task is not None:
-            check_run_task(member, task)
-            task.check_classes(run_classes(member), f"run {member}")
-        elif run_classes(member) != classes:
-            raise PredictError(f"run {member}: predicts other classes than {members[0]}")
-    if task is not None:
-        check_run_task(run_dir, task)
-    return classes
 
 
 def write_bad_images(bad: dict[str, str], folder: Path) -> None:
