@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             required=True,
             type=Path,
             dest="format_path",
-            help="the competition's submission_format.csv",
+            help="the competition's submission format file",
         )
         parser.add_argument(
             "--out",
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             required=True,
             type=Path,
             dest="format_path",
-            help="the competition's submission_format.csv",
+            help="the competition's submission format file",
         )
         parser.add_argument(
             "--strict-order", action="store_true", help="also require the format file's row order"
