@@ -78,7 +78,7 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
 
 def member_runs(run_dir: Path) -> tuple[list[Path], EnsembleReport | None]:
     """(model run folders, the ensemble's report or None for a single model run)."""
-    from kaggle_style.ensemble.members import member_folders
+    from kaggle_style.ensemble.inputs import member_folders
     from kaggle_style.run_contract import check_run
 
     if not (run_dir / ENSEMBLE_FILE).is_file():
@@ -317,13 +317,15 @@ def predict_images(
     """Classify every image below `images` with the run; the detector runs for crop-trained
     members and, with `boxes`, for outputs that carry boxes (`require_boxes`: an error when
     it cannot, before any model runs)."""
+    from kaggle_style.ensemble.steps import applied_needs
+
     detector = detector or DetectorChoice()
     images, work = Path(images), Path(work)
     table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
     classes = shared_classes(Path(run_dir), runs, task)
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
-    ensemble_boxes = report is not None and "boxes" in report.applied_needs()
+    ensemble_boxes = report is not None and "boxes" in applied_needs(report)
     detections = (
         detect_once(images, work, detector) if crops_needed or boxes or ensemble_boxes else None
     )

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kaggle_style.ensemble.members import check_ensemble_folder
+from kaggle_style.ensemble.inputs import check_ensemble_folder
 from kaggle_style.run_contract import check_run_task
 from kaggle_style.submission import (
     DEFAULT_CLIP,
