@@ -18,7 +18,7 @@ import pandas as pd
 from kaggle_style.constants import FILEPATH_COL, FOLD_COL, ID_COL, LABEL_COL, SITE_COL, TEXT_COLUMNS
 from kaggle_style.data.patterns import find_images
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.files import read_csv
+from kaggle_style.files import read_csv, require_rows
 from kaggle_style.task import Task, conservision
 
 
@@ -48,7 +48,7 @@ def read_table(
     """Read a CSV whose ids and sites stay the strings written and whose required columns all
     exist."""
     path = Path(path)
-    frame = read_csv(path, TableError, text=_text_columns(task))
+    frame = require_rows(read_csv(path, TableError, text=_text_columns(task)), path, TableError)
     require_columns(path, frame, required)
     if id_column in frame.columns:
         dup = frame.loc[frame[id_column].duplicated(), id_column]

@@ -40,6 +40,7 @@ from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import loss_only, summary
+from kaggle_style.errors import check_name
 from kaggle_style.files import atomic_folder, git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, metric, score
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -190,9 +191,10 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
         return result
     nested, per_fold = nested_choices(cfg, inputs, lambda c, i: fit_chain(c, i, figures=loss_only))
     report, honest = result.report, Summary.model_validate(summary(inputs.y, nested))
+    assert report.final is not None and report.table is not None  # a full fit_chain sets both
     final = report.final.model_copy(
         update={
-            "nested": honest,  # type: ignore[union-attr]
+            "nested": honest,
             "nested_given_choices": report.final.nested,
         }
     )
@@ -364,7 +366,9 @@ def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: Ensembl
 
 
 def check_out_folder(out: Path) -> None:
-    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole)."""
+    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole), and
+    its last step a name (`runs/..` or `.` would replace the folder above)."""
+    check_name(out.name or str(out), "the ensemble's --out folder")
     if out.exists() and not out.is_dir():
         raise EnsembleError(f"{out}: is a file; give a folder as the ensemble's --out")
     if out.is_dir() and any(out.iterdir()) and not (out / ENSEMBLE_FILE).is_file():
