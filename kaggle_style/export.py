@@ -8,11 +8,12 @@ Above `deployment` (predict on new images), `report` (the per-site activity figu
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, TypeGuard
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -249,7 +250,12 @@ def export_run(
     from kaggle_style.outputs.from_run import classified_from_run
     from kaggle_style.run_contract import check_run_task
 
-    inputs = {"--run": run_dir, "--data": data, "--meta": meta, "--detections": detections}
+    inputs: dict[str, str | os.PathLike[Any] | None] = {
+        "--run": run_dir,
+        "--data": data,
+        "--meta": meta,
+        "--detections": detections,
+    }
     check_outputs({"--out": out}, inputs)
     check_format_for_task(options.fmt, task)
     if task is not None:

@@ -40,7 +40,7 @@ def _text_columns(task: Task | None) -> tuple[str, ...]:
 
 
 def read_table(
-    path: str | Path,
+    path: str | os.PathLike[str],
     required: tuple[str, ...],
     id_column: str = ID_COL,
     task: Task | None = None,
@@ -104,7 +104,7 @@ def read_features(path: str | Path, task: Task | None = None, split: str = "trai
 
 
 def read_labels(
-    path: str | Path, classes: tuple[str, ...] | None = None, task: Task | None = None
+    path: str | os.PathLike[str], classes: tuple[str, ...] | None = None, task: Task | None = None
 ) -> pd.DataFrame:
     """`id, label`: from one-hot class columns (checked one-hot) or from a label column (checked
     against the classes)."""
@@ -227,9 +227,10 @@ def load_competition_data(
     return CompetitionData(root=root, train=train, test=test, task=task)
 
 
-def read_format(path: str | Path, task: Task) -> pd.DataFrame:
+def read_format(path: str | os.PathLike[str], task: Task) -> pd.DataFrame:
     """The submission format: the id column and, for probabilities, every class column; for a
     label submission, the label column."""
+    required: tuple[str, ...]
     if task.submission.kind == "label":
         required = (task.id_column, str(task.submission.label_column))
     else:

@@ -329,7 +329,8 @@ def camera_trap_off(cfg: EnsembleConfig, task: Task) -> tuple[EnsembleConfig, st
     steps = [s for s in STEPS if set(s.inputs) & {"meta", "detections"} and s.mode(cfg) != "off"]
     if not steps:
         return cfg, ""
-    cfg = replace(cfg, **{s.config_key: "off" for s in steps})
+    off: dict[str, Any] = {s.config_key: "off" for s in steps}
+    cfg = replace(cfg, **off)
     names = ", ".join(s.title for s in steps)
     return cfg, f"ensemble: task {task.name} has no camera_trap part: {names} skipped"
 

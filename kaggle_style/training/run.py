@@ -72,7 +72,7 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
         )
     check_readable_folds(prep, wanted)
     if cfg.pseudo_labels is not None:
-        check_targets(cfg.pseudo_labels, cfg.runs_dir, wanted, prep.test_samples.ids)
+        check_targets(cfg.pseudo_labels, cfg.runs_dir, wanted, list(prep.test_samples.ids))
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(
