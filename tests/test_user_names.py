@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny-cpu.yaml"
 HOSTILE = ["", "   ", ".", "..", "a/b", "../runs", "a\\b", "two\nlines", "nul\0"]
 # Field names that hold a user's name wherever a stage config has them: each must be a `Name`.
-NAME_FIELDS = {"name", "study", "models", "set", "task", "site", "recipe", "run"}
+# (`task` is a file or a name, read by kaggle_style.task.load_task, which refuses either in one
+# line: not a Name)
+NAME_FIELDS = {"name", "study", "models", "set", "site", "recipe", "run"}
 # The smallest valid values of configs with required fields (every other field has a default).
 REQUIRED = {
     "TuneConfig": {"study": "s"},

@@ -25,8 +25,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(FoldsConfig, args)
     out = Path(cfg.out)
+    check_outputs({"out": cfg.out}, {"data": cfg.data})
     record = task_record_path(out)
-    check_outputs({"out": cfg.out, "task record": record}, {"data": cfg.data})
+    check_outputs({"task record": record}, {"data": cfg.data})
     task = load_task(cfg.task, folds=out)
     competition = load_competition_data(cfg.data, task, allow_outside_data=cfg.allow_outside_data)
     group_by = cfg.group_by

@@ -83,7 +83,12 @@ def run_validate(args: argparse.Namespace) -> int:
 def score_arguments(parser: argparse.ArgumentParser) -> None:
     _task_argument(parser)
     parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
-    parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
+    parser.add_argument(
+        "--labels",
+        required=True,
+        type=Path,
+        help="the task's label table (e.g. train_labels.csv, train.csv)",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print the scores as one JSON object at the end"
     )
@@ -110,7 +115,7 @@ def _format_argument(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=Path,
         dest="format_path",
-        help="the competition's submission_format.csv",
+        help="the competition's submission format file",
     )
 
 
