@@ -241,7 +241,13 @@ def predict_model_run(
             loader, desc=f"{run_dir.name} {path.parent.name}", disable=not progress, leave=False
         )
         total += predict_probs(
-            model, bar, accelerator, cfg.tta_hflip, channels_last, normalize=normalize
+            model,
+            bar,
+            accelerator,
+            cfg.tta_hflip,
+            channels_last,
+            normalize=normalize,
+            num_classes=len(classes),
         )
     frame = per_image(total / len(fold_files), ids[rows], classes)
     frame = frame.rename(columns={ID_COL: FILE_COL})
