@@ -38,7 +38,7 @@ Config = TypeVar("Config", bound="DataclassInstance")  # a @stage_config class
 
 # every stage config's settings; a field's docstring is its description (`--help`, reference)
 CONFIG = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
-CONFIG_CLASSES: list[type] = []  # every `@stage_config` class imported so far (for the tests)
+STAGE_CONFIGS: list[type] = []  # every `@stage_config` class imported so far (for the tests)
 Count = Annotated[int, Field(ge=1)]
 Whole = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -93,7 +93,7 @@ def stage_config(
                 raise _config_error(err, made, kwargs) from None
 
         made.__init__ = __init__  # type: ignore[method-assign]  # wraps pydantic's own __init__
-        CONFIG_CLASSES.append(made)
+        STAGE_CONFIGS.append(made)
         return typing.cast("type[T]", made)
 
     return make if cls is None else make(cls)

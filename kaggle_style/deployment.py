@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     ENSEMBLE_FILE,
     FILEPATH_COL,
@@ -38,6 +37,8 @@ from kaggle_style.constants import (
 from kaggle_style.errors import UserError, check_name
 from kaggle_style.files import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
+from kaggle_style.run_contract import run_classes, shared_classes
+from kaggle_style.task import Task
 from kaggle_style.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ def member_runs(run_dir: Path) -> tuple[list[Path], EnsembleReport | None]:
 
 
 # written beside the config, not in it (folds_sha256: training.pseudo_labels.FOLDS_HASH_KEY)
-RUN_KEYS = ("git_commit", "model_hash", "data_config", "folds_sha256")
+RUN_KEYS = ("git_commit", "model_hash", "data_config", "folds_sha256", "classes")
 
 
 def run_config(run_dir: Path, **changes: Any) -> tuple[TrainConfig, dict[str, Any]]:
@@ -227,10 +228,11 @@ def predict_model_run(
         accelerator.device,
     )
     channels_last = cfg.channels_last and use_cuda
-    total = np.zeros((len(rows), len(CLASSES)))
+    classes = run_classes(run_dir)
+    total = np.zeros((len(rows), len(classes)))
     for path in fold_files:
         model = load_weights(
-            create_model(cfg.backbone, len(CLASSES), False, image_size=cfg.image_size), path
+            create_model(cfg.backbone, len(classes), False, image_size=cfg.image_size), path
         )
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -239,9 +241,16 @@ def predict_model_run(
             loader, desc=f"{run_dir.name} {path.parent.name}", disable=not progress, leave=False
         )
         total += predict_probs(
-            model, bar, accelerator, cfg.tta_hflip, channels_last, normalize=normalize
+            model,
+            bar,
+            accelerator,
+            cfg.tta_hflip,
+            channels_last,
+            normalize=normalize,
+            num_classes=len(classes),
         )
-    frame = per_image(total / len(fold_files), ids[rows]).rename(columns={ID_COL: FILE_COL})
+    frame = per_image(total / len(fold_files), ids[rows], classes)
+    frame = frame.rename(columns={ID_COL: FILE_COL})
     return frame, bad
 
 
@@ -251,10 +260,11 @@ def combine(
     sites: np.ndarray | None,
     meta: pd.DataFrame | None,
     detections: Path | None = None,
+    classes: tuple[str, ...] = (),
 ) -> np.ndarray:
     """Members' probabilities (rows aligned) -> the ensemble's prediction, with every step its
     ensemble.json applied that these rows have the information for."""
-    probs = [f[list(CLASSES)].to_numpy(dtype=np.float64) for f in frames]
+    probs = [f[list(classes)].to_numpy(dtype=np.float64) for f in frames]
     if report is None:
         return probs[0]
     from kaggle_style.ensemble.blend import Blend
@@ -314,6 +324,7 @@ def predict_images(
     read_meta: bool = True,
     boxes: bool = False,
     require_boxes: bool = False,
+    task: Task | None = None,
 ) -> Predicted:
     """Classify every image below `images` with the run; the detector runs for crop-trained
     members and, with `boxes`, for outputs that carry boxes (`require_boxes`: an error when
@@ -324,6 +335,7 @@ def predict_images(
     images, work = Path(images), Path(work)
     table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
+    classes = shared_classes(Path(run_dir), runs, task)
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
     ensemble_boxes = report is not None and "boxes" in applied_needs(report)
     detections = (
@@ -349,17 +361,18 @@ def predict_images(
     info = table.set_index(FILE_COL).loc[keep]
     sites = info[SITE_COL].to_numpy() if site_from_folder else None
     meta = image_meta(info, sites) if read_meta else None
-    probs = combine(frames, report, sites, meta, detections)
+    probs = combine(frames, report, sites, meta, detections, classes)
     result = pd.DataFrame({FILE_COL: keep})
     if sites is not None:
         result[SITE_COL] = sites
     if meta is not None:
         for column in ("datetime", "hour", "night", "sequence", "time_source"):
             result[column] = meta[column].to_numpy()
-    result[list(CLASSES)] = probs
-    result["top_class"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
+    result[list(classes)] = probs
+    result["top_class"] = np.asarray(classes)[probs.argmax(axis=1)]
     result["top_prob"] = probs.max(axis=1)
-    return Predicted(result, _classified(result, Path(run_dir), images, detections, bad), bad)
+    classified = _classified(result, Path(run_dir), images, detections, bad, classes)
+    return Predicted(result, classified, bad)
 
 
 def write_bad_images(bad: dict[str, str], folder: Path) -> None:
@@ -383,11 +396,14 @@ def run_predict(
     work: Path | None = None,
     progress: bool = True,
     read_meta: bool = True,
+    task: Task | None = None,
 ) -> pd.DataFrame:
     """Write the CSV `out` (Predicted.table) and, if any, bad_images.csv beside it."""
     out = Path(out)
     work = Path(work) if work else out.parent / f".{out.name}_work"
-    found = predict_images(images, run_dir, site_from_folder, detector, work, progress, read_meta)
+    found = predict_images(
+        images, run_dir, site_from_folder, detector, work, progress, read_meta, task=task
+    )
     write_csv(out, found.table)
     write_bad_images(found.bad, out.parent)
     print(f"predict: {len(found.table)} images -> {out}", file=sys.stderr)
@@ -395,7 +411,12 @@ def run_predict(
 
 
 def _classified(
-    result: pd.DataFrame, run_dir: Path, images: Path, detections: Path | None, bad: dict[str, str]
+    result: pd.DataFrame,
+    run_dir: Path,
+    images: Path,
+    detections: Path | None,
+    bad: dict[str, str],
+    classes: tuple[str, ...],
 ) -> Classified:
     """The per-image table as the outputs read it: a site for every image (the folder's name
     where there are none), no time where none was read, every untimed image its own visit."""
@@ -410,9 +431,10 @@ def _classified(
         frame["datetime"] = ""
         frame["sequence"] = frame[SITE_COL] + "/" + frame[FILE_COL]
     return Classified(
-        images=frame[list(IMAGE_COLUMNS)],
+        images=frame[[*IMAGE_COLUMNS, *classes]],
         classifier=Path(run_dir).name,
         commit=run_commit(Path(run_dir)),
         detections=mdjson.read(detections) if detections else None,
         failures=dict(bad),
+        classes=classes,
     )

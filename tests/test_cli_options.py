@@ -34,7 +34,7 @@ def _config_classes() -> list[type]:
     for module, _ in cli.COMMANDS.values():
         importlib.import_module(f"kaggle_style.stages.{module}")
     importlib.import_module("kaggle_style.sets")
-    classes = dict.fromkeys(config.CONFIG_CLASSES)  # benchmarks/ may have added their own
+    classes = dict.fromkeys(config.STAGE_CONFIGS)  # benchmarks/ may have added their own
     return [c for c in classes if c.__module__.startswith("kaggle_style.")]
 
 

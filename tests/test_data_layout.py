@@ -10,12 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from kaggle_style.constants import (
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-)
 from kaggle_style.data.layout import check_layout
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES
 
 KS = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "kaggle-style"
 

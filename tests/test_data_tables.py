@@ -8,13 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kaggle_style.constants import (
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
 from kaggle_style.data.tables import TableError, escapes, load_competition_data
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 
 
 def _edit(path: Path, change) -> None:

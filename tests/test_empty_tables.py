@@ -12,18 +12,13 @@ import pandas as pd
 import pytest
 
 from kaggle_style.cli import main
-from kaggle_style.constants import (
-    CLASSES,
-    ID_COL,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
+from kaggle_style.constants import ID_COL
 from kaggle_style.data.meta_file import META_COLUMNS, read_meta
 from kaggle_style.data.tables import read_features, read_folds, read_labels, read_table
 from kaggle_style.errors import UserError
 from kaggle_style.prediction_files import make_frame, write_predictions
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 
 
 def _header_only(path: Path) -> Path:
@@ -80,7 +75,9 @@ def test_submit_with_a_format_file_without_rows_is_one_line_and_writes_nothing(
 ) -> None:
     ids = pd.read_csv(tiny_data / TEST_FEATURES, dtype=str)[ID_COL].tolist()
     predictions = tmp_path / "test.csv"
-    write_predictions(predictions, make_frame(ids, np.full((len(ids), len(CLASSES)), 1 / 8)))
+    write_predictions(
+        predictions, make_frame(ids, np.full((len(ids), len(CLASSES)), 1 / 8), classes=CLASSES)
+    )
     fmt = _header_only(Path(shutil.copy(tiny_data / SUBMISSION_FORMAT, tmp_path / "format.csv")))
     out = tmp_path / "submissions" / "sub.csv"
     argv = ["submit", "--predictions", str(predictions), "--format", str(fmt), "--out", str(out)]

@@ -17,11 +17,11 @@ import pytest
 from test_outputs import _classified, metadata, tai  # noqa: F401 (fixtures used by name)
 
 from kaggle_style.cli import main
-from kaggle_style.constants import CLASSES
 from kaggle_style.outputs.camtrap_dp import write_camtrap_dp
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.md_results import write_md_results
 from kaggle_style.outputs.metadata import Metadata
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 TABLES = ("deployments", "media", "observations")
 DEMO_METADATA = """\

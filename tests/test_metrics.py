@@ -7,9 +7,6 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss as sk_log_loss
 
-from kaggle_style.constants import (
-    CLASSES,
-)
 from kaggle_style.metrics import (
     expected_calibration_error,
     log_loss,
@@ -17,6 +14,7 @@ from kaggle_style.metrics import (
     reliability_bins,
     score,
 )
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 
 def test_log_loss_equals_sklearn() -> None:
@@ -31,8 +29,10 @@ def test_log_loss_equals_sklearn() -> None:
 def test_prior_log_loss_and_score_fields() -> None:
     y = np.array([0, 0, 1, 2, 2, 2, 7, 4])
     prior = np.bincount(y, minlength=8) / len(y)
-    assert abs(prior_log_loss(y) - sk_log_loss(y, np.tile(prior, (8, 1)), labels=range(8))) < 1e-9
-    s = score(y, np.eye(8)[y])
+    assert (
+        abs(prior_log_loss(y, 8) - sk_log_loss(y, np.tile(prior, (8, 1)), labels=range(8))) < 1e-9
+    )
+    s = score(y, np.eye(8)[y], CLASSES)
     assert s["accuracy"] == 1.0 and s["f1_macro"] == 1.0
     assert s["per_class_accuracy"][CLASSES[3]] is None  # no support
     assert np.trace(np.array(s["confusion_matrix"])) == len(y)

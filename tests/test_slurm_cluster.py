@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from kaggle_style.constants import CLASSES, ID_COL
+from kaggle_style.constants import ID_COL
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 pytestmark = pytest.mark.slurm
 

@@ -13,9 +13,10 @@ from PIL import Image
 
 from kaggle_style.cli import main
 from kaggle_style.config import resolve_config
-from kaggle_style.constants import FILEPATH_COL, FOLD_COL, ID_COL, TRAIN_FEATURES
+from kaggle_style.constants import FILEPATH_COL, FOLD_COL, ID_COL
 from kaggle_style.detect import mdjson
 from kaggle_style.meta.sequences import assign_sequences
+from kaggle_style.task import TRAIN_FEATURES
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.run import run_training
 

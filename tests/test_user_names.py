@@ -16,7 +16,7 @@ from PIL import Image
 
 import kaggle_style
 from kaggle_style.cli import main
-from kaggle_style.config import CONFIG_CLASSES, ConfigError, Name
+from kaggle_style.config import STAGE_CONFIGS, ConfigError, Name
 from kaggle_style.errors import UserError, check_name
 from kaggle_style.sets import check_models, load_set
 from kaggle_style.training.config import TrainConfig
@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny-cpu.yaml"
 HOSTILE = ["", "   ", ".", "..", "a/b", "../runs", "a\\b", "two\nlines", "nul\0"]
 # Field names that hold a user's name wherever a stage config has them: each must be a `Name`.
-NAME_FIELDS = {"name", "study", "models", "set", "task", "site", "recipe", "run"}
+# (`task` is a file or a name, read by kaggle_style.task.load_task, which refuses either in one
+# line: not a Name)
+NAME_FIELDS = {"name", "study", "models", "set", "site", "recipe", "run"}
 # The smallest valid values of configs with required fields (every other field has a default).
 REQUIRED = {
     "TuneConfig": {"study": "s"},
@@ -48,7 +50,7 @@ def _all_stage_configs() -> list[type]:
         if not module.name.endswith("__main__"):
             importlib.import_module(module.name)
     # benchmarks' configs (other tests import them) are not the product's: `recipe` is a path
-    return [cls for cls in CONFIG_CLASSES if cls.__module__.startswith("kaggle_style.")]
+    return [cls for cls in STAGE_CONFIGS if cls.__module__.startswith("kaggle_style.")]
 
 
 def _holds_name(hint: Any) -> bool:

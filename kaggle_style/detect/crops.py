@@ -275,7 +275,7 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
         if is_disk_full(err):
             raise disk_full_error(err, folder, "crops") from err
         raise
-    failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
+    failed = [(i, str(why)) for i, (size, why) in zip(ids, results, strict=True) if size is None]
     if failed and len(failed) == len(ids):
         _refuse_if_none_readable(jobs, failed, folder)
     if failed:

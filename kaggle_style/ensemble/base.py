@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 
 from kaggle_style.errors import UserError
+from kaggle_style.task import Task
 
 LOG_FLOOR = 1e-15  # probabilities are floored before a log so one zero cannot give -inf
 
@@ -97,6 +98,13 @@ class Inputs:
     oof_boxes: np.ndarray | None = None  # per row, its detector boxes (see detections.py)
     test_boxes: np.ndarray | None = None
     detections_note: str = "no detections file (give --detections)"
+    task: Task | None = None  # the competition: classes (prediction columns), metric, layout
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        if self.task is not None:
+            return self.task.classes
+        return tuple(str(c) for c in range(self.oof[0].shape[1]))  # inputs built without a task
 
     def rows(self) -> RowFacts:
         return replace(

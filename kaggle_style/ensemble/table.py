@@ -20,7 +20,7 @@ def summary(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | None:
     """The few numbers of one table cell (the full score goes to metrics.json)."""
     if probs is None:
         return None
-    full = score(y, probs)
+    full = score(y, probs, tuple(map(str, range(np.shape(probs)[1]))))
     return {k: float(full[k]) for k in SUMMARY_KEYS}
 
 
@@ -77,6 +77,14 @@ def render(report: EnsembleReport, out: str) -> str:
         info = report.step(step.key)
         if info is not None and info.mode != "off":
             lines.append(step_line(step, info))
+    task_metric = report.metric or {}
+    if task_metric.get("name") not in (None, "log_loss"):
+        nested = task_metric.get("nested")
+        lines.append(
+            f"task {report.task}, {task_metric['name']} (fitted and chosen by log loss): "
+            f"in-sample {task_metric['in_sample']:.4f}, nested "
+            + ("-" if nested is None else f"{nested:.4f}")
+        )
     lines.append(
         f"wrote {out}/ ({OOF_FILE}, {TEST_FILE}, {METRICS_FILE}, {ENSEMBLE_FILE}, "
         f"{CONFIG_FILE}); method: {report.method}"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kaggle_style.data.layout import check_layout
 from kaggle_style.stages import Command
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +24,15 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="accept filepaths outside the folder (absolute or ../)",
     )
 
+    parser.add_argument("--task", help=task_option_help())
+
 
 def run(args: argparse.Namespace) -> int:
     report = check_layout(
-        args.data, check_images=not args.csv_only, allow_outside_data=args.allow_outside_data
+        args.data,
+        check_images=not args.csv_only,
+        allow_outside_data=args.allow_outside_data,
+        task=load_task(args.task, folds=DEFAULT_FOLDS),
     )
     print(report.format(), flush=True)
     if report.problems:

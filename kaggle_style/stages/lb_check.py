@@ -35,12 +35,13 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("configs/demo-crop.yaml"),
     )
     parser.add_argument("--work", type=Path, default=Path("lb_check"), help="work folder")
-    add_config_flags(parser, TrainConfig, only=("data",))
+    add_config_flags(parser, TrainConfig, only=("data", "task"))
     add_config_flags(parser, LbCheckConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    data = {"data": args.data} if args.data is not None else {}  # `--seed` is LbCheckConfig's
+    data = {k: getattr(args, k) for k in ("data", "task") if getattr(args, k) is not None}
+    # (`--seed` is LbCheckConfig's)
     cfg = resolve_config(TrainConfig, args.config, args.overrides, cli={**data, "progress": False})
     check = resolve_config(LbCheckConfig, cli=flag_values(args, LbCheckConfig))
     if cfg.view != "full":

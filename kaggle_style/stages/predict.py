@@ -13,6 +13,7 @@ from kaggle_style.deployment import DetectorChoice
 from kaggle_style.export import OutputConfig, OutputOptions, predict_to
 from kaggle_style.files import check_outputs
 from kaggle_style.stages import Command
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 @stage_config
@@ -61,6 +62,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", type=Path, help="work folder (detections, crops, cache)")
     add_config_flags(parser, PredictConfig, switches=SWITCHES)
     output_arguments(parser)
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         args.work,
         progress=cfg.progress,
         read_meta=cfg.read_meta,
+        task=load_task(args.task, folds=DEFAULT_FOLDS),
     )
     return 0
 

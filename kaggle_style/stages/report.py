@@ -9,6 +9,7 @@ from kaggle_style.config import Whole, resolve_config, stage_config
 from kaggle_style.config_flags import add_config_flags, flag_values
 from kaggle_style.report.page import build_report
 from kaggle_style.stages import Command
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 @stage_config
@@ -30,11 +31,13 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="meta.csv (kaggle-style meta): activity by hour, sequences per site",
     )
     add_config_flags(parser, ReportConfig)
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
     gallery = resolve_config(ReportConfig, cli=flag_values(args, ReportConfig)).gallery
-    page = build_report(args.runs, args.data, args.out, args.crops, gallery, args.meta)
+    task = load_task(args.task, folds=DEFAULT_FOLDS)
+    page = build_report(args.runs, args.data, args.out, args.crops, gallery, args.meta, task=task)
     print(f"wrote {page}")
     return 0
 

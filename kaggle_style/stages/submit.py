@@ -11,16 +11,17 @@ import json
 from pathlib import Path
 
 from kaggle_style.ensemble.inputs import check_ensemble_folder
+from kaggle_style.run_contract import check_run_task
 from kaggle_style.stages import Command
 from kaggle_style.submission import (
     DEFAULT_CLIP,
-    MAX_CLIP,
     SubmissionError,
     check_submission,
     format_scores,
     make_submission,
     score_predictions,
 )
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 def submit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,14 +42,16 @@ def submit_arguments(parser: argparse.ArgumentParser) -> None:
         "--clip",
         type=float,
         default=DEFAULT_CLIP,
-        help=f"lower bound for each probability, 0 <= clip < {MAX_CLIP:g} "
+        help="lower bound for each probability, 0 <= clip < 1/number of classes "
         f"(default {DEFAULT_CLIP:g})",
     )
 
 
 def run_submit(args: argparse.Namespace) -> int:
     check_ensemble_folder(args.predictions.parent)  # an ensemble whose members are unchanged
-    out = make_submission(args.predictions, args.format_path, args.out, args.clip)
+    task = load_task(args.task, folds=DEFAULT_FOLDS)
+    check_run_task(args.predictions.parent, task)
+    out = make_submission(args.predictions, args.format_path, args.out, args.clip, task)
     print(f"wrote {out} (validated against {args.format_path})")
     return 0
 
@@ -62,7 +65,8 @@ def validate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    problems, notes = check_submission(args.submission, args.format_path, args.strict_order)
+    task = load_task(args.task, folds=DEFAULT_FOLDS)
+    problems, notes = check_submission(args.submission, args.format_path, args.strict_order, task)
     for line in notes + problems:
         print(line)
     if problems:
@@ -77,28 +81,41 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def score_arguments(parser: argparse.ArgumentParser) -> None:
+    _task_argument(parser)
     parser.add_argument("predictions", type=Path, help="an OOF or submission-shaped file")
-    parser.add_argument("--labels", required=True, type=Path, help="train_labels.csv")
+    parser.add_argument(
+        "--labels",
+        required=True,
+        type=Path,
+        help="the task's label table (e.g. train_labels.csv, train.csv)",
+    )
     parser.add_argument(
         "--json", action="store_true", help="print the scores as one JSON object at the end"
     )
 
 
 def run_score(args: argparse.Namespace) -> int:
-    result = score_predictions(args.predictions, args.labels)
+    result = score_predictions(
+        args.predictions, args.labels, load_task(args.task, folds=DEFAULT_FOLDS)
+    )
     print(format_scores(str(args.predictions), result))
     if args.json:
         print(json.dumps(result))
     return 0
 
 
+def _task_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", help=task_option_help())
+
+
 def _format_argument(parser: argparse.ArgumentParser) -> None:
+    _task_argument(parser)
     parser.add_argument(
         "--format",
         required=True,
         type=Path,
         dest="format_path",
-        help="the competition's submission_format.csv",
+        help="the competition's submission format file",
     )
 
 

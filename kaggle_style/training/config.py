@@ -56,6 +56,7 @@ NON_MODEL_KEYS = frozenset(
         "allow_outside_data",
         "normalize_on",
         "grad_checkpointing",
+        "task",  # recorded with its classes in config.yaml and checked there (check_record)
     }
 )
 
@@ -178,6 +179,9 @@ class TrainConfig:
     """the hyperparameters `tune` searches: key -> {type, low, high, ...}"""
     pseudo_labels: dict[str, Any] | None = None
     """a second round that also learns from the test images (training.pseudo_labels)"""
+    task: str | None = None
+    """the task file or name (configs/tasks/NAME.yaml); default: what folds recorded beside
+    folds_file, else conservision"""
 
     def __post_init__(self) -> None:
         """Checks across fields (each field's own range is its type), before any image is read."""

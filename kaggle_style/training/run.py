@@ -18,7 +18,6 @@ import pandas as pd
 
 from kaggle_style.config import config_dict, plain
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     FOLD_COL,
     ID_COL,
@@ -73,13 +72,14 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
         )
     check_readable_folds(prep, wanted)
     if cfg.pseudo_labels is not None:
-        check_targets(cfg.pseudo_labels, cfg.runs_dir, wanted, prep.test_samples.ids)
+        check_targets(cfg.pseudo_labels, cfg.runs_dir, wanted, list(prep.test_samples.ids))
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(
             run_dir / CONFIG_FILE,
             {
                 **config_dict(cfg),
+                **prep.competition.task.record(),
                 "git_commit": git_commit(),
                 "model_hash": key,
                 "data_config": plain(prep.data_cfg),
@@ -207,7 +207,7 @@ def _combine(prep: FoldInputs, folds: list[int], run_dir: Path) -> dict[str, Any
     write_predictions(run_dir / OOF_FILE, oof)
     if prep.test_cache is not None:
         tests = [_read_fold(run_dir / f"fold{f}" / TEST_FILE).set_index(ID_COL) for f in folds]
-        total = sum(t[list(CLASSES)] for t in tests)
+        total = sum(t[list(prep.classes)] for t in tests)
         assert isinstance(total, pd.DataFrame)  # (a run has at least one fold)
         test = total / len(tests)
         test = test.div(test.sum(axis=1), axis=0).loc[prep.competition.test[ID_COL]].reset_index()
@@ -227,4 +227,5 @@ def _read_fold(path: Path) -> pd.DataFrame:
 
 def _score_frame(prep: FoldInputs, frame: pd.DataFrame) -> dict[str, Any]:
     y = np.array([prep.label_of[i] for i in frame[ID_COL]])
-    return score(y, frame[list(CLASSES)].to_numpy())
+    task = prep.competition.task
+    return score(y, frame[list(prep.classes)].to_numpy(), task.classes, task.score_metric)
