@@ -288,7 +288,7 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
 
 
 def _refuse_if_none_readable(
-    jobs: dict[str, _Job], failed: list[tuple[str, str | None]], folder: Path
+    jobs: dict[str, _Job], failed: list[tuple[str, str]], folder: Path
 ) -> None:
     """Every image with a box is unreadable: unless one without a box reads (its header only),
     the manifest would point at unreadable frames only, so nothing is written."""
