@@ -14,7 +14,7 @@ from pydantic import Field
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from kaggle_style.config import stage_config
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.constants import FOLD_COL, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.errors import UserError
 
 GroupBy = Literal["site", "none"]
@@ -31,6 +31,9 @@ class FoldsConfig:
     group_by: GroupBy = "site"
     # Image paths outside the data folder are refused unless this is set (see data/tables.py).
     allow_outside_data: bool = False
+    # The task file or name (configs/tasks/NAME.yaml); default: the one recorded beside `out`,
+    # else conservision. Recorded beside the folds file for every later stage.
+    task: str | None = None
 
 
 def make_folds(
@@ -62,10 +65,10 @@ def make_folds(
     return out
 
 
-def fold_table(folds: pd.DataFrame) -> pd.DataFrame:
+def fold_table(folds: pd.DataFrame, classes: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per fold: images, sites and the share of each class (what a user checks first)."""
     share = pd.crosstab(folds[FOLD_COL], folds[LABEL_COL], normalize="index")
-    share = share.reindex(columns=[c for c in CLASSES if c in share.columns] or share.columns)
+    share = share.reindex(columns=[c for c in classes if c in share.columns] or share.columns)
     table = pd.DataFrame(
         {
             "images": folds.groupby(FOLD_COL).size(),
