@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 from kaggle_style.errors import UserError
-from kaggle_style.files import check_outputs, write_yaml
+from kaggle_style.files import check_outputs
+from kaggle_style.task import parse_task, write_task
 from kaggle_style.task_infer import infer_task
 
 TASKS_DIR = Path("configs") / "tasks"
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out}: exists; add --force to replace it, or choose another name")
     check_outputs({"out": out}, {"data": data})
     inference = infer_task(data, name)
-    _validate(inference.task, out)
+    task = parse_task(inference.task, str(out))  # the written file must load: checked first
     print(f"inferred from {data}:")
     for line in inference.found:
         print(f"  {line}")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         print("not decided from the data (defaults written; set the key to change them):")
         for line in inference.undecided:
             print(f"  {line}")
-    write_yaml(out, inference.task)
+    write_task(out, task)
     print(f"wrote {out}; check it with `kaggle-style check-data {data} --task {out}`")
     return 0
 
@@ -68,10 +69,3 @@ def _name_of(stem: str) -> str:
             "name); pass --out configs/tasks/NAME.yaml"
         )
     return stem
-
-
-def _validate(task: dict, out: Path) -> None:
-    """The written file must load with the task model: checked before anything is written."""
-    from kaggle_style.task import task_from_dict
-
-    task_from_dict(task, str(out))
