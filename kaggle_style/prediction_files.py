@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, SUM_TOLERANCE
+from kaggle_style.constants import FOLD_COL, ID_COL, SUM_TOLERANCE
 from kaggle_style.errors import UserError, few_ids
 from kaggle_style.files import read_csv, write_csv
 
@@ -21,6 +21,7 @@ __all__ = [
     "PredictionError",
     "align",
     "check_predictions",
+    "classes_of",
     "few_ids",
     "make_frame",
     "probs_of",
@@ -33,16 +34,35 @@ class PredictionError(UserError, ValueError):
     """A prediction file (or a set of them) that breaks the contract."""
 
 
+# Columns of a prediction file that are not classes: the id, the fold, and what `predict` adds.
+NOT_CLASS_COLUMNS = frozenset({ID_COL, FOLD_COL, "top_class", "filepath", "site"})
+
+
+def classes_of(frame: pd.DataFrame, where: str = "predictions") -> tuple[str, ...]:
+    """A prediction file's classes: its columns other than the id and the fold, in file order."""
+    classes = tuple(str(c) for c in frame.columns if c not in NOT_CLASS_COLUMNS)
+    if len(classes) < 2:
+        raise PredictionError(
+            f"{where}: {len(classes)} class column(s) ({', '.join(classes) or 'none'}); a "
+            "prediction file has the id and one probability column per class"
+        )
+    return classes
+
+
 def check_predictions(
     frame: pd.DataFrame,
     where: str = "predictions",
     require_fold: bool = False,
-    classes: tuple[str, ...] = CLASSES,
+    classes: tuple[str, ...] | None = None,
 ) -> pd.DataFrame:
     """The frame in canonical form (id str, classes float64, fold int), or a PredictionError.
 
-    Rows are renormalised after the check so that sums within SUM_TOLERANCE become exact.
+    `classes` None takes the file's own class columns (`classes_of`); given, they must all be
+    there (other columns are dropped). Rows are renormalised after the check so that sums within
+    SUM_TOLERANCE become exact.
     """
+    if classes is None:
+        classes = classes_of(frame, where)
     missing = [c for c in (ID_COL, *classes) if c not in frame.columns]
     if require_fold and FOLD_COL not in frame.columns:
         missing.append(FOLD_COL)
@@ -87,7 +107,7 @@ def check_predictions(
 
 
 def read_predictions(
-    path: str | os.PathLike, require_fold: bool = False, classes: tuple[str, ...] = CLASSES
+    path: str | os.PathLike, require_fold: bool = False, classes: tuple[str, ...] | None = None
 ) -> pd.DataFrame:
     """Read and check a prediction file (an OOF file when `require_fold`)."""
     frame = read_csv(path, PredictionError, dtype={ID_COL: str})
@@ -98,7 +118,8 @@ def make_frame(
     ids: Sequence[str] | np.ndarray,
     probs: np.ndarray,
     folds: Sequence[int] | np.ndarray | None = None,
-    classes: tuple[str, ...] = CLASSES,
+    *,
+    classes: tuple[str, ...],
 ) -> pd.DataFrame:
     """A prediction frame from arrays (what the trainer and the ensemble produce)."""
     probs = np.asarray(probs, dtype=np.float64)
@@ -114,15 +135,17 @@ def make_frame(
 
 
 def write_predictions(
-    path: str | os.PathLike, frame: pd.DataFrame, classes: tuple[str, ...] = CLASSES
+    path: str | os.PathLike, frame: pd.DataFrame, classes: tuple[str, ...] | None = None
 ) -> Path:
     """Check `frame` and write it atomically in canonical column order at full precision."""
     checked = check_predictions(frame, str(path), classes=classes)
     return write_csv(path, checked)
 
 
-def probs_of(frame: pd.DataFrame, classes: tuple[str, ...] = CLASSES) -> np.ndarray:
-    """The (n, n_classes) float64 probability matrix of a prediction frame."""
+def probs_of(frame: pd.DataFrame, classes: tuple[str, ...] | None = None) -> np.ndarray:
+    """The (n, n_classes) float64 probability matrix of a prediction frame (its own classes
+    when `classes` is None)."""
+    classes = classes_of(frame) if classes is None else classes
     return frame[list(classes)].to_numpy(dtype=np.float64)
 
 

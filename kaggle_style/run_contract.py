@@ -12,9 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kaggle_style.constants import CONFIG_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
+from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
 from kaggle_style.files import read_yaml
+from kaggle_style.task import Task
 
 DONE_FILE = "done.json"
 MODEL_FILE = "model.safetensors"
@@ -63,6 +64,32 @@ def check_model_file(path: Path) -> None:
             f"{path}: not a whole model file ({' '.join(str(err).split())}); "
             f"delete it and {RETRAIN}"
         ) from err
+
+
+def run_task_record(run_dir: str | Path) -> dict[str, Any] | None:
+    """The task (name, classes) a model run's config.yaml or an ensemble's ensemble.json
+    recorded; None for a folder that holds neither (runs of before tasks: the default task)."""
+    run_dir = Path(run_dir)
+    config, ensemble = run_dir / CONFIG_FILE, run_dir / ENSEMBLE_FILE
+    if ensemble.is_file():
+        try:
+            data = json.loads(ensemble.read_text())
+        except (OSError, ValueError):
+            return None  # the ensemble's own reader names what is wrong with the file
+    elif config.is_file():
+        data = read_yaml(config) or {}
+    else:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return {"task": data.get("task"), "classes": data.get("classes")} if "task" in data else {}
+
+
+def check_run_task(run_dir: str | Path, task: Task) -> None:
+    """Refuse, in one line, a run or ensemble made for another task or another class order."""
+    record = run_task_record(run_dir)
+    if record is not None:
+        task.check_record(record, f"run {run_dir}")
 
 
 def check_run(run_dir: str | Path, models: bool = False) -> None:

@@ -170,7 +170,7 @@ def test_weights_scale_the_loss_and_mix_like_the_targets():
 
 
 def test_labelled_vectors_smooth_and_weigh_one():
-    v = pl.labelled_vectors(np.array([2]), 0.08)
+    v = pl.labelled_vectors(np.array([2]), 0.08, 8)
     assert v[0, 2] == pytest.approx(0.92 + 0.01) and v[0, 0] == pytest.approx(0.01)
     assert v[0, -1] == 1.0
 

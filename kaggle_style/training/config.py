@@ -55,6 +55,7 @@ NON_MODEL_KEYS = frozenset(
         "allow_outside_data",
         "normalize_on",
         "grad_checkpointing",
+        "task",  # recorded with its classes in config.yaml and checked there (check_record)
     }
 )
 
@@ -124,6 +125,9 @@ class TrainConfig:
     search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
     # a second round that also learns from the test images: training.pseudo_labels.PseudoLabels
     pseudo_labels: dict[str, Any] | None = None
+    # the task file or name (configs/tasks/NAME.yaml); default: what `folds` recorded beside
+    # folds_file, else conservision
+    task: str | None = None
 
     def __post_init__(self) -> None:
         """Checks across fields (each field's own range is its type), before any image is read."""

@@ -14,12 +14,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
-from kaggle_style.constants import CLASS_INDEX, CLASSES, FOLD_COL, ID_COL, LABEL_COL
+from kaggle_style.constants import FOLD_COL, ID_COL, LABEL_COL
 from kaggle_style.data.cache_forms import open_pixels
 from kaggle_style.data.images import ImageCache, build_cache, cache_key, cache_size_for
 from kaggle_style.data.tables import CompetitionData, load_competition_data, read_folds
 from kaggle_style.errors import UserError
 from kaggle_style.files import usable_cpus
+from kaggle_style.task import load_task
 from kaggle_style.training.config import TrainConfig
 
 
@@ -158,6 +159,10 @@ class FoldInputs:
     label_of: dict[str, int]
     fold_of: dict[str, int]
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.competition.classes
+
 
 def default_workers(cfg: TrainConfig) -> int:
     if cfg.num_workers >= 0:
@@ -187,7 +192,8 @@ def cache_plan(cfg: TrainConfig, competition: CompetitionData) -> CachePlan:
     from kaggle_style.models import create_model, data_config
 
     data_cfg = data_config(
-        create_model(cfg.backbone, len(CLASSES), image_size=cfg.image_size), cfg.image_size
+        create_model(cfg.backbone, competition.task.num_classes, image_size=cfg.image_size),
+        cfg.image_size,
     )
     return CachePlan(
         data_cfg,
@@ -197,9 +203,15 @@ def cache_plan(cfg: TrainConfig, competition: CompetitionData) -> CachePlan:
     )
 
 
+def load_training_data(cfg: TrainConfig) -> CompetitionData:
+    """The tables through the run's task (`cfg.task`, else the one recorded beside the folds)."""
+    task = load_task(cfg.task, folds=cfg.folds_file)
+    return load_competition_data(cfg.data, task, allow_outside_data=cfg.allow_outside_data)
+
+
 def prepare_data(cfg: TrainConfig) -> FoldInputs:
     """Read and check tables and folds, then decode every image once into the cache."""
-    competition = load_competition_data(cfg.data, allow_outside_data=cfg.allow_outside_data)
+    competition = load_training_data(cfg)
     folds = read_folds(cfg.folds_file, competition.train)
     plan = cache_plan(cfg, competition)
     data_cfg, cache_size = plan.data_cfg, plan.cache_size
@@ -238,7 +250,10 @@ def prepare_data(cfg: TrainConfig) -> FoldInputs:
         train_cache=train_cache,
         test_cache=test_cache,
         data_cfg=data_cfg,
-        label_of={i: CLASS_INDEX[c] for i, c in zip(folds[ID_COL], folds[LABEL_COL], strict=True)},
+        label_of={
+            i: competition.task.class_index[c]
+            for i, c in zip(folds[ID_COL], folds[LABEL_COL], strict=True)
+        },
         fold_of=dict(zip(folds[ID_COL], folds[FOLD_COL].astype(int), strict=True)),
     )
 
@@ -372,7 +387,7 @@ def with_pseudo_labels(prep: FoldInputs, fold: int, labelled: CachedImages) -> P
     labelled = CachedImages(
         labelled.pixels_file,
         labelled.rows,
-        labelled_vectors(labelled.targets, cfg.label_smoothing),
+        labelled_vectors(labelled.targets, cfg.label_smoothing, len(prep.classes)),
         labelled.transform,
     )
     return PseudoLabelled(labelled, pseudo)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kaggle_style.constants import CLASSES, ID_COL
+from kaggle_style.constants import ID_COL
 
 
 @torch.no_grad()
@@ -20,12 +20,14 @@ def predict_probs(
     channels_last: bool,
     max_steps: int | None = None,
     normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    num_classes: int = 0,
 ) -> np.ndarray:
     """Softmax probabilities (float64) for every sample of `loader`, in order.
 
     With `tta_hflip` it averages the probabilities of the image and its mirror. Under several
     processes `gather_for_metrics` returns every sample once, in the loader's order. `normalize`
-    turns uint8 batches into the model's input (`training.data.batch_normalizer`).
+    turns uint8 batches into the model's input (`training.data.batch_normalizer`); `num_classes`
+    shapes the empty result of an empty loader.
     """
     model.eval()
     outputs = []
@@ -43,13 +45,13 @@ def predict_probs(
         # kept on the device: a `.cpu()` per batch would wait for it before queueing the next
         outputs.append(accelerator.gather_for_metrics(probs))
     if not outputs:
-        return np.zeros((0, len(CLASSES)))
+        return np.zeros((0, num_classes))
     return torch.cat(outputs).cpu().double().numpy()
 
 
-def per_image(probs: np.ndarray, ids: np.ndarray) -> pd.DataFrame:
+def per_image(probs: np.ndarray, ids: np.ndarray, classes: tuple[str, ...]) -> pd.DataFrame:
     """Mean over an image's views (crops, full frame), renormalised; rows in first-seen order."""
-    frame = pd.DataFrame(probs, columns=list(CLASSES))
+    frame = pd.DataFrame(probs, columns=list(classes))
     mean = frame.groupby(pd.Index(ids, name=ID_COL), sort=False).mean()
     mean = mean.div(mean.sum(axis=1), axis=0)
     return mean.reset_index()

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kaggle_style.config import config_dict
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, LABEL_COL
+from kaggle_style.constants import FOLD_COL, ID_COL, LABEL_COL
 from kaggle_style.files import atomic_path, disk_guard
 from kaggle_style.metrics import log_loss
 from kaggle_style.training.checkpoint import RUNS_FIX, Checkpoints
@@ -79,7 +79,7 @@ def train_fold(
     data = fold_loaders(prep, fold, use_cuda)
     model = create_model(
         cfg.backbone,
-        len(CLASSES),
+        len(prep.classes),
         cfg.pretrained,
         image_size=cfg.image_size,
         drop_rate=cfg.drop_rate,
@@ -103,7 +103,9 @@ def train_fold(
     optimizer = accelerator.prepare(optimizer)
     if cfg.compile:
         model = torch.compile(model)
-    weights = class_weight_vector(data.train_targets, cfg.class_weights).to(accelerator.device)
+    weights = class_weight_vector(data.train_targets, cfg.class_weights, len(prep.classes)).to(
+        accelerator.device
+    )
     normalize = batch_normalizer(
         prep.data_cfg,
         normalize_on_device(cfg.normalize_on, use_cuda, cfg.augment_on),
@@ -166,17 +168,20 @@ def train_fold(
             channels_last,
             cfg.max_steps_per_epoch_eval,
             normalize,
+            len(prep.classes),
         )
-        val_frame = per_image(val_probs, prep.train_samples.ids[data.val_rows][: len(val_probs)])
+        val_frame = per_image(
+            val_probs, prep.train_samples.ids[data.val_rows][: len(val_probs)], prep.classes
+        )
         val_loss = log_loss(
             np.array([prep.label_of[i] for i in val_frame[ID_COL]]),
-            val_frame[list(CLASSES)].to_numpy(),
+            val_frame[list(prep.classes)].to_numpy(),
         )
         history.append(val_loss)
         accelerator.print(
             f"fold {fold} epoch {epoch + 1}/{cfg.epochs}: val log loss {val_loss:.4f}"
         )
-        track.epoch(epoch, val_frame, prep.label_of)
+        track.epoch(epoch, val_frame, prep.label_of, prep.classes)
         if accelerator.is_main_process:
             learning = {k: v for k, v in config_dict(cfg).items() if k not in NON_MODEL_KEYS}
             checkpoints.save(
@@ -196,7 +201,13 @@ def train_fold(
     if val_probs is None or cfg.max_steps_per_epoch_eval is not None:
         # The last epoch's check saw only part of the fold (or ran in an earlier process).
         val_probs = predict_probs(
-            eval_model, val_loader, accelerator, cfg.tta_hflip, channels_last, normalize=normalize
+            eval_model,
+            val_loader,
+            accelerator,
+            cfg.tta_hflip,
+            channels_last,
+            normalize=normalize,
+            num_classes=len(prep.classes),
         )
     oof = _oof_frame(prep, fold, val_probs, data.val_rows)
     test = None
@@ -209,8 +220,9 @@ def train_fold(
             cfg.tta_hflip,
             channels_last,
             normalize=normalize,
+            num_classes=len(prep.classes),
         )
-        test = per_image(probs[keep], prep.test_samples.ids[keep])
+        test = per_image(probs[keep], prep.test_samples.ids[keep], prep.classes)
     if accelerator.is_main_process:
         from safetensors.torch import save_model
 
@@ -247,6 +259,7 @@ def train_one_epoch(
 ) -> None:
     """One pass over the training loader: prepare'd objects, accumulate, backward."""
     mix_rng = np.random.default_rng([cfg.seed, fold, epoch, 7])
+    num_classes = len(weights)  # one class weight per class
     bar = tqdm(
         total=steps,
         desc=f"fold {fold} epoch {epoch + 1}/{cfg.epochs}",
@@ -264,7 +277,9 @@ def train_one_epoch(
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         # vectors (pseudo-label runs) carry their smoothing and, last, each sample's weight
-        targets = labels if labels.ndim == 2 else soft_targets(labels, cfg.label_smoothing)
+        targets = (
+            labels if labels.ndim == 2 else soft_targets(labels, cfg.label_smoothing, num_classes)
+        )
         images, targets = mix_batch(images, targets, cfg, mix_rng)
         running += fit.run(
             partial(
@@ -318,14 +333,14 @@ def _read_loss(
 
 def _oof_frame(prep: FoldInputs, fold: int, probs: np.ndarray, val_rows) -> pd.DataFrame:
     """OOF rows for every image of the fold; an image with no readable view gets the prior."""
-    frame = per_image(probs, prep.train_samples.ids[val_rows])
+    frame = per_image(probs, prep.train_samples.ids[val_rows], prep.classes)
     fold_ids = prep.folds.loc[prep.folds[FOLD_COL] == fold, ID_COL]
     missing = sorted(set(fold_ids) - set(frame[ID_COL]))
     if missing:
         train_labels = prep.folds.loc[prep.folds[FOLD_COL] != fold, LABEL_COL]
-        prior = train_labels.value_counts(normalize=True).reindex(list(CLASSES)).fillna(0)
+        prior = train_labels.value_counts(normalize=True).reindex(list(prep.classes)).fillna(0)
         prior = (prior + 1e-3) / (prior + 1e-3).sum()
-        fill = pd.DataFrame([prior.to_numpy()] * len(missing), columns=list(CLASSES))
+        fill = pd.DataFrame([prior.to_numpy()] * len(missing), columns=list(prep.classes))
         fill.insert(0, ID_COL, missing)
         frame = pd.concat([frame, fill], ignore_index=True)
     frame = frame.set_index(ID_COL).loc[fold_ids.tolist()].reset_index()

@@ -25,9 +25,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kaggle_style.config import ConfigError, read_yaml
-from kaggle_style.constants import CLASSES, CONFIG_FILE, FOLD_COL, ID_COL, OOF_FILE, TEST_FILE
+from kaggle_style.constants import CONFIG_FILE, FOLD_COL, ID_COL, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
-from kaggle_style.prediction_files import align, probs_of, read_predictions
+from kaggle_style.prediction_files import align, classes_of, probs_of, read_predictions
 from kaggle_style.run_contract import check_run, fold_dirs, read_done
 
 FOLDS_HASH_KEY = "folds_sha256"  # written into a run's config.yaml: which folds it was trained on
@@ -194,9 +194,10 @@ def fold_predictions(paths: Sequence[Path], fold: int) -> pd.DataFrame:
     frames = {str(p): read_predictions(p / f"fold{fold}" / TEST_FILE) for p in paths}
     aligned = align(frames, check_folds=False)
     first = next(iter(aligned.values()))
-    mean = sum(probs_of(f) for f in aligned.values()) / len(aligned)
+    classes = classes_of(first)
+    mean = sum(probs_of(f, classes) for f in aligned.values()) / len(aligned)
     out = pd.DataFrame({ID_COL: first[ID_COL].to_numpy()})
-    out[list(CLASSES)] = mean
+    out[list(classes)] = mean
     return out
 
 
@@ -224,16 +225,16 @@ def weighted(soft: np.ndarray, weight: float | np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(soft, dtype=np.float32), weights[:, None]], axis=1)
 
 
-def labelled_vectors(labels: np.ndarray, smoothing: float) -> np.ndarray:
+def labelled_vectors(labels: np.ndarray, smoothing: float, num_classes: int) -> np.ndarray:
     """Labelled samples as target vectors: one-hot with label smoothing, weight 1."""
-    soft = np.eye(len(CLASSES), dtype=np.float32)[np.asarray(labels, dtype=int)]
-    return weighted(soft * (1 - smoothing) + smoothing / len(CLASSES), 1.0)
+    soft = np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=int)]
+    return weighted(soft * (1 - smoothing) + smoothing / num_classes, 1.0)
 
 
 def split_weights(targets, class_weights):
     """(targets, weights) for the loss: a target vector's last column is its sample's weight,
     which scales the class weights row by row (the loss takes either shape)."""
-    if targets.shape[1] == len(CLASSES):
+    if targets.shape[1] == len(class_weights):
         return targets, class_weights
     return targets[:, :-1], class_weights * targets[:, -1:]
 

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.training.config import TrainConfig
 
 
@@ -42,19 +41,19 @@ def accelerator_settings(use_cuda: bool, precision: str = "auto") -> dict[str, A
     }
 
 
-def class_weight_vector(labels: np.ndarray, mode: str) -> torch.Tensor:
-    counts = np.maximum(np.bincount(labels, minlength=len(CLASSES)).astype(float), 1.0)
+def class_weight_vector(labels: np.ndarray, mode: str, num_classes: int) -> torch.Tensor:
+    counts = np.maximum(np.bincount(labels, minlength=num_classes).astype(float), 1.0)
     weights = {
-        "none": lambda: np.ones(len(CLASSES)),
-        "balanced": lambda: counts.sum() / (len(CLASSES) * counts),
-        "sqrt": lambda: np.sqrt(counts.sum() / (len(CLASSES) * counts)),
+        "none": lambda: np.ones(num_classes),
+        "balanced": lambda: counts.sum() / (num_classes * counts),
+        "sqrt": lambda: np.sqrt(counts.sum() / (num_classes * counts)),
     }[mode]()
     return torch.tensor(weights / weights.mean(), dtype=torch.float32)
 
 
-def soft_targets(labels: torch.Tensor, smoothing: float) -> torch.Tensor:
-    soft = F.one_hot(labels, len(CLASSES)).float()
-    return soft * (1 - smoothing) + smoothing / len(CLASSES)
+def soft_targets(labels: torch.Tensor, smoothing: float, num_classes: int) -> torch.Tensor:
+    soft = F.one_hot(labels, num_classes).float()
+    return soft * (1 - smoothing) + smoothing / num_classes
 
 
 def soft_cross_entropy(

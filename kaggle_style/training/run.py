@@ -18,7 +18,6 @@ import pandas as pd
 
 from kaggle_style.config import config_dict, plain
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     FOLD_COL,
     ID_COL,
@@ -69,6 +68,7 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
             run_dir / CONFIG_FILE,
             {
                 **config_dict(cfg),
+                **prep.competition.task.record(),
                 "git_commit": git_commit(),
                 "model_hash": key,
                 "data_config": plain(prep.data_cfg),
@@ -175,7 +175,7 @@ def _combine(prep: FoldInputs, folds: list[int], run_dir: Path) -> dict[str, Any
     write_predictions(run_dir / OOF_FILE, oof)
     if prep.test_cache is not None:
         tests = [_read_fold(run_dir / f"fold{f}" / TEST_FILE).set_index(ID_COL) for f in folds]
-        test = sum(t[list(CLASSES)] for t in tests) / len(tests)
+        test = sum(t[list(prep.classes)] for t in tests) / len(tests)
         test = test.div(test.sum(axis=1), axis=0).loc[prep.competition.test[ID_COL]].reset_index()
         write_predictions(run_dir / TEST_FILE, test)
     overall = _score_frame(prep, oof)
@@ -193,4 +193,5 @@ def _read_fold(path: Path) -> pd.DataFrame:
 
 def _score_frame(prep: FoldInputs, frame: pd.DataFrame) -> dict[str, Any]:
     y = np.array([prep.label_of[i] for i in frame[ID_COL]])
-    return score(y, frame[list(CLASSES)].to_numpy())
+    task = prep.competition.task
+    return score(y, frame[list(prep.classes)].to_numpy(), task.classes, task.score_metric)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES, ID_COL
+from kaggle_style.constants import ID_COL
 from kaggle_style.errors import UserError
 
 TRACKING_DIR = "tracking"
@@ -119,14 +119,20 @@ class FoldTracking:
 
         return logged
 
-    def epoch(self, epoch: int, val_frame: pd.DataFrame, label_of: dict[str, int]) -> None:
+    def epoch(
+        self,
+        epoch: int,
+        val_frame: pd.DataFrame,
+        label_of: dict[str, int],
+        classes: tuple[str, ...],
+    ) -> None:
         """Validation scores, training speed and peak memory at the epoch's last step."""
         if self.tracker is None:
             return
         from kaggle_style.metrics import score
 
         y_true = np.array([label_of[i] for i in val_frame[ID_COL]])
-        scores = score(y_true, val_frame[list(CLASSES)].to_numpy())
+        scores = score(y_true, val_frame[list(classes)].to_numpy(), classes)
         values = {
             "val/log_loss": scores["log_loss"],
             "val/f1_macro": scores["f1_macro"],
