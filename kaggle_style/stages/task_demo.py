@@ -93,6 +93,7 @@ def run_demo(args: argparse.Namespace) -> int:
                 "--quiet",
                 "--set",
                 f"cache_dir={Path(args.out) / 'cache' / name}",
+                f"task={task}",
             ],
         ),
         (
@@ -128,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
         ),
     ]
     for module, stage, argv in steps:
-        _run_stage(module, stage, [*argv, *common])
+        _run_stage(module, stage, argv if module is train_stage else [*argv, *common])
     print(_hidden_test_line(data, submission, task))
     print(
         f"demo {name} done in {time.perf_counter() - started:.0f} s: {submission}, "
