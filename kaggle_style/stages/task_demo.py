@@ -10,11 +10,11 @@ for up to date.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from kaggle_style.demo.kaggle_layout import (
     INFO_FILE,
@@ -63,73 +63,22 @@ def run_demo(args: argparse.Namespace) -> int:
     submission = work / "submission.csv"
     model = work / RECIPE.stem
     fmt = data / _format_name(task)
-    common = ["--task", str(task)]
-    from kaggle_style.stages import ensemble as ensemble_stage
-    from kaggle_style.stages import folds as folds_stage
-    from kaggle_style.stages import report as report_stage
-    from kaggle_style.stages import submit as submit_stage
-    from kaggle_style.stages import train as train_stage
-
-    steps: list[tuple[ModuleType, str | None, list[str]]] = [
-        (
-            folds_stage,
-            None,
-            ["--data", str(data), "--out", str(folds), "--n-splits", str(N_SPLITS)],
-        ),
-        (
-            train_stage,
-            None,
-            [
-                "--config",
-                str(RECIPE),
-                "--name",
-                RECIPE.stem,
-                "--data",
-                str(data),
-                "--folds-file",
-                str(folds),
-                "--runs-dir",
-                str(work),
-                "--quiet",
-                "--set",
-                f"cache_dir={Path(args.out) / 'cache' / name}",
-                f"task={task}",
-            ],
-        ),
-        (
-            ensemble_stage,
-            None,
-            [
-                "--config",
-                str(ENSEMBLE_CONFIG),
-                str(model),
-                "--data",
-                str(data),
-                "--out",
-                str(ensemble),
-            ],
-        ),
-        (
-            submit_stage,
-            "submit",
-            [
-                "--predictions",
-                str(ensemble / "test.csv"),
-                "--format",
-                str(fmt),
-                "--out",
-                str(submission),
-            ],
-        ),
-        (submit_stage, "validate", [str(submission), "--format", str(fmt)]),
-        (
-            report_stage,
-            None,
-            [str(model), str(ensemble), "--data", str(data), "--out", str(work / "report")],
-        ),
+    cache = Path(args.out) / "cache" / name
+    train = ["--config", str(RECIPE), "--name", RECIPE.stem, "--data", str(data)]
+    train += ["--folds-file", str(folds), "--runs-dir", str(work), "--quiet"]
+    steps: list[tuple[str, str | None, list[str]]] = [
+        ("folds", None, ["--data", str(data), "--out", str(folds), "--n-splits", str(N_SPLITS)]),
+        ("train", None, [*train, "--set", f"cache_dir={cache}", f"task={task}"]),
+        ("ensemble", None, ["--config", str(ENSEMBLE_CONFIG), str(model), "--data", str(data)]),
+        ("submit", "submit", ["--predictions", str(ensemble / "test.csv"), "--format", str(fmt)]),
+        ("submit", "validate", [str(submission), "--format", str(fmt)]),
+        ("report", None, [str(model), str(ensemble), "--data", str(data)]),
     ]
+    outputs = {"ensemble": ensemble, "submit": submission, "report": work / "report"}
     for module, stage, argv in steps:
-        _run_stage(module, stage, argv if module is train_stage else [*argv, *common])
+        out = outputs.get(stage or module)
+        extra = ([] if out is None else ["--out", str(out)]) + ["--task", str(task)]
+        _run_stage(module, stage, argv if module == "train" else [*argv, *extra])
     print(_hidden_test_line(data, submission, task))
     print(
         f"demo {name} done in {time.perf_counter() - started:.0f} s: {submission}, "
@@ -138,9 +87,10 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_stage(module: ModuleType, stage: str | None, argv: list[str]) -> None:
-    """One stage as `kaggle-style` runs it: its own parser, then its `run`."""
-    label = stage or module.__name__.rsplit(".", 1)[-1]
+def _run_stage(name: str, stage: str | None, argv: list[str]) -> None:
+    """One stage as `kaggle-style` runs it: its module, its own parser, then its `run`."""
+    module = importlib.import_module(f"kaggle_style.stages.{name}")
+    label = stage or name
     print(f"\n== {label}: {' '.join(argv)}", flush=True)
     parser = argparse.ArgumentParser(prog=f"kaggle-style {label}")
     if stage is None:
