@@ -28,8 +28,8 @@ from benchmarks.common import run_main
 from benchmarks.data_path import DATA_PATHS, data_side, path_figures, rate, sync, timed
 from benchmarks.frames import make_frames
 from kaggle_style.config import stage_config
-from kaggle_style.constants import CLASSES
 from kaggle_style.files import usable_cpus
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.data import default_workers
 from kaggle_style.training.inference import predict_probs

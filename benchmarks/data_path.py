@@ -24,8 +24,8 @@ import torch
 from PIL import Image
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, default_collate
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.data.images import build_cache, cache_size_for, decode_rgb
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.data import (
     CachedImages,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.files import atomic_path, write_json
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 FRAMES_META = "frames.json"
 

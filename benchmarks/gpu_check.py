@@ -26,8 +26,9 @@ from benchmarks.data_path import DATA_PATHS
 from benchmarks.sized_data import generated_tables, write_sized_folder
 from benchmarks.stage_runner import StageFailed, StageTimer
 from kaggle_style.config import stage_config
-from kaggle_style.constants import OOF_FILE, SUBMISSION_FORMAT, TRAIN_LABELS
+from kaggle_style.constants import OOF_FILE
 from kaggle_style.errors import UserError
+from kaggle_style.task import SUBMISSION_FORMAT, TRAIN_LABELS
 
 # Under the shared data folder (--weights wins); the pipeline part detects with it.
 DETECTOR_WEIGHTS = "models/megadetector_lite/yolox_tiny_640_20220528.pth"

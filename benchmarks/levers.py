@@ -24,9 +24,11 @@ from typing import Any
 import pandas as pd
 
 from kaggle_style.config import resolve_config
-from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, TEST_FILE
+from kaggle_style.constants import ID_COL, LABEL_COL, TEST_FILE
 from kaggle_style.files import write_json
 from kaggle_style.metrics import log_loss
+from kaggle_style.task import CONSERVISION_CLASS_INDEX as CLASS_INDEX
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 
 @dataclass(frozen=True)

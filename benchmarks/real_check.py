@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.common import run_main, shared_data
-from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, OOF_FILE
+from kaggle_style.constants import ID_COL, LABEL_COL, OOF_FILE
 from kaggle_style.errors import UserError
 from kaggle_style.files import write_csv
+from kaggle_style.task import CONSERVISION_CLASS_INDEX as CLASS_INDEX
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 WEIGHTS = "models/tf_efficientnet_lite0.in1k.safetensors"
 # A small-data fine-tuning recipe: the thumbnails upsampled to the backbone's 224 px, two
@@ -112,7 +114,7 @@ def real_check(
     folds = make_folds(train, n_splits=3, seed=0, group_by="none")
     write_csv(work / "folds.csv", folds)
     y_of = dict(zip(folds[ID_COL], folds[LABEL_COL].map(CLASS_INDEX), strict=True))
-    results = {"prior_logloss": prior_log_loss(np.array(list(y_of.values())))}
+    results = {"prior_logloss": prior_log_loss(np.array(list(y_of.values())), len(CLASSES))}
     for name in runs:
         recipe = {**RECIPE, **RUNS[name], "seed": seed}
         if recipe["pretrained"]:

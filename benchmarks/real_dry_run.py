@@ -35,21 +35,11 @@ from benchmarks.growth import format_growth, growth, startup_seconds
 from benchmarks.sized_data import write_images
 from benchmarks.stage_runner import StageFailed, StageTimer
 from kaggle_style.config import Count, stage_config
-from kaggle_style.constants import (
-    CLASS_INDEX,
-    CLASSES,
-    FILEPATH_COL,
-    ID_COL,
-    LABEL_COL,
-    OOF_FILE,
-    SITE_COL,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TEST_FILE,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
+from kaggle_style.constants import FILEPATH_COL, ID_COL, LABEL_COL, OOF_FILE, SITE_COL, TEST_FILE
 from kaggle_style.errors import UserError
+from kaggle_style.task import CONSERVISION_CLASS_INDEX as CLASS_INDEX
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 from kaggle_style.training.config import View
 
 REPO = Path(__file__).resolve().parents[1]

@@ -50,8 +50,8 @@ def recipes(sets: list[str] | None = None, root: Path = ROOT) -> dict[str, dict[
 def build(path: Path, overrides: dict[str, Any] | None = None):
     """(config, model, input side) of a recipe with random weights, as the trainer builds it."""
     from kaggle_style.config import resolve_config
-    from kaggle_style.constants import CLASSES
     from kaggle_style.models import create_model, data_config
+    from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
     from kaggle_style.training.config import TrainConfig
     from kaggle_style.training.memory import grad_checkpointing
 
@@ -87,8 +87,8 @@ def check(name: str, path: Path, batch: int) -> dict[str, Any]:
     import torch
 
     from kaggle_style.config import config_dict
-    from kaggle_style.constants import CLASSES
     from kaggle_style.data.images import cache_size_for, estimate_bytes
+    from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
     from kaggle_style.training.recipe import build_optimizer, soft_cross_entropy
 
     started = time.perf_counter()

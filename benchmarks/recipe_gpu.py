@@ -57,7 +57,7 @@ def measure(
     import torch
     from accelerate import Accelerator
 
-    from kaggle_style.constants import CLASSES
+    from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
     from kaggle_style.training.memory import MemoryFit
     from kaggle_style.training.recipe import (
         accelerator_settings,

@@ -13,17 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import (
-    CLASSES,
-    FILEPATH_COL,
-    ID_COL,
-    SITE_COL,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
+from kaggle_style.constants import FILEPATH_COL, ID_COL, SITE_COL
 from kaggle_style.files import write_csv
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 
 
 def generated_tables(

@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     ENSEMBLE_FILE,
     FILEPATH_COL,
@@ -38,6 +37,8 @@ from kaggle_style.constants import (
 from kaggle_style.errors import UserError
 from kaggle_style.files import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
+from kaggle_style.prediction_files import run_classes
+from kaggle_style.task import Task
 from kaggle_style.training.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -221,10 +222,11 @@ def predict_model_run(
         accelerator.device,
     )
     channels_last = cfg.channels_last and use_cuda
-    total = np.zeros((len(rows), len(CLASSES)))
+    classes = run_classes(run_dir)
+    total = np.zeros((len(rows), len(classes)))
     for path in fold_files:
         model = load_weights(
-            create_model(cfg.backbone, len(CLASSES), False, image_size=cfg.image_size), path
+            create_model(cfg.backbone, len(classes), False, image_size=cfg.image_size), path
         )
         if channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -235,7 +237,8 @@ def predict_model_run(
         total += predict_probs(
             model, bar, accelerator, cfg.tta_hflip, channels_last, normalize=normalize
         )
-    frame = per_image(total / len(fold_files), ids[rows]).rename(columns={ID_COL: FILE_COL})
+    frame = per_image(total / len(fold_files), ids[rows], classes)
+    frame = frame.rename(columns={ID_COL: FILE_COL})
     return frame, bad
 
 
@@ -245,10 +248,11 @@ def combine(
     sites: np.ndarray | None,
     meta: pd.DataFrame | None,
     detections: Path | None = None,
+    classes: tuple[str, ...] = (),
 ) -> np.ndarray:
     """Members' probabilities (rows aligned) -> the ensemble's prediction, with every step its
     ensemble.json applied that these rows have the information for."""
-    probs = [f[list(CLASSES)].to_numpy(dtype=np.float64) for f in frames]
+    probs = [f[list(classes)].to_numpy(dtype=np.float64) for f in frames]
     if report is None:
         return probs[0]
     from kaggle_style.ensemble.blend import Blend
@@ -308,6 +312,7 @@ def predict_images(
     read_meta: bool = True,
     boxes: bool = False,
     require_boxes: bool = False,
+    task: Task | None = None,
 ) -> Predicted:
     """Classify every image below `images` with the run; the detector runs for crop-trained
     members and, with `boxes`, for outputs that carry boxes (`require_boxes`: an error when
@@ -316,6 +321,7 @@ def predict_images(
     images, work = Path(images), Path(work)
     table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
+    classes = _shared_classes(Path(run_dir), runs, task)
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
     ensemble_boxes = report is not None and "boxes" in report.applied_needs()
     detections = (
@@ -335,17 +341,34 @@ def predict_images(
     info = table.set_index(FILE_COL).loc[keep]
     sites = info[SITE_COL].to_numpy() if site_from_folder else None
     meta = image_meta(info, sites) if read_meta else None
-    probs = combine(frames, report, sites, meta, detections)
+    probs = combine(frames, report, sites, meta, detections, classes)
     result = pd.DataFrame({FILE_COL: keep})
     if sites is not None:
         result[SITE_COL] = sites
     if meta is not None:
         for column in ("datetime", "hour", "night", "sequence", "time_source"):
             result[column] = meta[column].to_numpy()
-    result[list(CLASSES)] = probs
-    result["top_class"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
+    result[list(classes)] = probs
+    result["top_class"] = np.asarray(classes)[probs.argmax(axis=1)]
     result["top_prob"] = probs.max(axis=1)
-    return Predicted(result, _classified(result, Path(run_dir), images, detections, bad), bad)
+    classified = _classified(result, Path(run_dir), images, detections, bad, classes)
+    return Predicted(result, classified, bad)
+
+
+def _shared_classes(run_dir: Path, members: list[Path], task: Task | None) -> tuple[str, ...]:
+    """The class order every member predicts; with `task`, refused unless it is the task's."""
+    from kaggle_style.run_contract import check_run_task
+
+    classes = run_classes(members[0])
+    for member in members:
+        if task is not None:
+            check_run_task(member, task)
+            task.check_classes(run_classes(member), f"run {member}")
+        elif run_classes(member) != classes:
+            raise PredictError(f"run {member}: predicts other classes than {members[0]}")
+    if task is not None:
+        check_run_task(run_dir, task)
+    return classes
 
 
 def write_bad_images(bad: dict[str, str], folder: Path) -> None:
@@ -369,11 +392,14 @@ def run_predict(
     work: Path | None = None,
     progress: bool = True,
     read_meta: bool = True,
+    task: Task | None = None,
 ) -> pd.DataFrame:
     """Write the CSV `out` (Predicted.table) and, if any, bad_images.csv beside it."""
     out = Path(out)
     work = Path(work) if work else out.parent / f".{out.name}_work"
-    found = predict_images(images, run_dir, site_from_folder, detector, work, progress, read_meta)
+    found = predict_images(
+        images, run_dir, site_from_folder, detector, work, progress, read_meta, task=task
+    )
     write_csv(out, found.table)
     write_bad_images(found.bad, out.parent)
     print(f"predict: {len(found.table)} images -> {out}", file=sys.stderr)
@@ -381,7 +407,12 @@ def run_predict(
 
 
 def _classified(
-    result: pd.DataFrame, run_dir: Path, images: Path, detections: Path | None, bad: dict[str, str]
+    result: pd.DataFrame,
+    run_dir: Path,
+    images: Path,
+    detections: Path | None,
+    bad: dict[str, str],
+    classes: tuple[str, ...],
 ) -> Classified:
     """The per-image table as the outputs read it: a site for every image (the folder's name
     where there are none), no time where none was read, every untimed image its own visit."""
@@ -396,9 +427,10 @@ def _classified(
         frame["datetime"] = ""
         frame["sequence"] = frame[SITE_COL] + "/" + frame[FILE_COL]
     return Classified(
-        images=frame[list(IMAGE_COLUMNS)],
+        images=frame[[*IMAGE_COLUMNS, *classes]],
         classifier=Path(run_dir).name,
         commit=run_commit(Path(run_dir)),
         detections=mdjson.read(detections) if detections else None,
         failures=dict(bad),
+        classes=classes,
     )

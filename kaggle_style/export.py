@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.errors import UserError
 from kaggle_style.files import write_csv
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.metadata import Metadata, read_metadata
 from kaggle_style.outputs.records import DEFAULT_MINUTES, ComparedTo
+from kaggle_style.task import Task
 
 if TYPE_CHECKING:
     from kaggle_style.deployment import DetectorChoice
@@ -90,7 +90,7 @@ def write_output(classified: Classified, out: Path, options: OutputOptions) -> s
         return write_records(classified, out, options)
     frame = classified.images.copy()
     probs = classified.probs
-    frame["top_class"] = np.asarray(CLASSES)[probs.argmax(axis=1)]
+    frame["top_class"] = np.asarray(classified.classes)[probs.argmax(axis=1)]
     frame["top_prob"] = probs.max(axis=1)
     write_csv(out, frame)
     return f"{len(frame)} images -> {out}"
@@ -109,9 +109,10 @@ def write_records(classified: Classified, out: Path, options: OutputOptions) -> 
         records(classified, options.thresholds), options.minutes, options.compared_to
     )
     counts = count_table(events)
-    for name, frame in zip(RECORD_FILES, (events, counts, site_by_class(counts)), strict=True):
+    tables = (events, counts, site_by_class(counts, classified.classes))
+    for name, frame in zip(RECORD_FILES, tables, strict=True):
         write_csv(out / name, frame, index=name == "site_by_class.csv", float_format="%.6g")
-    figure = site_activity_plot(events, out)
+    figure = site_activity_plot(events, out, classes=classified.classes)
     untimed = int(counts["untimed_images"].sum()) if len(counts) else 0
     if untimed:
         print(
@@ -126,6 +127,16 @@ def write_records(classified: Classified, out: Path, options: OutputOptions) -> 
     )
 
 
+def check_format_for_task(fmt: str, task: Task | None) -> None:
+    """The field formats (Camtrap DP, MegaDetector results, records) name taxa and count
+    animals: only a task with a camera_trap part has them."""
+    if task is not None and fmt != "csv" and not task.camera_trap_parts:
+        raise UserError(
+            f"--format {fmt}: task {task.name} has no camera_trap part (taxonomy, blank class), "
+            "which this format needs; use --format csv"
+        )
+
+
 def predict_to(
     images: Path,
     run_dir: Path,
@@ -136,15 +147,17 @@ def predict_to(
     work: Path | None = None,
     progress: bool = True,
     read_meta: bool = True,
+    task: Task | None = None,
 ) -> pd.DataFrame:
     """`predict`: classify a folder of images and write `out` in the chosen format, with
     bad_images.csv beside a file or inside a folder; return the per-image table."""
     from kaggle_style.deployment import predict_images, run_predict, write_bad_images
 
     out = Path(out)
+    check_format_for_task(options.fmt, task)
     if options.fmt == "csv":
         return run_predict(
-            images, run_dir, out, site_from_folder, detector, work, progress, read_meta
+            images, run_dir, out, site_from_folder, detector, work, progress, read_meta, task
         )
     found = predict_images(
         images,
@@ -156,6 +169,7 @@ def predict_to(
         read_meta,
         boxes=options.needs_boxes(),
         require_boxes=options.fmt == "md",
+        task=task,
     )
     done = write_output(found.classified, out, options)
     write_bad_images(found.bad, out if options.fmt in ("camtrap-dp", "records") else out.parent)
@@ -170,9 +184,14 @@ def export_run(
     options: OutputOptions,
     meta: Path | None = None,
     detections: Path | None = None,
+    task: Task | None = None,
 ) -> str:
     """A run's competition test set in the chosen format."""
     from kaggle_style.outputs.from_run import classified_from_run
+    from kaggle_style.run_contract import check_run_task
 
-    classified = classified_from_run(run_dir, data, meta, detections)
+    check_format_for_task(options.fmt, task)
+    if task is not None:
+        check_run_task(run_dir, task)
+    classified = classified_from_run(run_dir, data, meta, detections, task)
     return write_output(classified, out, options)

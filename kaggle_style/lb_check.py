@@ -16,12 +16,22 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.config import config_dict, resolve_config
-from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, SITE_COL, TEST_FILE
+from kaggle_style.constants import FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL, TEST_FILE
 from kaggle_style.data.folds import make_folds
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.files import write_csv, write_json
 from kaggle_style.metrics import score
+from kaggle_style.task import (
+    Images,
+    Labels,
+    Submission,
+    Tables,
+    Task,
+    load_task,
+    task_record_path,
+    write_task,
+)
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.run import run_training
 
@@ -41,19 +51,45 @@ def pseudo_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataF
     return train[~mask].reset_index(drop=True), train[mask].reset_index(drop=True)
 
 
-def write_pseudo_dataset(data: Path, out: Path, share: float, seed: int) -> Path:
-    """A DrivenData folder whose test set is the held-out sites (images are linked, not copied)."""
-    dataset = load_competition_data(data)
+def pseudo_task(task: Task) -> Task:
+    """The task of the pseudo folder: its name and classes, in the project's own layout."""
+    return task.model_copy(
+        update={
+            "tables": Tables(
+                train="train_features.csv",
+                labels="train_labels.csv",
+                test="test_features.csv",
+                submission_format="submission_format.csv",
+            ),
+            "id_column": ID_COL,
+            "images": Images(column=FILEPATH_COL),
+            "labels": Labels(kind="onehot"),
+            "group_column": SITE_COL,
+            "submission": Submission(kind="probabilities"),
+            "metric": task.metric if task.metric != "log_loss" else None,
+        }
+    )
+
+
+def write_pseudo_dataset(
+    data: Path, out: Path, share: float, seed: int, task: Task | None = None
+) -> Path:
+    """A folder in the project's own layout (DrivenData's four tables) whose test set is the
+    held-out sites (image folders are linked, not copied)."""
+    dataset = load_competition_data(data, task)
+    classes = list(dataset.classes)
     kept, held = pseudo_split(dataset.train, share, seed)
     out.mkdir(parents=True, exist_ok=True)
-    for frame, prefix in ((kept, "train"), (held, "test")):
-        write_csv(out / f"{prefix}_features.csv", frame[[ID_COL, "filepath", SITE_COL]])
-    labels = pd.get_dummies(kept[LABEL_COL]).reindex(columns=list(CLASSES), fill_value=0)
-    write_csv(out / "train_labels.csv", pd.concat([kept[[ID_COL]], labels.astype(float)], axis=1))
-    fmt = pd.DataFrame({ID_COL: held[ID_COL], **{c: 1 / len(CLASSES) for c in CLASSES}})
-    write_csv(out / "submission_format.csv", fmt)
+    tables = pseudo_task(dataset.task).tables
+    for frame, name in ((kept, tables.train), (held, str(tables.test))):
+        write_csv(out / name, frame[[ID_COL, FILEPATH_COL, SITE_COL]])
+    labels = pd.get_dummies(kept[LABEL_COL]).reindex(columns=classes, fill_value=0)
+    write_csv(out / str(tables.labels), pd.concat([kept[[ID_COL]], labels.astype(float)], axis=1))
+    fmt = pd.DataFrame({ID_COL: held[ID_COL], **{c: 1 / len(classes) for c in classes}})
+    write_csv(out / tables.submission_format, fmt)
     write_csv(out / "held_out_labels.csv", held[[ID_COL, SITE_COL, LABEL_COL]])
-    for folder in ("train_features", "test_features"):
+    paths = dataset.train[FILEPATH_COL].astype(str)
+    for folder in sorted({p.split("/")[0] for p in paths if "/" in p}):
         link = out / folder
         if not link.exists() and (data / folder).exists():
             link.symlink_to((data / folder).resolve())
@@ -61,10 +97,13 @@ def write_pseudo_dataset(data: Path, out: Path, share: float, seed: int) -> Path
 
 
 def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Path) -> dict:
-    data = write_pseudo_dataset(Path(cfg.data), work / "data", share, seed)
-    dataset = load_competition_data(data)
+    task = load_task(cfg.task, folds=cfg.folds_file)
+    data = write_pseudo_dataset(Path(cfg.data), work / "data", share, seed, task)
+    held_task = pseudo_task(task)
+    dataset = load_competition_data(data, held_task)
     folds = work / "folds.csv"
     write_csv(folds, make_folds(dataset.train, n_splits, seed))
+    write_task(task_record_path(folds), held_task)
     run_cfg = resolve_config(
         TrainConfig,
         overrides={
@@ -74,15 +113,17 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
             "runs_dir": str(work / "runs"),
             "name": "lb-check",
             "folds": None,
+            "task": None,  # the pseudo folder's, recorded beside its folds
         },
     )
     summary = run_training(run_cfg)
     held = pd.read_csv(data / "held_out_labels.csv", dtype={ID_COL: str})
-    y = held[LABEL_COL].map(CLASS_INDEX).to_numpy()
+    y = held[LABEL_COL].map(task.class_index).to_numpy()
 
     def pseudo_lb(test_file: Path) -> float:
         test = pd.read_csv(test_file, dtype={ID_COL: str}).set_index(ID_COL)
-        return score(y, test.loc[held[ID_COL], list(CLASSES)].to_numpy())["log_loss"]
+        probs = test.loc[held[ID_COL], list(task.classes)].to_numpy()
+        return score(y, probs, task.classes)["log_loss"]
 
     pseudo = pseudo_lb(run_cfg.run_dir / TEST_FILE)
     result = {
@@ -101,6 +142,7 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
                 out=str(out),
                 site_adapt=mode,
                 stacking=False,
+                task=str(task_record_path(folds)),
             )
         ).report
         result[f"pseudo_lb_log_loss_site_{mode}"] = pseudo_lb(out / TEST_FILE)

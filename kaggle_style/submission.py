@@ -69,7 +69,7 @@ def make_submission(
     check_outputs({"--out": out_path}, {"--predictions": predictions_path, "--format": format_path})
     clip = check_clip(clip, task.num_classes)
     preds = read_predictions(predictions_path)
-    task.check_classes(classes_of(preds, str(predictions_path)), str(predictions_path))
+    task.check_classes(classes_of(preds, str(predictions_path)), str(predictions_path), False)
     fmt = read_format(format_path, task)
     id_col = task.id_column
     fmt_ids = fmt[id_col].astype(str)
@@ -284,7 +284,7 @@ def read_scored(path: str | os.PathLike, task: Task) -> pd.DataFrame:
         frame = pd.concat(
             [frame[[ID_COL]], pd.DataFrame(onehot, columns=list(task.classes))], axis=1
         )
-    task.check_classes(classes_of(frame, str(path)), str(path))
+    task.check_classes(classes_of(frame, str(path)), str(path), ordered=False)
     return check_predictions(frame, str(path), classes=task.classes)
 
 

@@ -30,6 +30,7 @@ from kaggle_style.errors import UserError
 
 TASKS_DIR = "configs/tasks"
 DEFAULT_TASK = "conservision"
+DEFAULT_FOLDS = "folds/folds.csv"  # where `folds` writes, so where later stages look first
 TASK_RECORD_SUFFIX = ".task.yaml"  # folds/folds.csv -> folds/folds.task.yaml (a whole task file)
 
 MetricName = Literal["log_loss", "accuracy", "macro_f1", "roc_auc"]
@@ -60,6 +61,13 @@ def _names(value: Any) -> Any:
 
 
 ClassNames = Annotated[tuple[str, ...], BeforeValidator(_names)]
+
+CONSERVISION_CLASS_INDEX: dict[str, int] = {c: i for i, c in enumerate(CONSERVISION_CLASSES)}
+# DrivenData's table names (Conser-vision's layout; the demo generator writes it too).
+TRAIN_FEATURES = "train_features.csv"
+TRAIN_LABELS = "train_labels.csv"
+TEST_FEATURES = "test_features.csv"
+SUBMISSION_FORMAT = "submission_format.csv"
 
 
 class TaskError(UserError, ValueError):
@@ -205,12 +213,15 @@ class Task(BaseModel):
     def path_column(self) -> str | None:
         return self.images.column
 
-    def check_classes(self, classes: tuple[str, ...] | list[str], where: str) -> None:
-        """Refuse a file or run whose class list (or order) is not the task's, in one line."""
+    def check_classes(
+        self, classes: tuple[str, ...] | list[str], where: str, ordered: bool = True
+    ) -> None:
+        """Refuse a file or run whose class list (or, when `ordered`, order) is not the task's,
+        in one line. A prediction file's columns are matched by name (`ordered` False)."""
         classes = tuple(classes)
-        if classes == self.classes:
+        if classes == self.classes or (not ordered and sorted(classes) == sorted(self.classes)):
             return
-        if set(classes) == set(self.classes):
+        if sorted(classes) == sorted(self.classes):
             raise TaskError(
                 f"{where}: classes in another order ({', '.join(classes)}) than task "
                 f"{self.name} ({', '.join(self.classes)}); rebuild it under this task"
@@ -247,10 +258,10 @@ def conservision() -> Task:
     return Task(
         name="conservision",
         tables=Tables(
-            train="train_features.csv",
-            labels="train_labels.csv",
-            test="test_features.csv",
-            submission_format="submission_format.csv",
+            train=TRAIN_FEATURES,
+            labels=TRAIN_LABELS,
+            test=TEST_FEATURES,
+            submission_format=SUBMISSION_FORMAT,
         ),
         id_column="id",
         images=Images(column="filepath"),
@@ -325,6 +336,14 @@ def load_task(
     if name == DEFAULT_TASK and not path.is_file():
         return conservision()
     return read_task(path)
+
+
+def task_option_help() -> str:
+    """The one help text of every stage's `--task`."""
+    return (
+        f"task file or name ({TASKS_DIR}/NAME.yaml); default: the task `folds` recorded beside "
+        f"{DEFAULT_FOLDS}, else {DEFAULT_TASK}"
+    )
 
 
 def task_record_path(folds: str | Path) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import softmax
 
-from kaggle_style.constants import CLASSES, ID_COL, META_FILE, OOF_FILE, TEST_FILE
+from kaggle_style.constants import ID_COL, META_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 from kaggle_style.detect.mdjson import write as write_detections
 from kaggle_style.ensemble.chain import RowFacts, fixed_stream, run_step
@@ -31,6 +31,7 @@ from kaggle_style.ensemble.sites import (
     fit_sites,
 )
 from kaggle_style.prediction_files import make_frame, write_predictions
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 K = len(CLASSES)
 NOCTURNAL = {"civet_genet", "leopard", "rodent"}
@@ -191,9 +192,12 @@ def write_world(world: World, root: Path) -> list[str]:
     for i, (name, _, _) in enumerate(MODELS):
         folder = root / "runs" / name
         write_predictions(
-            folder / OOF_FILE, make_frame(world.oof.ids, world.oof.probs[i], world.folds)
+            folder / OOF_FILE,
+            make_frame(world.oof.ids, world.oof.probs[i], world.folds, classes=CLASSES),
         )
-        write_predictions(folder / TEST_FILE, make_frame(world.test.ids, world.test.probs[i]))
+        write_predictions(
+            folder / TEST_FILE, make_frame(world.test.ids, world.test.probs[i], classes=CLASSES)
+        )
         runs.append(str(folder))
     labels = pd.DataFrame({ID_COL: world.oof.ids})
     labels[list(CLASSES)] = np.eye(K)[world.oof.y]
@@ -231,10 +235,12 @@ def write_synthetic(tmp_path: Path) -> dict:
     for name, noise, sharp in [("good", 1.0, 1.0), ("noisy", 1.6, 1.0), ("over", 1.0, 4.0)]:
         folder = tmp_path / "runs" / name
         write_predictions(
-            folder / OOF_FILE, make_frame(ids, model_probs(y, noise, sharp, rng), folds)
+            folder / OOF_FILE,
+            make_frame(ids, model_probs(y, noise, sharp, rng), folds, classes=CLASSES),
         )
         write_predictions(
-            folder / TEST_FILE, make_frame(test_ids, model_probs(y_test, noise, sharp, rng))
+            folder / TEST_FILE,
+            make_frame(test_ids, model_probs(y_test, noise, sharp, rng), classes=CLASSES),
         )
         runs[name] = folder
     labels = pd.DataFrame({ID_COL: ids})

@@ -128,8 +128,8 @@ def test_ensemble_config_resolves_to_its_file_and_refuses_a_bad_choice(
 def test_config_backbone_trains_one_step_at_a_tiny_size(path: Path) -> None:
     import torch
 
-    from kaggle_style.constants import CLASSES
     from kaggle_style.models import create_model
+    from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
     from kaggle_style.training.recipe import soft_cross_entropy
 
     cfg = resolve_config(TrainConfig, path)

@@ -16,15 +16,7 @@ from PIL import Image
 
 from kaggle_style import cli
 from kaggle_style.config import ConfigError
-from kaggle_style.constants import (
-    CLASSES,
-    ID_COL,
-    SITE_COL,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
+from kaggle_style.constants import ID_COL, SITE_COL
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.demo import generator as demo
 from kaggle_style.demo import visits
@@ -33,6 +25,8 @@ from kaggle_style.demo.infobar import LOGO_SHARE, NO_BAR
 from kaggle_style.demo.plan import class_counts, make_sites
 from kaggle_style.detect import mdjson
 from kaggle_style.meta import infobar
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 
 SMALL = {"seed": 0, "n_train": 40, "n_test": 16, "width": 128, "height": 72}
 OFF = {"timestamps": False, "bursts": False}

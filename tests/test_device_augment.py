@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from kaggle_style.config import ConfigError, resolve_config
-from kaggle_style.constants import CLASSES
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 from kaggle_style.training.config import TrainConfig, model_differences, model_hash
 from kaggle_style.training.device_augment import DeviceAugment, jitter
 

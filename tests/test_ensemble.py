@@ -25,7 +25,6 @@ from sklearn.preprocessing import StandardScaler
 
 from kaggle_style.cli import main
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     ENSEMBLE_FILE,
     FOLD_COL,
@@ -45,6 +44,7 @@ from kaggle_style.ensemble.sequences import Pooling, apply_pooling, apply_time, 
 from kaggle_style.errors import UserError
 from kaggle_style.metrics import log_loss
 from kaggle_style.prediction_files import probs_of, read_predictions, write_predictions
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 
 def test_temperature_lowers_overconfident_log_loss():

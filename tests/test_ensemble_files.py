@@ -26,7 +26,6 @@ from safetensors.numpy import save_file
 from kaggle_style.cli import main
 from kaggle_style.config import ConfigError, resolve_config
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     ENSEMBLE_FILE,
     META_FILE,
@@ -45,6 +44,7 @@ from kaggle_style.ensemble.schema import VERSION, read_report
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.errors import UserError
 from kaggle_style.prediction_files import probs_of, read_predictions, write_predictions
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 # ----------------------------------------------------------------------------- config, runs
 

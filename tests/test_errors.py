@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 
 from kaggle_style import cli
-from kaggle_style.constants import CLASSES, ID_COL, SUBMISSION_FORMAT
+from kaggle_style.constants import ID_COL
 from kaggle_style.prediction_files import make_frame
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT
 
 REPO = Path(__file__).resolve().parents[1]
 KS = REPO / ".venv" / "bin" / "kaggle-style"
@@ -58,7 +60,9 @@ def format_file(shared_data: Path) -> Path:
 def predictions(work: Path, format_file: Path) -> Path:
     ids = pd.read_csv(format_file, dtype={ID_COL: str})[ID_COL].to_numpy()
     path = work / "test.csv"
-    make_frame(ids, np.full((len(ids), len(CLASSES)), 1 / len(CLASSES))).to_csv(path, index=False)
+    make_frame(ids, np.full((len(ids), len(CLASSES)), 1 / len(CLASSES)), classes=CLASSES).to_csv(
+        path, index=False
+    )
     return path
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaggle_style.constants import CLASSES
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 pytestmark = pytest.mark.slow
 

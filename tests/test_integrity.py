@@ -19,24 +19,15 @@ from PIL import Image
 from scipy.special import softmax
 
 from kaggle_style import cli
-from kaggle_style.constants import (
-    CLASSES,
-    ID_COL,
-    METRICS_FILE,
-    OOF_FILE,
-    SITE_COL,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TEST_FILE,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
+from kaggle_style.constants import ID_COL, METRICS_FILE, OOF_FILE, SITE_COL, TEST_FILE
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.errors import UserError
 from kaggle_style.files import DiskFullError, parse_yaml, read_csv, write_json
 from kaggle_style.metrics import score
 from kaggle_style.prediction_files import make_frame, read_predictions, write_predictions
 from kaggle_style.run_contract import DONE_FILE, MODEL_FILE, check_run
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -59,11 +50,11 @@ def _model_run(root: Path, n_folds: int = 2) -> Path:
     for fold in range(n_folds):
         folder = run / f"fold{fold}"
         folder.mkdir(parents=True)
-        write_predictions(folder / OOF_FILE, make_frame(ids, probs, [fold] * 8))
+        write_predictions(folder / OOF_FILE, make_frame(ids, probs, [fold] * 8, classes=CLASSES))
         save_file({"w": np.zeros(64, dtype=np.float32)}, str(folder / MODEL_FILE))
         write_json(folder / DONE_FILE, {"model_hash": "abc"})
     time.sleep(0.01)
-    write_predictions(run / OOF_FILE, make_frame(ids, probs, [0] * 8))
+    write_predictions(run / OOF_FILE, make_frame(ids, probs, [0] * 8, classes=CLASSES))
     return run
 
 
@@ -149,7 +140,9 @@ def test_family_ids_and_sites_pandas_reads_as_missing_stay_strings(
     assert list(data.train[ID_COL][:4]) == ["NA", "null", "nan", "None"]
     assert list(data.train[SITE_COL][:2]) == ["NA", "null"]
     path = tmp_path / "oof.csv"
-    write_predictions(path, make_frame(data.train[ID_COL], np.full((8, 8), 1 / 8), [0] * 8))
+    write_predictions(
+        path, make_frame(data.train[ID_COL], np.full((8, 8), 1 / 8), [0] * 8, classes=CLASSES)
+    )
     assert list(read_predictions(path)[ID_COL][:4]) == ["NA", "null", "nan", "None"]
     table = tmp_path / "t.csv"
     table.write_text("id,site,conf\nNA,null,NA\n,None,0.5\n")
@@ -163,9 +156,13 @@ def _fake_run(folder: Path, data: Path, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     y = ds.train["label"].map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
     oof = softmax(rng.normal(0, 1, (len(y), len(CLASSES))), axis=1)
-    write_predictions(folder / OOF_FILE, make_frame(ds.train[ID_COL], oof, np.arange(len(y)) % 2))
-    write_predictions(folder / TEST_FILE, make_frame(ds.test[ID_COL], np.full((1, 8), 1 / 8)))
-    write_json(folder / METRICS_FILE, {"overall": score(y, oof), "per_fold": {}})
+    write_predictions(
+        folder / OOF_FILE, make_frame(ds.train[ID_COL], oof, np.arange(len(y)) % 2, classes=CLASSES)
+    )
+    write_predictions(
+        folder / TEST_FILE, make_frame(ds.test[ID_COL], np.full((1, 8), 1 / 8), classes=CLASSES)
+    )
+    write_json(folder / METRICS_FILE, {"overall": score(y, oof, CLASSES), "per_fold": {}})
     return folder
 
 

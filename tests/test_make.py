@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, SHARED_DATA_ENV
+from kaggle_style.constants import FOLD_COL, ID_COL, SHARED_DATA_ENV
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parents[1]

@@ -14,13 +14,14 @@ import pytest
 
 from kaggle_style.cli import main
 from kaggle_style.config import ConfigError
-from kaggle_style.constants import ID_COL, SITE_COL, TEST_FEATURES, TRAIN_FEATURES
+from kaggle_style.constants import ID_COL, SITE_COL
 from kaggle_style.data.meta_file import META_COLUMNS, MetaError, read_meta
 from kaggle_style.demo.generator import TRUTH_FILE, generate_demo_data
 from kaggle_style.errors import UserError
 from kaggle_style.meta import infobar, ocr
 from kaggle_style.meta.run import MetaConfig, meta_frame
 from kaggle_style.meta.sequences import assign_sequences
+from kaggle_style.task import TEST_FEATURES, TRAIN_FEATURES
 
 # What the 9 real frames show, read by eye from the frames themselves (an enlarged view of each
 # bar): the clock ("" where no text is visible), the layout, and whether the picture is IR grey.

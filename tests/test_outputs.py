@@ -15,13 +15,14 @@ import pandas as pd
 import pytest
 
 from kaggle_style.cli import main
-from kaggle_style.constants import CLASSES, SITE_COL
+from kaggle_style.constants import SITE_COL
 from kaggle_style.detect import mdjson
 from kaggle_style.outputs.camtrap_dp import UNTIMED_FILE, write_camtrap_dp
 from kaggle_style.outputs.classified import FILE_COL, Classified, Thresholds
 from kaggle_style.outputs.md_results import md_results
 from kaggle_style.outputs.metadata import MetadataError, read_metadata
 from kaggle_style.outputs.taxonomy import TAXA
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 METADATA = """\
 timezone: "+00:00"

@@ -12,9 +12,10 @@ import pytest
 
 from kaggle_style.cli import main
 from kaggle_style.config import resolve_config
-from kaggle_style.constants import CLASSES, SITE_COL
+from kaggle_style.constants import SITE_COL
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.files import write_json
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.run import run_training
 

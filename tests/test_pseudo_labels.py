@@ -22,10 +22,11 @@ import torch
 import yaml
 
 from kaggle_style.config import ConfigError, resolve_config
-from kaggle_style.constants import CLASSES, CONFIG_FILE, FOLD_COL, ID_COL, LABEL_COL, TEST_FILE
+from kaggle_style.constants import CONFIG_FILE, FOLD_COL, ID_COL, LABEL_COL, TEST_FILE
 from kaggle_style.errors import UserError
 from kaggle_style.files import write_csv, write_json, write_yaml
 from kaggle_style.prediction_files import probs_of, read_predictions
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 from kaggle_style.training import pseudo_labels as pl
 from kaggle_style.training.config import TrainConfig, model_hash
 from kaggle_style.training.recipe import mix_batch, soft_cross_entropy

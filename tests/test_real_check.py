@@ -62,7 +62,8 @@ def test_camtrapr_folder_becomes_a_drivendata_table_and_its_prior(
     import numpy as np
 
     from benchmarks.real_check import build_camtrapr_data, prior_log_loss
-    from kaggle_style.constants import CLASS_INDEX, CLASSES
+    from kaggle_style.task import CONSERVISION_CLASS_INDEX as CLASS_INDEX
+    from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
     source = shared_data / "camtrapr"
     files = [p for p in source.glob("*/*/*") if p.suffix.lower() == ".jpg"]
@@ -80,10 +81,10 @@ def test_camtrapr_folder_becomes_a_drivendata_table_and_its_prior(
     counts = np.array([sum(p.parent.name == s for p in labelled) for s in mapping], dtype=float)
     y = labels[list(CLASSES)].idxmax(axis=1).map(CLASS_INDEX).to_numpy()
     share = counts / counts.sum()
-    assert prior_log_loss(y) == pytest.approx(-(share * np.log(share)).sum(), rel=1e-12)
+    assert prior_log_loss(y, 8) == pytest.approx(-(share * np.log(share)).sum(), rel=1e-12)
     # the entropy of 5 unequal classes: below the uniform log(5), above the 2-class log(2)
-    assert np.log(2) < prior_log_loss(y) < np.log(len(mapping))
-    assert prior_log_loss(np.repeat(np.arange(8), 3)) == pytest.approx(np.log(8), rel=1e-12)
+    assert np.log(2) < prior_log_loss(y, 8) < np.log(len(mapping))
+    assert prior_log_loss(np.repeat(np.arange(8), 3), 8) == pytest.approx(np.log(8), rel=1e-12)
 
 
 def test_real_check_without_shared_data_is_one_line_naming_both_ways(

@@ -10,16 +10,9 @@ import pytest
 
 from benchmarks.growth import growth
 from benchmarks.real_dry_run import MODEL_NAME, DryRunConfig, main, real_dry_run
-from kaggle_style.constants import (
-    ID_COL,
-    OOF_FILE,
-    SHARED_DATA_ENV,
-    SITE_COL,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-)
+from kaggle_style.constants import ID_COL, OOF_FILE, SHARED_DATA_ENV, SITE_COL
 from kaggle_style.errors import UserError
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES
 
 PROCESS_STAGES = ("check-data", "folds", "crop", "train", "ensemble", "submit", "validate")
 IN_PROCESS = ("generate_images", "detect (generated)")  # run in the checker's own process

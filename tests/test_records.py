@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaggle_style.constants import CLASSES, SITE_COL
+from kaggle_style.constants import SITE_COL
 from kaggle_style.outputs.classified import FILE_COL, Classified, Thresholds
 from kaggle_style.outputs.records import count_table, independent_events, records, site_by_class
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 T0 = dt.datetime(2020, 5, 1, 6, 0, 0)
 

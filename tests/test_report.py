@@ -15,7 +15,6 @@ from scipy.special import softmax
 
 from kaggle_style.cli import main
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     ENSEMBLE_FILE,
     ID_COL,
@@ -41,6 +40,7 @@ from kaggle_style.report.plots import (
 )
 from kaggle_style.report.runs import fmt
 from kaggle_style.report.summary import summarise
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 CROP_SIZE = {0.1: (40, 30), 0.2: (20, 20)}  # distinct sizes tell which crop the gallery used
 
@@ -55,10 +55,10 @@ def _fake_run(folder: Path, data: Path, sharpness: float, seed: int) -> None:
     oof = softmax(sharpness * logits, axis=1)
     sites = sorted(ds.train["site"].unique())
     folds = ds.train["site"].map({s: i % 3 for i, s in enumerate(sites)}).to_numpy()
-    write_predictions(folder / OOF_FILE, make_frame(ds.train[ID_COL], oof, folds))
+    write_predictions(folder / OOF_FILE, make_frame(ds.train[ID_COL], oof, folds, classes=CLASSES))
     test = softmax(rng.normal(0, 1, (len(ds.test), len(CLASSES))), axis=1)
-    write_predictions(folder / TEST_FILE, make_frame(ds.test[ID_COL], test))
-    write_json(folder / METRICS_FILE, {"overall": score(y, oof), "per_fold": {}})
+    write_predictions(folder / TEST_FILE, make_frame(ds.test[ID_COL], test, classes=CLASSES))
+    write_json(folder / METRICS_FILE, {"overall": score(y, oof, CLASSES), "per_fold": {}})
     (folder / CONFIG_FILE).write_text(yaml.safe_dump({"view": "crop", "crop_threshold": 0.1}))
 
 

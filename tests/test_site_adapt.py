@@ -11,7 +11,7 @@ import pytest
 from ensemble_world import nested_site_adapt
 from scipy.special import softmax
 
-from kaggle_style.constants import CLASSES, ENSEMBLE_FILE, ID_COL, OOF_FILE, TEST_FILE
+from kaggle_style.constants import ENSEMBLE_FILE, ID_COL, OOF_FILE, TEST_FILE
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.ensemble.sites import (
     adapt_site_priors,
@@ -21,6 +21,7 @@ from kaggle_style.ensemble.sites import (
 )
 from kaggle_style.metrics import log_loss
 from kaggle_style.prediction_files import make_frame, write_predictions
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 K = len(CLASSES)
 
@@ -108,10 +109,12 @@ def _write_site_run(root: Path, concentration: float | None, seed: int) -> Ensem
     test_ids = np.array([f"ZT{i:06d}" for i in range(len(y_test))])
     folds = np.array([int(s[1:]) % 5 for s in sites])
     write_predictions(
-        root / "run" / OOF_FILE, make_frame(ids, _posteriors(y, mu, prior, rng), folds)
+        root / "run" / OOF_FILE,
+        make_frame(ids, _posteriors(y, mu, prior, rng), folds, classes=CLASSES),
     )
     write_predictions(
-        root / "run" / TEST_FILE, make_frame(test_ids, _posteriors(y_test, mu, prior, rng))
+        root / "run" / TEST_FILE,
+        make_frame(test_ids, _posteriors(y_test, mu, prior, rng), classes=CLASSES),
     )
     labels = pd.DataFrame({ID_COL: ids})
     labels[list(CLASSES)] = np.eye(K)[y]

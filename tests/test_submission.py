@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from kaggle_style.cli import main
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL, SUM_TOLERANCE
+from kaggle_style.constants import FOLD_COL, ID_COL, SUM_TOLERANCE
 from kaggle_style.metrics import log_loss
 from kaggle_style.prediction_files import PredictionError, make_frame, read_predictions
 from kaggle_style.submission import (
@@ -20,6 +20,7 @@ from kaggle_style.submission import (
     make_submission,
     score_predictions,
 )
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 
 def _problems(path: Path, format_path: Path, strict_order: bool = False) -> list[str]:
@@ -45,7 +46,9 @@ def valid_submission(tmp_path_factory: pytest.TempPathFactory, format_path: Path
     ids = pd.read_csv(format_path, dtype={ID_COL: str})[ID_COL].to_numpy()
     rng = np.random.default_rng(0)
     shuffled = rng.permutation(ids)
-    frame = make_frame(shuffled, np.full((len(ids), len(CLASSES)), 1.0 / len(CLASSES)))
+    frame = make_frame(
+        shuffled, np.full((len(ids), len(CLASSES)), 1.0 / len(CLASSES)), classes=CLASSES
+    )
     frame = frame[[ID_COL, *reversed(CLASSES)]]
     pred_path = tmp_path / "test.csv"
     frame.to_csv(pred_path, index=False)
@@ -67,7 +70,7 @@ def test_submit_clips_and_renormalises(tmp_path: Path, format_path: Path):
     probs = np.zeros((len(ids), len(CLASSES)))
     probs[:, 2] = 1.0
     pred_path = tmp_path / "test.csv"
-    make_frame(ids, probs).to_csv(pred_path, index=False)
+    make_frame(ids, probs, classes=CLASSES).to_csv(pred_path, index=False)
     out = make_submission(pred_path, format_path, tmp_path / "sub.csv", clip=1e-6)
     values = pd.read_csv(out)[list(CLASSES)].to_numpy()
     assert values.min() > 0
@@ -82,7 +85,7 @@ def test_submit_refuses_missing_ids_and_keeps_previous_file(
     before = previous.read_bytes()
     ids = pd.read_csv(format_path, dtype={ID_COL: str})[ID_COL].to_numpy()[:-2]
     pred_path = tmp_path / "partial.csv"
-    make_frame(ids, np.full((len(ids), len(CLASSES)), 1.0 / len(CLASSES))).to_csv(
+    make_frame(ids, np.full((len(ids), len(CLASSES)), 1.0 / len(CLASSES)), classes=CLASSES).to_csv(
         pred_path, index=False
     )
     with pytest.raises(SubmissionError, match="2 id"):
@@ -215,7 +218,7 @@ def test_submit_cli_prints_where_it_wrote(
 ):
     ids = pd.read_csv(format_path, dtype={ID_COL: str})[ID_COL].to_numpy()
     pred_path = tmp_path / "test.csv"
-    make_frame(ids, np.full((len(ids), len(CLASSES)), 1.0 / len(CLASSES))).to_csv(
+    make_frame(ids, np.full((len(ids), len(CLASSES)), 1.0 / len(CLASSES)), classes=CLASSES).to_csv(
         pred_path, index=False
     )
     out = tmp_path / "submissions" / "x.csv"
@@ -237,7 +240,7 @@ def test_score_equals_metrics_log_loss(tmp_path: Path, capsys: pytest.CaptureFix
     labels.to_csv(tmp_path / "train_labels.csv", index=False)
     probs = rng.dirichlet(np.ones(len(CLASSES)), n)
     folds = np.arange(n) % 3
-    make_frame(ids, probs, folds).to_csv(tmp_path / "oof.csv", index=False)
+    make_frame(ids, probs, folds, classes=CLASSES).to_csv(tmp_path / "oof.csv", index=False)
 
     result = score_predictions(tmp_path / "oof.csv", tmp_path / "train_labels.csv")
     assert result["n"] == 250
@@ -263,12 +266,12 @@ def test_score_equals_metrics_log_loss(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_read_predictions_rejects_bad_sums_and_missing_fold(tmp_path: Path):
     ids = ["a", "b"]
-    frame = make_frame(ids, np.full((2, len(CLASSES)), 1.0 / len(CLASSES)))
+    frame = make_frame(ids, np.full((2, len(CLASSES)), 1.0 / len(CLASSES)), classes=CLASSES)
     frame.loc[0, "bird"] = 0.9
     frame.to_csv(tmp_path / "p.csv", index=False)
     with pytest.raises(PredictionError, match="do not sum to 1"):
         read_predictions(tmp_path / "p.csv")
-    make_frame(ids, np.full((2, len(CLASSES)), 1.0 / len(CLASSES))).to_csv(
+    make_frame(ids, np.full((2, len(CLASSES)), 1.0 / len(CLASSES)), classes=CLASSES).to_csv(
         tmp_path / "q.csv", index=False
     )
     with pytest.raises(PredictionError, match=FOLD_COL):
@@ -325,7 +328,7 @@ def test_submit_accepts_a_clip_just_below_one_eighth(
     probs = np.zeros((len(ids), len(CLASSES)))
     probs[:, 2] = 1.0
     pred_path = tmp_path / "test.csv"
-    make_frame(ids, probs).to_csv(pred_path, index=False)
+    make_frame(ids, probs, classes=CLASSES).to_csv(pred_path, index=False)
     out = make_submission(pred_path, format_path, tmp_path / "sub.csv", clip=0.12)
     values = pd.read_csv(out)[list(CLASSES)].to_numpy()
     assert (values.argmax(axis=1) == 2).all()  # still says "blank", not uniform

@@ -24,13 +24,6 @@ from kaggle_style.config import (
     resolve_config,
     stage_config,
 )
-from kaggle_style.constants import (
-    CLASSES,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
 from kaggle_style.data.layout import check_layout
 from kaggle_style.data.tables import TableError, escapes, load_competition_data
 from kaggle_style.metrics import (
@@ -40,6 +33,8 @@ from kaggle_style.metrics import (
     reliability_bins,
     score,
 )
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 
 KS = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "kaggle-style"
 
@@ -295,8 +290,10 @@ def test_log_loss_equals_sklearn() -> None:
 def test_prior_log_loss_and_score_fields() -> None:
     y = np.array([0, 0, 1, 2, 2, 2, 7, 4])
     prior = np.bincount(y, minlength=8) / len(y)
-    assert abs(prior_log_loss(y) - sk_log_loss(y, np.tile(prior, (8, 1)), labels=range(8))) < 1e-9
-    s = score(y, np.eye(8)[y])
+    assert (
+        abs(prior_log_loss(y, 8) - sk_log_loss(y, np.tile(prior, (8, 1)), labels=range(8))) < 1e-9
+    )
+    s = score(y, np.eye(8)[y], CLASSES)
     assert s["accuracy"] == 1.0 and s["f1_macro"] == 1.0
     assert s["per_class_accuracy"][CLASSES[3]] is None  # no support
     assert np.trace(np.array(s["confusion_matrix"])) == len(y)

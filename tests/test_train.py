@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from kaggle_style.config import resolve_config
-from kaggle_style.constants import CLASSES, FOLD_COL, ID_COL
+from kaggle_style.constants import FOLD_COL, ID_COL
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.errors import UserError
 from kaggle_style.run_contract import check_run
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.recipe import mix_batch, soft_cross_entropy
 from kaggle_style.training.run import run_training

@@ -25,17 +25,7 @@ from PIL import Image
 from pydantic import Field
 
 from kaggle_style.config import ConfigError, Count, Fraction, config_dict, stage_config
-from kaggle_style.constants import (
-    CLASSES,
-    FILEPATH_COL,
-    ID_COL,
-    LABEL_COL,
-    SITE_COL,
-    SUBMISSION_FORMAT,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
-    TRAIN_LABELS,
-)
+from kaggle_style.constants import FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.demo.detections import simulate_detections
 from kaggle_style.demo.frames import Shot, render_frame
 from kaggle_style.demo.infobar import draw_layout
@@ -45,6 +35,8 @@ from kaggle_style.demo.visits import BURST_SHARE, make_shots, plan_visits
 from kaggle_style.detect import mdjson
 from kaggle_style.errors import UserError
 from kaggle_style.files import atomic_path, git_commit, write_csv, write_json
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
+from kaggle_style.task import SUBMISSION_FORMAT, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
 
 __all__ = [
     "DemoDataConfig",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.demo.scenes import CLASS_SHARE, Site, make_site
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 
 def class_counts(n: int, rng: np.random.Generator | None = None) -> dict[str, int]:

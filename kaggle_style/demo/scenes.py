@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from kaggle_style.constants import CLASSES
+from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 
 Color = tuple[int, int, int]
 

@@ -9,11 +9,12 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from kaggle_style.config import Count, Fraction, NonNegative, Positive, Whole, stage_config
-from kaggle_style.constants import META_FILE, TEST_FEATURES, TRAIN_FEATURES, TRAIN_LABELS
+from kaggle_style.constants import META_FILE
 from kaggle_style.ensemble.detections import DEFAULT_THRESHOLDS
 from kaggle_style.ensemble.sequences import DEFAULT_GAPS, DEFAULT_POOL_WEIGHTS
 from kaggle_style.ensemble.sites import DEFAULT_STRENGTHS
 from kaggle_style.errors import UserError
+from kaggle_style.task import Task
 
 
 def _mode(value: object) -> object:
@@ -73,17 +74,25 @@ class EnsembleConfig:
     detection_c: Positive = 0.1  # inverse L2 strength of the per-image gate weights
     n_starts: Count = 3  # optimiser starts for the weights (equal weights + random)
     seed: Whole = 0
+    # the task file or name (configs/tasks/NAME.yaml); default: what `folds` recorded beside
+    # folds/folds.csv, else conservision
+    task: str | None = None
 
-    def labels_path(self) -> Path:
-        return Path(self.labels) if self.labels else Path(self.data) / TRAIN_LABELS
+    def labels_path(self, task: Task) -> Path:
+        if self.labels:
+            return Path(self.labels)
+        return Path(self.data) / (task.tables.labels or task.tables.train)
 
-    def train_features_path(self) -> Path:
+    def train_features_path(self, task: Task) -> Path:
         if self.train_features:
             return Path(self.train_features)
-        return Path(self.data) / TRAIN_FEATURES
+        return Path(self.data) / task.tables.train
 
-    def test_features_path(self) -> Path:
-        return Path(self.features) if self.features else Path(self.data) / TEST_FEATURES
+    def test_features_path(self, task: Task) -> Path | None:
+        """The test table (None: the test ids are the submission format's, one group each)."""
+        if self.features:
+            return Path(self.features)
+        return Path(self.data) / task.tables.test if task.tables.test else None
 
     def meta_path(self) -> Path:
         return Path(self.meta) if self.meta else Path(self.data) / META_FILE

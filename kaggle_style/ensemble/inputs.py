@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import (
-    CLASS_INDEX,
     ENSEMBLE_FILE,
     FILEPATH_COL,
     FOLD_COL,
@@ -29,7 +28,15 @@ from kaggle_style.ensemble.config import EnsembleError
 from kaggle_style.ensemble.detections import boxes_of
 from kaggle_style.ensemble.members import checked_hash, read_ensemble
 from kaggle_style.errors import few_ids
-from kaggle_style.prediction_files import PredictionError, align, probs_of, read_predictions
+from kaggle_style.prediction_files import (
+    PredictionError,
+    align,
+    classes_of,
+    probs_of,
+    read_predictions,
+)
+from kaggle_style.run_contract import check_run_task
+from kaggle_style.task import DEFAULT_FOLDS, Task, load_task
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.config import EnsembleConfig
@@ -71,6 +78,11 @@ class Inputs:
     oof_boxes: np.ndarray | None = None  # per row, its detector boxes (see detections.py)
     test_boxes: np.ndarray | None = None
     detections_note: str = "no detections file (give --detections)"
+    task: Task | None = None  # the competition: classes (prediction columns), metric, layout
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.task.classes if self.task is not None else ()
 
     def rows(self) -> RowFacts:
         return replace(
@@ -130,8 +142,19 @@ def _run_names(runs: Sequence[str]) -> list[str]:
     return names if len(set(names)) == len(names) else [str(r) for r in runs]
 
 
-def _sites_for(path: Path, ids: np.ndarray, what: str) -> np.ndarray:
-    table = read_features(path).set_index(ID_COL)[SITE_COL]
+def _site_table(path: Path | None, task: Task, split: str) -> pd.DataFrame | None:
+    """`id, filepath, site` of a split's table; None for a test set known only by the
+    submission format (its images then form groups of one: no test id shares a site)."""
+    if path is None:
+        return None
+    return read_features(path, task, split)
+
+
+def _sites_for(path: Path | None, ids: np.ndarray, what: str, task: Task, split: str) -> np.ndarray:
+    frame = _site_table(path, task, split)
+    if frame is None:
+        return np.asarray(ids, dtype=str)
+    table = frame.set_index(ID_COL)[SITE_COL]
     missing = [i for i in ids if i not in table.index]
     if missing:
         raise EnsembleError(
@@ -141,8 +164,9 @@ def _sites_for(path: Path, ids: np.ndarray, what: str) -> np.ndarray:
     return table.loc[ids].to_numpy().astype(str)
 
 
-def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
-    """A run's OOF and test frames and model hash, after checking its folds share one config."""
+def _read_run(name: str, folder: Path, task: Task) -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """A run's OOF and test frames and model hash, after checking its folds share one config
+    and that it was made for `task` (its name and class order)."""
     for file in (OOF_FILE, TEST_FILE):
         if not (folder / file).is_file():
             raise EnsembleError(
@@ -152,24 +176,32 @@ def _read_run(name: str, folder: Path) -> tuple[pd.DataFrame, pd.DataFrame, str 
     if (folder / ENSEMBLE_FILE).is_file():
         read_ensemble(folder)  # an ensemble blended again: its own members unchanged
     key = checked_hash(folder)
+    check_run_task(folder, task)
+    oof = read_predictions(folder / OOF_FILE, require_fold=True)
+    task.check_classes(classes_of(oof), f"run {name} ({folder / OOF_FILE})")
     return (
-        read_predictions(folder / OOF_FILE, require_fold=True),
-        read_predictions(folder / TEST_FILE),
+        oof,
+        read_predictions(folder / TEST_FILE, classes=task.classes),
         key,
     )
 
 
 def load_inputs(
-    cfg: EnsembleConfig, need_sites: bool, need_meta: bool, need_detections: bool = False
+    cfg: EnsembleConfig,
+    need_sites: bool,
+    need_meta: bool,
+    need_detections: bool = False,
+    task: Task | None = None,
 ) -> Inputs:
     """Read every run's oof.csv and test.csv, check they line up, attach labels (and sites and
     meta, for the steps that use them)."""
     if not cfg.runs:
         raise EnsembleError("no runs to ensemble: give run folders or `runs:` in the config")
+    task = task or load_task(cfg.task, folds=DEFAULT_FOLDS)
     names = _run_names(cfg.runs)
     oof_frames, test_frames, hashes = {}, {}, {}
     for name, run in zip(names, cfg.runs, strict=True):
-        oof_frames[name], test_frames[name], hashes[name] = _read_run(name, Path(run))
+        oof_frames[name], test_frames[name], hashes[name] = _read_run(name, Path(run), task)
     try:
         oof_frames = align(oof_frames)
     except PredictionError as err:
@@ -180,8 +212,8 @@ def load_inputs(
         raise EnsembleError(f"test files ({TEST_FILE}): {err}") from err
     first_oof, first_test = oof_frames[names[0]], test_frames[names[0]]
     oof_ids = first_oof[ID_COL].to_numpy().astype(str)
-    labels_path = cfg.labels_path()
-    labels = read_labels(labels_path).set_index(ID_COL)[LABEL_COL]
+    labels_path = cfg.labels_path(task)
+    labels = read_labels(labels_path, task=task).set_index(ID_COL)[LABEL_COL]
     unlabelled = [i for i in oof_ids if i not in labels.index]
     if unlabelled:
         raise EnsembleError(
@@ -192,11 +224,12 @@ def load_inputs(
         names=names,
         oof_ids=oof_ids,
         test_ids=first_test[ID_COL].to_numpy().astype(str),
-        oof=[probs_of(oof_frames[n]) for n in names],
-        test=[probs_of(test_frames[n]) for n in names],
-        y=labels.loc[oof_ids].map(CLASS_INDEX).to_numpy().astype(np.int64),
+        oof=[probs_of(oof_frames[n], task.classes) for n in names],
+        test=[probs_of(test_frames[n], task.classes) for n in names],
+        y=labels.loc[oof_ids].map(task.class_index).to_numpy().astype(np.int64),
         folds=first_oof[FOLD_COL].to_numpy(),
         hashes=[hashes[n] for n in names],
+        task=task,
     )
     if need_sites:
         _attach_sites(cfg, inputs)
@@ -218,15 +251,18 @@ def boxes_for(path: Path, files: Sequence[str]) -> np.ndarray:
 def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
     """Boxes of OOF and test ids, by their file paths in the site tables."""
     path = Path(cfg.detections)  # type: ignore[arg-type]
-    tables = (cfg.train_features_path(), cfg.test_features_path())
-    if not all(t.is_file() for t in tables):
+    task = inputs.task or load_task(cfg.task, folds=DEFAULT_FOLDS)
+    tables = (cfg.train_features_path(task), cfg.test_features_path(task))
+    if not all(t is not None and t.is_file() for t in tables):
         inputs.detections_note = (
             "no site table to find each id's file in the detections (set train_features / features)"
         )
         return
     files = {}
-    for table in tables:
-        files.update(read_features(table).set_index(ID_COL)[FILEPATH_COL].astype(str))
+    for table, split in zip(tables, ("train", "test"), strict=True):
+        frame = _site_table(table, task, split)
+        if frame is not None:
+            files.update(frame.set_index(ID_COL)[FILEPATH_COL].astype(str))
     oof_files = [files.get(i, "") for i in inputs.oof_ids]
     known = set(read_detections(path).images)
     if not known.intersection(oof_files):
@@ -241,15 +277,19 @@ def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
 
 def _attach_sites(cfg: EnsembleConfig, inputs: Inputs) -> None:
     """Sites of OOF and test ids; missing site tables only leave the site-based steps out."""
-    train_path, test_path = cfg.train_features_path(), cfg.test_features_path()
-    absent = [str(p) for p in (train_path, test_path) if not p.is_file()]
+    task = inputs.task or load_task(cfg.task, folds=DEFAULT_FOLDS)
+    if task.group_column is None and not cfg.train_features:
+        inputs.site_note = f"no group column in task {task.name} (set group_column)"
+        return
+    train_path, test_path = cfg.train_features_path(task), cfg.test_features_path(task)
+    absent = [str(p) for p in (train_path, test_path) if p is not None and not p.is_file()]
     if absent:
         inputs.site_note = (
             f"no site table ({', '.join(absent)} not found; set train_features / features)"
         )
         return
-    inputs.oof_sites = _sites_for(train_path, inputs.oof_ids, "OOF")
-    inputs.test_sites = _sites_for(test_path, inputs.test_ids, "test")
+    inputs.oof_sites = _sites_for(train_path, inputs.oof_ids, "OOF", task, "train")
+    inputs.test_sites = _sites_for(test_path, inputs.test_ids, "test", task, "test")
 
 
 def _attach_meta(cfg: EnsembleConfig, inputs: Inputs) -> None:

@@ -25,7 +25,6 @@ from scipy.special import softmax
 
 from kaggle_style.config import config_dict
 from kaggle_style.constants import (
-    CLASSES,
     CONFIG_FILE,
     ENSEMBLE_FILE,
     METRICS_FILE,
@@ -42,8 +41,9 @@ from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import loss_only, summary
 from kaggle_style.files import atomic_folder, git_commit, write_json, write_yaml
-from kaggle_style.metrics import log_loss, score
+from kaggle_style.metrics import log_loss, metric, score
 from kaggle_style.prediction_files import make_frame, write_predictions
+from kaggle_style.task import DEFAULT_FOLDS, Task, load_task
 
 Figures = Callable[[np.ndarray, np.ndarray | None], dict[str, float] | None]
 
@@ -81,7 +81,7 @@ def _blend_stream(cfg: EnsembleConfig, inputs: Inputs, space: str) -> NestedBlen
     stream = StepPredictions(np.empty(0), np.empty(0), states)
     if not states:
         return NestedBlend(stream, None, [])
-    untempered = np.empty((len(y), len(CLASSES)))
+    untempered = np.empty((len(y), oof[0].shape[1]))
     fits = []
     for state, blend in zip(states, blends, strict=True):
         untempered[state.held] = softmax(blend.logits([p[state.held] for p in oof]), axis=1)
@@ -187,7 +187,7 @@ def fit_chain(
 
     stack_info: dict[str, Any] = {"mode": cfg.stacking, "used": False}
     if cfg.stacking is not False:
-        stack = stacking(oof, test, y, inputs.folds, cfg.stacking_c, len(CLASSES))
+        stack = stacking(oof, test, y, inputs.folds, cfg.stacking_c, oof[0].shape[1])
         add_row("stacking (logistic regression)", stack.in_sample, stack.nested)
         stack_info["in_sample"] = cells(y, stack.in_sample)
         stack_info["nested"] = cells(y, stack.nested)
@@ -250,8 +250,39 @@ def fit_chain(
         steps=records,
         table=rows,
         final=final,
+        **_task_fields(inputs, stream),
     )
     return EnsembleResult(stream.oof, stream.test, stream.nested(), report, blend)
+
+
+def _task_fields(inputs: Inputs, stream: StepPredictions) -> dict[str, Any]:
+    """The task's name, class order and metric (in-sample and nested) for ensemble.json."""
+    task = inputs.task
+    if task is None:
+        return {}
+    scorer = metric(task.score_metric)
+    nested = stream.nested()
+    return {
+        **task.record(),
+        "metric": {
+            "name": task.score_metric,
+            "in_sample": scorer(inputs.y, stream.oof),
+            "nested": None if nested is None else scorer(inputs.y, nested),
+        },
+    }
+
+
+def camera_trap_off(cfg: EnsembleConfig, task: Task) -> tuple[EnsembleConfig, str]:
+    """The config with the camera-trap steps off when the task has no camera-trap part, and the
+    one line that says so ("" when nothing was turned off)."""
+    if task.camera_trap_parts:
+        return cfg, ""
+    steps = [s for s in STEPS if set(s.inputs) & {"meta", "detections"} and s.mode(cfg) != "off"]
+    if not steps:
+        return cfg, ""
+    cfg = replace(cfg, **{s.config_key: "off" for s in steps})
+    names = ", ".join(s.title for s in steps)
+    return cfg, f"ensemble: task {task.name} has no camera_trap part: {names} skipped"
 
 
 def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> Path:
@@ -266,12 +297,14 @@ def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) 
 
 
 def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> None:
-    y, folds = inputs.y, inputs.folds
-    write_predictions(out / OOF_FILE, make_frame(inputs.oof_ids, result.oof, folds))
-    write_predictions(out / TEST_FILE, make_frame(inputs.test_ids, result.test))
+    y, folds, classes = inputs.y, inputs.folds, inputs.classes
+    metric = inputs.task.score_metric if inputs.task is not None else None
+    oof_frame = make_frame(inputs.oof_ids, result.oof, folds, classes=classes)
+    write_predictions(out / OOF_FILE, oof_frame)
+    write_predictions(out / TEST_FILE, make_frame(inputs.test_ids, result.test, classes=classes))
     metrics: dict[str, Any] = {
-        "overall": score(y, result.oof),
-        "nested": None if result.nested is None else score(y, result.nested),
+        "overall": score(y, result.oof, classes, metric),
+        "nested": None if result.nested is None else score(y, result.nested, classes, metric),
         "per_fold": {
             str(f): summary(y[folds == f], result.oof[folds == f]) for f in np.unique(folds)
         },
@@ -279,7 +312,8 @@ def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: Ensembl
     write_json(out / METRICS_FILE, metrics)
     commit = git_commit()
     write_report(out / ENSEMBLE_FILE, result.report.model_copy(update={"git_commit": commit}))
-    write_yaml(out / CONFIG_FILE, {**config_dict(cfg), "git_commit": commit})
+    record = inputs.task.record() if inputs.task is not None else {}
+    write_yaml(out / CONFIG_FILE, {**config_dict(cfg), **record, "git_commit": commit})
 
 
 def check_out_folder(out: Path) -> None:
@@ -302,12 +336,17 @@ def _out_folder(cfg: EnsembleConfig) -> str:
 def ensemble(cfg: EnsembleConfig) -> EnsembleResult:
     """Read, fit, write: the whole stage as one call (what `make ensemble` runs)."""
     check_out_folder(Path(_out_folder(cfg)))
+    task = load_task(cfg.task, folds=DEFAULT_FOLDS)
+    cfg, skipped = camera_trap_off(cfg, task)
+    if skipped:
+        print(skipped, flush=True)
     used = [step for step in STEPS if step.mode(cfg) != "off"]
     inputs = load_inputs(
         cfg,
         need_sites=any("sites" in s.inputs for s in used),
         need_meta=any("meta" in s.inputs for s in used),
         need_detections=any("detections" in s.inputs for s in used),
+        task=task,
     )
     result = build_ensemble(cfg, inputs)
     write_ensemble(cfg, inputs, result)

@@ -108,6 +108,9 @@ class EnsembleReport(_Model):
     table: list[TableRow] | None = None
     final: Final | None = None
     git_commit: str | None = None
+    task: str | None = None  # the task's name and class order (None: before tasks, conservision)
+    classes: list[str] | None = None
+    metric: dict[str, Any] | None = None  # the task's metric: its name, in-sample and nested
 
     def step(self, key: str) -> StepRecord | None:
         return self.steps.get(key)

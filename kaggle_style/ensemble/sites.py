@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.ensemble.chain import RowFacts
 
 # Pseudo-counts to try; a site of n images moves halfway to its EM estimate when n == alpha.
@@ -263,8 +262,8 @@ def site_prior_table(
     probs_before: np.ndarray,
     sites: Sequence[object] | np.ndarray,
     em: dict[str, np.ndarray],
+    classes: tuple[str, ...],
     y: np.ndarray | None = None,
-    classes: tuple[str, ...] = CLASSES,
 ) -> dict[str, dict[str, Any]]:
     """Per site: images, mean prediction ("before"), EM prior ("after") and, with labels, the truth.
 

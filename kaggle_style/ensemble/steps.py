@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.ensemble.chain import RowFacts, StepPredictions
 from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
 from kaggle_style.ensemble.detections import (
@@ -184,7 +183,7 @@ class TimeOfDay(Step):
         return "+ time of day (hour, night)"
 
     def record(self, params, fold_params, before, inputs):
-        return {**params.to_dict(), "classes": list(CLASSES)}, None
+        return {**params.to_dict(), "classes": list(inputs.classes)}, None
 
     def chosen(self, record: dict[str, Any]) -> str:
         return f"{record.get('harmonics', '?')} daily cycle(s) + night flag"
@@ -220,11 +219,17 @@ class SiteAdaptation(Step):
             {
                 "strength": params.strength,
                 "grid_log_loss": params.grid,
-                "source_prior": dict(zip(CLASSES, map(float, params.source_prior), strict=True)),
+                "source_prior": dict(
+                    zip(inputs.classes, map(float, params.source_prior), strict=True)
+                ),
                 "priors": {
-                    "classes": list(CLASSES),
-                    "oof": site_prior_table(before.oof, inputs.oof_sites, params.priors, inputs.y),
-                    "test": site_prior_table(before.test, inputs.test_sites, test_priors),
+                    "classes": list(inputs.classes),
+                    "oof": site_prior_table(
+                        before.oof, inputs.oof_sites, params.priors, inputs.classes, inputs.y
+                    ),
+                    "test": site_prior_table(
+                        before.test, inputs.test_sites, test_priors, inputs.classes
+                    ),
                 },
             },
             {"strength_per_fold": {k: v.strength for k, v in fold_params.items()}},
@@ -235,7 +240,8 @@ class SiteAdaptation(Step):
         return "strength none" if strength is None else f"strength {strength:g}"
 
     def load(self, record: dict[str, Any]) -> SiteFit:
-        prior = np.asarray([record["source_prior"][c] for c in CLASSES], dtype=float)
+        # the recorded order: source_prior was written in the task's class order
+        prior = np.asarray(list(record["source_prior"].values()), dtype=float)
         return SiteFit(float(record["strength"]), prior)
 
 

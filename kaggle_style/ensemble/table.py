@@ -20,7 +20,7 @@ def summary(y: np.ndarray, probs: np.ndarray | None) -> dict[str, float] | None:
     """The few numbers of one table cell (the full score goes to metrics.json)."""
     if probs is None:
         return None
-    full = score(y, probs)
+    full = score(y, probs, tuple(map(str, range(np.shape(probs)[1]))))
     return {k: float(full[k]) for k in SUMMARY_KEYS}
 
 

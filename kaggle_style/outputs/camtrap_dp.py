@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES, SITE_COL
+from kaggle_style.constants import SITE_COL
 from kaggle_style.files import write_csv, write_json
 from kaggle_style.outputs.classified import FILE_COL, Classified, Thresholds, kept_classes
 from kaggle_style.outputs.metadata import Metadata, MetadataError
@@ -179,7 +179,11 @@ def media_table(images: pd.DataFrame, meta: Metadata) -> pd.DataFrame:
 
 
 def _observations_of(
-    kept: list[tuple[int, float]], boxes: list, base: dict[str, Any], thresholds: Thresholds
+    kept: list[tuple[int, float]],
+    boxes: list,
+    base: dict[str, Any],
+    thresholds: Thresholds,
+    classes: tuple[str, ...],
 ) -> list[dict[str, Any]]:
     """The observations of one image or event: one per kept class, one per box for animals."""
     if not kept:
@@ -192,7 +196,7 @@ def _observations_of(
         ]
     out = []
     for c, p in kept:
-        taxon = taxon_of(CLASSES[c])
+        taxon = taxon_of(classes[c])
         row = {**base, "classificationProbability": round(p, 6)}
         if taxon is None:
             out.append({**row, "observationType": BLANK})
@@ -233,7 +237,7 @@ def observations_table(
             "eventEnd": stamps[k],
             "observationLevel": "media",
         }
-        found = _observations_of(kept, boxes[k], base, thresholds)
+        found = _observations_of(kept, boxes[k], base, thresholds, classified.classes)
         rows.extend({**r, "observationID": f"{media}_{n}"} for n, r in enumerate(found, 1))
     by_event = pd.Series(np.arange(len(images))).groupby(images["sequence"].to_numpy(), sort=True)
     for sequence, members in by_event:
@@ -251,7 +255,11 @@ def observations_table(
             "observationLevel": "event",
         }
         found = _observations_of(
-            kept_classes(mean[None], thresholds)[0], boxes[most], base, thresholds
+            kept_classes(mean[None], thresholds)[0],
+            boxes[most],
+            base,
+            thresholds,
+            classified.classes,
         )
         rows.extend({**r, "observationID": f"{event}_e{n}"} for n, r in enumerate(found, 1))
     return pd.DataFrame(rows).reindex(columns=list(OBSERVATION_COLUMNS))
@@ -303,7 +311,11 @@ def descriptor(
             }
         )
     names = [n for n in observations["scientificName"].dropna().unique() if n]
-    taxa = [t.coverage() for c in CLASSES if (t := taxon_of(c)) and t.scientific_name in names]
+    taxa = [
+        t.coverage()
+        for c in classified.classes
+        if (t := taxon_of(c)) and t.scientific_name in names
+    ]
     starts = deployments["deploymentStart"].str[:10]
     ends = deployments["deploymentEnd"].str[:10]
     project = meta.project.model_dump(exclude_none=True)

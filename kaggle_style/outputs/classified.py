@@ -8,14 +8,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES, SITE_COL
+from kaggle_style.constants import SITE_COL
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 from kaggle_style.errors import UserError
 
 FILE_COL = "file"
 # Columns of `Classified.images`: `datetime` is the camera's clock, ISO 8601 without a zone, ""
 # where nothing was read; `sequence` is the meta stage's "<site>/<n>" (one visit).
-IMAGE_COLUMNS = (FILE_COL, SITE_COL, "datetime", "sequence", *CLASSES)
+# ... then one probability column per class (`Classified.classes`).
+IMAGE_COLUMNS = (FILE_COL, SITE_COL, "datetime", "sequence")
+NOT_CLASS_COLUMNS = frozenset({*IMAGE_COLUMNS, "id", "fold", "top_class", "filepath"})
 
 
 @dataclass(frozen=True)
@@ -28,8 +30,8 @@ class Thresholds:
     min_box_conf: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.top_k < 1 or self.top_k > len(CLASSES):
-            raise UserError(f"--top-k {self.top_k}: give 1 to {len(CLASSES)} classes per image")
+        if self.top_k < 1:
+            raise UserError(f"--top-k {self.top_k}: give 1 or more classes per image")
         for name in ("min_prob", "min_box_conf"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -45,9 +47,12 @@ class Classified:
     commit: str  # the git commit the run was trained at ("" when unknown)
     detections: DetectionFile | None = None  # keyed by file; None: no detector ran
     failures: dict[str, str] = field(default_factory=dict)  # unreadable file -> why
+    classes: tuple[str, ...] = ()  # the probability columns; () = every other column of images
 
     def __post_init__(self) -> None:
-        missing = [c for c in IMAGE_COLUMNS if c not in self.images.columns]
+        if not self.classes:
+            self.classes = tuple(c for c in self.images.columns if c not in NOT_CLASS_COLUMNS)
+        missing = [c for c in (*IMAGE_COLUMNS, *self.classes) if c not in self.images.columns]
         if missing:
             raise ValueError(f"Classified.images lacks {missing}")
         self.images = self.images.reset_index(drop=True)
@@ -55,7 +60,7 @@ class Classified:
 
     @property
     def probs(self) -> np.ndarray:
-        return self.images[list(CLASSES)].to_numpy(dtype=np.float64)
+        return self.images[list(self.classes)].to_numpy(dtype=np.float64)
 
     @property
     def classified_by(self) -> str:

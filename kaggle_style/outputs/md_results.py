@@ -14,13 +14,15 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.detect.mdjson import DetectionFile
 from kaggle_style.errors import UserError
 from kaggle_style.files import write_json
 from kaggle_style.outputs.classified import FILE_COL, Classified, Thresholds, kept_classes
 
-CLASSIFICATION_CATEGORIES = {str(k): name for k, name in enumerate(CLASSES)}
+
+def classification_categories(classes: tuple[str, ...]) -> dict[str, str]:
+    """MegaDetector's `classification_categories`: each class index as a string, its name."""
+    return {str(k): name for k, name in enumerate(classes)}
 
 
 def md_results(classified: Classified, thresholds: Thresholds) -> dict[str, Any]:
@@ -63,7 +65,7 @@ def md_results(classified: Classified, thresholds: Thresholds) -> dict[str, Any]
         failures=failures,
         info=info,
         categories=dict(classified.detections.categories),
-        extra={"classification_categories": CLASSIFICATION_CATEGORIES},
+        extra={"classification_categories": classification_categories(classified.classes)},
     ).to_json()
     for entry in out["images"]:
         if "failure" in entry:

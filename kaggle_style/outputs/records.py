@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASSES, SITE_COL
+from kaggle_style.constants import SITE_COL
 from kaggle_style.outputs.classified import FILE_COL, Classified, Thresholds, kept_classes
 from kaggle_style.outputs.taxonomy import BLANK, taxon_of
 
@@ -41,11 +41,11 @@ def records(classified: Classified, thresholds: Thresholds) -> pd.DataFrame:
     rows = []
     for k, kept in enumerate(kept_classes(classified.probs, thresholds)):
         for c, p in kept:
-            if CLASSES[c] != BLANK:
+            if classified.classes[c] != BLANK:
                 rows.append(
                     (
                         images.at[k, SITE_COL],
-                        CLASSES[c],
+                        classified.classes[c],
                         images.at[k, FILE_COL],
                         images.at[k, "datetime"],
                         p,
@@ -124,9 +124,11 @@ def count_table(events: pd.DataFrame) -> pd.DataFrame:
     return counts[list(COUNT_COLUMNS)]
 
 
-def site_by_class(counts: pd.DataFrame) -> pd.DataFrame:
-    """Sites × classes of independent events (the table ecologists read first)."""
+def site_by_class(counts: pd.DataFrame, classes: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Sites × classes of independent events (the table ecologists read first), the columns in
+    `classes`' order (else sorted)."""
     wide = counts.pivot_table(
         index=SITE_COL, columns="class", values="independent_events", aggfunc="sum", fill_value=0
     )
-    return wide.reindex(columns=[c for c in CLASSES if c in wide.columns]).astype(int)
+    order = [c for c in classes if c in wide.columns] if classes else sorted(wide.columns)
+    return wide.reindex(columns=order).astype(int)

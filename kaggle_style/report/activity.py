@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASS_INDEX, CLASSES, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.constants import ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.meta.infobar import DAY_HOURS
 from kaggle_style.prediction_files import probs_of
 from kaggle_style.report.plots import save
@@ -58,17 +58,19 @@ def _timed(meta: pd.DataFrame, ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def activity(meta: pd.DataFrame, truth: pd.DataFrame, run: Run) -> dict[str, Any]:
     """Curves and night shares: observed (train labels), predicted on OOF and on test."""
+    classes = run.classes
     frame = run.oof.merge(truth[[ID_COL, LABEL_COL]], on=ID_COL, how="left")
     rows, hours = _timed(meta, frame[ID_COL])
-    y = frame[LABEL_COL].map(CLASS_INDEX).to_numpy()[rows].astype(np.int64)
+    index = {c: i for i, c in enumerate(classes)}
+    y = frame[LABEL_COL].map(index).to_numpy()[rows].astype(np.int64)
     curves = {
-        "observed": (hours, np.eye(len(CLASSES))[y]),
-        "predicted (OOF)": (hours, probs_of(frame)[rows]),
+        "observed": (hours, np.eye(len(classes))[y]),
+        "predicted (OOF)": (hours, probs_of(frame, classes)[rows]),
     }
     if run.test is not None:
         test_rows, test_hours = _timed(meta, run.test[ID_COL])
         if len(test_rows):
-            curves["predicted (test)"] = (test_hours, probs_of(run.test)[test_rows])
+            curves["predicted (test)"] = (test_hours, probs_of(run.test, classes)[test_rows])
     out: dict[str, Any] = {"n": {}, "density": {}, "night": {}}
     for name, (h, w) in curves.items():
         out["n"][name] = len(h)
@@ -78,12 +80,15 @@ def activity(meta: pd.DataFrame, truth: pd.DataFrame, run: Run) -> dict[str, Any
     return out
 
 
-def activity_plot(curves: dict[str, Any], out: Path) -> str:
+def activity_plot(curves: dict[str, Any], out: Path, classes: tuple[str, ...]) -> str:
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 4, figsize=(14, 5.5), sharex=True)
+    rows = -(-len(classes) // 4)
+    fig, axes = plt.subplots(rows, 4, figsize=(14, 2.75 * rows), sharex=True, squeeze=False)
     styles = {"observed": "k-", "predicted (OOF)": "C0--", "predicted (test)": "C1:"}
-    for c, (ax, name) in enumerate(zip(axes.ravel(), CLASSES, strict=True)):
+    for ax in axes.ravel()[len(classes) :]:
+        ax.set_visible(False)
+    for c, (ax, name) in enumerate(zip(axes.ravel(), classes, strict=False)):
         ax.axvspan(0, DAY_HOURS[0], color="0.88", lw=0)
         ax.axvspan(DAY_HOURS[1], 24, color="0.88", lw=0)
         for label, density in curves["density"].items():
@@ -106,7 +111,7 @@ def activity_section(meta: pd.DataFrame, truth: pd.DataFrame, run: Run, out: Pat
     names = list(curves["density"])
     rows = []
     observed = curves["density"]["observed"]
-    for c, name in enumerate(CLASSES):
+    for c, name in enumerate(run.classes):
         cells = [name]
         for label in names:
             cells.append(fmt(curves["night"][label][c], 3))
@@ -120,7 +125,7 @@ def activity_section(meta: pd.DataFrame, truth: pd.DataFrame, run: Run, out: Pat
             ["class", *(f"night share, {n}" for n in names), "overlap observed vs predicted (OOF)"],
             rows,
         )
-        + f'<img src="{activity_plot(curves, out)}" alt="activity by hour per class">'
+        + f'<img src="{activity_plot(curves, out, run.classes)}" alt="activity by hour per class">'
     )
 
 
@@ -133,7 +138,7 @@ def sequence_section(meta: pd.DataFrame, sites: pd.DataFrame, truth: pd.DataFram
     label = truth.set_index(ID_COL)[LABEL_COL]
     if run.test is not None:
         predicted = pd.Series(
-            np.asarray(CLASSES)[probs_of(run.test).argmax(axis=1)],
+            np.asarray(run.classes)[probs_of(run.test, run.classes).argmax(axis=1)],
             index=run.test[ID_COL].astype(str),
         )
         label = pd.concat([label, predicted])
@@ -211,16 +216,17 @@ def time_effect_section(ens: dict[str, Any], out: Path, index: int) -> str:
     )
     shift = features @ coef.T
     shift -= shift.mean(axis=1, keepdims=True)  # only differences between classes matter
-    return text + f'<img src="{_shift_plot(shift, out, index)}" alt="time step effect">'
+    classes = tuple(ens.get("classes") or (f"class {c}" for c in range(shift.shape[1])))
+    return text + f'<img src="{_shift_plot(shift, out, index, classes)}" alt="time step effect">'
 
 
-def _shift_plot(shift: np.ndarray, out: Path, index: int) -> str:
+def _shift_plot(shift: np.ndarray, out: Path, index: int, classes: tuple[str, ...]) -> str:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.axvspan(0, DAY_HOURS[0], color="0.88", lw=0)
     ax.axvspan(DAY_HOURS[1], 24, color="0.88", lw=0)
-    for c, name in enumerate(CLASSES):
+    for c, name in enumerate(classes):
         ax.plot(GRID, shift[:, c], lw=1.5, label=name)
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xlim(0, 24)
@@ -235,15 +241,21 @@ MAX_SITE_PANELS = 12  # the sites with most events; a page of small multiples st
 
 
 def site_activity_plot(
-    events: pd.DataFrame, out: Path, name: str = "activity_by_site.png"
+    events: pd.DataFrame,
+    out: Path,
+    name: str = "activity_by_site.png",
+    classes: tuple[str, ...] | None = None,
 ) -> str | None:
     """Activity by hour of independent events (timed ones), one panel per site, one curve per
-    class; None when no event has a time."""
+    class (in `classes`' order, which fixes the colours; else the events' own, sorted); None
+    when no event has a time."""
     import matplotlib.pyplot as plt
 
     timed = events[events["timed"]]
     if timed.empty:
         return None
+    if classes is None:
+        classes = tuple(sorted(map(str, events["class"].unique())))
     hours = pd.to_datetime(timed["start"], format="ISO8601")
     timed = timed.assign(hour=hours.dt.hour + hours.dt.minute / 60 + hours.dt.second / 3600)
     sites = timed[SITE_COL].value_counts().index[:MAX_SITE_PANELS]
@@ -256,7 +268,7 @@ def site_activity_plot(
         group = timed[timed[SITE_COL] == site]
         ax.axvspan(0, DAY_HOURS[0], color="0.88", lw=0)
         ax.axvspan(DAY_HOURS[1], 24, color="0.88", lw=0)
-        for c, cls in enumerate(CLASSES):
+        for c, cls in enumerate(classes):
             h = group.loc[group["class"] == cls, "hour"].to_numpy(dtype=np.float64)
             if len(h):
                 density = circular_density(h, np.ones((len(h), 1)))[:, 0]
@@ -289,21 +301,28 @@ def test_records_section(meta: pd.DataFrame, test: pd.DataFrame, run: Run, out: 
     frame["file"] = frame[ID_COL]
     frame["datetime"] = frame["datetime"].fillna("")
     frame["sequence"] = frame["sequence"].fillna(frame[ID_COL])
-    classified = Classified(frame, run.name, "")
+    classified = Classified(frame, run.name, "", classes=run.classes)
     events = independent_events(records_of(classified, Thresholds()), DEFAULT_MINUTES)
     return (
         f"<p>{html.escape(run.name)}, test set: each image counted as its most likely "
-        "class.</p>" + records_section(events, count_table(events), DEFAULT_MINUTES, out)
+        "class.</p>"
+        + records_section(events, count_table(events), DEFAULT_MINUTES, out, run.classes)
     )
 
 
-def records_section(events: pd.DataFrame, counts: pd.DataFrame, minutes: float, out: Path) -> str:
+def records_section(
+    events: pd.DataFrame,
+    counts: pd.DataFrame,
+    minutes: float,
+    out: Path,
+    classes: tuple[str, ...] = (),
+) -> str:
     """Independent events per site and class, and per-site activity (the record table)."""
     from kaggle_style.outputs.records import site_by_class
 
     if events.empty:
         return "<p>no image was given an animal class: no records.</p>"
-    wide = site_by_class(counts)
+    wide = site_by_class(counts, classes)
     untimed = int(counts["untimed_images"].sum())
     rows = [
         [str(site), *(str(v) for v in row), str(int(row.sum()))] for site, row in wide.iterrows()
@@ -314,5 +333,5 @@ def records_section(events: pd.DataFrame, counts: pd.DataFrame, minutes: float, 
         "with an unread clock are counted apart (not in this table).</p>"
         + table([SITE_COL, *wide.columns, "all"], rows[:MAX_SITE_ROWS])
     )
-    png = site_activity_plot(events, out)
+    png = site_activity_plot(events, out, classes=classes or None)
     return text + (f'<img src="{png}" alt="activity by hour per site">' if png else "")

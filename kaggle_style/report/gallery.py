@@ -10,8 +10,6 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import (
-    CLASS_INDEX,
-    CLASSES,
     CONFIG_FILE,
     FILEPATH_COL,
     ID_COL,
@@ -86,11 +84,12 @@ def gallery(
     """The `n` most confidently wrong OOF images of `run` as thumbnails with their labels."""
     from PIL import Image
 
+    classes = run.classes
     frame = run.oof.merge(truth, on=ID_COL, how="left")
-    probs = probs_of(frame)
+    probs = probs_of(frame, classes)
     pred = probs.argmax(axis=1)
     conf = probs.max(axis=1)
-    true_idx = frame[LABEL_COL].map(CLASS_INDEX).to_numpy()
+    true_idx = frame[LABEL_COL].map({c: i for i, c in enumerate(classes)}).to_numpy()
     wrong = np.flatnonzero(pred != true_idx)
     wrong = wrong[np.argsort(-conf[wrong], kind="stable")][:n]
     ids = [str(frame[ID_COL].iloc[w]) for w in wrong]
@@ -109,7 +108,7 @@ def gallery(
             continue
         caption = (
             f"{image_id}: true {frame[LABEL_COL].iloc[row]}, predicted "
-            f"{CLASSES[pred[row]]} ({fmt(conf[row])})"
+            f"{classes[pred[row]]} ({fmt(conf[row])})"
         )
         cards.append(
             f'<figure><img src="{name}" alt="{html.escape(image_id)}">'

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASS_INDEX, FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.constants import FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.data.tables import CompetitionData, load_competition_data
 from kaggle_style.files import atomic_folder, check_outputs, write_text
 from kaggle_style.report.activity import (
@@ -21,6 +21,8 @@ from kaggle_style.report.gallery import crop_threshold, gallery
 from kaggle_style.report.plots import confusion_plot, per_class_plot, reliability_plot
 from kaggle_style.report.runs import ReportError, Run, fmt, load_run, table
 from kaggle_style.report.sections import ensemble_section, model_table, site_table
+from kaggle_style.run_contract import check_run_task
+from kaggle_style.task import Task, conservision
 
 INDEX = "index.html"
 STYLE = """body{font-family:sans-serif;margin:2em;max-width:1400px}
@@ -37,6 +39,7 @@ def build_report(
     crops: Path | None = None,
     n_gallery: int = 12,
     meta: Path | None = None,
+    task: Task | None = None,
 ) -> Path:
     """Write `out/index.html` and its images; return the page's path.
 
@@ -49,10 +52,15 @@ def build_report(
         {"--out": out},
         {**{f"run {r}": r for r in run_dirs}, "--data": data, "--crops": crops, "--meta": meta},
     )
+    task = task or conservision()
+    for run_dir in run_dirs:
+        check_run_task(run_dir, task)
     runs = [load_run(Path(r)) for r in run_dirs]
     if not runs:
         raise ReportError("no runs to report on; give one or more run folders")
-    dataset = load_competition_data(data)
+    for run in runs:
+        task.check_classes(run.classes, f"run {run.name}")
+    dataset = load_competition_data(data, task)
     truth = dataset.train[[ID_COL, FILEPATH_COL, SITE_COL, LABEL_COL]]
     known = set(truth[ID_COL])
     for run in runs:
@@ -100,14 +108,22 @@ def _write_page(
         "OOF probabilities as written.</p>"
     )
     for i, run in enumerate(runs):
-        y = run.oof[[ID_COL]].merge(truth, on=ID_COL, how="left")[LABEL_COL].map(CLASS_INDEX)
+        index = {c: i for i, c in enumerate(run.classes)}
+        y = run.oof[[ID_COL]].merge(truth, on=ID_COL, how="left")[LABEL_COL].map(index)
         png, eces = reliability_plot(run, i, y.to_numpy(dtype=np.int64), out)
         body.append(table(["run", "curve", "ECE"], [[run.name, c, fmt(e)] for c, e in eces]))
         body.append(f'<img src="{png}" alt="reliability {html.escape(run.name)}">')
     if ensembles:
         body.append("<h2>Ensemble</h2>")
         body += [ensemble_section(r, out, i) for i, r in enumerate(ensembles)]
-    body.append(_clock_sections(meta, dataset.train, dataset.test, truth, primary, ensembles, out))
+    if dataset.task.camera_trap_parts:
+        clocks = _clock_sections(meta, dataset.train, dataset.test, truth, primary, ensembles, out)
+        body.append(clocks)
+    else:
+        body.append(
+            f"<p>task {html.escape(dataset.task.name)} has no camera_trap part: activity by "
+            "hour, sequences and records are left out.</p>"
+        )
     body += [
         f"<h2>Sites (hardest first by {html.escape(primary.name)})</h2>",
         site_table(runs, primary, truth),

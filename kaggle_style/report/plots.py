@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from kaggle_style.constants import CLASSES
 from kaggle_style.files import atomic_path
 from kaggle_style.metrics import expected_calibration_error, reliability_bins
 from kaggle_style.prediction_files import probs_of
@@ -38,14 +37,15 @@ def save(fig: Any, out: Path, name: str) -> str:
 def per_class_plot(runs: list[Run], out: Path) -> str:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(CLASSES)), 4))
+    classes = runs[0].classes
+    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(classes)), 4))
     width = 0.8 / len(runs)
-    x = np.arange(len(CLASSES))
+    x = np.arange(len(classes))
     for i, run in enumerate(runs):
-        acc = [run.overall["per_class_accuracy"].get(c) for c in CLASSES]
+        acc = [run.overall["per_class_accuracy"].get(c) for c in classes]
         vals = [np.nan if a is None else a for a in acc]
         ax.bar(x + (i - (len(runs) - 1) / 2) * width, vals, width, label=run.name)
-    ax.set_xticks(x, CLASSES, rotation=30, ha="right")
+    ax.set_xticks(x, classes, rotation=30, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (recall)")
     ax.legend(fontsize=8)
@@ -70,8 +70,9 @@ def confusion_plot(run: Run, index: int, out: Path) -> str:
             fontsize=7,
             color="white" if v > 0.5 else "black",
         )
-    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(CLASSES)), CLASSES, fontsize=8)
+    classes = run.classes
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{run.name}: confusion (rows normalised)")
@@ -131,7 +132,7 @@ def worst_sites(priors: dict[str, Any], limit: int = MAX_HEATMAP_SITES) -> list[
     def badness(site: str) -> float:
         entry = priors[site]
         if "true" in entry:
-            return float(sum(abs(entry["after"][c] - entry["true"][c]) for c in CLASSES))
+            return float(sum(abs(entry["after"][c] - entry["true"][c]) for c in entry["true"]))
         return float(entry.get("n", 0))
 
     return sorted(priors, key=lambda s: -badness(s))[:limit]
@@ -153,9 +154,10 @@ def priors_plot(
         1, len(kinds), figsize=(4.2 * len(kinds), 1 + 0.3 * len(sites)), squeeze=False
     )
     for ax, kind in zip(axes[0], kinds, strict=True):
-        grid = np.array([[priors[s][kind][c] for c in CLASSES] for s in sites])
+        classes = list(priors[sites[0]][kind]) if sites else []
+        grid = np.array([[priors[s][kind][c] for c in classes] for s in sites])
         ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set_title(kind)
-        ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=60, ha="right", fontsize=7)
+        ax.set_xticks(range(len(classes)), classes, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(len(sites)), sites, fontsize=7)
     return save(fig, out, name), len(sites)

@@ -20,7 +20,7 @@ import pandas as pd
 from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.errors import UserError
 from kaggle_style.files import read_yaml
-from kaggle_style.prediction_files import read_predictions
+from kaggle_style.prediction_files import classes_of, read_predictions
 from kaggle_style.run_contract import check_run
 
 DECIMALS = 4
@@ -64,6 +64,11 @@ class Run:
     ensemble: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     test: pd.DataFrame | None = None
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The run's classes: its OOF file's class columns, in their order."""
+        return classes_of(self.oof, str(self.path))
 
 
 def load_run(path: Path) -> Run:

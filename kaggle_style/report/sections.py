@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_style.constants import CLASS_INDEX, CLASSES, ENSEMBLE_FILE, ID_COL, LABEL_COL, SITE_COL
+from kaggle_style.constants import ENSEMBLE_FILE, ID_COL, LABEL_COL, SITE_COL
 from kaggle_style.ensemble.schema import EnsembleReport
 from kaggle_style.ensemble.steps import STEPS, SiteAdaptation
 from kaggle_style.metrics import log_loss
@@ -125,9 +125,10 @@ def ensemble_section(run: Run, out: Path, index: int) -> str:
     if oof_priors:
         rows = []
         for name, entry in oof_priors.items():
-            truth = np.array([entry["true"][c] for c in CLASSES])
+            classes = list(entry["true"])
+            truth = np.array([entry["true"][c] for c in classes])
             dist = [
-                np.abs(np.array([entry[k][c] for c in CLASSES]) - truth).sum()
+                np.abs(np.array([entry[k][c] for c in classes]) - truth).sum()
                 for k in ("before", "after")
             ]
             rows.append([name, str(entry["n"]), fmt(dist[0]), fmt(dist[1])])
@@ -158,8 +159,9 @@ def site_table(runs: list[Run], primary: Run, truth: pd.DataFrame) -> str:
     stats: dict[str, dict[str, tuple[int, float, float]]] = {}
     for run in runs:
         frame = run.oof.merge(truth, on=ID_COL, how="left")
-        y = frame[LABEL_COL].map(CLASS_INDEX).to_numpy(dtype=np.int64)
-        probs = probs_of(frame)
+        index = {c: i for i, c in enumerate(run.classes)}
+        y = frame[LABEL_COL].map(index).to_numpy(dtype=np.int64)
+        probs = probs_of(frame, run.classes)
         for site, rows in frame.groupby(SITE_COL).indices.items():
             acc = float((probs[rows].argmax(axis=1) == y[rows]).mean())
             stats.setdefault(str(site), {})[run.name] = (

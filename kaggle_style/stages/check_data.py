@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.data.layout import check_layout
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept filepaths outside the folder (absolute or ../)",
     )
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
     report = check_layout(
-        args.data, check_images=not args.csv_only, allow_outside_data=args.allow_outside_data
+        args.data,
+        check_images=not args.csv_only,
+        allow_outside_data=args.allow_outside_data,
+        task=load_task(args.task, folds=DEFAULT_FOLDS),
     )
     print(report.format(), flush=True)
     if report.problems:

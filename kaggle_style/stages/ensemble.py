@@ -8,6 +8,7 @@ from kaggle_style.config import add_config_arguments, resolve_config
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
 from kaggle_style.ensemble.table import render
 from kaggle_style.files import check_outputs
+from kaggle_style.task import task_option_help
 
 MODES = ("off", "auto", "on")
 
@@ -37,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-image member weights from the detector (needs --detections)",
     )
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         detections=args.detections,
         detection_stacking=args.detection_stacking,
+        task=args.task,
     )
     check_outputs(
         {"--out": cfg.out},

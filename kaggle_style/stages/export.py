@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kaggle_style.export import export_run
 from kaggle_style.stages.predict import add_output_arguments, output_options
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, required=True, help="a file (csv, md) or a folder (camtrap-dp, records)"
     )
     add_output_arguments(parser)
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
     options = output_options(args)
-    done = export_run(args.run, args.data, args.out, options, args.meta, args.detections)
+    task = load_task(args.task, folds=DEFAULT_FOLDS)
+    done = export_run(args.run, args.data, args.out, options, args.meta, args.detections, task)
     print(f"export: {done}", file=sys.stderr)
     return 0

@@ -12,7 +12,7 @@ from kaggle_style.constants import SITE_COL
 from kaggle_style.data.folds import FoldsConfig, fold_table, make_folds
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.files import check_outputs, git_commit, write_csv, write_yaml
-from kaggle_style.task import load_task, task_record_path, write_task
+from kaggle_style.task import load_task, task_option_help, task_record_path, write_task
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-splits", type=int)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--group-by", choices=["site", "none"])
-    parser.add_argument("--task", help="task file or name (configs/tasks/NAME.yaml)")
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:

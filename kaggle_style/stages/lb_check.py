@@ -9,6 +9,7 @@ from pathlib import Path
 
 from kaggle_style.config import resolve_config
 from kaggle_style.lb_check import lb_check
+from kaggle_style.task import task_option_help
 from kaggle_style.training.config import TrainConfig
 
 
@@ -20,10 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("lb_check"))
     parser.add_argument("--set", dest="overrides", nargs="+", default=[])
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = resolve_config(TrainConfig, args.config, args.overrides, data=args.data, progress=False)
+    cfg = resolve_config(
+        TrainConfig, args.config, args.overrides, data=args.data, progress=False, task=args.task
+    )
     if cfg.view != "full":
         print(f"note: {args.config} uses view={cfg.view}; the crops manifest must cover the data")
     shutil.rmtree(args.work / "runs", ignore_errors=True)

@@ -10,6 +10,7 @@ from kaggle_style.deployment import DetectorChoice
 from kaggle_style.export import FORMATS, OutputOptions, predict_to
 from kaggle_style.files import check_outputs
 from kaggle_style.outputs.records import DEFAULT_MINUTES
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="skip reading the clocks (info bars, EXIF): no times or sequences",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--task", help=task_option_help())
     add_output_arguments(parser)
 
 
@@ -114,5 +116,6 @@ def run(args: argparse.Namespace) -> int:
         args.work,
         progress=not args.quiet,
         read_meta=not args.no_meta,
+        task=load_task(args.task, folds=DEFAULT_FOLDS),
     )
     return 0

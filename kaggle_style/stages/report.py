@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.report.page import build_report
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,6 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="report folder, e.g. reports/x")
     parser.add_argument("--crops", type=Path, help="crops manifest for the gallery thumbnails")
     parser.add_argument("--gallery", type=int, default=12, help="confidently wrong images (12)")
+    parser.add_argument("--task", help=task_option_help())
     parser.add_argument(
         "--meta",
         type=Path,
@@ -22,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    page = build_report(args.runs, args.data, args.out, args.crops, args.gallery, args.meta)
+    task = load_task(args.task, folds=DEFAULT_FOLDS)
+    page = build_report(
+        args.runs, args.data, args.out, args.crops, args.gallery, args.meta, task=task
+    )
     print(f"wrote {page}")
     return 0

@@ -11,15 +11,16 @@ import json
 from pathlib import Path
 
 from kaggle_style.ensemble.members import check_ensemble_folder
+from kaggle_style.run_contract import check_run_task
 from kaggle_style.submission import (
     DEFAULT_CLIP,
-    MAX_CLIP,
     SubmissionError,
     check_submission,
     format_scores,
     make_submission,
     score_predictions,
 )
+from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 MULTI_STAGE = True
 
@@ -49,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             "--clip",
             type=float,
             default=DEFAULT_CLIP,
-            help=f"lower bound for each probability, 0 <= clip < {MAX_CLIP:g} "
+            help="lower bound for each probability, 0 <= clip < 1/number of classes "
             f"(default {DEFAULT_CLIP:g})",
         )
     elif stage == "validate":
@@ -72,16 +73,21 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
         )
     else:
         raise ValueError(f"unknown stage {stage!r}")
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace, stage: str) -> int:
+    task = load_task(args.task, folds=DEFAULT_FOLDS)
     if stage == "submit":
         check_ensemble_folder(args.predictions.parent)  # an ensemble whose members are unchanged
-        out = make_submission(args.predictions, args.format_path, args.out, args.clip)
+        check_run_task(args.predictions.parent, task)
+        out = make_submission(args.predictions, args.format_path, args.out, args.clip, task)
         print(f"wrote {out} (validated against {args.format_path})")
         return 0
     if stage == "validate":
-        problems, notes = check_submission(args.submission, args.format_path, args.strict_order)
+        problems, notes = check_submission(
+            args.submission, args.format_path, args.strict_order, task
+        )
         for line in notes + problems:
             print(line)
         if problems:
@@ -94,7 +100,7 @@ def run(args: argparse.Namespace, stage: str) -> int:
         print(f"valid: {args.submission}")
         return 0
     if stage == "score":
-        result = score_predictions(args.predictions, args.labels)
+        result = score_predictions(args.predictions, args.labels, task)
         print(format_scores(str(args.predictions), result))
         if args.json:
             print(json.dumps(result))

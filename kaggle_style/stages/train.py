@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from kaggle_style.config import add_config_arguments, resolve_config
+from kaggle_style.task import task_option_help
 from kaggle_style.training.config import TrainConfig
 
 
@@ -30,6 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="continue each unfinished fold from its last checkpoint",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars (CI logs)")
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         folds=args.fold_list,
         resume=args.resume,
         progress=False if args.quiet else None,
+        task=args.task,
     )
     from kaggle_style.training.run import run_training
 
