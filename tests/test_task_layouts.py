@@ -87,8 +87,7 @@ def build_pipeline(layout: str, root: Path, capsys: pytest.CaptureFixture[str] |
     ok("folds", "--data", data, "--out", folds, "--n-splits", 3, "--seed", 0, *t)
     ok(
         "train", "--config", RECIPE, "--name", "tiny", "--data", data, "--folds-file", folds,
-        "--runs-dir", work / "runs", "--quiet", "--set", f"cache_dir={work / 'cache'}",
-        f"task={task_file}",
+        "--runs-dir", work / "runs", "--quiet", "--set", f"cache_dir={work / 'cache'}", *t,
     )  # fmt: skip
     ok("ensemble", run, "--data", data, "--out", ens, *t)
     fmt = data / task.tables.submission_format

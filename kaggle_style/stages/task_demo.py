@@ -68,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
     train += ["--folds-file", str(folds), "--runs-dir", str(work), "--quiet"]
     steps: list[tuple[str, str | None, list[str]]] = [
         ("folds", None, ["--data", str(data), "--out", str(folds), "--n-splits", str(N_SPLITS)]),
-        ("train", None, [*train, "--set", f"cache_dir={cache}", f"task={task}"]),
+        ("train", None, [*train, "--set", f"cache_dir={cache}"]),
         ("ensemble", None, ["--config", str(ENSEMBLE_CONFIG), str(model), "--data", str(data)]),
         ("submit", "submit", ["--predictions", str(ensemble / "test.csv"), "--format", str(fmt)]),
         ("submit", "validate", [str(submission), "--format", str(fmt)]),
@@ -78,7 +78,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for module, stage, argv in steps:
         out = outputs.get(stage or module)
         extra = ([] if out is None else ["--out", str(out)]) + ["--task", str(task)]
-        _run_stage(module, stage, argv if module == "train" else [*argv, *extra])
+        _run_stage(module, stage, [*argv, *extra])
     print(_hidden_test_line(data, submission, task))
     print(
         f"demo {name} done in {time.perf_counter() - started:.0f} s: {submission}, "
