@@ -62,7 +62,7 @@ def ok(*argv: str) -> None:
 
 def _generate(layout: str, folder: Path) -> Path:
     if layout == "drivendata":
-        return generate_demo_data(folder, seed=3, n_train=60, n_test=12, width=64, height=36)
+        return generate_demo_data(folder, seed=3, n_train=48, n_test=12, width=64, height=36)
     options = {
         "label": {},
         "pngs": {"suffix": ".png", "submission": "probabilities"},
@@ -165,7 +165,8 @@ def test_predict_on_a_kaggle_task_writes_its_classes(pipeline_of, tmp_path: Path
     p = pipeline_of("pngs")
     out = tmp_path / "predictions.csv"
     images = p.data / "test_images"
-    ok("predict", "--images", images, "--run", p.run, "--out", out, "--site-from-folder", "--quiet")
+    ok("predict", "--images", images, "--run", p.run, "--out", out, "--site-from-folder", "--quiet",
+       "--task", p.task_file)  # fmt: skip
     frame = pd.read_csv(out)
     assert len(frame) == len(list(images.rglob("*.png")))
     assert [c for c in frame.columns if c in p.task.classes] == list(p.task.classes)
