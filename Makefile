@@ -1,5 +1,8 @@
 # kaggle_style: `make folds train ensemble submit` on any DrivenData folder (DATA=path).
-# Every target is a file, so make rebuilds only what changed. `make help` lists the targets.
+# Every target is a file, so make rebuilds only what changed. `make help` lists the targets:
+# this file holds the pipeline's (15 at most); make/more.mk the user's other tools (tuning,
+# checks, housekeeping); benchmarks/Makefile the benchmarks, the lent-GPU check and the
+# developers' test targets. Both are included below, so every target runs from here.
 # SET names the models to train (configs/sets/NAME.yaml: demo, fast, leaderboard); TORCH=keep
 # installs over a GPU box's own CUDA torch instead of the pinned CPU-capable build.
 
@@ -86,7 +89,7 @@ IMAGES ?=
 RUN ?= $(RUNS)/$(ENSEMBLE)
 SITE_FROM_FOLDER ?= 1
 # LAUNCHER=slurm: `train` submits every unfinished (recipe, fold) as a Slurm job array through
-# submitit, `tune` starts WORKERS Optuna workers as jobs (README "Slurm"); local: the same jobs as
+# submitit, `tune` starts WORKERS Optuna workers as jobs (docs/how-to/slurm.md); local: the same jobs as
 # processes here. Empty: this box trains, as always.
 LAUNCHER ?=
 PARTITION ?=
@@ -99,32 +102,37 @@ SLURM_ARGS = --launcher $(LAUNCHER) --folder $(OUT)/slurm/%j $(if $(SLURM_CONFIG
 	$(SLURM_CONFIG)) $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),--gpus-per-job \
 	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM))
 PORT ?= 8080
-# TRACKER=tensorboard|mlflow|wandb|none: where training logs its curves (README "Tracking").
+# TRACKER=tensorboard|mlflow|wandb|none: where training logs its curves (docs/how-to/tracking.md).
 TRACKER ?=
 TRACK_SET = $(if $(TRACKER),tracker=$(TRACKER))
-
-.PHONY: help install demo demo-data check-data folds detect crops meta train sets ensemble submit \
-	validate report predict test test-slow test-all lint bench gpu-check real-check lb-check \
-	recipe-check \
-	real-dry-run tune tune-set tune-export faults clean clean-cache cache-bench gpu-carry \
-	gpu-check-lent wheel-check dashboard
+.PHONY: help install demo test docs sets folds detect crops meta train ensemble submit report \
+	predict
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
-		awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@echo "pipeline (Makefile):"
+	@$(call LIST_TARGETS,Makefile)
+	@echo "tuning, checks, housekeeping (make/more.mk):"
+	@$(call LIST_TARGETS,make/more.mk)
+	@echo "benchmarks, the lent-GPU check, developers' tests (benchmarks/Makefile, run from here):"
+	@$(call LIST_TARGETS,benchmarks/Makefile)
 	@echo "  variables: DATA=$(DATA) SET=$(SET) (sets: $(basename $(notdir $(wildcard configs/sets/*.yaml))))" \
 		"MODELS='$(MODELS)' OUT=$(OUT) N_SPLITS=$(N_SPLITS)"
 	@echo "  GPU boxes: make install TORCH=keep (keep the box's CUDA torch); LAUNCH='--multi_gpu" \
 		"--num_processes N' (DDP) or GPUS='0 1 …' (one fold per GPU); make gpu-check"
 	@echo "  benchmarks (benchmarks/, run from the checkout): bench gpu-check real-check" \
 		"real-dry-run cache-bench, shared data from SHARED_DATA=$(SHARED_DATA)"
+	@echo "  documentation: make docs, then site/index.html (the sources: docs/)"
+
+# The `target: ... ## what it does` lines of one file.
+LIST_TARGETS = grep -hE '^[a-zA-Z_-]+:.*\#\# ' $(1) | \
+	awk 'BEGIN {FS = ":.*\#\# "}; {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@case "$(TORCH)" in pin|keep) ;; *) echo "make install: TORCH=$(TORCH): use pin (the pinned \
 		torch from local disk) or keep (this machine's own CUDA torch)"; exit 2;; esac
 	test -x $(PY) || $(PYTHON) -m venv $(if $(filter keep,$(TORCH)),--system-site-packages) $(VENV)
-	command -v tesseract >/dev/null || { apt-get update -qq && apt-get install -y -qq \
-		--no-install-recommends tesseract-ocr; }
+	@command -v tesseract >/dev/null || echo "make install: tesseract (the info-bar reader of \
+		make meta) is missing; install it with: sudo apt-get install -y tesseract-ocr"
 	$(PY) -m pip install -q --upgrade pip
 	$(if $(filter keep,$(TORCH)),$(PY) -c "import torch; print('keeping torch', torch.__version__, \
 		'cuda', torch.version.cuda)",$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
@@ -157,10 +165,9 @@ data/demo/train_labels.csv: data/demo/train_features.csv ;
 
 # Any other DATA folder is the user's: say what is missing rather than "no rule to make target".
 %/train_features.csv %/train_labels.csv:
-	@echo "make: $@ not found: DATA='$(DATA)' must be a DrivenData folder (README: Getting the" \
-		"data; \`kaggle-style check-data '$(DATA)'\` says what is missing)"; exit 2
+	@echo "make: $@ not found: DATA='$(DATA)' must be a DrivenData folder (docs/tutorials/real-competition.md:" \
+		"Getting the data; \`kaggle-style check-data '$(DATA)'\` says what is missing)"; exit 2
 
-demo-data: data/demo/train_features.csv ## generate the embedded demo dataset in data/demo
 
 $(FOLDS): $(DATA_DEP)/train_features.csv $(DATA_DEP)/train_labels.csv | $(STAMP)
 	$(KS) folds --data "$(DATA)" --out $@ --n-splits $(N_SPLITS) --seed 42
@@ -226,8 +233,6 @@ $(SUBMISSION): $(RUNS)/$(ENSEMBLE)/test.csv
 
 submit: $(SUBMISSION) ## write and validate submissions/<ensemble>.csv
 
-validate: $(SUBMISSION) ## check the submission file against the format
-	$(KS) validate $< --format "$(DATA)/submission_format.csv"
 
 $(REPORT): $(RUNS)/$(ENSEMBLE)/test.csv $(META)
 	$(KS) report $(foreach m,$(MODELS),$(RUNS)/$(m)) $(RUNS)/$(ENSEMBLE) \
@@ -240,28 +245,6 @@ predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> 
 	$(KS) predict --images $(IMAGES) --run $(RUN) --out $(OUT)/predictions.csv \
 		$(if $(filter 1,$(SITE_FROM_FOLDER)),--site-from-folder) $(QUIET)
 
-ifneq ($(LAUNCHER),)
-tune: $(FOLDS) $(CROPS) | $(STAMP)
-	$(KS) slurm-tune --config $(CONFIG) --study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) \
-		--workers $(WORKERS) --set "data=$(DATA)" folds_file=$(FOLDS) crops_manifest=$(CROPS) \
-		cache_dir=$(CACHE) runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(TRACK_SET) $(SLURM_ARGS)
-else
-tune: $(FOLDS) $(CROPS) | $(STAMP) ## Optuna study over CONFIG's search space (STUDY, STORAGE, TRIALS, GPUS)
-	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TUNE_CMD) --config $(CONFIG) \
-		--study $(STUDY) --storage $(STORAGE) --n-trials $(TRIALS) --quiet \
-		--set "data=$(DATA)" folds_file=$(FOLDS) crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		runs_dir=$(OUT)/studies/runs "folds=$(TUNE_FOLDS)" $(TRACK_SET)$(if $(GPUS), & done; wait)
-endif
-
-dashboard: | $(STAMP) ## optuna-dashboard for STORAGE (a study's URL) on 127.0.0.1:PORT
-	$(KS) dashboard --storage $(STORAGE) --port $(PORT)
-
-tune-set: | $(STAMP) ## one study per model of SET, in turn (TRIALS each, same STORAGE)
-	$(foreach m,$(MODELS),$(MAKE) tune CONFIG=configs/$(m).yaml STUDY=$(m) && ) true
-
-tune-export: | $(STAMP) ## write the study's best trial as configs/<study>.best.yaml
-	$(KS) tune-export --study $(STUDY) --storage $(STORAGE) --out configs/$(STUDY).best.yaml
-
 # pytest-xdist: TEST_WORKERS processes share the tests (each test's torch on one thread, see
 # tests/conftest.py); the slowest tests run first, so no long one is left for last. 1: in order.
 TEST_WORKERS ?= 2
@@ -270,93 +253,10 @@ PYTEST = $(VENV)/bin/pytest -q $(if $(filter-out 1,$(TEST_WORKERS)),-n $(TEST_WO
 test: $(STAMP) ## the default test suite (CPU, under 15 minutes)
 	$(PYTEST)
 
-test-slow: $(STAMP) ## slow tests only (fault injection, every config, real-data training)
-	$(PYTEST) -m slow
+# The documentation site (mkdocs.yml): a broken link or anchor fails the build.
+SITE ?= $(OUT)/site
+docs: $(STAMP) ## the documentation site, built strict -> site/index.html
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir $(abspath $(SITE))
+	@echo "docs: $(SITE)/index.html"
 
-test-all: $(STAMP) ## every test
-	$(PYTEST) -m ''
-
-lint: $(STAMP) ## ruff
-	$(VENV)/bin/ruff check kaggle_style tests benchmarks
-
-# The benchmarks (benchmarks/, beside the package and never installed with it) run from the
-# checkout: `python -m benchmarks.NAME --help` for each one's options.
-BENCH := $(PY) -m benchmarks
-
-bench: $(STAMP) ## throughput benchmark: model-only bound vs end-to-end (prints JSON)
-	$(BENCH).bench --json
-
-real-check: $(STAMP) ## pretrained vs random vs prior on the real camtrapR thumbnails
-	$(BENCH).real_check --shared $(SHARED_DATA)
-
-lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
-	$(KS) lb-check --data "$(DATA)" --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
-
-# LEVERS_ARGS='--models demo-crop --pseudo-from demo-crop --min-prob 0.6' (python -m benchmarks.levers -h)
-.PHONY: levers
-levers: $(FOLDS) $(CROPS) $(META) | $(STAMP) ## demo: nested OOF and hidden-test log loss before/after each lever (runs/levers.json)
-	$(PY) -m benchmarks.levers --data "$(DATA)" --folds $(FOLDS) --crops $(CROPS) --meta "$(META)" \
-		--runs $(RUNS) --cache $(CACHE) --out $(RUNS)/levers.json $(LEVERS_ARGS)
-
-faults: $(STAMP) ## kill a demo training run at random points; the submission must not change
-	$(VENV)/bin/pytest -q -m slow tests/test_faults.py
-
-check-data: | $(STAMP) ## check a DrivenData folder: tables, ids, sites, image files (CSV_ONLY=1: tables only)
-	$(KS) check-data "$(DATA)" $(if $(filter 1,$(CSV_ONLY)),--csv-only)
-
-gpu-check: | $(STAMP) ## on a GPU box: bench + the real-size pipeline, one JSON line (SMALL=1: CPU-sized)
-	$(BENCH).gpu_check --weights $(DETECTOR_WEIGHTS) $(if $(filter 1,$(SMALL)),--small)
-
-# A lent GPU machine (README "The GPU check on a lent machine"): no network, its own torch 2.11
-# and Python 3.12, no albumentations or YOLOX. `gpu-carry` (here) fetches their wheels and the
-# detector weights into ignored folders; `gpu-check-lent PART=bench|pipeline` runs there.
-# Each PART is one benchmark command (LENT_PART_<name>); another part is one more such line.
-LENT_WHEELS := albumentations==2.0.8 albucore==0.0.24 pydantic==2.14.4 pydantic-core==2.50.5 \
-	annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0 \
-	stringzilla==5.3.2 simsimd==6.5.16 pixeltable-yolox==0.4.3 loguru==0.7.3 pycocotools==2.0.11
-LENT_PLATFORMS := $(foreach n,manylinux_2_28 manylinux_2_27 manylinux_2_17 manylinux2014 manylinux1,--platform $(n)_x86_64)
-
-gpu-carry: ## here: wheels (.whl) and detector weights (.gpu_carry) for a lent GPU machine
-	mkdir -p .whl .gpu_carry
-	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
-		--implementation cp $(LENT_PLATFORMS) -d .whl $(LENT_WHEELS)
-	cp $(DETECTOR_WEIGHTS) .gpu_carry/
-	@echo "carry: [\".whl\", \".gpu_carry\"]; command: make gpu-check-lent PART=bench"
-
-LENT_WORK := /tmp/gpu_check
-LENT_PART_bench = benchmarks.gpu_check --only bench --work-dir $(LENT_WORK)
-LENT_PART_pipeline = benchmarks.gpu_check --only pipeline --work-dir $(LENT_WORK) \
-	--weights .gpu_carry/$(notdir $(DETECTOR_WEIGHTS))
-LENT_PART_recipes = benchmarks.recipe_gpu --out $${OUT:-/tmp} --seconds 12
-
-gpu-check-lent: ## on a lent GPU machine (carry .whl .gpu_carry): PART=bench|pipeline|recipes, JSON to $$OUT
-	@test -n "$(LENT_PART_$(PART))" || { echo "make gpu-check-lent: PART=$(PART): use one of" \
-		"$(patsubst LENT_PART_%,%,$(filter LENT_PART_%,$(.VARIABLES)))"; exit 2; }
-	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-		--target /tmp/site .whl/*.whl
-	PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1 timeout 560 python3 -m $(LENT_PART_$(PART)) \
-		> $${OUT:-/tmp}/gpu_check_$(PART).log 2>&1; status=$$?; \
-		cp $(LENT_WORK)/*.json $(LENT_WORK)/*.log $${OUT:-/tmp}/ 2>/dev/null; \
-		tail -60 $${OUT:-/tmp}/gpu_check_$(PART).log; exit $$status
-
-real-dry-run: | $(STAMP) ## the real Conser-vision CSVs, a 64x48 JPEG per id, every stage on CPU (GROWTH=1: 1/8 first)
-	$(BENCH).real_dry_run --work-dir $(OUT)/real_dry_run --source $(SHARED_DATA)/conservision \
-		--threads $(or $(THREADS),1) $(if $(filter 1,$(GROWTH)),--growth-from 0.125)
-
-recipe-check: | $(STAMP) ## every recipe of every set at its real size: one CPU step, one JSON line each
-	OMP_NUM_THREADS=$(or $(THREADS),2) $(PY) -m benchmarks.recipe_check --threads $(or $(THREADS),2)
-
-clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes them)
-	$(KS) clean-cache --configs configs --data "$(DATA)" --crops-manifest $(CROPS) \
-		--cache-dir $(CACHE) $(if $(filter 1,$(YES)),--yes)
-
-cache-bench: | $(STAMP) ## cache forms: bytes/image and images/s per worker, sizing table
-	$(BENCH).cache_bench --shared $(SHARED_DATA)
-
-wheel-check: | $(STAMP) ## build the wheel, install it alone in a fresh venv, run its commands
-	$(PY) -m benchmarks.wheel_check
-
-clean: ## remove generated data and outputs (keeps .venv)
-	rm -rf data/demo $(OUT)/folds/*.csv $(OUT)/folds/*.yaml $(OUT)/crops $(RUNS) $(CACHE) \
-		$(OUT)/submissions/*.csv $(OUT)/reports $(OUT)/studies $(OUT)/predictions.csv \
-		$(OUT)/.predictions_work $(OUT)/meta $(OUT)/detections $(OUT)/real_dry_run $(OUT)/gpu_check $(OUT)/slurm
+include make/more.mk benchmarks/Makefile

@@ -62,7 +62,7 @@ class BenchConfig:
 
 # One training fold's epoch on the real data: 16,488 x 4/5 rows in whole batches of 128. Each
 # epoch pays a fixed start-up (every worker's first batch), so a shorter epoch understates the
-# real job's ratio (README, Measured: the GPU check).
+# real job's ratio (benchmarks/results/gpu_check_h100_2026-11-27.json).
 REAL_FOLD_EPOCH_IMAGES = 13_184
 
 

@@ -1,6 +1,6 @@
 """The data side of `bench`: the trainer's loaders over one cache, for each way of feeding a batch.
 
-Three data paths, the levers of the GPU check (README "GPU check"):
+Three data paths, the levers of the GPU check (docs/how-to/gpu-check.md):
 - `float`: the workers augment and normalise; float32 batches (the trainer's choice on a CPU);
 - `uint8`: the workers augment; uint8 batches normalised on the device (the GPU default);
 - `uint8+device_augment`: the workers only resize; flips, jitter and normalisation on the device

@@ -68,8 +68,8 @@ class GpuCheckConfig:
     compile_modes: tuple[bool, ...] = (False, True)
     # the default path, in every compile mode; in the last one also with one iterator across
     # the epochs (the lever still open). `float` and `uint8+device_augment` both trail uint8 on
-    # a GPU (README, Measured), so a call's minutes go to the default; `benchmarks.bench
-    # --data-paths` still runs them.
+    # a GPU (benchmarks/results/gpu_check_h100_*.json), so a call's minutes go to the default;
+    # `benchmarks.bench --data-paths` still runs them.
     bench_paths: tuple[str, ...] = ("uint8",)
 
     @classmethod

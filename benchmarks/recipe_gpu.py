@@ -23,8 +23,8 @@ from benchmarks.recipe_check import build, optimizer_summary, recipes
 
 # The real folds: 16,480 labelled images in 5 site-grouped folds, and the test set.
 TRAIN_IMAGES, VAL_IMAGES, TEST_IMAGES = 13_184, 3_296, 4_464
-# Samples per image by view: crops of a detection-holding frame (about 1.2 a frame, README's
-# estimate), the full frame, or both (about 2.2).
+# Samples per image by view: crops of a detection-holding frame (about 1.2 a frame, an
+# estimate: docs/how-to/gpu-check.md), the full frame, or both (about 2.2).
 VIEWS = {"full": 1.0, "crop": 1.2, "crop+full": 2.2}
 LARGE = 200e6  # parameters above which a recipe is also measured with gradient checkpointing
 

@@ -1,4 +1,5 @@
-"""The facts every stage shares: class order, column names and the file names of stage outputs.
+"""The facts every stage shares: the project's own column names and the file names of stage
+outputs. What a competition names (classes, tables, its columns) is its task (`kaggle_style.task`).
 
 One place for each fact, so that no stage can disagree with another about what a file holds.
 """
@@ -6,18 +7,6 @@ One place for each fact, so that no stage can disagree with another about what a
 from __future__ import annotations
 
 from typing import Literal
-
-CLASSES: tuple[str, ...] = (
-    "antelope_duiker",
-    "bird",
-    "blank",
-    "civet_genet",
-    "hog",
-    "leopard",
-    "monkey_prosimian",
-    "rodent",
-)
-CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
 
 # The training augmentations by name: the config's choices and `data.transforms`' pipelines.
 Augment = Literal["none", "light", "medium", "strong"]
@@ -36,12 +25,6 @@ LABEL_COL = "label"
 # The folder of shared real data (weights, real frames) for the detector's default weights and
 # the benchmarks: an installed package cannot know where a checkout's neighbours are.
 SHARED_DATA_ENV = "KAGGLE_STYLE_SHARED_DATA"
-
-# DrivenData file names inside a competition data folder.
-TRAIN_FEATURES = "train_features.csv"
-TRAIN_LABELS = "train_labels.csv"
-TEST_FEATURES = "test_features.csv"
-SUBMISSION_FORMAT = "submission_format.csv"
 
 # Stage outputs inside a run folder (model run or ensemble).
 OOF_FILE = "oof.csv"

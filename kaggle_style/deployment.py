@@ -37,7 +37,7 @@ from kaggle_style.constants import (
 from kaggle_style.errors import UserError
 from kaggle_style.files import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
-from kaggle_style.prediction_files import run_classes
+from kaggle_style.run_contract import run_classes, shared_classes
 from kaggle_style.task import Task
 from kaggle_style.training.config import TrainConfig
 
@@ -78,7 +78,7 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
 
 def member_runs(run_dir: Path) -> tuple[list[Path], EnsembleReport | None]:
     """(model run folders, the ensemble's report or None for a single model run)."""
-    from kaggle_style.ensemble.members import member_folders
+    from kaggle_style.ensemble.inputs import member_folders
     from kaggle_style.run_contract import check_run
 
     if not (run_dir / ENSEMBLE_FILE).is_file():
@@ -88,7 +88,7 @@ def member_runs(run_dir: Path) -> tuple[list[Path], EnsembleReport | None]:
 
 
 # written beside the config, not in it (folds_sha256: training.pseudo_labels.FOLDS_HASH_KEY)
-RUN_KEYS = ("git_commit", "model_hash", "data_config", "folds_sha256")
+RUN_KEYS = ("git_commit", "model_hash", "data_config", "folds_sha256", "classes")
 
 
 def run_config(run_dir: Path, **changes: Any) -> tuple[TrainConfig, dict[str, Any]]:
@@ -317,13 +317,15 @@ def predict_images(
     """Classify every image below `images` with the run; the detector runs for crop-trained
     members and, with `boxes`, for outputs that carry boxes (`require_boxes`: an error when
     it cannot, before any model runs)."""
+    from kaggle_style.ensemble.steps import applied_needs
+
     detector = detector or DetectorChoice()
     images, work = Path(images), Path(work)
     table = list_images(images, site_from_folder)
     runs, report = member_runs(Path(run_dir))
-    classes = _shared_classes(Path(run_dir), runs, task)
+    classes = shared_classes(Path(run_dir), runs, task)
     crops_needed = any(run_config(m)[0].view != "full" for m in runs)
-    ensemble_boxes = report is not None and "boxes" in report.applied_needs()
+    ensemble_boxes = report is not None and "boxes" in applied_needs(report)
     detections = (
         detect_once(images, work, detector) if crops_needed or boxes or ensemble_boxes else None
     )
@@ -353,22 +355,6 @@ def predict_images(
     result["top_prob"] = probs.max(axis=1)
     classified = _classified(result, Path(run_dir), images, detections, bad, classes)
     return Predicted(result, classified, bad)
-
-
-def _shared_classes(run_dir: Path, members: list[Path], task: Task | None) -> tuple[str, ...]:
-    """The class order every member predicts; with `task`, refused unless it is the task's."""
-    from kaggle_style.run_contract import check_run_task
-
-    classes = run_classes(members[0])
-    for member in members:
-        if task is not None:
-            check_run_task(member, task)
-            task.check_classes(run_classes(member), f"run {member}")
-        elif run_classes(member) != classes:
-            raise PredictError(f"run {member}: predicts other classes than {members[0]}")
-    if task is not None:
-        check_run_task(run_dir, task)
-    return classes
 
 
 def write_bad_images(bad: dict[str, str], folder: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from kaggle_style.constants import TEXT_COLUMNS, TRAIN_FEATURES
+from kaggle_style.constants import TEXT_COLUMNS
 from kaggle_style.errors import UserError
 
 # What a number column reads as missing: pandas' own default strings.
@@ -360,12 +360,17 @@ def read_yaml(
 
 
 def data_folder_of(path: str | os.PathLike) -> Path | None:
-    """The DrivenData folder (one holding train_features.csv) that `path` lies in, if any."""
+    """The competition folder (one holding a train table by a usual name, or a task's record
+    of its layout) that `path` lies in, if any."""
     target = Path(path).resolve()
     for folder in (target, *target.parents):
-        if (folder / TRAIN_FEATURES).is_file():
+        if any((folder / name).is_file() for name in DATA_FOLDER_MARKERS):
             return folder
     return None
+
+
+# File names that mark a data folder, whatever the task: DrivenData's and Kaggle's train tables.
+DATA_FOLDER_MARKERS = ("train_features.csv", "train.csv", "train_labels.csv")
 
 
 def check_outputs(

@@ -26,8 +26,8 @@ from kaggle_style.task import (
     Images,
     Labels,
     Submission,
-    Tables,
     Task,
+    conservision,
     load_task,
     task_record_path,
     write_task,
@@ -52,15 +52,11 @@ def pseudo_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataF
 
 
 def pseudo_task(task: Task) -> Task:
-    """The task of the pseudo folder: its name and classes, in the project's own layout."""
+    """The task of the pseudo folder: its name and classes, in the project's own layout
+    (DrivenData's four tables, as Conser-vision's)."""
     return task.model_copy(
         update={
-            "tables": Tables(
-                train="train_features.csv",
-                labels="train_labels.csv",
-                test="test_features.csv",
-                submission_format="submission_format.csv",
-            ),
+            "tables": conservision().tables,
             "id_column": ID_COL,
             "images": Images(column=FILEPATH_COL),
             "labels": Labels(kind="onehot"),

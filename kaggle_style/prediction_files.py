@@ -49,13 +49,6 @@ def classes_of(frame: pd.DataFrame, where: str = "predictions") -> tuple[str, ..
     return classes
 
 
-def run_classes(run_dir: str | os.PathLike) -> tuple[str, ...]:
-    """The classes a model run or ensemble predicts, in order: its oof.csv's class columns."""
-    path = Path(run_dir) / "oof.csv"
-    header = read_csv(path, PredictionError, nrows=0)
-    return classes_of(header, str(path))
-
-
 def check_predictions(
     frame: pd.DataFrame,
     where: str = "predictions",

@@ -12,9 +12,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kaggle_style.constants import CONFIG_FILE, ENSEMBLE_FILE, METRICS_FILE, OOF_FILE, TEST_FILE
+from kaggle_style.constants import (
+    CONFIG_FILE,
+    ENSEMBLE_FILE,
+    FOLD_COL,
+    ID_COL,
+    METRICS_FILE,
+    OOF_FILE,
+    TEST_FILE,
+)
 from kaggle_style.errors import UserError
-from kaggle_style.files import read_yaml
+from kaggle_style.files import read_csv, read_yaml
 from kaggle_style.task import Task
 
 DONE_FILE = "done.json"
@@ -83,6 +91,28 @@ def run_task_record(run_dir: str | Path) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         return None
     return {"task": data.get("task"), "classes": data.get("classes")} if "task" in data else {}
+
+
+def run_classes(run_dir: str | Path) -> tuple[str, ...]:
+    """The classes a model run or ensemble predicts, in order: its oof.csv's class columns."""
+    path = Path(run_dir) / OOF_FILE
+    header = read_csv(path, UserError, nrows=0).columns
+    return tuple(str(c) for c in header if c not in (ID_COL, FOLD_COL))
+
+
+def shared_classes(run_dir: Path, members: list[Path], task: Task | None) -> tuple[str, ...]:
+    """The class order every member of `run_dir` predicts; with `task`, refused in one line
+    unless the runs were made for it and predict its classes in its order."""
+    classes = run_classes(members[0])
+    for member in members:
+        if task is not None:
+            check_run_task(member, task)
+            task.check_classes(run_classes(member), f"run {member}")
+        elif run_classes(member) != classes:
+            raise UserError(f"run {member}: predicts other classes than {members[0]}")
+    if task is not None:
+        check_run_task(run_dir, task)
+    return classes
 
 
 def check_run_task(run_dir: str | Path, task: Task) -> None:

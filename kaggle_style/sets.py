@@ -1,6 +1,6 @@
 """Model sets by name: `configs/sets/NAME.yaml` lists the recipes to train and the ensemble config.
 
-One file says what `make ... SET=NAME` trains, so the Makefile, the README and the tests read the
+One file says what `make ... SET=NAME` trains, so the Makefile, the docs and the tests read the
 same list. A model is named by its recipe's file stem (`configs/<model>.yaml`), which is also its
 run folder name (`runs/<model>/`).
 """
@@ -26,7 +26,7 @@ class ModelSetError(UserError):
 class ModelSet:
     """What one `configs/sets/NAME.yaml` holds."""
 
-    description: str  # one line for `make help` and the README
+    description: str  # one line for `make help` and `make sets`
     models: list[str]  # recipe names: configs/<model>.yaml
     ensemble: str  # the ensemble config, relative to the project root
     gpu_time: str = ""  # expected GPU time, and whether it was measured or estimated

@@ -333,8 +333,13 @@ def load_task(
             return recorded
     name = str(spec) if spec is not None else DEFAULT_TASK
     path = task_file(name, root)
-    if name == DEFAULT_TASK and not path.is_file():
-        return conservision()
+    if not path.is_file() and path == Path(root) / TASKS_DIR / f"{name}.yaml":
+        # a run's config.yaml names its task; the folds record holds it when no file does
+        recorded = recorded_task(folds) if folds is not None else None
+        if recorded is not None and recorded.name == name:
+            return recorded
+        if name == DEFAULT_TASK:
+            return conservision()
     return read_task(path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,14 +16,39 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 os.environ.setdefault(SHARED_DATA_ENV, str(SHARED_DATA))
 
 
+def skip_without_shared_data() -> None:
+    """A test that needs ../shared/data is skipped, saying why, where the folder is missing;
+    under CI (CI=true) it fails instead, since CI always provides it and never skips silently."""
+    if (SHARED_DATA / "README.md").exists():
+        return
+    missing = f"the real test data is missing: expected {SHARED_DATA} beside the checkout"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{missing} (CI always provides it)")
+    pytest.skip(f"{missing} (put it there to run this test)")
+
+
+def cuda_missing() -> str:
+    """Why a `gpu` test cannot run here ("" when a CUDA GPU is visible)."""
+    import torch
+
+    return "" if torch.cuda.is_available() else "needs a CUDA GPU (torch sees none here)"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Before any fixture: `gpu` tests skip without a CUDA GPU; tests that take the real data
+    (a `shared_data` fixture, this file's or a module's own) skip without it."""
+    if item.get_closest_marker("gpu") is not None and (reason := cuda_missing()):
+        pytest.skip(reason)
+    if "shared_data" in getattr(item, "fixturenames", ()):
+        skip_without_shared_data()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (real Conser-vision CSVs, images, weights); a clear failure if absent."""
-    if not (SHARED_DATA / "README.md").exists():
-        pytest.fail(
-            f"the real test data is missing: expected {SHARED_DATA} beside the checkout "
-            "(CI always provides it)"
-        )
+    """../shared/data (real Conser-vision CSVs, images, weights); skipped, saying why, if absent
+    (a failure under CI)."""
+    skip_without_shared_data()
     return SHARED_DATA
 
 
@@ -33,6 +59,14 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("tiny") / "data"
     generate_demo_data(out, seed=1, n_train=96, n_test=24, width=128, height=72)
+    return out
+
+
+@pytest.fixture
+def data_copy(tiny_data: Path, tmp_path: Path) -> Path:
+    """The tiny dataset's tables (no images) in a folder a test may edit."""
+    out = tmp_path / "data"
+    shutil.copytree(tiny_data, out, ignore=shutil.ignore_patterns("*.jpg"))
     return out
 
 

@@ -19,9 +19,9 @@ from scipy.special import softmax
 from kaggle_style.constants import ID_COL, META_FILE, OOF_FILE, TEST_FILE
 from kaggle_style.detect.mdjson import Detection, DetectionFile
 from kaggle_style.detect.mdjson import write as write_detections
-from kaggle_style.ensemble.chain import RowFacts, fixed_stream, run_step
+from kaggle_style.ensemble.base import Inputs, Meta, RowFacts
+from kaggle_style.ensemble.chain import fixed_stream, run_step
 from kaggle_style.ensemble.config import EnsembleConfig
-from kaggle_style.ensemble.inputs import Inputs, Meta
 from kaggle_style.ensemble.sequences import sequence_ids
 from kaggle_style.ensemble.sites import (
     DEFAULT_STRENGTHS,

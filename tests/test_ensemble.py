@@ -34,9 +34,8 @@ from kaggle_style.constants import (
     OOF_FILE,
     TEST_FILE,
 )
-from kaggle_style.ensemble.blend import Blend, fit_blend, fit_weights
-from kaggle_style.ensemble.calibration import fit_temperature
-from kaggle_style.ensemble.chain import RowFacts
+from kaggle_style.ensemble.base import RowFacts
+from kaggle_style.ensemble.blend import Blend, fit_blend, fit_temperature, fit_weights
 from kaggle_style.ensemble.inputs import new_rows
 from kaggle_style.ensemble.run import EnsembleError, ensemble
 from kaggle_style.ensemble.schema import read_report

@@ -35,10 +35,9 @@ from kaggle_style.constants import (
 )
 from kaggle_style.detect.mdjson import read as read_detections
 from kaggle_style.ensemble import run as run_module
+from kaggle_style.ensemble.base import RowFacts
 from kaggle_style.ensemble.blend import Blend
-from kaggle_style.ensemble.chain import RowFacts
-from kaggle_style.ensemble.inputs import boxes_for, new_rows
-from kaggle_style.ensemble.members import read_ensemble
+from kaggle_style.ensemble.inputs import boxes_for, new_rows, read_ensemble
 from kaggle_style.ensemble.run import EnsembleConfig, EnsembleError, ensemble
 from kaggle_style.ensemble.schema import VERSION, read_report
 from kaggle_style.ensemble.steps import STEPS

@@ -58,7 +58,7 @@ def _model_run(root: Path, n_folds: int = 2) -> Path:
     return run
 
 
-def test_case2_a_missing_fold_model_is_refused(tmp_path: Path) -> None:
+def test_a_missing_fold_model_is_refused_where_weights_are_read(tmp_path: Path) -> None:
     run = _model_run(tmp_path)
     check_run(run, models=True)
     (run / "fold1" / MODEL_FILE).unlink()
@@ -68,7 +68,7 @@ def test_case2_a_missing_fold_model_is_refused(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
-def test_case2_predict_refuses_a_run_missing_a_fold_model(
+def test_predict_refuses_a_run_missing_a_fold_model(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = _model_run(tmp_path)
@@ -95,7 +95,7 @@ def test_case2_predict_refuses_a_run_missing_a_fold_model(
 
 
 @pytest.mark.parametrize("victim", [MODEL_FILE, DONE_FILE])
-def test_case2_truncated_run_files_are_one_line(tmp_path: Path, victim: str) -> None:
+def test_a_truncated_model_or_done_file_is_one_line_naming_it(tmp_path: Path, victim: str) -> None:
     run = _model_run(tmp_path)
     path = run / "fold0" / victim
     path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
@@ -133,9 +133,7 @@ def data_dir(tmp_path: Path) -> Path:
     return root
 
 
-def test_family_ids_and_sites_pandas_reads_as_missing_stay_strings(
-    data_dir: Path, tmp_path: Path
-) -> None:
+def test_ids_and_sites_pandas_reads_as_missing_stay_strings(data_dir: Path, tmp_path: Path) -> None:
     data = load_competition_data(data_dir)
     assert list(data.train[ID_COL][:4]) == ["NA", "null", "nan", "None"]
     assert list(data.train[SITE_COL][:2]) == ["NA", "null"]
@@ -166,7 +164,7 @@ def _fake_run(folder: Path, data: Path, seed: int) -> Path:
     return folder
 
 
-def test_family_hostile_names_reach_the_report_as_text(data_dir: Path, tmp_path: Path) -> None:
+def test_hostile_names_reach_the_report_as_escaped_text(data_dir: Path, tmp_path: Path) -> None:
     """Ids, sites and run names with HTML, mathtext and `$` are escaped text in the page and
     plain text in the figures (matplotlib would otherwise fail on `$\\frac{$`)."""
     run = _fake_run(tmp_path / "runs" / "$\\frac{$<i>", data_dir, 0)
@@ -205,7 +203,7 @@ def test_report_folder_changes_as_one_unit(
     assert not (out / "stale_figure.png").exists()
 
 
-def test_case4_outputs_never_overwrite_inputs_or_data(
+def test_no_stage_writes_its_output_over_an_input_or_the_data(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runs = [_fake_run(tmp_path / "runs" / name, data_dir, k) for k, name in enumerate("AB")]
@@ -270,7 +268,7 @@ epochs: *h
         ("loop", "a: &a [*a]\n"),
     ],
 )
-def test_case6_hostile_yaml_is_one_line_quickly(
+def test_hostile_yaml_is_one_line_within_seconds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str
 ) -> None:
     path = tmp_path / f"{name}.yaml"
@@ -289,7 +287,7 @@ def test_case6_hostile_yaml_is_one_line_quickly(
     assert parse_yaml("a: &x [1, 2]\nb: *x\n", "ok.yaml") == {"a": [1, 2], "b": [1, 2]}
 
 
-def test_family_full_disk_names_the_folder(tmp_path: Path) -> None:
+def test_a_full_disk_is_one_line_naming_the_folder_with_no_temp_file_left(tmp_path: Path) -> None:
     """Any output (atomic_path) on a full disk: one line naming the folder, no temp file left.
     RLIMIT_FSIZE in a real subprocess stands for the full disk."""
     out = tmp_path / "outputs"
@@ -313,7 +311,7 @@ def test_family_full_disk_names_the_folder(tmp_path: Path) -> None:
     assert "File too large" in done.stdout and list(out.iterdir()) == []
 
 
-def test_family_stale_files_do_not_survive_a_rewrite(tmp_path: Path) -> None:
+def test_show_detections_leaves_no_image_of_an_older_call(tmp_path: Path) -> None:
     """show-detections writes its folder as one unit: no PNG of an older call remains."""
     from kaggle_style.detect import mdjson
 
@@ -365,7 +363,7 @@ def test_family_stale_files_do_not_survive_a_rewrite(tmp_path: Path) -> None:
     assert sorted(os.listdir(out)) == ["a.png"]
 
 
-def test_family_disk_full_detector_is_one() -> None:
+def test_no_writer_holds_a_full_disk_check_of_its_own() -> None:
     """One detector in files: the modules that write big files hold no errno lists of their own."""
     offenders = [
         str(p.relative_to(REPO))
@@ -414,7 +412,7 @@ def _config_error_keys() -> list[tuple[str, str, set[str], str]]:
     return found
 
 
-def test_family_config_errors_name_keys_that_exist() -> None:
+def test_config_errors_start_with_a_key_that_exists() -> None:
     """A config's error starts with the key(s) a user sets (`thresholds: ...`), never a name
     that is no key (`crop: ...`, `time` for `time_adjust`)."""
     checked = _config_error_keys()
@@ -425,7 +423,7 @@ def test_family_config_errors_name_keys_that_exist() -> None:
         assert named and set(named[:1]) <= fields, (module, cls, keys)
 
 
-def test_case5_hand_edited_meta_is_one_line_in_report(
+def test_a_hand_edited_meta_csv_is_one_line_in_report(
     data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = _fake_run(tmp_path / "runs" / "a", data_dir, 0)

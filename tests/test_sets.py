@@ -181,7 +181,7 @@ def _make(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_case7_make_checks_every_named_model_before_any_work() -> None:
+def test_make_checks_every_named_model_before_any_work() -> None:
     """`make train MODELS='a missing'` stops at once, naming the missing config, instead of
     running folds, detection and crops first (as `SET=` is checked)."""
     done = _make("-n", "train", "MODELS=demo-crop missing")
@@ -192,7 +192,7 @@ def test_case7_make_checks_every_named_model_before_any_work() -> None:
 
 
 @pytest.mark.slow  # three make calls, each reading the set: about a minute on a busy 2-core VM
-def test_case7_a_data_path_with_a_space_works_through_make(tmp_path: Path) -> None:
+def test_a_data_path_with_a_space_works_through_make(tmp_path: Path) -> None:
     from kaggle_style.demo.generator import generate_demo_data
 
     data = generate_demo_data(
@@ -233,8 +233,9 @@ def test_fast_and_leaderboard_recipes_train_their_papers_epochs() -> None:
 
 
 def test_each_recipes_ema_leaves_under_one_percent_of_the_starting_weights() -> None:
-    """EMA decay is about 1 - 5/steps of the recipe's run on the real folds (README, resnet50.yaml):
-    changing epochs or batch without the decay would leave the zero head in the average."""
+    """EMA decay is about 1 - 5/steps of the recipe's run on the real folds
+    (docs/concepts/configs.md, resnet50.yaml): changing epochs or batch without the decay would
+    leave the zero head in the average."""
     for name, path in _recipes("fast", "leaderboard").items():
         cfg = resolve_config(TrainConfig, path)
         steps = TRAIN_IMAGES * VIEWS[cfg.view] * cfg.epochs / (cfg.batch_size * cfg.grad_accum)

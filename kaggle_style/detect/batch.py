@@ -92,7 +92,7 @@ def resolve_device(device: str) -> str:
         raise DetectorError(
             f"device {device!r} asked for, but this torch sees no GPU "
             f"(torch {torch.__version__}); pass --device cpu, or install without "
-            "replacing the box's CUDA torch (README: GPU box)"
+            "replacing the box's CUDA torch (docs/tutorials/real-competition.md)"
         )
     return device
 

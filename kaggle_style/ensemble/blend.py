@@ -1,4 +1,4 @@
-"""Weighted blends of model runs, and `Blend`: the fitted second stage as one object.
+"""Weighted blends of model runs, temperature scaling, and `Blend`: the fitted second stage.
 
 Blending spaces:
 - "prob": weighted arithmetic mean of probabilities. A mixture never gets more confident than
@@ -6,8 +6,9 @@ Blending spaces:
 - "logprob": weighted geometric mean (sum of weighted log-probabilities, renormalised). Models
   that agree reinforce each other; usually better when members are well calibrated.
 
-`Blend.from_report` rebuilds from ensemble.json every step the ensemble applied, so `predict` on
-a new deployment gives what the ensemble stage gives on the test rows.
+Temperature scaling then fits one scalar T on the blend's logits, so its confidence matches its
+accuracy. `Blend.from_report` rebuilds from ensemble.json every step the ensemble applied, so
+`predict` on a new deployment gives what the ensemble stage gives on the test rows.
 """
 
 from __future__ import annotations
@@ -17,17 +18,17 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import logsumexp, softmax
+from scipy.optimize import minimize, minimize_scalar
+from scipy.special import log_softmax, logsumexp, softmax
 
-from kaggle_style.ensemble.calibration import LOG_FLOOR, fit_temperature, log_probs
-from kaggle_style.ensemble.chain import RowFacts
-from kaggle_style.ensemble.config import EnsembleError
+from kaggle_style.ensemble.base import LOG_FLOOR, EnsembleError, RowFacts, log_probs
 from kaggle_style.ensemble.stacking import Stacker
 from kaggle_style.ensemble.steps import STEPS, Step
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.schema import EnsembleReport
+
+LOG_T_BOUNDS = (-4.0, 4.0)  # temperature between ~0.02 and ~55
 
 
 def _logs(probs: Sequence[np.ndarray]) -> np.ndarray:
@@ -178,6 +179,22 @@ def _objective_at(
     """The objective at weights `w` (vertices included, where softmax cannot reach)."""
     with np.errstate(divide="ignore"):
         return objective(np.log(np.clip(w, 1e-300, None)))[0]
+
+
+def nll(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean log loss of softmax(logits): the objective every second-stage fit minimises."""
+    return float(-np.mean(log_softmax(logits, axis=1)[np.arange(len(y)), y]))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature scaling: the one T > 0 (fitted on log T) that minimises log loss of
+    softmax(logits / T), so the blend's confidence matches its accuracy; 1 if no gain."""
+    y = np.asarray(y, dtype=np.int64)
+    result = minimize_scalar(
+        lambda log_t: nll(logits / np.exp(log_t), y), bounds=LOG_T_BOUNDS, method="bounded"
+    )
+    t = float(np.exp(result.x))
+    return t if nll(logits / t, y) < nll(logits, y) else 1.0
 
 
 def fit_blend(

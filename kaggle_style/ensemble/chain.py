@@ -10,35 +10,12 @@ rows through `RowFacts.unlabelled()`, so no label of fold k can reach fold k's p
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class RowFacts:
-    """What a step may know about a set of rows; labels and folds exist only for fitting rows."""
-
-    y: np.ndarray | None = None  # class index
-    folds: np.ndarray | None = None
-    sites: np.ndarray | None = None  # str
-    times: np.ndarray | None = None  # seconds (float), NaN where the info bar was not read
-    hours: np.ndarray | None = None  # 0-24, NaN where unread
-    night: np.ndarray | None = None  # 1 night (infrared), 0 day, NaN unread
-    members: np.ndarray | None = None  # (rows, members, classes): each member's probabilities
-    boxes: np.ndarray | None = None  # object array: per row, its boxes' [confidence, share]
-
-    def take(self, mask: np.ndarray) -> RowFacts:
-        return RowFacts(
-            **{
-                f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[mask]
-                for f in fields(self)
-            }
-        )
-
-    def unlabelled(self) -> RowFacts:
-        return replace(self, y=None, folds=None)
+from kaggle_style.ensemble.base import RowFacts
 
 
 def fold_split(folds: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

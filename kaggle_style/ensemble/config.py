@@ -13,7 +13,6 @@ from kaggle_style.constants import META_FILE
 from kaggle_style.ensemble.detections import DEFAULT_THRESHOLDS
 from kaggle_style.ensemble.sequences import DEFAULT_GAPS, DEFAULT_POOL_WEIGHTS
 from kaggle_style.ensemble.sites import DEFAULT_STRENGTHS
-from kaggle_style.errors import UserError
 from kaggle_style.task import Task
 
 
@@ -26,10 +25,6 @@ def _mode(value: object) -> object:
 Mode = Annotated[Literal["off", "auto", "on"], BeforeValidator(_mode)]
 Weight = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 NonEmpty = Field(min_length=1)
-
-
-class EnsembleError(UserError):
-    """Runs that cannot be blended as given."""
 
 
 @stage_config

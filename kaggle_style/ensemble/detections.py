@@ -26,8 +26,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
-from kaggle_style.ensemble.calibration import log_probs
-from kaggle_style.ensemble.chain import RowFacts
+from kaggle_style.ensemble.base import RowFacts, log_probs
 
 DEFAULT_THRESHOLDS: tuple[float, ...] = (0.1, 0.5)  # the crop recipes' default, a sure box
 NO_BOXES = np.zeros((0, 2))

@@ -1,9 +1,10 @@
-"""Everything the ensemble reads: each run's oof.csv and test.csv, labels, sites and meta.csv."""
+"""Everything the ensemble reads: each run's oof.csv and test.csv, labels, sites, meta.csv and
+detections; and an ensemble's own folder, whose members every reader checks are unchanged."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import (
+    CONFIG_FILE,
     ENSEMBLE_FILE,
     FILEPATH_COL,
     FOLD_COL,
@@ -23,10 +25,9 @@ from kaggle_style.constants import (
 from kaggle_style.data.meta_file import MetaError, read_meta
 from kaggle_style.data.tables import read_features, read_labels
 from kaggle_style.detect.mdjson import read as read_detections
-from kaggle_style.ensemble.chain import RowFacts
-from kaggle_style.ensemble.config import EnsembleError
+from kaggle_style.ensemble.base import EnsembleError, Inputs, Meta, RowFacts, facts_of
 from kaggle_style.ensemble.detections import boxes_of
-from kaggle_style.ensemble.members import checked_hash, read_ensemble
+from kaggle_style.ensemble.schema import RERUN, EnsembleReport, read_report
 from kaggle_style.errors import few_ids
 from kaggle_style.prediction_files import (
     PredictionError,
@@ -35,7 +36,7 @@ from kaggle_style.prediction_files import (
     probs_of,
     read_predictions,
 )
-from kaggle_style.run_contract import check_run_task
+from kaggle_style.run_contract import check_run, check_run_task, fold_dirs, read_done
 from kaggle_style.task import DEFAULT_FOLDS, Task, load_task
 
 if TYPE_CHECKING:
@@ -43,98 +44,6 @@ if TYPE_CHECKING:
 
 # meta.csv columns the second stage reads (the contract: kaggle_style.data.meta_file.META_COLUMNS).
 META_DATETIME, META_HOUR, META_NIGHT = "datetime", "hour", "night"
-
-
-@dataclass
-class Meta:
-    """Info-bar readings of some ids; NaN where the bar could not be read."""
-
-    times: np.ndarray  # seconds since 1970 (camera clock), float
-    hours: np.ndarray  # 0-24
-    night: np.ndarray  # 1/0
-
-    def take(self, mask: np.ndarray) -> Meta:
-        return Meta(self.times[mask], self.hours[mask], self.night[mask])
-
-
-@dataclass
-class Inputs:
-    """Aligned OOF and test probabilities of every run, with labels, folds and (maybe) sites."""
-
-    names: list[str]
-    oof_ids: np.ndarray
-    test_ids: np.ndarray
-    oof: list[np.ndarray]
-    test: list[np.ndarray]
-    y: np.ndarray
-    folds: np.ndarray
-    oof_sites: np.ndarray | None = None
-    test_sites: np.ndarray | None = None
-    site_note: str = ""  # why there are no sites
-    oof_meta: Meta | None = None
-    test_meta: Meta | None = None
-    meta_note: str = ""  # why there is no meta
-    hashes: list[str | None] | None = None  # each run's model hash (None: not a model run)
-    oof_boxes: np.ndarray | None = None  # per row, its detector boxes (see detections.py)
-    test_boxes: np.ndarray | None = None
-    detections_note: str = "no detections file (give --detections)"
-    task: Task | None = None  # the competition: classes (prediction columns), metric, layout
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return self.task.classes if self.task is not None else ()
-
-    def rows(self) -> RowFacts:
-        return replace(
-            _rows(self.oof_sites, self.oof_meta, self.y, self.folds),
-            members=np.stack(self.oof, axis=1),
-            boxes=self.oof_boxes,
-        )
-
-    def test_rows(self) -> RowFacts:
-        return replace(
-            _rows(self.test_sites, self.test_meta),
-            members=np.stack(self.test, axis=1),
-            boxes=self.test_boxes,
-        )
-
-    def hold_out(self, fold: int) -> Inputs:
-        """The other folds as OOF rows and this fold's rows as unlabelled test rows: what the
-        whole second stage, its choices included, may see when it predicts this fold."""
-        held = self.folds == fold
-        keep = ~held
-
-        def part(values, mask):
-            return None if values is None else values[mask]
-
-        return replace(
-            self,
-            oof_ids=self.oof_ids[keep],
-            test_ids=self.oof_ids[held],
-            oof=[p[keep] for p in self.oof],
-            test=[p[held] for p in self.oof],
-            y=self.y[keep],
-            folds=self.folds[keep],
-            oof_sites=part(self.oof_sites, keep),
-            test_sites=part(self.oof_sites, held),
-            oof_meta=None if self.oof_meta is None else self.oof_meta.take(keep),
-            test_meta=None if self.oof_meta is None else self.oof_meta.take(held),
-            oof_boxes=part(self.oof_boxes, keep),
-            test_boxes=part(self.oof_boxes, held),
-        )
-
-
-def _rows(
-    sites: np.ndarray | None,
-    meta: Meta | None,
-    y: np.ndarray | None = None,
-    folds: np.ndarray | None = None,
-) -> RowFacts:
-    if meta is None:
-        return RowFacts(y=y, folds=folds, sites=sites)
-    return RowFacts(
-        y=y, folds=folds, sites=sites, times=meta.times, hours=meta.hours, night=meta.night
-    )
 
 
 def _run_names(runs: Sequence[str]) -> list[str]:
@@ -321,9 +230,9 @@ def new_rows(
     """Rows of new images for `Blend.apply` (what `predict` needs): their sites, from a frame
     in the meta.csv layout with their `ids` their times, and their detector boxes."""
     if meta is None or ids is None:
-        return replace(_rows(sites, None), boxes=boxes)
+        return replace(facts_of(sites, None), boxes=boxes)
     frame = meta.set_index(meta[ID_COL].astype(str))
-    rows = _rows(sites, _meta_for(Path(where), frame, np.asarray(ids, dtype=str), "image"))
+    rows = facts_of(sites, _meta_for(Path(where), frame, np.asarray(ids, dtype=str), "image"))
     return replace(rows, boxes=boxes)
 
 
@@ -361,3 +270,67 @@ def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Me
         stamps = stamps.dt.tz_convert(None)
     seconds = (stamps - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype=np.float64)
     return Meta(times=seconds, hours=hours, night=night)
+
+
+# ---------------------------------------------------------------- an ensemble's own folder
+# The ensemble records each member run's model hash; a member retrained under another config
+# since then would be blended with weights and a temperature fitted for the old model, so
+# `predict`, `report`, `submit` and a re-blend refuse it. The run contract itself (one config
+# per run, done marks) is `check_run`'s; these are the ensemble's callers of it.
+
+
+def checked_hash(folder: Path, models: bool = False) -> str | None:
+    """A run checked by the run contract (with `models`, its model files too), and the model
+    hash its folds were trained under (None for a folder without folds, e.g. an ensemble)."""
+    check_run(folder, models=models)  # nothing to check in a folder without folds
+    folds = fold_dirs(folder)
+    mark = read_done(folds[0]) if folds else None
+    return None if mark is None else str(mark["model_hash"])
+
+
+def _find(run_dir: Path, name: str, path: str) -> Path | None:
+    """A member as recorded (relative to where `ensemble` ran), else beside the ensemble."""
+    candidates = [Path(path), run_dir.parent / Path(path).name, run_dir.parent / name]
+    return next((p for p in candidates if (p / CONFIG_FILE).is_file()), None)
+
+
+def read_ensemble(
+    run_dir: Path, need_members: bool = False
+) -> tuple[EnsembleReport, list[Path | None]]:
+    """(the folder's ensemble.json, each member's folder): refused in one line when a member was
+    retrained under another config after the ensemble was built. A member that is not found is
+    an error only when `need_members` (predict needs its models; report and submit do not)."""
+    ens_file = run_dir / ENSEMBLE_FILE
+    report = read_report(ens_file)
+    members = report.members or {}
+    folders: list[Path | None] = []
+    for name, path in report.runs.items():
+        found = _find(run_dir, name, path)
+        if found is None and need_members:
+            raise EnsembleError(
+                f"{ens_file}: member run {name!r} ({path}) not found; run "
+                "predict where `ensemble` ran, or beside the member runs"
+            )
+        folders.append(found)
+        if found is None:
+            continue
+        now = checked_hash(found, models=need_members)
+        built = members[name].model_hash if name in members else None
+        if built is not None and now != built:
+            raise EnsembleError(
+                f"{ens_file}: member {name!r} ({found}) was retrained under "
+                f"config {now} after this ensemble blended {built}; {RERUN}"
+            )
+    return report, folders
+
+
+def member_folders(run_dir: Path) -> tuple[list[Path], EnsembleReport]:
+    """(each member's run folder, the report), for `predict`."""
+    report, folders = read_ensemble(run_dir, need_members=True)
+    return [f for f in folders if f is not None], report
+
+
+def check_ensemble_folder(folder: Path) -> None:
+    """For readers of an ensemble's files (submit): refuse one whose member changed."""
+    if (folder / ENSEMBLE_FILE).is_file():
+        read_ensemble(folder)

@@ -10,7 +10,7 @@ temperature) -> temperature -> stacking (replaces the two when its nested log lo
 when forced) -> the per-row steps of steps.STEPS, each run in "auto" only where its nested
 estimate improves log loss. Those choices, made on all folds, have seen every fold's labels, so
 the final nested figure reruns the whole chain, choices included, without each fold
-(choices.py); the per-step figures stay the chain's own, given the choices.
+(`nested_choices`); the per-step figures stay the chain's own, given the choices.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from kaggle_style.constants import (
     OOF_FILE,
     TEST_FILE,
 )
+from kaggle_style.ensemble.base import EnsembleError, Inputs
 from kaggle_style.ensemble.blend import Blend, fit_blend
-from kaggle_style.ensemble.chain import StepPredictions, StepResult, fit_folds, run_step
-from kaggle_style.ensemble.choices import has_choices, nested_choices
-from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
-from kaggle_style.ensemble.inputs import Inputs, load_inputs
+from kaggle_style.ensemble.chain import StepPredictions, StepResult, fit_folds, fold_split, run_step
+from kaggle_style.ensemble.config import EnsembleConfig
+from kaggle_style.ensemble.inputs import load_inputs
 from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write_report
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
@@ -135,6 +135,53 @@ def _check_modes(cfg: EnsembleConfig, inputs: Inputs) -> None:
             )
 
 
+# ------------------------------------------------------------------------ every choice nested
+# The chain makes choices on the nested log loss of its folds: the blending space, stacking or
+# the weighted blend, and each step's `auto` gate. Made on all folds, a choice has seen the
+# labels of the fold it is then applied to, so the nested figure of the chosen chain is
+# optimistic. Here each fold k is predicted by the same code run on the other folds alone, with
+# fold k as its test rows: every fit AND every choice is made without fold k's labels. The
+# in-sample choice (all folds) still makes the test predictions; this only gives the honest
+# figure and each fold's choices.
+
+
+def has_choices(cfg: EnsembleConfig) -> bool:
+    """Whether anything is decided on the data (else the chain's nested figure is honest)."""
+    return (
+        cfg.space == "auto"
+        or cfg.stacking == "auto"
+        or any(step.mode(cfg) == "auto" for step in STEPS)
+    )
+
+
+def choices_of(result: EnsembleResult) -> dict[str, Any]:
+    """What a fit of the chain chose, as the report lists it per fold."""
+    report = result.report
+    return {
+        "space": report.space,
+        "method": report.method,
+        "applied": [key for key, record in report.steps.items() if record.applied],
+    }
+
+
+def nested_choices(
+    cfg: EnsembleConfig,
+    inputs: Inputs,
+    fit_chain: Callable[[EnsembleConfig, Inputs], Any],
+) -> tuple[np.ndarray | None, list[dict[str, Any]]]:
+    """(each fold's predictions from the chain fitted and chosen on the other folds, each fold's
+    choices); (None, []) with one fold."""
+    out: np.ndarray | None = None
+    per_fold = []
+    for fold, _, held in fold_split(inputs.folds):
+        result = fit_chain(cfg, inputs.hold_out(fold))
+        if out is None:
+            out = np.empty((len(inputs.y), result.test.shape[1]))
+        out[held] = result.test
+        per_fold.append({"fold": fold, **choices_of(result)})
+    return out, per_fold
+
+
 def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
     """The chain fitted and chosen on every OOF row (the test predictions), with the honest
     nested figure: each fold predicted by the chain fitted AND chosen on the other folds."""
@@ -162,7 +209,7 @@ def fit_chain(
     """Fit and choose everything on the OOF rows; nested figures for the choices made here.
 
     `figures(y, probs)`: the table's cells (default `summary`; the per-fold reruns of
-    choices.py need only the predictions, so they pass the cheaper `loss_only`).
+    `nested_choices` need only the predictions, so they pass the cheaper `loss_only`).
     """
     cells = figures or summary
     y, oof, test = inputs.y, inputs.oof, inputs.test

@@ -13,8 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from kaggle_style.ensemble.config import EnsembleError
-from kaggle_style.ensemble.steps import STEPS
+from kaggle_style.ensemble.base import EnsembleError
 from kaggle_style.files import write_json
 
 VERSION = 2
@@ -115,22 +114,13 @@ class EnsembleReport(_Model):
     def step(self, key: str) -> StepRecord | None:
         return self.steps.get(key)
 
-    def applied_needs(self) -> set[str]:
-        """What new rows must carry for every applied step (`RowFacts` fields, e.g. "boxes")."""
-        return {
-            need
-            for step in STEPS
-            if (r := self.steps.get(step.key)) is not None and r.applied
-            for need in step.needs
-        }
-
     def to_dict(self) -> dict[str, Any]:
-        """The file's layout: each step's record at the top level under its key."""
+        """The file's layout: each step's record at the top level under its key (in the order
+        the ensemble fitted them, `steps.STEPS`)."""
         data = self.model_dump(exclude_unset=True, exclude={"steps"})
         data["version"] = self.version
-        for step in STEPS:
-            if step.key in self.steps:
-                data[step.key] = self.steps[step.key].details()
+        for key, record in self.steps.items():
+            data[key] = record.details()
         return data
 
     @classmethod
@@ -143,8 +133,10 @@ class EnsembleReport(_Model):
                 f"{where}: version {version!r} is newer than this code reads "
                 f"({VERSION}); update kaggle_style or {RERUN}"
             )
-        body = {k: v for k, v in data.items() if k not in {s.key for s in STEPS}}
-        body["steps"] = {s.key: data[s.key] for s in STEPS if isinstance(data.get(s.key), dict)}
+        # A record at the top level that is no field of the report is a step's, under its key.
+        steps = {k: v for k, v in data.items() if k not in cls.model_fields and isinstance(v, dict)}
+        body = {k: v for k, v in data.items() if k not in steps}
+        body["steps"] = steps
         try:
             return cls.model_validate(body)
         except ValidationError as err:

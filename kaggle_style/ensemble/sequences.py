@@ -24,8 +24,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
-from kaggle_style.ensemble.calibration import log_probs
-from kaggle_style.ensemble.chain import RowFacts
+from kaggle_style.ensemble.base import RowFacts, log_probs
 from kaggle_style.meta.sequences import assign_sequences
 from kaggle_style.metrics import log_loss
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from kaggle_style.ensemble.chain import RowFacts
+from kaggle_style.ensemble.base import RowFacts
 
 # Pseudo-counts to try; a site of n images moves halfway to its EM estimate when n == alpha.
 DEFAULT_STRENGTHS: tuple[float, ...] = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from kaggle_style.ensemble.chain import RowFacts, StepPredictions
-from kaggle_style.ensemble.config import EnsembleConfig, EnsembleError
+from kaggle_style.ensemble.base import EnsembleError, Inputs, RowFacts
+from kaggle_style.ensemble.chain import StepPredictions
+from kaggle_style.ensemble.config import EnsembleConfig
 from kaggle_style.ensemble.detections import (
     DetectionGate,
     apply_detection_gate,
@@ -34,7 +35,7 @@ from kaggle_style.ensemble.sites import (
 )
 
 if TYPE_CHECKING:
-    from kaggle_style.ensemble.inputs import Inputs
+    from kaggle_style.ensemble.schema import EnsembleReport
 
 Fit = Callable[[np.ndarray, RowFacts], tuple[Any, np.ndarray]]
 
@@ -254,3 +255,14 @@ def step_named(key: str) -> Step:
         if step.key == key:
             return step
     raise EnsembleError(f"ensemble.json: unknown step {key!r}; rerun `kaggle-style ensemble`")
+
+
+def applied_needs(report: EnsembleReport) -> set[str]:
+    """What new rows must carry for every step the report applied (`RowFacts` fields, e.g.
+    "boxes")."""
+    return {
+        need
+        for step in STEPS
+        if (record := report.step(step.key)) is not None and record.applied
+        for need in step.needs
+    }

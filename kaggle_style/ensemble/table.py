@@ -77,6 +77,14 @@ def render(report: EnsembleReport, out: str) -> str:
         info = report.step(step.key)
         if info is not None and info.mode != "off":
             lines.append(step_line(step, info))
+    task_metric = report.metric or {}
+    if task_metric.get("name") not in (None, "log_loss"):
+        nested = task_metric.get("nested")
+        lines.append(
+            f"task {report.task}, {task_metric['name']} (fitted and chosen by log loss): "
+            f"in-sample {task_metric['in_sample']:.4f}, nested "
+            + ("-" if nested is None else f"{nested:.4f}")
+        )
     lines.append(
         f"wrote {out}/ ({OOF_FILE}, {TEST_FILE}, {METRICS_FILE}, {ENSEMBLE_FILE}, "
         f"{CONFIG_FILE}); method: {report.method}"

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 # Tesseract reads these digits best at 30-50 px tall; 40 px was the most accurate on the real
-# Taï frames and their degraded copies (README, "Reading the camera's clock").
+# Taï frames and their degraded copies (docs/concepts/camera-clock.md).
 TEXT_HEIGHT = 40
 BAND_HEIGHT = 100  # a band is taller than its text: scaled so that the text is about 30-40 px
 STRIP_WHITE = 225  # grey level of the strip's paper

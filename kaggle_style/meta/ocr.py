@@ -6,7 +6,7 @@ word's centre: about 6x faster than a call per strip, with the same readings on 
 Text printed over a picture does not survive stacking (the pictures' texture breaks the page's
 layout analysis), so those bands are read one call each.
 Tesseract was chosen over a digit reader of our own trained on rendered digits because it read
-more of the real frames' degraded copies exactly (README, "Reading the camera's clock").
+more of the real frames' degraded copies exactly (docs/concepts/camera-clock.md).
 """
 
 from __future__ import annotations

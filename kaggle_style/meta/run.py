@@ -27,8 +27,6 @@ from kaggle_style.constants import (
     ID_COL,
     META_FILE,
     SITE_COL,
-    TEST_FEATURES,
-    TRAIN_FEATURES,
 )
 from kaggle_style.data.meta_file import MAX_YEAR, META_COLUMNS, MIN_YEAR, MetaError
 from kaggle_style.errors import MAX_IDS_SHOWN
@@ -48,6 +46,7 @@ class MetaConfig:
     gap_seconds: NonNegative = DEFAULT_GAP_SECONDS
     workers: Whole = 0  # 0: one per CPU core
     progress: bool = True
+    task: str | None = None  # the task file or name; default: the folds record, else conservision
 
 
 @dataclass(frozen=True)
@@ -235,16 +234,28 @@ def meta_frame(
 
 
 def build_meta(cfg: MetaConfig) -> pd.DataFrame:
-    """meta.csv for every train and test image of a DrivenData folder; written to `cfg.out`."""
-    from kaggle_style.data.tables import read_features
+    """meta.csv for every train and test image of a competition folder; written to `cfg.out`."""
+    from kaggle_style.data.tables import load_competition_data, read_features
+    from kaggle_style.task import DEFAULT_FOLDS, load_task
 
     root = Path(cfg.data)
     check_outputs({"out": cfg.out}, {"data": root})
-    if not (root / TRAIN_FEATURES).is_file():
-        raise MetaError(f"{root / TRAIN_FEATURES}: not found; give --data a DrivenData folder")
-    tables = [read_features(root / TRAIN_FEATURES)]
-    if (root / TEST_FEATURES).is_file():
-        tables.append(read_features(root / TEST_FEATURES))
+    task = load_task(cfg.task, folds=DEFAULT_FOLDS)
+    if task.camera_trap is None or not task.camera_trap.info_bar:
+        raise MetaError(
+            f"task {task.name}: meta reads camera-trap info bars, and the task has no "
+            "camera_trap part with info_bar: true; skip `meta` for this competition"
+        )
+    train_table = root / task.tables.train
+    if not train_table.is_file():
+        raise MetaError(f"{train_table}: not found; give --data the competition folder")
+    if task.images.column is None:  # patterns: the files are found with the tables
+        data = load_competition_data(root, task)
+        tables = [data.train, data.test]
+    else:
+        tables = [read_features(train_table, task, "train")]
+        if task.tables.test and (root / task.tables.test).is_file():
+            tables.append(read_features(root / task.tables.test, task, "test"))
     features = pd.concat(tables, ignore_index=True)
     paths = [root / p for p in features[FILEPATH_COL]]
     missing = [str(p) for p, ok in zip(paths, map(Path.is_file, paths), strict=True) if not ok]

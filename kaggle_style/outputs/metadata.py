@@ -157,7 +157,7 @@ def read_metadata(path: str | Path | None) -> Metadata:
     if path is None:
         raise MetadataError(
             "a Camtrap DP package needs --metadata FILE (project, contributors, "
-            "timezone, site coordinates); see README 'Results for ecologists'"
+            "timezone, site coordinates); see docs/how-to/ecologists.md"
         )
     if not Path(path).is_file():
         raise MetadataError(f"{path}: metadata file not found; check the --metadata path")
@@ -170,5 +170,5 @@ def read_metadata(path: str | Path | None) -> Metadata:
         what = "missing" if first["type"] == "missing" else first["msg"]
         raise MetadataError(
             f"{path}: {where}: {what} ({err.error_count()} problem(s)); see "
-            "README 'Results for ecologists' for the keys"
+            "docs/how-to/ecologists.md for the keys"
         ) from None

@@ -74,7 +74,7 @@ class Run:
 def load_run(path: Path) -> Run:
     """metrics.json + oof.csv (+ ensemble.json, config.yaml, test.csv when present), from a run
     whose folds share one config and whose combined files are newer than its folds."""
-    from kaggle_style.ensemble.members import read_ensemble
+    from kaggle_style.ensemble.inputs import read_ensemble
 
     check_run(path)
     metrics_path = path / METRICS_FILE

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from kaggle_style.constants import ENSEMBLE_FILE, METRICS_FILE
-from kaggle_style.ensemble.members import read_ensemble
+from kaggle_style.ensemble.inputs import read_ensemble
 from kaggle_style.ensemble.schema import StepRecord
 from kaggle_style.ensemble.steps import STEPS, Step
 from kaggle_style.metrics import format_summary

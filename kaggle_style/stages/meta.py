@@ -6,6 +6,7 @@ import argparse
 
 from kaggle_style.config import add_config_arguments, resolve_config
 from kaggle_style.meta.run import MetaConfig, build_meta
+from kaggle_style.task import task_option_help
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, help="processes (default: one per CPU core)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--task", help=task_option_help())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         gap_seconds=args.gap_seconds,
         workers=args.workers,
         progress=False if args.quiet else None,
+        task=args.task,
     )
     build_meta(cfg)
     return 0

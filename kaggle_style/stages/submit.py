@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from kaggle_style.ensemble.members import check_ensemble_folder
+from kaggle_style.ensemble.inputs import check_ensemble_folder
 from kaggle_style.run_contract import check_run_task
 from kaggle_style.submission import (
     DEFAULT_CLIP,
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             required=True,
             type=Path,
             dest="format_path",
-            help="the competition's submission_format.csv",
+            help="the competition's submission format file",
         )
         parser.add_argument(
             "--out",
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser, stage: str) -> None:
             required=True,
             type=Path,
             dest="format_path",
-            help="the competition's submission_format.csv",
+            help="the competition's submission format file",
         )
         parser.add_argument(
             "--strict-order", action="store_true", help="also require the format file's row order"

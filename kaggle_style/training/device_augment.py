@@ -1,7 +1,8 @@
 """The `light` augmentation on the device, for uint8 batches: the workers only read and resize.
 
-On the lent H100 the data path, not the model, capped training (README "GPU check"), and colour
-jitter is most of a worker's time per image (`benchmarks.bench` prints per-worker rates).
+On the lent H100 the data path, not the model, capped training (the GPU check's figures:
+benchmarks/results/gpu_check_h100_*.json), and colour jitter is most of a worker's time per
+image (`benchmarks.bench` prints per-worker rates).
 With `augment_on: device` the workers send resized uint8 images and this module flips and jitters
 the whole batch on the GPU: the same families and ranges as `data.transforms.train_transform`
 (flip p=0.5; brightness, contrast, saturation, hue with p=0.8), in a fixed order (albumentations
