@@ -187,3 +187,19 @@ def test_infer_does_not_replace_a_task_file_without_force(
     code, _, err = infer(boreal_data, out, capsys)
     assert code == 2 and "--force" in err
     assert out.read_text() == "# mine\n"
+
+
+def test_infer_on_the_real_conservision_tables_gives_its_task_file_but_camera_trap(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real CSVs without their images: every key but the camera-trap part, and one line
+    saying the images are not there."""
+    code, out, _ = infer(shared_data / "conservision", tmp_path / "conservision.yaml", capsys)
+    assert code == 0
+    inferred = read_task(tmp_path / "conservision.yaml")
+    reference = read_task(REPO / "configs/tasks/conservision.yaml")
+    assert inferred.model_copy(update={"camera_trap": None, "metric": None}) == (
+        reference.model_copy(update={"camera_trap": None, "metric": None})
+    )
+    assert inferred.score_metric == reference.score_metric
+    assert "images not downloaded yet?" in out
