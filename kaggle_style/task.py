@@ -173,6 +173,11 @@ class Task(BaseModel):
         dup = sorted({c for c in self.classes if self.classes.count(c) > 1})
         if dup:
             raise ValueError(f"classes: {', '.join(dup)} listed twice")
+        if self.images.column is not None and self.tables.test is None:
+            raise ValueError(
+                "tables: test null (the test ids are the submission format's) needs image "
+                "patterns (images.train_pattern, images.test_pattern): a format has no path column"
+            )
         if self.metric == "roc_auc" and len(self.classes) != 2:
             raise ValueError(
                 f"metric: roc_auc needs exactly 2 classes, not {len(self.classes)}; "

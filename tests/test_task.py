@@ -92,6 +92,13 @@ def test_unknown_nested_key_names_its_path(tmp_path: Path) -> None:
         ({"submission": {"kind": "label"}}, "needs submission.label_column"),
         ({"metric": "log_loss"}, "log_loss needs probabilities"),
         ({"classes": ["a", "a"]}, "listed twice"),
+        (
+            {
+                "images": {"column": "path"},
+                "tables": {"train": "t.csv", "submission_format": "s.csv"},
+            },
+            "test null",
+        ),
         ({"classes": ["a"]}, "at least 2 classes"),
         ({"camera_trap": {"blank_class": "empty"}}, "blank_class 'empty' is not in classes"),
     ],

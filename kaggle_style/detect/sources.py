@@ -18,6 +18,7 @@ from kaggle_style.data.images import MAX_PIXELS, decode_image
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.detect.errors import SourceError
 from kaggle_style.detect.mdjson import Detection, DetectionFile
+from kaggle_style.task import DEFAULT_FOLDS, load_task
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 KEY_COL = "key"
@@ -34,7 +35,8 @@ def image_table(data: Path | None = None, images: Path | None = None) -> pd.Data
     if (data is None) == (images is None):
         raise SourceError("give exactly one of --data DIR (DrivenData layout) or --images DIR")
     if data is not None:
-        dataset = load_competition_data(data)
+        # the task recorded by `folds` (else conservision): its tables and image patterns
+        dataset = load_competition_data(data, load_task(None, folds=DEFAULT_FOLDS))
         rows = pd.concat([dataset.train, dataset.test], ignore_index=True)
         root = Path(data).resolve()
         return pd.DataFrame(

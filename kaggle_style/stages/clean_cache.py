@@ -52,9 +52,8 @@ def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[st
     A data folder that cannot be read stops everything (a mistyped DATA must not make every
     cache look unused); a config whose crops manifest is missing uses no cache that exists now.
     """
-    from kaggle_style.data.tables import load_competition_data
     from kaggle_style.training.config import TrainConfig
-    from kaggle_style.training.data import cache_plan
+    from kaggle_style.training.data import cache_plan, load_training_data
 
     used: dict[str, list[str]] = {}
     tables: dict[str, Any] = {}
@@ -63,7 +62,7 @@ def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[st
             continue  # not a training recipe (an ensemble config, a set)
         cfg = resolve_config(TrainConfig, path, overrides, **values)
         if cfg.data not in tables:
-            tables[cfg.data] = load_competition_data(cfg.data)
+            tables[cfg.data] = load_training_data(cfg)  # through the recipe's task
         try:
             keys = cache_plan(cfg, tables[cfg.data]).keys(cfg)
         except UserError as err:
