@@ -29,24 +29,12 @@ TEST_NAMES = ("test_features", "test_metadata", "test", "test_meta")
 FORMAT_NAMES = ("submission_format", "sample_submission", "sample_submit", "submission")
 # Column names that say "the label" or "where the image comes from", in order of preference.
 LABEL_COLUMNS = ("label", "labels", "species", "class", "category", "target", "diagnosis", "y")
+# fmt: off
 GROUP_WORDS = (
-    "site",
-    "location",
-    "camera",
-    "cam",
-    "station",
-    "trap",
-    "deployment",
-    "patient",
-    "subject",
-    "individual",
-    "plot",
-    "region",
-    "area",
-    "hospital",
-    "source",
-    "group",
+    "site", "location", "camera", "cam", "station", "trap", "deployment", "patient", "subject",
+    "individual", "plot", "region", "area", "hospital", "source", "group",
 )
+# fmt: on
 PATH_WORDS = ("filepath", "file_path", "path", "filename", "file", "image_path", "image")
 METRICS_BY_KIND = {"probabilities": "log_loss", "label": "accuracy"}
 
@@ -292,9 +280,10 @@ def _images(
     test_name: str | None,
     inf: Inference,
 ) -> dict[str, Any]:
-    """A path column when a table has one, else a pattern per split found from the files."""
+    """A path column when the train and test tables both have one, else a pattern per split
+    found from the files (the test ids are then the format's, which names no path)."""
     path_col = _path_column(train, id_col)
-    if path_col is not None and (test is None or path_col in test.columns):
+    if path_col is not None and test is not None and path_col in test.columns:
         missing = [p for p in train[path_col].head(20) if not (root / p).is_file()]
         if missing:
             inf.undecided.append(
