@@ -70,3 +70,29 @@ def test_make_demo_runs_boreal_only_when_task_names_it() -> None:
     assert "task demo boreal" in boreal and "DATA=data/demo" not in boreal
     assert "task demo" not in default and "DATA=data/demo" in default
     assert _dry_run("TASK=conservision") == default
+
+
+@pytest.mark.heavy
+def test_task_demo_runs_boreal_end_to_end_to_a_scored_submission(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo TASK=boreal`'s command at a tiny size (timm's test_resnet, one epoch)."""
+    from kaggle_style.cli import main
+    from kaggle_style.stages import task_demo
+
+    monkeypatch.chdir(REPO)  # the demo's task file and recipes are the checkout's
+    monkeypatch.setitem(
+        task_demo.DEMOS, "boreal", lambda out: KaggleDemoConfig(out=out, n_test_groups=2, **SMALL)
+    )
+    monkeypatch.setattr(task_demo, "RECIPE", Path("configs") / "tiny-cpu.yaml")
+    data = tmp_path / "data" / "boreal"
+    assert main(["task", "demo", "boreal", "--data", str(data), "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    work = tmp_path / "runs" / "boreal"
+    sub = pd.read_csv(work / "submission.csv", dtype=str)
+    assert list(sub.columns) == ["image_id", "label"]
+    assert list(sub["image_id"]) == list(
+        pd.read_csv(data / "sample_submission.csv", dtype=str)["image_id"]
+    )
+    assert (work / "report" / "index.html").is_file()
+    assert "hidden test accuracy" in out and "valid:" in out
