@@ -76,6 +76,13 @@ def infer_task(data: str | Path, name: str) -> Inference:
     id_col = _id_column(fmt, train, labels, test, root, fmt_name, train_name)
     inf.found.append(f"id_column: {id_col} (the format's first column, in every table)")
     submission, classes = _submission(fmt, id_col, root / fmt_name)
+    column = submission["label_column"]
+    if column is not None and _is_number(fmt[column]) and not fmt[column].str.isdigit().all():
+        inf.undecided.append(
+            f"submission: the format's '{column}' holds fractions (e.g. {fmt[column].iloc[0]}): "
+            "if it wants one class's probability, no submission kind writes that yet; the "
+            "task writes predicted labels"
+        )
     label_spec, classes = _labels(train, labels, id_col, submission, classes, root, inf)
     label_table = labels if labels is not None else train
     _check_label_values(label_table, label_spec, classes, id_col, root, labels_name or train_name)

@@ -203,3 +203,26 @@ def test_infer_on_the_real_conservision_tables_gives_its_task_file_but_camera_tr
     )
     assert inferred.score_metric == reference.score_metric
     assert "images not downloaded yet?" in out
+
+
+def test_a_format_of_fractions_in_one_column_is_said_to_get_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Kaggle's `id,target` with 0.5 everywhere may want a probability: infer says it writes
+    labels instead, rather than silently guessing."""
+    data = tmp_path / "binary"
+    for split, ids in (("train", ["a1", "a2", "a3", "a4"]), ("test", ["b1", "b2"])):
+        (data / f"{split}_images").mkdir(parents=True)
+        for image_id in ids:
+            (data / f"{split}_images" / f"{image_id}.jpg").write_bytes(b"")
+    pd.DataFrame({"id": ["a1", "a2", "a3", "a4"], "target": [0, 1, 0, 1]}).to_csv(
+        data / "train.csv", index=False
+    )
+    pd.DataFrame({"id": ["b1", "b2"], "target": [0.5, 0.5]}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    code, out, _ = infer(data, tmp_path / "binary.yaml", capsys)
+    task = read_task(tmp_path / "binary.yaml")
+    assert code == 0
+    assert (task.classes, task.submission.kind) == (("0", "1"), "label")
+    assert "holds fractions" in out
