@@ -98,9 +98,11 @@ TIME ?=
 MEM ?=
 SLURM_CONFIG ?=
 WORKERS ?= 2
+# WAIT=1: return when the jobs are done (a failed job: one line naming its log, exit 2).
+WAIT ?=
 SLURM_ARGS = --launcher $(LAUNCHER) --folder $(OUT)/slurm/%j $(if $(SLURM_CONFIG),--slurm-config \
 	$(SLURM_CONFIG)) $(if $(PARTITION),--partition $(PARTITION)) $(if $(GPUS_PER_JOB),--gpus-per-job \
-	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM))
+	$(GPUS_PER_JOB)) $(if $(TIME),--time $(TIME)) $(if $(MEM),--mem $(MEM)) $(if $(filter 1,$(WAIT)),--wait)
 PORT ?= 8080
 # TRACKER=tensorboard|mlflow|wandb|none: where training logs its curves (docs/how-to/tracking.md).
 TRACKER ?=
@@ -138,7 +140,7 @@ $(STAMP): pyproject.toml
 		'cuda', torch.version.cuda)",$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1)
 	$(PY) -m pip install -q -e '.[dev,detect,slurm]'
 	$(PY) -m pip install -q --no-deps pixeltable-yolox==0.4.3
-	$(PY) -m pip install -q --no-deps megadetector==10.0.28  # its validator, for the tests only
+	$(PY) -m pip install -q --no-deps megadetector==10.0.28 camtrapdp==0.1.0  # the tests' readers
 	touch $@
 
 install: $(STAMP) ## create .venv (TORCH=pin: pinned torch from local disk; TORCH=keep: the box's own)
@@ -207,7 +209,7 @@ ifneq ($(LAUNCHER),)
 train: $(FOLDS) $(CROPS) | $(STAMP)
 	$(KS) slurm-train $(foreach m,$(MODELS),--config configs/$(m).yaml) --data "$(DATA)" \
 		--folds-file $(FOLDS) --runs-dir $(RUNS) --set crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		$(TRACK_SET) $(SLURM_ARGS)
+		$(TRACK_SET) $(TRAIN_ARGS) $(SLURM_ARGS)
 else
 train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold (LAUNCHER=slurm: as Slurm jobs)
 endif

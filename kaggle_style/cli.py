@@ -1,9 +1,9 @@
 """`kaggle-style <command>`: the one entry point, one subcommand per stage module.
 
 A stage's module is imported only when that stage runs, so `--help` is instant and a stage's
-heavy imports (torch, timm) never slow down another's. Each module in `kaggle_style.stages`
-provides `add_arguments(parser)` and `run(args) -> int` (with the command name as a second
-argument when it serves several commands: `MULTI_STAGE = True`).
+heavy imports (torch, timm) never slow down another's. `COMMANDS` below is the registry as data
+(name -> module, help); each module in `kaggle_style.stages` declares its commands as
+`COMMANDS = {name: Command(arguments, run)}`, and `build_parser(name)` builds one's parser.
 
 A mistake the user can fix (`UserError`, and the usual OS and YAML errors on the user's files)
 is printed as one line, `kaggle-style <command>: error: <message>`, with exit status 2; the
@@ -103,15 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     except _MissingStage as err:
         print(f"kaggle-style {name}: error: {err}", file=sys.stderr)
         return 1
-    parser = argparse.ArgumentParser(prog=f"kaggle-style {name}", description=COMMANDS[name][1])
-    multi = getattr(module, "MULTI_STAGE", False)
-    if multi:
-        module.add_arguments(parser, name)
-    else:
-        module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    command = module.COMMANDS[name]
+    args = _parser(name, command).parse_args(rest)
     try:
-        return int((module.run(args, name) if multi else module.run(args)) or 0)
+        return int(command.run(args) or 0)
     except KeyboardInterrupt:
         print(f"kaggle-style {name}: interrupted", file=sys.stderr)
         return 130
@@ -123,6 +118,17 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         print(f"kaggle-style {name}: error: {message}", file=sys.stderr)
         return USER_ERROR_STATUS
+
+
+def build_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of command `name`, without running it (for the reference pages and tests)."""
+    return _parser(name, _stage_module(name).COMMANDS[name])
+
+
+def _parser(name: str, command: Any) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"kaggle-style {name}", description=COMMANDS[name][1])
+    command.arguments(parser)
+    return parser
 
 
 class _MissingStage(Exception):

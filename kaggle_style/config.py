@@ -13,19 +13,32 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import pydantic.dataclasses
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+)
 
 from kaggle_style import files
-from kaggle_style.errors import UserError
+from kaggle_style.errors import UserError, check_name
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 T = TypeVar("T")
+Config = TypeVar("Config", bound="DataclassInstance")  # a @stage_config class
 
-CONFIG = ConfigDict(extra="forbid", validate_default=True)  # every stage config's settings
+# every stage config's settings; a field's docstring is its description (`--help`, reference)
+CONFIG = ConfigDict(extra="forbid", validate_default=True, use_attribute_docstrings=True)
+STAGE_CONFIGS: list[type] = []  # every `@stage_config` class imported so far (for the tests)
 Count = Annotated[int, Field(ge=1)]
 Whole = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -41,9 +54,30 @@ class ConfigError(UserError, ValueError):
         self.key = key
 
 
-def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
+def _checked_name(value: str) -> str:
+    try:
+        return check_name(value, "")
+    except UserError as err:
+        raise ConfigError(str(err)) from None
+
+
+# A name that becomes one folder or file (a run, a study, a recipe of a set): `errors.check_name`.
+Name = Annotated[str, AfterValidator(_checked_name)]
+
+
+@typing.overload
+def stage_config(cls: type[T], /) -> type[T]: ...
+@typing.overload
+def stage_config(cls: None = None, /, *, frozen: bool = False) -> Callable[[type[T]], type[T]]: ...
+@typing.dataclass_transform(field_specifiers=(dataclasses.field, Field))
+def stage_config(
+    cls: type[T] | None = None, /, *, frozen: bool = False
+) -> type[T] | Callable[[type[T]], type[T]]:
     """Make `cls` a stage config: a pydantic dataclass under `CONFIG`, its fields' types read
-    through `_config_type`, and a failed check one ConfigError naming the key."""
+    through `_config_type`, and a failed check one ConfigError naming the key.
+
+    Typed as a `dataclass_transform` so that type checkers see each config's fields in its
+    constructor, as they do for `pydantic.dataclasses.dataclass` itself."""
 
     def make(cls: type[T]) -> type[T]:
         hints = typing.get_type_hints(cls, include_extras=True)
@@ -58,29 +92,30 @@ def stage_config(cls: type[T] | None = None, /, *, frozen: bool = False) -> Any:
             except ValidationError as err:
                 raise _config_error(err, made, kwargs) from None
 
-        made.__init__ = __init__  # type: ignore[method-assign]
-        return made
+        made.__init__ = __init__  # type: ignore[method-assign]  # wraps pydantic's own __init__
+        STAGE_CONFIGS.append(made)
+        return typing.cast("type[T]", made)
 
     return make if cls is None else make(cls)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults."""
-    parser.add_argument("--config", type=Path, help="YAML file whose keys override the defaults")
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    flags: tuple[str, str] = ("--config", "--set"),
+    dests: tuple[str, str] = ("config", "overrides"),
+    helps: tuple[str, str] = (
+        "YAML file whose keys override the defaults",
+        "override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
+    ),
+    **file_options: Any,
+) -> None:
+    """`--config FILE` and `--set KEY=VALUE ...`, the two layers above the defaults; other
+    `flags` serve a command's second config (`--slurm-config`, `--slurm`), `file_options` the
+    file flag's argparse options (a default file, a repeatable recipe)."""
+    parser.add_argument(flags[0], type=Path, dest=dests[0], help=helps[0], **file_options)
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys (values parsed as YAML), e.g. --set lr=3e-4 epochs=2",
+        flags[1], dest=dests[1], nargs="+", default=[], metavar="KEY=VALUE", help=helps[1]
     )
-
-
-def cli_values(args: argparse.Namespace, cls: type) -> dict[str, Any]:
-    """The parsed flags that name fields of `cls` (the command-line layer of `resolve_config`)."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    return {k: v for k, v in vars(args).items() if k in names}
 
 
 def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
@@ -134,13 +169,13 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_config(
-    cls: type[T],
+    cls: type[Config],
     path: str | Path | None = None,
     overrides: Mapping[str, Any] | Sequence[str] = (),
     *,
     cli: Mapping[str, Any] | None = None,
     **cli_values: Any,
-) -> T:
+) -> Config:
     """Defaults < YAML (`path`) < `overrides` < explicit `cli` and `cli_values` (those not None).
 
     `cli` carries flags whose names clash with this function's own (a stage's `overrides`)."""
@@ -152,7 +187,7 @@ def resolve_config(
         items = overrides if isinstance(overrides, Mapping) else parse_overrides(overrides)
         layers.append(("--set", items))
     layers.append(("command line", {k: v for k, v in cli_values.items() if v is not None}))
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    names = {f.name for f in dataclasses.fields(cls)}
     merged: dict[str, Any] = {}
     source_of: dict[str, str] = {}
     for source, layer in layers:
@@ -188,7 +223,7 @@ _UNIONS = (typing.Union, types.UnionType)
 
 
 def _unknown(cls: type, keys: set[str]) -> str:
-    known = sorted(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    known = sorted(f.name for f in dataclasses.fields(cls))
     return (
         f"unknown key(s) {', '.join(sorted(keys))} for {cls.__name__}; "
         f"known keys: {', '.join(known)}"
@@ -220,6 +255,8 @@ def _field_error(key: str, value: Any, hint: Any, errors: list[Any]) -> ConfigEr
     if index:
         hint, value = _item_type(hint), first["input"]
     kinds = {e["type"] for e in errors}
+    if isinstance(first.get("ctx", {}).get("error"), ConfigError):  # a field type's own check
+        return ConfigError(f"{where}: {first['ctx']['error']}", key)
     if "missing" in kinds:
         return ConfigError(f"{key}: missing; this key has no default, so give it a value", key)
     if "too_short" in kinds:
@@ -272,7 +309,11 @@ def _config_type(hint: Any) -> Any:
         return typing.Union[tuple(_config_type(a) for a in args)]  # noqa: UP007 (built)
     if origin in (list, tuple):
         inner = _config_type(args[0]) if args else Any
-        kind = list[inner] if origin is list else tuple[inner, ...]  # type: ignore[valid-type]
+        kind = (  # list[inner] or tuple[inner, ...], built from a value at run time
+            types.GenericAlias(list, inner)
+            if origin is list
+            else types.GenericAlias(tuple, (inner, ...))
+        )
         return typing.Annotated[
             kind, BeforeValidator(lambda v: v if isinstance(v, list | tuple) else [v])
         ]

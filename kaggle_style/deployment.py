@@ -34,7 +34,7 @@ from kaggle_style.constants import (
     ID_COL,
     SITE_COL,
 )
-from kaggle_style.errors import UserError
+from kaggle_style.errors import UserError, check_name
 from kaggle_style.files import read_yaml, write_csv
 from kaggle_style.outputs.classified import FILE_COL, IMAGE_COLUMNS, Classified
 from kaggle_style.run_contract import run_classes, shared_classes
@@ -42,6 +42,7 @@ from kaggle_style.task import Task
 from kaggle_style.training.config import TrainConfig
 
 if TYPE_CHECKING:
+    from kaggle_style.detect.batch import DetectorName
     from kaggle_style.ensemble.schema import EnsembleReport
     from kaggle_style.training.data import Samples
 
@@ -56,7 +57,7 @@ class PredictError(UserError):
 class DetectorChoice:
     """How crops are made for members that were trained on crops."""
 
-    detector: str = "megadetector-lite"
+    detector: DetectorName = "megadetector-lite"
     weights: Path | None = None
     enabled: bool = True
 
@@ -73,6 +74,9 @@ def list_images(images: Path, site_from_folder: bool) -> pd.DataFrame:
     if site_from_folder:
         # the top-level folder is the camera site; a file directly in `images` has none
         frame[SITE_COL] = [f.split("/")[0] if "/" in f else "" for f in frame[FILE_COL]]
+        for site in frame[SITE_COL].unique():
+            if site:  # a folder's name is the site's name in every output
+                check_name(site, f"site folder in {images}")
     return frame
 
 
@@ -156,7 +160,7 @@ def _samples(
             file=sys.stderr,
         )
         cfg, _ = run_config(run_dir, view="full")
-    elif cfg.view != "full":
+    elif cfg.view != "full" and detections is not None:  # (None was handled above)
         manifest = run_crops(
             CropConfig(
                 detections=detections,
@@ -209,7 +213,9 @@ def predict_model_run(
     ids, rows = samples.ids, np.flatnonzero(cache.ok)
     good = set(ids[rows])
     bad = {
-        f: "; ".join(cache.errors[i] for i in np.flatnonzero(ids == f) if i in cache.errors)
+        f: "; ".join(
+            cache.errors[i] for i in np.flatnonzero(ids == f).tolist() if i in cache.errors
+        )
         for f in dict.fromkeys(ids)
         if f not in good
     }
@@ -235,7 +241,13 @@ def predict_model_run(
             loader, desc=f"{run_dir.name} {path.parent.name}", disable=not progress, leave=False
         )
         total += predict_probs(
-            model, bar, accelerator, cfg.tta_hflip, channels_last, normalize=normalize
+            model,
+            bar,
+            accelerator,
+            cfg.tta_hflip,
+            channels_last,
+            normalize=normalize,
+            num_classes=len(classes),
         )
     frame = per_image(total / len(fold_files), ids[rows], classes)
     frame = frame.rename(columns={ID_COL: FILE_COL})
@@ -339,6 +351,12 @@ def predict_images(
         frames.append(frame.set_index(FILE_COL))
         bad.update(member_bad)
     keep = [f for f in table[FILE_COL] if f not in bad and all(f in fr.index for fr in frames)]
+    if not keep:
+        first = next(iter(bad.items()), ("", "no prediction"))
+        raise PredictError(
+            f"{images}: none of its {len(table)} image(s) can be read (e.g. {first[0]}: "
+            f"{first[1]}); nothing written: give a folder of readable images"
+        )
     frames = [fr.loc[keep] for fr in frames]
     info = table.set_index(FILE_COL).loc[keep]
     sites = info[SITE_COL].to_numpy() if site_from_folder else None

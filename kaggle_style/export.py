@@ -8,16 +8,20 @@ Above `deployment` (predict on new images), `report` (the per-site activity figu
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeGuard
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
+from kaggle_style.config import Fraction, NonNegative, stage_config
 from kaggle_style.errors import UserError
-from kaggle_style.files import write_csv
+from kaggle_style.files import check_outputs, write_csv
 from kaggle_style.outputs.classified import Classified, Thresholds
 from kaggle_style.outputs.metadata import Metadata, read_metadata
 from kaggle_style.outputs.records import DEFAULT_MINUTES, ComparedTo
@@ -29,6 +33,11 @@ if TYPE_CHECKING:
 Format = Literal["csv", "camtrap-dp", "md", "records"]
 FORMATS: tuple[str, ...] = ("csv", "camtrap-dp", "md", "records")
 RECORD_FILES = ("records.csv", "record_counts.csv", "site_by_class.csv")
+
+
+def _is_format(fmt: str) -> TypeGuard[Format]:
+    """`fmt` is one of FORMATS (the `--format` choices)."""
+    return fmt in FORMATS
 
 
 @dataclass
@@ -53,7 +62,7 @@ class OutputOptions:
         compared_to: ComparedTo = "last_independent",
     ) -> OutputOptions:
         """The options, every problem found before any image is read."""
-        if fmt not in FORMATS:
+        if not _is_format(fmt):
             raise UserError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
         if not np.isfinite(minutes) or minutes < 0:
             raise UserError(f"--independence-minutes {minutes}: give a number >= 0")
@@ -64,13 +73,56 @@ class OutputOptions:
         return self.fmt in ("md", "camtrap-dp")
 
 
+@stage_config
+class OutputConfig:
+    """What `predict` and `export` write: the format, the user's thresholds, the records' interval
+    (their flags: `--format`, `--top-k`, ...)."""
+
+    format: Format = "csv"
+    """csv (one row per image), camtrap-dp (a package folder), md (MegaDetector JSON with
+    classifications), records (a folder of record tables)"""
+    top_k: Annotated[int, Field(ge=1)] = 1
+    """at most this many classes per image (more than the classes: all of them)"""
+    min_prob: Fraction = 0.0
+    """keep a class only from this probability (0: no cut)"""
+    min_box_conf: Fraction = 0.1
+    """detector boxes from this confidence carry classes"""
+    metadata: Path | None = None
+    """camtrap-dp: YAML with project, contributors, timezone, sites"""
+    independence_minutes: NonNegative = DEFAULT_MINUTES
+    """records: minutes between independent events"""
+    independence_from: ComparedTo = "last_independent"
+    """records: measured from the last independent record (camtrapR's lastIndependentRecord)
+    or from the last record"""
+
+    def options(self) -> OutputOptions:
+        """The checked options; a bad metadata file fails here, before any image is read."""
+        return OutputOptions.checked(
+            self.format,
+            self.top_k,
+            self.min_prob,
+            self.min_box_conf,
+            self.metadata,
+            self.independence_minutes,
+            self.independence_from,
+        )
+
+
 def write_output(classified: Classified, out: Path, options: OutputOptions) -> str:
     """Write `out` (a file for csv and md, a folder for camtrap-dp and records); return the
-    line that tells the user what was written."""
-    out = Path(out)
+    line that tells the user what was written, and whether the thresholds left it empty."""
+    done = _write_format(classified, Path(out), options)
+    cut = options.thresholds.min_prob
+    if options.fmt != "csv" and not (classified.probs.max(axis=1) >= cut).any():
+        done += f"; empty: no image has a class at --min-prob {cut:g} or above"
+    return done
+
+
+def _write_format(classified: Classified, out: Path, options: OutputOptions) -> str:
     if options.fmt == "camtrap-dp":
         from kaggle_style.outputs.camtrap_dp import UNTIMED_FILE, write_camtrap_dp
 
+        assert options.metadata is not None  # `checked` reads it for camtrap-dp
         n = write_camtrap_dp(classified, options.metadata, options.thresholds, out)
         untimed = (
             f"; {n['untimed']} image(s) with no readable clock listed in {out / UNTIMED_FILE}"
@@ -150,27 +202,35 @@ def predict_to(
     task: Task | None = None,
 ) -> pd.DataFrame:
     """`predict`: classify a folder of images and write `out` in the chosen format, with
-    bad_images.csv beside a file or inside a folder; return the per-image table."""
+    bad_images.csv beside a file or inside a folder; return the per-image table. A refused
+    prediction (no readable image, a bad run) leaves nothing, the work folder it made included."""
     from kaggle_style.deployment import predict_images, run_predict, write_bad_images
 
     out = Path(out)
+    work = Path(work) if work else out.parent / f".{out.name}_work"
+    made_work = not work.exists()
     check_format_for_task(options.fmt, task)
-    if options.fmt == "csv":
-        return run_predict(
-            images, run_dir, out, site_from_folder, detector, work, progress, read_meta, task
+    try:
+        if options.fmt == "csv":
+            return run_predict(
+                images, run_dir, out, site_from_folder, detector, work, progress, read_meta, task
+            )
+        found = predict_images(
+            images,
+            run_dir,
+            site_from_folder,
+            detector,
+            work,
+            progress,
+            read_meta,
+            boxes=options.needs_boxes(),
+            require_boxes=options.fmt == "md",
+            task=task,
         )
-    found = predict_images(
-        images,
-        run_dir,
-        site_from_folder,
-        detector,
-        Path(work) if work else out.parent / f".{out.name}_work",
-        progress,
-        read_meta,
-        boxes=options.needs_boxes(),
-        require_boxes=options.fmt == "md",
-        task=task,
-    )
+    except UserError:
+        if made_work:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     done = write_output(found.classified, out, options)
     write_bad_images(found.bad, out if options.fmt in ("camtrap-dp", "records") else out.parent)
     print(f"predict: {done}", file=sys.stderr)
@@ -190,6 +250,13 @@ def export_run(
     from kaggle_style.outputs.from_run import classified_from_run
     from kaggle_style.run_contract import check_run_task
 
+    inputs: dict[str, str | os.PathLike[Any] | None] = {
+        "--run": run_dir,
+        "--data": data,
+        "--meta": meta,
+        "--detections": detections,
+    }
+    check_outputs({"--out": out}, inputs)
     check_format_for_task(options.fmt, task)
     if task is not None:
         check_run_task(run_dir, task)

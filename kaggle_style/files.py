@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from kaggle_style.constants import TEXT_COLUMNS
-from kaggle_style.errors import UserError
+from kaggle_style.errors import UserError, check_name
 
 # What a number column reads as missing: pandas' own default strings.
 NUMBER_MISSING = (
@@ -52,7 +52,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it into place only if the block succeeds.
 
     A full disk on the way becomes one `DiskFullError` naming the folder."""
-    target = Path(path)
+    target = _output_target(path, "file")
     with disk_guard(target.parent, target.name):
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -74,7 +74,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty folder beside `path`; it replaces `path` as one unit if the block succeeds,
     so no reader sees old files beside new ones and nothing stale survives a rewrite."""
-    target = Path(path)
+    target = _output_target(path, "folder")
     with disk_guard(target.parent, f"{target.name}/"):
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -90,6 +90,16 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _output_target(path: str | os.PathLike, kind: str) -> Path:
+    """An output named by its own last step: `.`, `..` or none would fail half-way through the
+    final rename (a temporary left behind), and a file cannot replace a folder."""
+    target = Path(path)
+    check_name(target.name or str(target), f"output {kind} {target}:")
+    if kind == "file" and target.is_dir():
+        raise UserError(f"output file {target}: is a folder; give a file name")
+    return target
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -192,6 +202,16 @@ def read_csv(
         raise error(f"{path}: not a readable CSV ({' '.join(str(err).split())})") from err
 
 
+def require_rows(
+    frame: pd.DataFrame, path: str | os.PathLike, error: type[Exception] = UserError
+) -> pd.DataFrame:
+    """A table that must hold rows (train, test, labels, submission format, meta) and has only
+    its header is one `error` naming the file: zero rows would pass every other check."""
+    if len(frame) == 0:
+        raise error(f"{path}: holds a header but no data rows; give the file its rows")
+    return frame
+
+
 # errno values that mean "no room": a full disk, a quota, a file-size limit (RLIMIT_FSIZE).
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # Below this much free space a failed write is taken for a full disk: torch's zip writer and
@@ -245,7 +265,8 @@ def disk_full_error(
     err: BaseException, folder: str | os.PathLike, what: str, fix: str = DISK_FIX
 ) -> DiskFullError:
     """The one line a full disk becomes; the caller has already removed its temporary files."""
-    reason, seen = type(err).__name__, err
+    reason = type(err).__name__
+    seen: BaseException | None = err
     while seen is not None:  # the OS's words, where a library wrapped them
         if isinstance(seen, OSError) and seen.strerror:
             reason, seen = seen.strerror, None
@@ -284,7 +305,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
     depth = 0
 
-    def compose_node(self, parent, index):
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self.depth += 1
         try:
             if self.depth > MAX_YAML_DEPTH:
@@ -293,9 +314,10 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self.depth -= 1
 
-    def compose_document(self):
+    def compose_document(self) -> yaml.Node | None:
         node = super().compose_document()
-        _expanded_size(node, {}, set())
+        if node is not None:
+            _expanded_size(node, {}, set())
         return node
 
 
@@ -330,7 +352,7 @@ def parse_yaml(text: str, where: str, error: type[Exception] = UserError) -> Any
         raise error(f"{where}:{line} malformed YAML ({yaml_reason(err)}); fix the file") from err
 
 
-def yaml_reason(err: BaseException) -> str:
+def yaml_reason(err: BaseException | None) -> str:
     """Why `parse_yaml` failed, in one line: PyYAML's problem without its multi-line context."""
     if isinstance(err, RecursionError):
         return "nested too deeply"
@@ -377,11 +399,13 @@ def check_outputs(
     outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]
 ) -> None:
     """Refuse, before any work, an output that is one of the command's inputs, holds one or lies
-    inside one, or lies inside a data folder: a write there would destroy what it reads."""
+    inside one, or lies inside a data folder: a write there would destroy what it reads; or one
+    whose last step is no name (`.`, `..`): it would be the folder above."""
     given = {name: Path(p).resolve() for name, p in inputs.items() if p is not None}
     for name, out in outputs.items():
         if out is None:
             continue
+        check_name(Path(out).name or str(out), f"{name} {out}:")
         target = Path(out).resolve()
         for in_name, source in given.items():
             if target == source or source in target.parents or target in source.parents:

@@ -10,6 +10,7 @@ fitted on OOF rows meets sites no label of which chose anything.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from kaggle_style.constants import FILEPATH_COL, ID_COL, LABEL_COL, SITE_COL, TE
 from kaggle_style.data.folds import make_folds
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.ensemble.run import EnsembleConfig, ensemble
-from kaggle_style.files import write_csv, write_json
+from kaggle_style.errors import UserError
+from kaggle_style.files import check_outputs, write_csv, write_json
 from kaggle_style.metrics import score
 from kaggle_style.task import (
     Images,
@@ -35,6 +37,8 @@ from kaggle_style.task import (
 from kaggle_style.training.config import TrainConfig
 from kaggle_style.training.run import run_training
 
+RUN_NAME = "lb-check"  # the run folder under WORK/runs
+
 
 def pseudo_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(kept, held-out) with about `share` of the images in held-out sites."""
@@ -48,7 +52,27 @@ def pseudo_split(train: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataF
         held.append(site)
         total += sizes[site]
     mask = train[SITE_COL].isin(held)
+    if not held or mask.all():  # one side empty: nothing to train on, or nothing to score
+        raise UserError(
+            f"--share {share:g} holds out {len(held)} of the {len(sizes)} sites, leaving "
+            f"{'no test' if not held else 'no training'} image; give a share between 0 and 1 "
+            "that splits the sites"
+        )
     return train[~mask].reset_index(drop=True), train[mask].reset_index(drop=True)
+
+
+def clear_work(work: Path, data: Path) -> None:
+    """Remove the previous check's runs from `work`, refusing a folder that is not one of
+    lb-check's (`--work .` would otherwise remove the user's own runs/)."""
+    check_outputs({"--work": work}, {"--data": data})
+    runs = work / "runs"
+    others = sorted(p.name for p in runs.iterdir() if p.name != RUN_NAME) if runs.is_dir() else []
+    if others:
+        raise UserError(
+            f"--work {work}: its runs/ holds {', '.join(others[:3])}, not only lb-check's "
+            f"{RUN_NAME}; give a folder of its own as --work"
+        )
+    shutil.rmtree(runs, ignore_errors=True)
 
 
 def pseudo_task(task: Task) -> Task:
@@ -107,7 +131,7 @@ def lb_check(cfg: TrainConfig, share: float, n_splits: int, seed: int, work: Pat
             "data": str(data),
             "folds_file": str(folds),
             "runs_dir": str(work / "runs"),
-            "name": "lb-check",
+            "name": RUN_NAME,
             "folds": None,
             "task": None,  # the pseudo folder's, recorded beside its folds
         },

@@ -81,7 +81,8 @@ def zero_head(model: nn.Module) -> nn.Module:
     head-only warm-up ends worse than the class prior. A zero head is the usual fine-tuning start.
     """
     kept = getattr(model, "pretrained_cfg", {}).get("num_classes") == model.num_classes
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    get_classifier = getattr(model, "get_classifier", None)  # timm models have one
+    head = get_classifier() if get_classifier is not None else None
     if kept or not isinstance(head, nn.Module):  # kept: timm loaded the weights' own head
         return model
     layers = [m for m in head.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
@@ -130,10 +131,9 @@ def data_config(model: nn.Module, image_size: int | None = None) -> dict[str, An
 
 def classifier_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
     """(backbone, head) parameters, for separate learning rates and a frozen-backbone warm-up."""
+    get_classifier = getattr(model, "get_classifier", None)
     head_ids = (
-        {id(p) for p in model.get_classifier().parameters()}
-        if hasattr(model, "get_classifier")
-        else set()
+        {id(p) for p in get_classifier().parameters()} if get_classifier is not None else set()
     )
     backbone = [p for p in model.parameters() if id(p) not in head_ids]
     head = [p for p in model.parameters() if id(p) in head_ids]

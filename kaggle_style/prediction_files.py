@@ -177,7 +177,7 @@ def align(frames: Mapping[str, pd.DataFrame], check_folds: bool = True) -> dict[
     if problems:
         raise PredictionError("runs do not cover the same ids: " + "; ".join(problems))
     out = {
-        name: f.set_index(f[ID_COL].astype(str)).loc[ref_ids].reset_index(drop=True)
+        name: f.set_index(f[ID_COL].astype(str)).loc[pd.Index(ref_ids)].reset_index(drop=True)
         for name, f in frames.items()
     }
     if check_folds:

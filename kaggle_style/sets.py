@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kaggle_style.config import ConfigError, resolve_config, stage_config
-from kaggle_style.errors import UserError
+from kaggle_style.config import ConfigError, Name, resolve_config, stage_config
+from kaggle_style.errors import UserError, check_name
 from kaggle_style.training.config import TrainConfig
 
 CONFIGS_DIR = "configs"
@@ -26,10 +26,14 @@ class ModelSetError(UserError):
 class ModelSet:
     """What one `configs/sets/NAME.yaml` holds."""
 
-    description: str  # one line for `make help` and `make sets`
-    models: list[str]  # recipe names: configs/<model>.yaml
-    ensemble: str  # the ensemble config, relative to the project root
-    gpu_time: str = ""  # expected GPU time, and whether it was measured or estimated
+    description: str
+    """one line for `make help` and `make sets`"""
+    models: list[Name]
+    """recipe names: configs/<model>.yaml"""
+    ensemble: str
+    """the ensemble config, relative to the project root"""
+    gpu_time: str = ""
+    """expected GPU time, and whether it was measured or estimated"""
 
     def __post_init__(self) -> None:
         """What no field type says: a set trains something, once each, and fits `make help`."""
@@ -60,6 +64,7 @@ def set_path(name: str, root: str | Path = ".") -> Path:
     given = Path(name)
     if given.suffix in (".yaml", ".yml") and given.is_file():
         return given
+    check_name(name, "set")
     return Path(root) / SETS_DIR / f"{name}.yaml"
 
 
@@ -88,7 +93,7 @@ def check_models(
     models: list[str], root: str | Path = ".", where: str = "MODELS"
 ) -> dict[str, Path]:
     """Every named recipe exists and resolves: a broken one fails here, before any training."""
-    configs = {m: Path(root) / CONFIGS_DIR / f"{m}.yaml" for m in models}
+    configs = {m: Path(root) / CONFIGS_DIR / f"{check_name(m, where)}.yaml" for m in models}
     missing = [str(p) for p in configs.values() if not p.is_file()]
     if missing:
         raise ModelSetError(

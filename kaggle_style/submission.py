@@ -97,7 +97,7 @@ def make_submission(
                 f"{format_path}: column(s) {', '.join(extra)} are not classes of task "
                 f"{task.name}; the format's columns must be {id_col} and the classes"
             )
-        probs = preds.set_index(ID_COL).loc[fmt_ids, columns].to_numpy(np.float64)
+        probs = preds.set_index(ID_COL).loc[pd.Index(fmt_ids), columns].to_numpy(np.float64)
         probs = np.clip(probs, clip, 1.0)
         probs = probs / probs.sum(axis=1, keepdims=True)
         out = pd.DataFrame(probs, columns=columns)

@@ -294,7 +294,9 @@ def parse_task(data: Any, where: str) -> Task:
 
 
 def _reason(err: ValidationError) -> str:
-    first = err.errors()[0]
+    errors = err.errors()
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    first = (unknown or errors)[0]  # an unknown key first: a typo also makes a key "missing"
     key = ".".join(str(p) for p in first["loc"])
     if first["type"] == "extra_forbidden":
         return f"unknown key {key}; known keys are those of {TASKS_DIR}/{DEFAULT_TASK}.yaml"

@@ -1,5 +1,6 @@
-"""Slurm through submitit: the sbatch scripts it writes (no cluster), and a real requeue of a
-preempted fold with submitit's local executor (real processes; timm's test_resnet, seconds)."""
+"""Slurm through submitit: the sbatch scripts it writes for what the tests' one-node cluster
+cannot show (GPUs, partitions, memory; tests/test_slurm_cluster.py runs the real jobs), and a
+requeue through submitit's own checkpoint() with its local executor (real processes)."""
 
 from __future__ import annotations
 
@@ -97,7 +98,7 @@ def test_sbatch_scripts_array_resources_and_dependency(
         "64GB",
     )
     assert "requeue" in array and array["signal"] == "USR2@120"
-    assert finish["dependency"] == "afterany:4242"
+    assert finish["dependency"] == "afterok:4242" and finish["kill-on-invalid-dep"] == "yes"
     assert "array" not in finish and "gpus-per-node" not in finish
     assert [j.job_id for j in submitted.fold_jobs] == ["4242_0", "4242_1", "4242_2"]
 

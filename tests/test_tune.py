@@ -196,7 +196,7 @@ def test_one_name_cleaning_for_storage_trials_and_export() -> None:
 def test_tune_config_is_checked_before_any_work() -> None:
     assert TuneConfig(study="s").pruner == "median"
     cases = {
-        "study": ({"study": " "}, "study: give the study a name"),
+        "study": ({"study": " "}, "study: ' ' is only spaces"),
         "pruner": ({"pruner": "sha"}, "pruner: 'sha' is not one of 'median', 'hyperband', 'none'"),
         "objective": ({"objective": "fake"}, "objective: 'fake' is not one of"),
         "n_trials": ({"n_trials": 0}, "n_trials: 0 is out of range; it must be at least 1"),

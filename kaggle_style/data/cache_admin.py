@@ -16,11 +16,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from kaggle_style.files import DiskFullError, free_bytes, human, pid_alive
 
-CACHE_FIX = ("free space there (`kaggle-style clean-cache --yes` removes caches no config uses) "
-             "or set cache_dir to a larger disk, then rerun")
+CACHE_FIX = (
+    "free space there (`kaggle-style clean-cache --yes` removes caches no config uses) "
+    "or set cache_dir to a larger disk, then rerun"
+)
 META_FILE = "meta.json"  # written last: a cache folder without it is unfinished
 # A temp file of ours: .<name>.<host>.<pid>.tmp; mkstemp's .<name>.<random>.tmp names no writer
 _OWN_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[^.]+)\.(?P<pid>\d+)\.tmp$")
@@ -41,11 +44,12 @@ def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
 def temp_path(target: Path) -> Path:
     """A temp name beside `target` that says who writes it, so a later run can tell a dead
     writer's leftover from a live one's file."""
-    return target.with_name(f".{target.name}.{socket.gethostname().split('.')[0]}."
-                            f"{os.getpid()}.tmp")
+    return target.with_name(
+        f".{target.name}.{socket.gethostname().split('.')[0]}.{os.getpid()}.tmp"
+    )
 
 
-def preallocate(handle, size: int) -> None:
+def preallocate(handle: IO[bytes], size: int) -> None:
     """Reserve `size` bytes now: a full disk fails here, at once, instead of half-way through.
     Filesystems without fallocate fall back to plain writes, which still raise ENOSPC."""
     if hasattr(os, "posix_fallocate"):
@@ -119,8 +123,11 @@ def list_caches(cache_dir: str | os.PathLike) -> list[CacheFolder]:
     root = Path(cache_dir)
     if not root.is_dir():
         return []
-    return [CacheFolder(p.name, p, folder_bytes(p), (p / META_FILE).is_file())
-            for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    return [
+        CacheFolder(p.name, p, folder_bytes(p), (p / META_FILE).is_file())
+        for p in sorted(root.iterdir())
+        if p.is_dir() and not p.name.startswith(".")
+    ]
 
 
 @dataclass(frozen=True)

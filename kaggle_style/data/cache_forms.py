@@ -19,8 +19,11 @@ from kaggle_style.data.cache_admin import META_FILE
 CacheForm = Literal["uint8", "jpeg", "webp", "png"]
 CACHE_FORMS: tuple[str, ...] = ("uint8", "jpeg", "webp", "png")
 # form -> (file extension, OpenCV quality flag, default quality); png's "quality" is zlib level
-CODECS = {"jpeg": (".jpg", "IMWRITE_JPEG_QUALITY", 90), "webp": (".webp", "IMWRITE_WEBP_QUALITY",
-           90), "png": (".png", "IMWRITE_PNG_COMPRESSION", 1)}
+CODECS = {
+    "jpeg": (".jpg", "IMWRITE_JPEG_QUALITY", 90),
+    "webp": (".webp", "IMWRITE_WEBP_QUALITY", 90),
+    "png": (".png", "IMWRITE_PNG_COMPRESSION", 1),
+}
 # Bytes a compressed entry is budgeted before the build, as a share of the uint8 bytes: above
 # what `benchmarks.cache_bench` measured on camera-trap frames (JPEG q90 ~0.1, PNG ~0.6).
 BUDGET_SHARE = {"jpeg": 0.3, "webp": 0.3, "png": 1.0}
@@ -34,8 +37,11 @@ def encode(pixels: np.ndarray, form: str, quality: int | None = None) -> bytes:
     import cv2
 
     ext, flag, default = CODECS[form]
-    ok, data = cv2.imencode(ext, cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
-                            [getattr(cv2, flag), default if quality is None else quality])
+    ok, data = cv2.imencode(
+        ext,
+        cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR),
+        [getattr(cv2, flag), default if quality is None else quality],
+    )
     if not ok:
         raise ValueError(f"OpenCV could not encode a {pixels.shape} image as {form}")
     return data.tobytes()
@@ -46,6 +52,8 @@ def decode_entry(data: bytes | np.ndarray) -> np.ndarray:
     import cv2
 
     bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ValueError("OpenCV could not decode a compressed cache entry")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 

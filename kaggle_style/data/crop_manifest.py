@@ -29,8 +29,10 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
     frame = read_csv(path, ManifestError, dtype={ID_COL: str, "crop_path": str})
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]
     if missing:
-        raise ManifestError(f"{path}: not a crop manifest, missing column(s) "
-                            f"{', '.join(missing)}; rerun `kaggle-style crop`")
+        raise ManifestError(
+            f"{path}: not a crop manifest, missing column(s) "
+            f"{', '.join(missing)}; rerun `kaggle-style crop`"
+        )
     base = str(path.parent.resolve())
     # os.path.join keeps an absolute path as it is, like Path's `/`, at a fraction of the cost
     frame["crop_path"] = [os.path.join(base, p) for p in frame["crop_path"]]

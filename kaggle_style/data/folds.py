@@ -23,17 +23,21 @@ GroupBy = Literal["site", "none"]
 @stage_config
 class FoldsConfig:
     data: str = "data/demo"
+    """DrivenData folder (train_features.csv, train_labels.csv)"""
     out: str = "folds/folds.csv"
+    """folds file to write"""
     n_splits: Annotated[int, Field(ge=2)] = 5
+    """number of folds"""
     seed: int = 42
-    # "site" groups by camera site (the competition's setting); "none" is plain stratified k-fold
-    # for data whose sites cannot serve as groups (e.g. a species seen at one station only).
+    """seed of the fold assignment"""
     group_by: GroupBy = "site"
-    # Image paths outside the data folder are refused unless this is set (see data/tables.py).
+    """site: no camera site spans two folds (the competition's setting); none: plain stratified
+    k-fold, for data whose sites cannot serve as groups (a species seen at one station only)"""
     allow_outside_data: bool = False
-    # The task file or name (configs/tasks/NAME.yaml); default: the one recorded beside `out`,
-    # else conservision. Recorded beside the folds file for every later stage.
+    """accept image paths outside the data folder (absolute or ../); refused otherwise"""
     task: str | None = None
+    """the task file or name (configs/tasks/NAME.yaml); default: the one recorded beside out,
+    else conservision"""
 
 
 def make_folds(

@@ -106,6 +106,7 @@ def to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
     values = array.astype(np.float64)
     finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    top: float | None
     if mode.startswith("I;16"):
         top = 65535.0
     else:
@@ -187,8 +188,9 @@ class ImageCache:
     @property
     def pixels_file(self) -> Path:
         """What `open_pixels` (and so each loader worker) opens."""
-        return self.folder / (ENTRIES_FILE if isinstance(self.pixels, CompressedPixels)
-                              else PIXELS_FILE)
+        return self.folder / (
+            ENTRIES_FILE if isinstance(self.pixels, CompressedPixels) else PIXELS_FILE
+        )
 
 
 def cache_size_for(input_size: int, scale: float) -> int:
@@ -196,8 +198,9 @@ def cache_size_for(input_size: int, scale: float) -> int:
     return max(input_size, math.ceil(input_size * scale))
 
 
-def cache_key(paths: Sequence[str | os.PathLike], size: int, form: str = "uint8",
-              max_pixels: int = MAX_PIXELS) -> str:
+def cache_key(
+    paths: Sequence[str | os.PathLike], size: int, form: str = "uint8", max_pixels: int = MAX_PIXELS
+) -> str:
     """A hash of what the cache holds: each source's path, byte size and mtime, the size, and
     the form and pixel limit where they differ from the defaults."""
     head = f"v{CACHE_VERSION}|{size}"
@@ -256,8 +259,9 @@ def build_cache(
     if not done.exists():
         with _build_lock(folder):
             if not done.exists():
-                _fill_cache(folder, [str(p) for p in paths], size, workers, progress, desc, form,
-                            max_pixels)
+                _fill_cache(
+                    folder, [str(p) for p in paths], size, workers, progress, desc, form, max_pixels
+                )
     meta = json.loads(done.read_text())
     pixels = open_pixels(folder / (PIXELS_FILE if form == "uint8" else ENTRIES_FILE))
     ok = np.load(folder / "ok.npy")
@@ -271,8 +275,10 @@ def _build_lock(folder: Path) -> Iterator[None]:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / ".build.lock", "a")  # noqa: SIM115 - held for the whole build
     except PermissionError as err:
-        raise UserError(f"cannot write the image cache in {folder} ({err.strerror}); set "
-                        "cache_dir to a writable folder") from err
+        raise UserError(
+            f"cannot write the image cache in {folder} ({err.strerror}); set "
+            "cache_dir to a writable folder"
+        ) from err
     with handle:
         with contextlib.suppress(OSError):  # a filesystem without locks: build without one
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -282,8 +288,16 @@ def _build_lock(folder: Path) -> Iterator[None]:
 _OUTPUTS = (PIXELS_FILE, ENTRIES_FILE, OFFSETS_FILE, "ok.npy", "bad_images.csv")
 
 
-def _fill_cache(folder: Path, paths: list[str], size: int, workers: int, progress: bool,
-                desc: str, form: str, max_pixels: int) -> None:
+def _fill_cache(
+    folder: Path,
+    paths: list[str],
+    size: int,
+    workers: int,
+    progress: bool,
+    desc: str,
+    form: str,
+    max_pixels: int,
+) -> None:
     """Under the folder's lock: clear a dead build's leftovers, check room, then write."""
     cache_admin.remove_stale_temps(folder)
     for name in _OUTPUTS:  # an unfinished build's files (no meta.json): never reused
@@ -293,12 +307,26 @@ def _fill_cache(folder: Path, paths: list[str], size: int, workers: int, progres
     try:
         ok, errors = _write_pixels(folder, paths, size, workers, progress, desc, form, max_pixels)
         np.save(folder / "ok.npy", ok)
-        write_csv(folder / "bad_images.csv", pd.DataFrame({
-            "index": list(errors), "path": [paths[i] for i in errors],
-            "error": list(errors.values())}))
-        write_json(folder / cache_admin.META_FILE, {
-            "size": size, "n": len(paths), "form": form, "errors": errors,
-            "version": CACHE_VERSION})
+        write_csv(
+            folder / "bad_images.csv",
+            pd.DataFrame(
+                {
+                    "index": list(errors),
+                    "path": [paths[i] for i in errors],
+                    "error": list(errors.values()),
+                }
+            ),
+        )
+        write_json(
+            folder / cache_admin.META_FILE,
+            {
+                "size": size,
+                "n": len(paths),
+                "form": form,
+                "errors": errors,
+                "version": CACHE_VERSION,
+            },
+        )
     except BaseException as err:
         for name in _OUTPUTS:
             (folder / name).unlink(missing_ok=True)
@@ -309,8 +337,16 @@ def _fill_cache(folder: Path, paths: list[str], size: int, workers: int, progres
         warnings.warn(f"bad image: {message}", stacklevel=3)
 
 
-def _write_pixels(folder: Path, paths: list[str], size: int, workers: int, progress: bool,
-                  desc: str, form: str, max_pixels: int) -> tuple[np.ndarray, dict[int, str]]:
+def _write_pixels(
+    folder: Path,
+    paths: list[str],
+    size: int,
+    workers: int,
+    progress: bool,
+    desc: str,
+    form: str,
+    max_pixels: int,
+) -> tuple[np.ndarray, dict[int, str]]:
     """Stream every image through a file object (a full disk is an OSError, never the SIGBUS
     of a memory-mapped write) into a temp file that only a complete write renames into place."""
     ok = np.zeros(len(paths), dtype=bool)
@@ -324,8 +360,11 @@ def _write_pixels(folder: Path, paths: list[str], size: int, workers: int, progr
     try:
         with open(tmp, "wb") as handle, contextlib.ExitStack() as stack:
             if form == "uint8":
-                header = {"descr": "|u1", "fortran_order": False,
-                          "shape": (len(paths), size, size, 3)}
+                header = {
+                    "descr": "|u1",
+                    "fortran_order": False,
+                    "shape": (len(paths), size, size, 3),
+                }
                 np.lib.format.write_array_header_1_0(handle, header)
                 cache_admin.preallocate(handle, handle.tell() + len(paths) * len(blank))
             results: Any = map(_load_one, jobs)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from kaggle_style.constants import ID_COL
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.files import read_csv
+from kaggle_style.files import read_csv, require_rows
 
 META_COLUMNS = (ID_COL, "datetime", "hour", "camera", "night", "confidence", "sequence")
 # Years pandas' nanosecond timestamps hold: the ensemble and the report compute with them.
@@ -37,8 +37,9 @@ def _bad_datetime(text: str) -> bool:
     return when.tzinfo is not None or not MIN_YEAR <= when.year <= MAX_YEAR
 
 
-def _bad_number(column: pd.Series, low: float, high: float,
-                whole: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _bad_number(
+    column: pd.Series, low: float, high: float, whole: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(values as float, where a non-empty cell is not a number in [low, high])."""
     values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
     given = column.astype(str).str.strip().ne("").to_numpy()
@@ -48,13 +49,14 @@ def _bad_number(column: pd.Series, low: float, high: float,
     return values, given & ~ok
 
 
-def read_meta(path: str | Path, ids: Sequence[str] | None = None) -> pd.DataFrame:
+def read_meta(path: str | Path, ids: Sequence[str] | pd.Series | None = None) -> pd.DataFrame:
     """meta.csv back as written (empty strings, NaN hours, nullable night), every value checked.
 
     With `ids`, every id must have a row (extra rows are fine: meta.csv covers train and test).
     """
     path = Path(path)
     frame = read_csv(path, MetaError, dtype=str, keep_default_na=False)
+    require_rows(frame, path, MetaError)
     missing = [c for c in META_COLUMNS if c not in frame.columns]
     if missing:
         raise MetaError(f"{path}: missing column(s) {', '.join(missing)}; rerun kaggle-style meta")
@@ -63,17 +65,23 @@ def read_meta(path: str | Path, ids: Sequence[str] | None = None) -> pd.DataFram
     night, bad_night = _bad_number(frame["night"], 0, 1, whole=True)
     confidence, bad_conf = _bad_number(frame["confidence"], 0, 1)
     checks = [
-        ("datetime", frame["datetime"].map(_bad_datetime).to_numpy(dtype=bool), "ISO 8601",
-         f" (camera-local time without a UTC offset, years {MIN_YEAR}-{MAX_YEAR})"),
+        (
+            "datetime",
+            frame["datetime"].map(_bad_datetime).to_numpy(dtype=bool),
+            "ISO 8601",
+            f" (camera-local time without a UTC offset, years {MIN_YEAR}-{MAX_YEAR})",
+        ),
         ("hour", bad_hour, "a number from 0 to 24", ""),
         ("night", bad_night, "0 or 1", ""),
         ("confidence", bad_conf, "a number from 0 to 1", ""),
     ]
     for column, bad, expected, detail in checks:
         if bad.any():
-            raise MetaError(f"{path}: column '{column}' is not {expected} for {int(bad.sum())} "
-                            f"id(s): {few_ids(frame.loc[bad, ID_COL])}{detail}; fix the values, "
-                            "leave them empty where nothing was read, or rerun `kaggle-style meta`")
+            raise MetaError(
+                f"{path}: column '{column}' is not {expected} for {int(bad.sum())} "
+                f"id(s): {few_ids(frame.loc[bad, ID_COL])}{detail}; fix the values, "
+                "leave them empty where nothing was read, or rerun `kaggle-style meta`"
+            )
     frame["hour"] = hours
     frame["night"] = pd.array([None if np.isnan(v) else int(v) for v in night], dtype="Int64")
     frame["confidence"] = np.nan_to_num(confidence, nan=0.0)

@@ -18,7 +18,7 @@ import pandas as pd
 from kaggle_style.constants import FILEPATH_COL, FOLD_COL, ID_COL, LABEL_COL, SITE_COL, TEXT_COLUMNS
 from kaggle_style.data.patterns import find_images
 from kaggle_style.errors import UserError, few_ids
-from kaggle_style.files import read_csv
+from kaggle_style.files import read_csv, require_rows
 from kaggle_style.task import Task, conservision
 
 
@@ -40,7 +40,7 @@ def _text_columns(task: Task | None) -> tuple[str, ...]:
 
 
 def read_table(
-    path: str | Path,
+    path: str | os.PathLike[str],
     required: tuple[str, ...],
     id_column: str = ID_COL,
     task: Task | None = None,
@@ -48,7 +48,7 @@ def read_table(
     """Read a CSV whose ids and sites stay the strings written and whose required columns all
     exist."""
     path = Path(path)
-    frame = read_csv(path, TableError, text=_text_columns(task))
+    frame = require_rows(read_csv(path, TableError, text=_text_columns(task)), path, TableError)
     require_columns(path, frame, required)
     if id_column in frame.columns:
         dup = frame.loc[frame[id_column].duplicated(), id_column]
@@ -104,7 +104,7 @@ def read_features(path: str | Path, task: Task | None = None, split: str = "trai
 
 
 def read_labels(
-    path: str | Path, classes: tuple[str, ...] | None = None, task: Task | None = None
+    path: str | os.PathLike[str], classes: tuple[str, ...] | None = None, task: Task | None = None
 ) -> pd.DataFrame:
     """`id, label`: from one-hot class columns (checked one-hot) or from a label column (checked
     against the classes)."""
@@ -227,9 +227,10 @@ def load_competition_data(
     return CompetitionData(root=root, train=train, test=test, task=task)
 
 
-def read_format(path: str | Path, task: Task) -> pd.DataFrame:
+def read_format(path: str | os.PathLike[str], task: Task) -> pd.DataFrame:
     """The submission format: the id column and, for probabilities, every class column; for a
     label submission, the label column."""
+    required: tuple[str, ...]
     if task.submission.kind == "label":
         required = (task.id_column, str(task.submission.label_column))
     else:

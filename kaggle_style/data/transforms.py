@@ -46,18 +46,24 @@ def train_transform(
     if name == "medium":
         return A.Compose([crop, A.HorizontalFlip(p=0.5), jitter, A.ToGray(p=0.1), *normalise])
     if name == "strong":
-        return A.Compose([
-            crop,
-            A.HorizontalFlip(p=0.5),
-            A.Affine(rotate=(-10 * s, 10 * s), translate_percent=(0.0, 0.05 * s), p=0.5),
-            jitter,
-            A.ToGray(p=0.15),
-            A.GaussianBlur(blur_limit=(3, 5), p=0.1 * s),
-            A.GaussNoise(p=0.1 * s),
-            A.CoarseDropout(num_holes_range=(1, 4), hole_height_range=(0.05, 0.15),
-                            hole_width_range=(0.05, 0.15), p=0.3 * s),
-            *normalise,
-        ])
+        return A.Compose(
+            [
+                crop,
+                A.HorizontalFlip(p=0.5),
+                A.Affine(rotate=(-10 * s, 10 * s), translate_percent=(0.0, 0.05 * s), p=0.5),
+                jitter,
+                A.ToGray(p=0.15),
+                A.GaussianBlur(blur_limit=(3, 5), p=0.1 * s),
+                A.GaussNoise(p=0.1 * s),
+                A.CoarseDropout(
+                    num_holes_range=(1, 4),
+                    hole_height_range=(0.05, 0.15),
+                    hole_width_range=(0.05, 0.15),
+                    p=0.3 * s,
+                ),
+                *normalise,
+            ]
+        )
     raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
 
 

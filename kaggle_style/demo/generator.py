@@ -65,18 +65,31 @@ class DemoDataConfig:
     """What `demo-data` makes; the defaults fit a CPU demo of a few minutes on 2 cores."""
 
     out: str = "data/demo"
+    """folder to write"""
     seed: int = 0
+    """the same seed gives byte-identical files"""
     n_train: int = 480
+    """training images"""
     n_test: int = 160
+    """test images"""
     width: int = 320
+    """frame width in px"""
     height: int = 180
+    """frame height in px"""
     n_train_sites: Count = 16
+    """camera sites of the training images"""
     n_test_sites: Count = 4
+    """camera sites of the test images (none shared with training)"""
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 90
-    miss_rate: Fraction = 0.1  # share of animals the simulated detector does not find
-    timestamps: bool = True  # camera clocks in the real bars' layouts, species' activity hours
-    bursts: bool = True  # 1-max_burst frames per visit, same animal, seconds apart
+    """JPEG quality of the written frames"""
+    miss_rate: Fraction = 0.1
+    """share of animals the simulated detector does not find"""
+    timestamps: bool = True
+    """camera clocks in the real bars' layouts, species' activity hours"""
+    bursts: bool = True
+    """1-max_burst frames per visit, same animal, seconds apart"""
     max_burst: Annotated[int, Field(ge=1, le=len(BURST_SHARE))] = 5
+    """most frames of one visit (a burst)"""
 
     def __post_init__(self) -> None:
         """Checks across fields: the frame's size, and at least one image per site."""

@@ -77,7 +77,7 @@ def make_site(rng: np.random.Generator, name: str) -> Site:
         horizon=float(rng.uniform(0.45, 0.7)),
         trunks=trunks,
         gain=float(rng.uniform(0.75, 1.25)),
-        cast=tuple(float(v) for v in rng.uniform(0.88, 1.12, 3)),
+        cast=_three(rng.uniform(0.88, 1.12, 3)),
         night_factor=float(rng.uniform(0.5, 1.1)),
         temperature=float(rng.uniform(20.0, 29.0)),
         start=dt.date(2017, 1, 1) + dt.timedelta(days=int(rng.integers(0, 300))),
@@ -180,6 +180,11 @@ class Pen:
 
     def polygon(self, points: list[tuple[float, float]], fill: Color) -> None:
         self.draw.polygon([self._xy(*p) for p in points], fill=fill)
+
+
+def _three(values: np.ndarray) -> tuple[float, float, float]:
+    a, b, c = (float(v) for v in values)
+    return a, b, c
 
 
 def jitter(rng: np.random.Generator, color: Color, amount: float = 0.12) -> Color:

@@ -14,7 +14,7 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol, cast
 
 import numpy as np
 from pydantic import Field
@@ -47,25 +47,41 @@ class Detector(Protocol):
     ) -> list[list[mdjson.Detection] | str]: ...  # a str: that image's failure message
 
 
+DetectorName = Literal["megadetector-lite", "megadetector"]
+
+
 @stage_config
 class DetectConfig:
     """Options of the detect stage (defaults < --config YAML < --set < flags)."""
 
-    data: Path | None = None  # DrivenData folder: all train + test images, keys = filepath
-    images: Path | None = None  # or any folder of images (recursive), keys = relative paths
-    detector: Literal["megadetector-lite", "megadetector"] = "megadetector-lite"
-    weights: Path | None = None  # None: the default file for megadetector-lite when it exists
-    out: Path = Path("detections/detections.json")  # outside the data folder (may be read-only)
-    batch_size: Count = 16  # images per forward pass (64+ on a GPU)
-    device: str = "auto"  # auto = cuda when available, else cpu
-    num_workers: Whole = 2  # image-decoding processes (one per spare core on a GPU box)
-    # lowest confidence kept (MegaDetector's own output floor)
+    data: Path | None = None
+    """DrivenData folder: all train + test images, keys = filepath (or --images)"""
+    images: Path | None = None
+    """any folder of images (recursive), keys = relative paths (or --data)"""
+    detector: DetectorName = "megadetector-lite"
+    """detector backend"""
+    weights: Path | None = None
+    """weights file (null: megadetector-lite's default file when it exists)"""
+    out: Path = Path("detections/detections.json")
+    """output JSON, outside the data folder (which may be read-only)"""
+    batch_size: Count = 16
+    """images per forward pass (64+ on a GPU)"""
+    device: str = "auto"
+    """auto | cpu | cuda | cuda:N (auto: cuda when available, else cpu)"""
+    num_workers: Whole = 2
+    """image-decoding processes (one per spare core on a GPU box)"""
     conf_threshold: Annotated[float, Field(ge=0, lt=1)] = 0.005
-    nms_threshold: Annotated[float, Field(gt=0, le=1)] = 0.45  # zamba's, for megadetector-lite
-    checkpoint_every: Count = 500  # images between partial-result checkpoints
-    limit: int | None = None  # stop after this many new images (leaves a partial file)
-    force: bool = False  # recompute even if `out` exists
-    max_pixels: Count = MAX_PIXELS  # larger images are failures (decompression bombs)
+    """lowest confidence kept (MegaDetector's own output floor)"""
+    nms_threshold: Annotated[float, Field(gt=0, le=1)] = 0.45
+    """IoU of non-maximum suppression (zamba's, for megadetector-lite)"""
+    checkpoint_every: Count = 500
+    """images between partial-result checkpoints"""
+    limit: int | None = None
+    """stop after this many new images (leaves a partial file)"""
+    force: bool = False
+    """recompute even if `out` exists"""
+    max_pixels: Count = MAX_PIXELS
+    """largest image in pixels; larger ones are failures (decompression bombs)"""
 
 
 def default_weights(detector: str) -> Path | None:
@@ -265,7 +281,7 @@ def check_writable(out: Path) -> None:
 def detect_images(cfg: DetectConfig) -> Path:
     """Detect every image not yet done; return the finished file (or the partial one when
     `limit` stopped the run early). The one library entry point of the detect stage."""
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, Dataset
 
     out = Path(cfg.out)
     if out.is_file() and not cfg.force:
@@ -288,8 +304,10 @@ def detect_images(cfg: DetectConfig) -> Path:
     stopping = cfg.limit is not None and cfg.limit < len(todo)
     if stopping:
         todo = todo[: cfg.limit]
-    loader = DataLoader(
-        _ImageSet(todo, detector.preprocess, cfg.max_pixels),
+    # map-style (len and getitem): all DataLoader asks of a dataset, without importing torch early
+    image_set = cast("Dataset[Any]", _ImageSet(todo, detector.preprocess, cfg.max_pixels))
+    loader: DataLoader[Any] = DataLoader(
+        image_set,
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         collate_fn=_keep_batch,
@@ -310,6 +328,13 @@ def detect_images(cfg: DetectConfig) -> Path:
             file=sys.stderr,
         )
         return part
+    if det.failures and not det.images:  # a file of failures only would pass for detections
+        part.unlink(missing_ok=True)
+        key, why = next(iter(det.failures.items()))
+        raise DetectorError(
+            f"none of the {len(det.failures)} images can be read (e.g. {key}: {why}); "
+            f"nothing written to {out}: check the images"
+        )
     mdjson.write(out, _finished(det, info))
     resolved = {**config_dict(cfg), "weights": str(detector.weights)}
     write_yaml(config_path(out), {**resolved, "git_commit": info["git_commit"]})

@@ -48,6 +48,7 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
+from kaggle_style.errors import UserError
 from kaggle_style.files import (
     atomic_path,
     check_outputs,
@@ -68,19 +69,31 @@ class CropConfig:
     """Options of the crop stage (defaults < --config YAML < --set < flags)."""
 
     detections: Path = Path("detections/detections.json")
-    data: Path | None = None  # DrivenData folder: ids are DrivenData ids
-    images: Path | None = None  # or a folder of images: ids are relative paths
+    """MegaDetector JSON (any producer)"""
+    data: Path | None = None
+    """DrivenData folder: ids are DrivenData ids (or --images)"""
+    images: Path | None = None
+    """a folder of images: ids are relative paths (or --data)"""
     thresholds: Annotated[list[Fraction], Field(min_length=1)] = field(
         default_factory=lambda: [0.05, 0.1, 0.2, 0.35, 0.5]
     )
-    pad: NonNegative = 0.1  # added on each side, as a fraction of the box's width / height
-    mode: Literal["best", "all"] = "best"  # best box per image, or every box as a sample
-    min_size: Count = 32  # crops smaller than this (px) grow around their centre
-    max_boxes: Count = 10  # --mode all: at most this many boxes per image and threshold
+    """confidence thresholds: one crop cache per threshold"""
+    pad: NonNegative = 0.1
+    """padding on each side, as a fraction of the box's width / height"""
+    mode: Literal["best", "all"] = "best"
+    """best box per image, or every box as a sample"""
+    min_size: Count = 32
+    """smallest crop side in px (smaller crops grow around their centre)"""
+    max_boxes: Count = 10
+    """--mode all: at most this many boxes per image and threshold"""
     jpeg_quality: Annotated[int, Field(ge=1, le=100)] = 95
+    """JPEG quality of the cached crops"""
     num_workers: Whole = 2
+    """cropping processes"""
     out: Path = Path("crops")
-    max_pixels: Count = MAX_PIXELS  # larger images are unreadable (decompression bombs)
+    """crop cache folder"""
+    max_pixels: Count = MAX_PIXELS
+    """largest image in pixels; larger ones are unreadable (decompression bombs)"""
 
 
 @dataclass(frozen=True)
@@ -88,7 +101,8 @@ class _Job:
     """One image's crops to make: picklable, for the worker processes."""
 
     src: str
-    boxes: tuple[tuple[str, tuple[float, float, float, float]], ...]  # (dst, normalised bbox)
+    boxes: tuple[tuple[str, tuple[float, float, float, float]], ...]
+    """(dst, normalised bbox)"""
     pad: float
     min_size: int
     quality: int
@@ -261,7 +275,9 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
         if is_disk_full(err):
             raise disk_full_error(err, folder, "crops") from err
         raise
-    failed = [(i, why) for i, (size, why) in zip(ids, results, strict=True) if size is None]
+    failed = [(i, str(why)) for i, (size, why) in zip(ids, results, strict=True) if size is None]
+    if failed and len(failed) == len(ids):
+        _refuse_if_none_readable(jobs, failed, folder)
     if failed:
         shown = "; ".join(f"{i}: {why}" for i, why in failed[:3])
         print(
@@ -269,6 +285,24 @@ def _run_jobs(jobs: dict[str, _Job], workers: int, folder: Path) -> dict[str, An
             file=sys.stderr,
         )
     return {i: size for i, (size, _) in zip(ids, results, strict=True)}
+
+
+def _refuse_if_none_readable(
+    jobs: dict[str, _Job], failed: list[tuple[str, str]], folder: Path
+) -> None:
+    """Every image with a box is unreadable: unless one without a box reads (its header only),
+    the manifest would point at unreadable frames only, so nothing is written."""
+    for job in jobs.values():
+        if not job.boxes:
+            try:
+                frame_size(job.src, job.max_pixels)
+                return
+            except BadImageError:
+                continue
+    raise UserError(
+        f"none of the {len(jobs)} images can be read (e.g. {failed[0][0]}: {failed[0][1]}); "
+        f"nothing written to {folder}: check the images"
+    )
 
 
 def _finish_rows(
@@ -338,6 +372,12 @@ def run_crops(cfg: CropConfig) -> Path:
     )
     _write_manifest(manifest, Path(cfg.out) / MANIFEST)
     crops = int((~manifest["fallback"]).sum())
+    if not any(job.boxes for job in jobs.values()):  # a valid manifest: every image read whole
+        print(
+            f"crop: no box reaches any threshold ({', '.join(map(str, cfg.thresholds))}): every "
+            "row is its full frame, so crop recipes train on full frames",
+            file=sys.stderr,
+        )
     print(
         f"crop: {len(manifest)} rows ({crops} crops, {len(manifest) - crops} full-frame) -> {path}",
         file=sys.stderr,

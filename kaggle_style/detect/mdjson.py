@@ -22,6 +22,12 @@ DEFAULT_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}
 _OWN_KEYS = frozenset({"images", "detection_categories", "info"})
 
 
+def box(values: Any) -> tuple[float, float, float, float]:
+    """A bbox as four floats; another count is a layout error (ValueError) where it is read."""
+    x, y, w, h = (float(v) for v in values)
+    return x, y, w, h
+
+
 @dataclass(frozen=True)
 class Detection:
     category: str
@@ -84,7 +90,7 @@ def parse(obj: dict[str, Any]) -> DetectionFile:
             Detection(
                 str(d["category"]),
                 float(d["conf"]),
-                tuple(float(v) for v in d["bbox"]),
+                box(d["bbox"]),
                 tuple((str(c), float(s)) for c, s in d.get("classifications") or ()),
             )
             for d in entry.get("detections") or []

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from kaggle_style.detect.errors import DetectorError
-from kaggle_style.detect.mdjson import Detection
+from kaggle_style.detect.mdjson import Detection, box
 
 WEIGHTS_HINT = (
     "download md_v5a.0.0.pt from https://github.com/agentmorris/MegaDetector/releases "
@@ -41,10 +41,10 @@ def _check_ready(weights: Path | None) -> Any:
         problems.append(f"no weights file given: {WEIGHTS_HINT}")
     elif not Path(weights).is_file():
         problems.append(f"weights file not found: {weights}; {WEIGHTS_HINT}")
-    run_detector = None
     try:
         from megadetector.detection import run_detector
     except ImportError:
+        run_detector = None
         problems.append(f"the megadetector package is not installed: {INSTALL_HINT}")
     if problems:
         raise DetectorError("megadetector backend: " + "; ".join(problems))
@@ -64,6 +64,7 @@ class MegaDetector:
         self, weights: Path | None, device: str = "cpu", conf_threshold: float = 0.005
     ) -> None:
         run_detector = _check_ready(weights)
+        assert weights is not None  # _check_ready refuses None
         # The package places the model itself: on the GPU when one is visible, unless force_cpu.
         self.model = run_detector.load_detector(str(weights), force_cpu=device == "cpu")
         self.weights = Path(weights)
@@ -105,7 +106,7 @@ def to_detections(result: dict[str, Any]) -> list[Detection] | str:
     if result.get("failure"):
         return str(result["failure"])
     dets = [
-        Detection(str(d["category"]), float(d["conf"]), tuple(map(float, d["bbox"])))
+        Detection(str(d["category"]), float(d["conf"]), box(d["bbox"]))
         for d in result.get("detections") or []
     ]
     return sorted(dets, key=lambda d: -d.conf)

@@ -86,7 +86,9 @@ class MegadetectorLite:
                 f"without its heavy training dependencies: {INSTALL_HINT}"
             ) from err
         kw_file = kwargs_path(weights)
-        kwargs = json.loads(kw_file.read_text()) if kw_file.is_file() else dict(DEFAULT_KWARGS)
+        kwargs: dict[str, Any] = (
+            json.loads(kw_file.read_text()) if kw_file.is_file() else dict(DEFAULT_KWARGS)
+        )
         config = YoloxConfig.get_named_config(str(kwargs.get("backbone", "yolox-tiny")))
         if config is None:
             raise DetectorError(f"{kw_file}: unknown backbone {kwargs.get('backbone')!r}")
@@ -119,7 +121,7 @@ class MegadetectorLite:
 
     def predict(
         self, arrays: list[np.ndarray], sizes: list[tuple[int, int]]
-    ) -> list[list[Detection]]:
+    ) -> list[list[Detection] | str]:
         """Detections per image, boxes normalised to the original (width, height)."""
         import torch
         from yolox.utils.boxes import postprocess

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
+from kaggle_style.data.images import BadImageError
 from kaggle_style.detect import mdjson
 from kaggle_style.detect.sources import (
     KEY_COL,
@@ -22,6 +23,7 @@ from kaggle_style.detect.sources import (
     load_rgb,
     match_entries,
 )
+from kaggle_style.errors import UserError
 from kaggle_style.files import atomic_folder, check_outputs
 
 COLOURS = {"animal": (255, 64, 0), "person": (0, 160, 255), "vehicle": (255, 220, 0)}
@@ -74,12 +76,23 @@ def show_detections(
     entries = match_entries(det_file, list(table[KEY_COL]))
     animals = animal_categories(det_file)
     with atomic_folder(out) as folder:  # no PNG of an older call survives beside these
-        names = _draw_all(det_file, table, entries, folder, min_conf, limit)
+        names, unreadable = _draw_all(det_file, table, entries, folder, min_conf, limit)
+        if not names:  # raised inside: the old folder stays as it was
+            why = f"; unreadable: {unreadable[0]}" if unreadable else ""
+            raise UserError(
+                f"{detections}: none of its entries for the {len(table)} images could be drawn "
+                f"(no detections, failures only or unreadable images{why}); nothing written"
+            )
+    if unreadable:
+        print(
+            f"show-detections: {len(unreadable)} unreadable image(s) left out ({unreadable[0]})",
+            file=sys.stderr,
+        )
     written = [Path(out) / name for name in names]
     n_animals = sum(
-        any(d.category in animals and d.conf >= min_conf for d in entries[k] or [])
-        for k in table[KEY_COL]
-        if isinstance(entries[k], list)
+        any(d.category in animals and d.conf >= min_conf for d in found)
+        for found in (entries[k] for k in table[KEY_COL])
+        if isinstance(found, list)
     )
     print(
         f"show-detections: {len(written)} PNGs in {out} ({n_animals} images with an animal "
@@ -96,16 +109,23 @@ def _draw_all(
     folder: Path,
     min_conf: float,
     limit: int | None,
-) -> list[str]:
-    """The PNG names drawn into `folder`, one per detected image (at most `limit`)."""
+) -> tuple[list[str], list[str]]:
+    """(the PNG names drawn into `folder`, one per detected image (at most `limit`); the
+    unreadable images left out)."""
     written: list[str] = []
+    unreadable: list[str] = []
     for key, path in zip(table[KEY_COL], table[PATH_COL], strict=True):
         entry = entries[key]
         if not isinstance(entry, list):
             continue  # not detected, or a failure: nothing to draw
         if limit is not None and len(written) >= limit:
             break
-        picture = draw_detections(load_rgb(path), entry, det_file.categories, min_conf)
+        try:
+            image = load_rgb(path)
+        except BadImageError as err:
+            unreadable.append(str(err))
+            continue
+        picture = draw_detections(image, entry, det_file.categories, min_conf)
         picture.save(folder / _png_name(key), format="PNG")
         written.append(_png_name(key))
-    return written
+    return written, unreadable

@@ -46,6 +46,7 @@ def image_table(data: Path | None = None, images: Path | None = None) -> pd.Data
                 PATH_COL: [root / p for p in rows[FILEPATH_COL]],
             }
         )
+    assert images is not None  # exactly one of the two, checked above
     root = Path(images).resolve()
     if not root.is_dir():
         raise SourceError(f"{images}: image folder not found")

@@ -35,43 +35,67 @@ class EnsembleConfig:
     `meta` (info-bar readings of both) default to the files inside `data`.
     """
 
-    runs: list[str] = field(default_factory=list)  # run folders, each with oof.csv + test.csv
-    data: str = "data/demo"  # DrivenData folder: the defaults of the paths below
-    labels: str | None = None  # train_labels.csv
-    out: str | None = None  # ensemble run folder to write
-    space: Literal["prob", "logprob", "auto"] = "auto"  # auto: the lower nested log loss
+    runs: list[str] = field(default_factory=list)
+    """run folders, each with oof.csv + test.csv"""
+    data: str = "data/demo"
+    """DrivenData folder: the defaults of the paths below"""
+    labels: str | None = None
+    """train_labels.csv"""
+    out: str | None = None
+    """ensemble run folder to write"""
+    space: Literal["prob", "logprob", "auto"] = "auto"
+    """blend probabilities or log-probabilities (auto: the lower nested log loss)"""
     temperature: bool = True
-    stacking: bool | Literal["auto"] = "auto"  # True: always use; "auto": only if nested wins
-    stacking_c: Positive = 1.0  # inverse L2 strength of the stacking regression
+    """temperature-scale the blend (one scalar fitted on the OOF predictions)"""
+    stacking: bool | Literal["auto"] = "auto"
+    """stack the members with a regression (true: always; auto: only if nested it wins)"""
+    stacking_c: Positive = 1.0
+    """inverse L2 strength of the stacking regression"""
     site_adapt: Mode = "auto"
+    """per-site prior correction (auto: only where the nested estimate improves)"""
     site_strengths: Annotated[list[NonNegative], NonEmpty] = field(
         default_factory=lambda: list(DEFAULT_STRENGTHS)
     )
-    features: str | None = None  # test_features.csv
-    train_features: str | None = None  # train_features.csv
-    meta: str | None = None  # meta.csv (kaggle-style meta); default DATA/meta.csv if present
-    sequences: Mode = "auto"  # pool log-probabilities over bursts (needs meta and sites)
-    sequence_gaps: Annotated[list[Positive], NonEmpty] = field(  # seconds
+    """strengths of the site correction to choose from"""
+    features: str | None = None
+    """test_features.csv"""
+    train_features: str | None = None
+    """train_features.csv"""
+    meta: str | None = None
+    """meta.csv (kaggle-style meta); default DATA/meta.csv if present"""
+    sequences: Mode = "auto"
+    """pool log-probabilities over bursts (needs meta and sites)"""
+    sequence_gaps: Annotated[list[Positive], NonEmpty] = field(
         default_factory=lambda: list(DEFAULT_GAPS)
     )
+    """seconds between frames of one burst to choose from"""
     sequence_weights: Annotated[list[Weight], NonEmpty] = field(
         default_factory=lambda: list(DEFAULT_POOL_WEIGHTS)
     )
-    time_adjust: Mode = "auto"  # hour-of-day and night flag (needs meta)
-    time_c: Positive = 0.1  # inverse L2 strength of the time weights (best on synthetic bursts)
-    # daily sin/cos cycles of the hour: 1 day/night, 2 dawn/dusk too
+    """weights of a burst's pooled log-probabilities to choose from"""
+    time_adjust: Mode = "auto"
+    """hour-of-day and night flag (needs meta)"""
+    time_c: Positive = 0.1
+    """inverse L2 strength of the time weights (best on synthetic bursts)"""
     time_harmonics: Annotated[int, Field(ge=1, le=3)] = 2
-    detection_stacking: Mode = "auto"  # per-image member weights (needs detections)
-    detections: str | None = None  # detections.json (MegaDetector batch format) of all images
+    """daily sin/cos cycles of the hour: 1 day/night, 2 dawn/dusk too"""
+    detection_stacking: Mode = "auto"
+    """per-image member weights (needs detections)"""
+    detections: str | None = None
+    """detections.json (MegaDetector batch format) of all images"""
     detection_thresholds: Annotated[list[Fraction], NonEmpty] = field(
         default_factory=lambda: list(DEFAULT_THRESHOLDS)
     )
-    detection_c: Positive = 0.1  # inverse L2 strength of the per-image gate weights
-    n_starts: Count = 3  # optimiser starts for the weights (equal weights + random)
+    """detector confidences that make the per-image gate's features"""
+    detection_c: Positive = 0.1
+    """inverse L2 strength of the per-image gate weights"""
+    n_starts: Count = 3
+    """optimiser starts for the weights (equal weights + random)"""
     seed: Whole = 0
-    # the task file or name (configs/tasks/NAME.yaml); default: what `folds` recorded beside
-    # folds/folds.csv, else conservision
+    """seed of the optimiser's random starts"""
     task: str | None = None
+    """the task file or name (configs/tasks/NAME.yaml); default: what folds recorded beside
+    folds/folds.csv, else conservision"""
 
     def labels_path(self, task: Task) -> Path:
         if self.labels:

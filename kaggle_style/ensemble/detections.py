@@ -18,7 +18,7 @@ estimate improves log loss.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,9 @@ def boxes_of(detections: Sequence[Any]) -> np.ndarray:
     )
 
 
-def detection_features(boxes: Sequence[np.ndarray], thresholds: Sequence[float]) -> np.ndarray:
+def detection_features(
+    boxes: Sequence[np.ndarray] | np.ndarray, thresholds: Sequence[float]
+) -> np.ndarray:
     """(n, 2 + 2 * thresholds): max confidence, largest share, then per threshold
     log(1 + boxes at or above it) and 1 where none is (a crop member's full-frame fallback)."""
     rows = []
@@ -70,6 +72,7 @@ class DetectionGate:
         return bool(np.any(self.coef != 0))
 
     def design(self, rows: RowFacts) -> np.ndarray:
+        assert rows.boxes is not None  # the step runs only where rows carry their boxes
         x = (detection_features(rows.boxes, self.thresholds) - self.mean) / self.scale
         return np.concatenate([np.ones((len(x), 1)), x], axis=1)
 
@@ -101,7 +104,9 @@ def _gated(z: np.ndarray, centred: np.ndarray, gates: np.ndarray) -> np.ndarray:
     return z + np.einsum("nm,nmk->nk", gates, centred)
 
 
-def _objective(z: np.ndarray, centred: np.ndarray, x: np.ndarray, y: np.ndarray, c: float):
+def _objective(
+    z: np.ndarray, centred: np.ndarray, x: np.ndarray, y: np.ndarray, c: float
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """Mean log loss of the gated logits + |coef|^2 / (2 c n), and its gradient."""
     n, m = len(z), centred.shape[1]
     onehot = np.eye(z.shape[1])[y]
@@ -124,10 +129,11 @@ def fit_detection_gate(
 ) -> tuple[DetectionGate, np.ndarray]:
     """(gate weights fitted on the labelled rows, their gated rows)."""
     thresholds = tuple(float(t) for t in thresholds)
+    assert rows.boxes is not None and rows.members is not None  # what the step needs
     features = detection_features(rows.boxes, thresholds)
     mean, scale = features.mean(axis=0), features.std(axis=0)
     scale = np.where(scale > 1e-12, scale, 1.0)  # a constant feature stays 0 after centring
-    n_members = rows.members.shape[1]  # type: ignore[union-attr]
+    n_members = rows.members.shape[1]
     gate = DetectionGate(thresholds, mean, scale, np.zeros((n_members, features.shape[1] + 1)))
     if n_members > 1:
         objective = _objective(
@@ -146,4 +152,5 @@ def apply_detection_gate(gate: DetectionGate, probs: np.ndarray, rows: RowFacts)
     if not gate.active:
         return probs
     gates = gate.design(rows) @ gate.coef.T
+    assert rows.members is not None  # what the step needs
     return softmax(_gated(log_probs(probs), _centred(rows.members), gates), axis=1)

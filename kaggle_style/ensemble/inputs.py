@@ -159,7 +159,8 @@ def boxes_for(path: Path, files: Sequence[str]) -> np.ndarray:
 
 def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
     """Boxes of OOF and test ids, by their file paths in the site tables."""
-    path = Path(cfg.detections)  # type: ignore[arg-type]
+    assert cfg.detections is not None  # called only when it is set
+    path = Path(cfg.detections)
     task = inputs.task or load_task(cfg.task, folds=DEFAULT_FOLDS)
     tables = (cfg.train_features_path(task), cfg.test_features_path(task))
     if not all(t is not None and t.is_file() for t in tables):
@@ -167,7 +168,7 @@ def _attach_detections(cfg: EnsembleConfig, inputs: Inputs) -> None:
             "no site table to find each id's file in the detections (set train_features / features)"
         )
         return
-    files = {}
+    files: dict[str, str] = {}
     for table, split in zip(tables, ("train", "test"), strict=True):
         frame = _site_table(table, task, split)
         if frame is not None:
@@ -246,7 +247,7 @@ def _meta_for(path: Path, frame: pd.DataFrame, ids: np.ndarray, what: str) -> Me
             "rerun `kaggle-style meta` on the data these runs used"
         )
     rows = frame.loc[ids]
-    text = rows[META_DATETIME].astype("string").str.strip().replace("", pd.NA)
+    text = rows[META_DATETIME].astype("string").str.strip().replace({"": pd.NA})
     stamps = pd.to_datetime(text, errors="coerce", format="ISO8601")
     hours = pd.to_numeric(rows[META_HOUR], errors="coerce").to_numpy(dtype=np.float64)
     night = pd.to_numeric(rows[META_NIGHT], errors="coerce").to_numpy(dtype=np.float64)

@@ -40,6 +40,7 @@ from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write
 from kaggle_style.ensemble.stacking import stacking
 from kaggle_style.ensemble.steps import STEPS
 from kaggle_style.ensemble.table import loss_only, summary
+from kaggle_style.errors import check_name
 from kaggle_style.files import atomic_folder, git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, metric, score
 from kaggle_style.prediction_files import make_frame, write_predictions
@@ -190,9 +191,10 @@ def build_ensemble(cfg: EnsembleConfig, inputs: Inputs) -> EnsembleResult:
         return result
     nested, per_fold = nested_choices(cfg, inputs, lambda c, i: fit_chain(c, i, figures=loss_only))
     report, honest = result.report, Summary.model_validate(summary(inputs.y, nested))
+    assert report.final is not None and report.table is not None  # a full fit_chain sets both
     final = report.final.model_copy(
         update={
-            "nested": honest,  # type: ignore[union-attr]
+            "nested": honest,
             "nested_given_choices": report.final.nested,
         }
     )
@@ -327,7 +329,8 @@ def camera_trap_off(cfg: EnsembleConfig, task: Task) -> tuple[EnsembleConfig, st
     steps = [s for s in STEPS if set(s.inputs) & {"meta", "detections"} and s.mode(cfg) != "off"]
     if not steps:
         return cfg, ""
-    cfg = replace(cfg, **{s.config_key: "off" for s in steps})
+    off: dict[str, Any] = {s.config_key: "off" for s in steps}
+    cfg = replace(cfg, **off)
     names = ", ".join(s.title for s in steps)
     return cfg, f"ensemble: task {task.name} has no camera_trap part: {names} skipped"
 
@@ -364,7 +367,9 @@ def _write_files(out: Path, cfg: EnsembleConfig, inputs: Inputs, result: Ensembl
 
 
 def check_out_folder(out: Path) -> None:
-    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole)."""
+    """Before any work: `out` is new, empty or an ensemble's folder (it is replaced whole), and
+    its last step a name (`runs/..` or `.` would replace the folder above)."""
+    check_name(out.name or str(out), "the ensemble's --out folder")
     if out.exists() and not out.is_dir():
         raise EnsembleError(f"{out}: is a file; give a folder as the ensemble's --out")
     if out.is_dir() and any(out.iterdir()) and not (out / ENSEMBLE_FILE).is_file():

@@ -15,7 +15,7 @@ job). So it measures what the hour adds, and rows with no readable time are left
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,6 +74,7 @@ def fit_pooling(
 
     Ties go to no pooling, then to the smaller gap and weight; `force` never picks no pooling.
     """
+    assert rows.y is not None and rows.sites is not None and rows.times is not None  # fitting rows
     options: list[tuple[float | None, float, np.ndarray]] = [(None, 0.0, probs)]
     for gap in gaps:
         groups = sequence_ids(rows.sites, rows.times, gap)
@@ -88,13 +89,14 @@ def fit_pooling(
     )
     first = 1 if force and len(options) > 1 else 0
     best = first + int(np.argmin(losses[first:]))
-    gap, weight, pooled = options[best]
-    return Pooling(gap, weight, grid), pooled
+    chosen_gap, weight, pooled = options[best]
+    return Pooling(chosen_gap, weight, grid), pooled
 
 
 def apply_pooling(fit: Pooling, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
-    if not fit.active:
+    if not fit.active or fit.gap is None:  # (active: a gap and a weight)
         return probs
+    assert rows.sites is not None and rows.times is not None  # what the step needs
     return pool(probs, sequence_ids(rows.sites, rows.times, fit.gap), fit.weight)
 
 
@@ -128,7 +130,9 @@ class TimeAdjust:
         return {"coef": self.coef.tolist(), "harmonics": self.harmonics}
 
 
-def _time_objective(z: np.ndarray, x: np.ndarray, y: np.ndarray, c: float):
+def _time_objective(
+    z: np.ndarray, x: np.ndarray, y: np.ndarray, c: float
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """Mean log loss of softmax(z + x @ W.T) + |W|^2 / (2 c n), and its gradient in W."""
     n, k = z.shape
     onehot = np.eye(k)[y]

@@ -244,6 +244,7 @@ def fit_sites(
     Only the fitting rows' labels are read, so fitting on k-1 folds gives the held fold a source
     prior (the mean prediction of those rows) and a strength that no label of its own chose.
     """
+    assert rows.y is not None and rows.folds is not None and rows.sites is not None  # fitting rows
     row_source, new_source = source_priors(probs, rows.y, rows.folds)
     strength, grid = choose_strength(probs, rows.y, rows.sites, row_source, strengths)
     if strength is None and force:
@@ -255,6 +256,7 @@ def fit_sites(
 
 def apply_sites(fit: SiteFit, probs: np.ndarray, rows: RowFacts) -> np.ndarray:
     """Adapt new rows' sites (labels are never read)."""
+    assert rows.sites is not None  # what the step needs
     return adapt_site_priors(probs, rows.sites, fit.source_prior, fit.strength)[0]
 
 

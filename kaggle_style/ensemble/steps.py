@@ -109,7 +109,13 @@ class DetectionStacking(Step):
     def row_name(self, params: DetectionGate) -> str:
         return "+ detection-aware stacking (per-image member weights)"
 
-    def record(self, params, fold_params, before, inputs):
+    def record(
+        self,
+        params: DetectionGate,
+        fold_params: dict[str, DetectionGate],
+        before: StepPredictions,
+        inputs: Inputs,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         return params.to_dict(), None
 
     def chosen(self, record: dict[str, Any]) -> str:
@@ -130,7 +136,8 @@ class SequencePooling(Step):
 
     def note(self, inputs: Inputs) -> str:
         meta_note = inputs.meta_note or ("" if inputs.oof_meta is not None else "no meta.csv")
-        if not meta_note and not np.isfinite(inputs.oof_meta.times).any():  # type: ignore[union-attr]
+        meta = inputs.oof_meta  # (None only where meta_note says why)
+        if not meta_note and meta is not None and not np.isfinite(meta.times).any():
             return "no readable datetime for any OOF id in meta.csv"
         return inputs.site_note or meta_note
 
@@ -152,7 +159,13 @@ class SequencePooling(Step):
     def row_name(self, params: Pooling) -> str:
         return f"+ sequence pooling (gap {params.gap:g} s, weight {params.weight:g})"
 
-    def record(self, params, fold_params, before, inputs):
+    def record(
+        self,
+        params: Pooling,
+        fold_params: dict[str, Pooling],
+        before: StepPredictions,
+        inputs: Inputs,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         return (
             {"gap": params.gap, "weight": params.weight, "grid_log_loss": params.grid},
             {"per_fold": {k: {"gap": v.gap, "weight": v.weight} for k, v in fold_params.items()}},
@@ -183,7 +196,13 @@ class TimeOfDay(Step):
     def row_name(self, params: TimeAdjust) -> str:
         return "+ time of day (hour, night)"
 
-    def record(self, params, fold_params, before, inputs):
+    def record(
+        self,
+        params: TimeAdjust,
+        fold_params: dict[str, TimeAdjust],
+        before: StepPredictions,
+        inputs: Inputs,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
         return {**params.to_dict(), "classes": list(inputs.classes)}, None
 
     def chosen(self, record: dict[str, Any]) -> str:
@@ -212,7 +231,14 @@ class SiteAdaptation(Step):
     def row_name(self, params: SiteFit) -> str:
         return f"+ site adaptation (strength {params.strength:g})"
 
-    def record(self, params, fold_params, before, inputs):
+    def record(
+        self,
+        params: SiteFit,
+        fold_params: dict[str, SiteFit],
+        before: StepPredictions,
+        inputs: Inputs,
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        assert inputs.oof_sites is not None and inputs.test_sites is not None  # what it needs
         test_priors = adapt_site_priors(
             before.test, inputs.test_sites, params.source_prior, params.strength
         )[1]

@@ -6,13 +6,14 @@ The dashboard has no login: on 127.0.0.1 only this box sees it; from a laptop, f
 
 from __future__ import annotations
 
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 LOOPBACK = "127.0.0.1"
 
 
 class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args) -> None:  # one line per request is noise here
+    def log_message(self, format: str, *args: Any) -> None:  # one line per request is noise here
         pass
 
 

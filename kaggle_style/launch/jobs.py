@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from submitit.helpers import Checkpointable
 
@@ -25,10 +25,17 @@ from kaggle_style.config import config_dict
 from kaggle_style.files import write_json, write_yaml
 from kaggle_style.training.fold_locks import LOCK_FILE, read_lock
 
+if TYPE_CHECKING:
+    from kaggle_style.training.config import TrainConfig
+    from kaggle_style.training.loop import EpochCallback
+    from kaggle_style.tuning.config import TuneConfig
+
+Config = TypeVar("Config")
+
 ATTEMPT_FILE = ".launch.json"  # which Slurm job last started this fold, on which host
 
 
-def with_values(cfg, **changes):
+def with_values(cfg: Config, **changes: Any) -> Config:
     """A copy of a config with some keys changed, checked again by its constructor."""
     return type(cfg)(**{**config_dict(cfg), **changes})
 
@@ -75,7 +82,13 @@ def take_over_own_lock(fold_dir: Path) -> None:
 class FoldJob(Checkpointable):
     """Train one fold of one recipe, resuming from its checkpoint; requeued on preemption."""
 
-    def __init__(self, cfg, fold: int, gpus: int = 1, on_epoch_end=None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        fold: int,
+        gpus: int = 1,
+        on_epoch_end: EpochCallback | None = None,
+    ) -> None:
         self.cfg = with_values(cfg, folds=[fold], resume=True, progress=False)
         self.fold = fold
         self.gpus = gpus
@@ -147,7 +160,7 @@ class FinishRuns:
 class TuneWorker(Checkpointable):
     """One Optuna worker on the shared storage; a requeued worker joins the study again."""
 
-    def __init__(self, tune_cfg) -> None:
+    def __init__(self, tune_cfg: TuneConfig) -> None:
         self.tune_cfg = tune_cfg
 
     def __call__(self) -> dict[str, Any]:

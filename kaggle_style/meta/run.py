@@ -42,11 +42,17 @@ class MetaConfig:
     """What `kaggle-style meta` reads and writes."""
 
     data: str = "data/demo"
+    """DrivenData folder (train_features.csv, test_features.csv)"""
     out: str = META_FILE
+    """CSV to write"""
     gap_seconds: NonNegative = DEFAULT_GAP_SECONDS
-    workers: Whole = 0  # 0: one per CPU core
+    """frames of a site within this many seconds form one sequence"""
+    workers: Whole = 0
+    """processes (0: one per CPU core)"""
     progress: bool = True
-    task: str | None = None  # the task file or name; default: the folds record, else conservision
+    """progress lines"""
+    task: str | None = None
+    """the task file or name; default: the one folds recorded, else conservision"""
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,8 @@ class Reading:
     camera: str = ""
     night: int | None = None
     confidence: float = 0.0
-    odd: str = ""  # why an odd frame was left unread (listed by the stage, not written)
+    odd: str = ""
+    """why an odd frame was left unread (listed by the stage, not written)"""
 
 
 def read_frames(paths: Sequence[str | Path]) -> list[Reading]:
@@ -203,18 +210,26 @@ def read_all(
 
 
 def meta_frame(
-    ids: Sequence[str],
+    ids: Sequence[str] | np.ndarray | pd.Series,
     paths: Sequence[str | Path],
-    sites: Sequence[str],
+    sites: Sequence[str] | np.ndarray | pd.Series,
     gap_seconds: float = DEFAULT_GAP_SECONDS,
     workers: int = 0,
     progress: bool = False,
+    all_unreadable_is_an_error: bool = False,
 ) -> pd.DataFrame:
-    """The meta.csv rows of these images (any folder: `predict` on a new deployment)."""
+    """The meta.csv rows of these images (any folder: `predict` on a new deployment); an
+    unreadable frame is an unread row, unless every frame is and the caller refuses that."""
     if not len(ids) == len(paths) == len(sites):
         raise ValueError(f"{len(ids)} ids, {len(paths)} paths, {len(sites)} sites: one each")
     readings = read_all(paths, workers, progress)
     odd = [(i, r.odd) for i, r in zip(ids, readings, strict=True) if r.odd]
+    unreadable = [r.odd.startswith("unreadable") for r in readings]
+    if all_unreadable_is_an_error and unreadable and all(unreadable):
+        raise MetaError(
+            f"none of the {len(readings)} frames can be read (e.g. {paths[0]}: {odd[0][1]}); "
+            "nothing written: check the images"
+        )
     if odd:
         shown = "; ".join(f"{i}: {why}" for i, why in odd[:MAX_IDS_SHOWN])
         more = f" (+{len(odd) - MAX_IDS_SHOWN} more)" if len(odd) > MAX_IDS_SHOWN else ""
@@ -266,10 +281,22 @@ def build_meta(cfg: MetaConfig) -> pd.DataFrame:
         )
     started = time.perf_counter()
     frame = meta_frame(
-        features[ID_COL], paths, features[SITE_COL], cfg.gap_seconds, cfg.workers, cfg.progress
+        features[ID_COL],
+        paths,
+        features[SITE_COL],
+        cfg.gap_seconds,
+        cfg.workers,
+        cfg.progress,
+        all_unreadable_is_an_error=True,  # a meta.csv of unread rows only would pass for one
     )
     seconds = time.perf_counter() - started
     write_csv(cfg.out, frame, float_format="%.8g")  # hours to 0.01 s
+    if not (frame["datetime"] != "").any():  # a valid file: unread clocks are empty cells
+        print(
+            f"meta: WARNING: no clock read in any of the {len(frame)} frames: {cfg.out} holds "
+            "no time, hour or joined sequence (the ensemble skips its time and sequence steps)",
+            file=sys.stderr,
+        )
     if cfg.progress:
         print(describe(frame, seconds))
     return frame

@@ -18,7 +18,7 @@ DEFAULT_GAP_SECONDS = 60.0
 
 def assign_sequences(
     sites: Sequence[Any] | np.ndarray | pd.Series,
-    times: Sequence[Any] | np.ndarray | pd.Series,
+    times: Sequence[Any] | np.ndarray | pd.Series | pd.Index,
     gap_seconds: float = DEFAULT_GAP_SECONDS,
 ) -> np.ndarray:
     """One sequence id "<site>/<n>" per image, in the input order.
@@ -32,6 +32,8 @@ def assign_sequences(
     site_arr = np.asarray(sites, dtype=object).astype(str)
     if len(site_arr) != len(times):
         raise ValueError(f"{len(site_arr)} sites, {len(times)} times: give one of each per image")
+    if not len(site_arr):  # no images, no sequences
+        return np.array([], dtype=str)
     stamps = pd.to_datetime(
         pd.Series(list(times), dtype=object).replace("", None), errors="coerce", format="mixed"
     )

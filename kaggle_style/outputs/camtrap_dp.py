@@ -139,7 +139,8 @@ def deployments_table(images: pd.DataFrame, meta: Metadata) -> pd.DataFrame:
         )
     rows = []
     for site, group in images.groupby(SITE_COL, sort=True):
-        dep = meta.deployment(site)
+        dep = meta.deployment(str(site))  # (sites are str: `Classified` reads them so)
+        assert dep is not None  # sites without one were refused above
         fields = dep.model_dump(exclude_none=True)
         stamps = group["datetime"].sort_values()
         start, end = dep.deploymentStart, dep.deploymentEnd
@@ -227,12 +228,12 @@ def observations_table(
     rows: list[dict[str, Any]] = []
     boxes = [classified.boxes(f, thresholds) for f in images[FILE_COL]]
     for k, kept in enumerate(kept_classes(probs, thresholds)):
-        media = _id(images.at[k, FILE_COL])
+        media = _id(str(images.at[k, FILE_COL]))
         base = {
             **machine,
             "deploymentID": images.at[k, SITE_COL],
             "mediaID": media,
-            "eventID": _id(images.at[k, "sequence"]),
+            "eventID": _id(str(images.at[k, "sequence"])),
             "eventStart": stamps[k],
             "eventEnd": stamps[k],
             "observationLevel": "media",
@@ -244,7 +245,7 @@ def observations_table(
         frames = members.to_numpy()
         mean = probs[frames].mean(axis=0)
         event = _id(str(sequence))
-        order = np.argsort([images.at[k, "datetime"] for k in frames], kind="stable")
+        order = np.argsort([str(images.at[k, "datetime"]) for k in frames], kind="stable")
         most = max(frames, key=lambda k: len(boxes[k]))
         base = {
             **machine,

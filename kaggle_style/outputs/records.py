@@ -90,7 +90,7 @@ def independent_events(
                 (
                     site,
                     name,
-                    int(number),
+                    int(number),  # type: ignore[call-overload]  # stubs: a group label is a tuple
                     event["datetime"].iloc[0],
                     event["datetime"].iloc[-1],
                     len(event),

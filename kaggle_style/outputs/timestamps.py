@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
@@ -31,7 +32,10 @@ def exif_time(path: str | Path) -> str:
 
 
 def fill_from_exif(
-    meta: pd.DataFrame, paths: Sequence[str | Path], sites: Sequence[str], gap_seconds: float
+    meta: pd.DataFrame,
+    paths: Sequence[str | Path],
+    sites: Sequence[str] | np.ndarray | pd.Series,
+    gap_seconds: float,
 ) -> pd.DataFrame:
     """meta.csv rows with the EXIF time where the info bar gave none (`time_source` says
     which), hours and sequences recomputed from the times now known."""
@@ -39,11 +43,12 @@ def fill_from_exif(
 
     out = meta.copy()
     source = (out["datetime"] != "").map({True: "infobar", False: ""})
+    datetime_col = list(out.columns).index("datetime")
     for k in range(len(out)):
         if not source.iat[k]:
             found = exif_time(paths[k])
             if found:
-                out.iat[k, out.columns.get_loc("datetime")] = found
+                out.iat[k, datetime_col] = found
                 source.iat[k] = "exif"
     exif = (source == "exif").to_numpy()
     if exif.any():

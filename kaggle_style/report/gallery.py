@@ -98,8 +98,8 @@ def gallery(
     for k, (row, image_id) in enumerate(zip(wrong, ids, strict=True)):
         name = f"thumb_{k:03d}.jpg"
         try:
-            with Image.open(sources[image_id]) as img:
-                img = img.convert("RGB")
+            with Image.open(sources[image_id]) as opened:
+                img = opened.convert("RGB")
                 img.thumbnail(THUMB_SIZE)
                 with atomic_path(out / name) as tmp:
                     img.save(tmp, format="JPEG", quality=85)

@@ -171,12 +171,12 @@ def site_table(runs: list[Run], primary: Run, truth: pd.DataFrame) -> str:
             )
     order = sorted(stats, key=lambda s: -stats[s].get(primary.name, (0, -np.inf, 0))[1])
     head = ["site", "n"] + [f"{r.name} {what}" for r in runs for what in ("log loss", "accuracy")]
-    rows = []
+    site_rows: list[list[str]] = []
     for site in order:
         n = next(iter(stats[site].values()))[0]
         cells = [site, str(n)]
         for run in runs:
             _, loss, acc = stats[site].get(run.name, (0, float("nan"), float("nan")))
             cells += [fmt(loss), fmt(acc)]
-        rows.append(cells)
-    return table(head, rows)
+        site_rows.append(cells)
+    return table(head, site_rows)

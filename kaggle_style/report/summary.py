@@ -44,9 +44,7 @@ def summarise(run_dir: Path, submission: Path) -> str:
             f"ensemble OOF log loss: in-sample {fmt(in_sample)}, nested {fmt(nested)} (every fit "
             "and every choice on the other folds: the honest estimate)"
         )
-        steps = [
-            (step, report.step(step.key)) for step in STEPS if report.step(step.key) is not None
-        ]
+        steps = [(step, record) for step in STEPS if (record := report.step(step.key)) is not None]
         if steps:
             lines.append("second stage, each step's effect on the nested log loss:")
             lines += [f"  {step_line(step, record)}" for step, record in steps]

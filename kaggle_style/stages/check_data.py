@@ -9,10 +9,11 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.data.layout import check_layout
+from kaggle_style.stages import Command
 from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", type=Path, help="the DrivenData folder (train_features.csv, ...)")
     parser.add_argument(
         "--csv-only", action="store_true", help="check the four tables only, not the image folders"
@@ -22,6 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="accept filepaths outside the folder (absolute or ../)",
     )
+
     parser.add_argument("--task", help=task_option_help())
 
 
@@ -36,3 +38,6 @@ def run(args: argparse.Namespace) -> int:
     if report.problems:
         raise report.error()
     return 0
+
+
+COMMANDS = {"check-data": Command(arguments, run)}

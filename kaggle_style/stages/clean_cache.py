@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 from kaggle_style.config import read_yaml, resolve_config
+from kaggle_style.config_flags import add_config_flags, flag_values
 from kaggle_style.data import cache_admin
 from kaggle_style.errors import UserError
+from kaggle_style.stages import Command
+from kaggle_style.training.config import TrainConfig
+
+SHARED_KEYS = ("data", "crops_manifest", "cache_dir")  # which caches exist depends on these
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--configs",
         nargs="+",
@@ -25,9 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=[Path("configs")],
         help="config files or folders of them (configs/)",
     )
-    parser.add_argument("--data", help="DrivenData folder the configs train on (each config's own)")
-    parser.add_argument("--crops-manifest", help="crops manifest they read (each config's own)")
-    parser.add_argument("--cache-dir", help="the cache folder to clean (each config's own)")
+    add_config_flags(parser, TrainConfig, only=SHARED_KEYS)  # over each config's own
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -52,7 +55,6 @@ def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[st
     A data folder that cannot be read stops everything (a mistyped DATA must not make every
     cache look unused); a config whose crops manifest is missing uses no cache that exists now.
     """
-    from kaggle_style.training.config import TrainConfig
     from kaggle_style.training.data import cache_plan, load_training_data
 
     used: dict[str, list[str]] = {}
@@ -75,10 +77,7 @@ def used_keys(files: list[Path], overrides: list[str], **values: Any) -> dict[st
 
 def run(args: argparse.Namespace) -> int:
     files = config_files(args.configs)
-    values = {"data": args.data, "crops_manifest": args.crops_manifest, "cache_dir": args.cache_dir}
-    used = used_keys(files, args.overrides, **values)
-    from kaggle_style.training.config import TrainConfig
-
+    used = used_keys(files, args.overrides, **flag_values(args, TrainConfig))
     cache_dir = Path(args.cache_dir or TrainConfig().cache_dir)
     plan = cache_admin.plan_clean(cache_dir, used)
     for cache in plan.keep:
@@ -100,3 +99,6 @@ def run(args: argparse.Namespace) -> int:
         f"freed {freed} in {cache_dir} ({len(plan.remove)} cache(s) removed, {len(plan.keep)} kept)"
     )
     return 0
+
+
+COMMANDS = {"clean-cache": Command(arguments, run)}

@@ -8,11 +8,12 @@ import sys
 from pathlib import Path
 
 from kaggle_style.export import export_run
-from kaggle_style.stages.predict import add_output_arguments, output_options
+from kaggle_style.stages import Command
+from kaggle_style.stages.predict import output_arguments, output_options
 from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--run", type=Path, required=True, help="model run or ensemble run folder (its test.csv)"
     )
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, help="a file (csv, md) or a folder (camtrap-dp, records)"
     )
-    add_output_arguments(parser)
+    output_arguments(parser)
     parser.add_argument("--task", help=task_option_help())
 
 
@@ -39,3 +40,6 @@ def run(args: argparse.Namespace) -> int:
     done = export_run(args.run, args.data, args.out, options, args.meta, args.detections, task)
     print(f"export: {done}", file=sys.stderr)
     return 0
+
+
+COMMANDS = {"export": Command(arguments, run)}

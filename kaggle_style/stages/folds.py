@@ -7,39 +7,27 @@ from pathlib import Path
 
 import pandas as pd
 
-from kaggle_style.config import add_config_arguments, config_dict, resolve_config
+from kaggle_style.config import config_dict
+from kaggle_style.config_flags import add_config_arguments, add_config_flags, config_from_args
 from kaggle_style.constants import SITE_COL
 from kaggle_style.data.folds import FoldsConfig, fold_table, make_folds
 from kaggle_style.data.tables import load_competition_data
 from kaggle_style.files import check_outputs, git_commit, write_csv, write_yaml
-from kaggle_style.task import load_task, task_option_help, task_record_path, write_task
+from kaggle_style.stages import Command
+from kaggle_style.task import load_task, task_record_path, write_task
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--data", help="DrivenData folder (train_features.csv, train_labels.csv)")
-    parser.add_argument("--out", help="folds file to write (default folds/folds.csv)")
-    parser.add_argument("--n-splits", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--group-by", choices=["site", "none"])
-    parser.add_argument("--task", help=task_option_help())
+    add_config_flags(parser, FoldsConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = resolve_config(
-        FoldsConfig,
-        args.config,
-        args.overrides,
-        data=args.data,
-        out=args.out,
-        n_splits=args.n_splits,
-        seed=args.seed,
-        group_by=args.group_by,
-        task=args.task,
-    )
+    cfg = config_from_args(FoldsConfig, args)
     out = Path(cfg.out)
+    check_outputs({"out": cfg.out}, {"data": cfg.data})
     record = task_record_path(out)
-    check_outputs({"out": cfg.out, "task record": record}, {"data": cfg.data})
+    check_outputs({"task record": record}, {"data": cfg.data})
     task = load_task(cfg.task, folds=out)
     competition = load_competition_data(cfg.data, task, allow_outside_data=cfg.allow_outside_data)
     group_by = cfg.group_by
@@ -66,3 +54,6 @@ def run(args: argparse.Namespace) -> int:
         f"{cfg.n_splits} folds {grouped}; task {task.name})"
     )
     return 0
+
+
+COMMANDS = {"folds": Command(arguments, run)}

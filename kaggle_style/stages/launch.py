@@ -4,113 +4,99 @@ as Slurm jobs through submitit (`make train LAUNCHER=slurm`, `make tune LAUNCHER
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from kaggle_style.config import add_config_arguments, parse_overrides, resolve_config
+from kaggle_style.config import parse_overrides, resolve_config
+from kaggle_style.config_flags import add_config_arguments, add_config_flags, flag_values
+from kaggle_style.errors import UserError
+from kaggle_style.launch.settings import SlurmSettings
+from kaggle_style.stages import Command
+from kaggle_style.training.config import TrainConfig
+from kaggle_style.tuning.config import TuneConfig
 
-MULTI_STAGE = True
+SLURM_ALIASES = {"time_min": "--time", "mem_gb": "--mem"}
+TRAIN_KEYS = ("data", "folds_file", "runs_dir")  # the keys every recipe of one call shares
+RECIPE_HELP = (
+    "a recipe (configs/X.yaml) whose folds to submit; repeatable; the run is named after the file"
+)
+TUNE_KEYS = ("study", "storage", "config", "overrides", "n_trials")
 
 
-def add_arguments(parser: argparse.ArgumentParser, stage: str = "slurm-train") -> None:
-    if stage == "slurm-train":
-        parser.add_argument(
-            "--config",
-            type=Path,
-            action="append",
-            required=True,
-            dest="recipes",
-            help="a recipe (configs/X.yaml) whose folds to "
-            "submit; repeatable; the run is named after the file",
-        )
-        parser.add_argument(
-            "--set",
-            dest="overrides",
-            nargs="+",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override keys of every recipe",
-        )
-        parser.add_argument("--data", help="DrivenData folder")
-        parser.add_argument("--folds-file", help="folds file written by `kaggle-style folds`")
-        parser.add_argument("--runs-dir")
-    else:
-        add_config_arguments(parser)
-        parser.add_argument("--study", required=True, help="study name (every worker's)")
-        parser.add_argument(
-            "--storage",
-            required=True,
-            help="a storage every node reaches: postgresql+psycopg2://…, "
-            "journal:///shared/path.log, or sqlite on a shared disk",
-        )
-        parser.add_argument("--n-trials", type=int, default=10, help="trials per worker")
-        parser.add_argument("--workers", type=int, default=2, help="worker jobs to start")
-    parser.add_argument("--slurm-config", type=Path, help="YAML of SlurmSettings keys")
-    parser.add_argument(
-        "--slurm",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override SlurmSettings keys, e.g. --slurm qos=high",
+def train_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_arguments(
+        parser,
+        dests=("recipes", "overrides"),
+        helps=(RECIPE_HELP, "override keys of every recipe"),
+        action="append",
+        required=True,
     )
-    parser.add_argument(
-        "--launcher",
-        choices=["slurm", "local"],
-        help="local: submitit's local executor (processes on this box)",
+    add_config_flags(parser, TrainConfig, only=TRAIN_KEYS)
+    _slurm_arguments(parser)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from kaggle_style.launch.slurm import submit_training
+
+    shared = flag_values(args, TrainConfig)
+    cfgs = [
+        resolve_config(
+            TrainConfig,
+            recipe,
+            args.overrides,
+            cli={**shared, "name": recipe.stem, "progress": False},
+        )
+        for recipe in args.recipes
+    ]
+    submit_training(cfgs, _settings(args), wait=args.wait)
+    return 0
+
+
+def tune_arguments(parser: argparse.ArgumentParser) -> None:
+    add_config_flags(
+        parser, TuneConfig, only=TUNE_KEYS, aliases={"overrides": "--set"}, required=True
     )
-    parser.add_argument("--partition")
-    parser.add_argument("--gpus-per-job", type=int)
-    parser.add_argument("--time", type=int, dest="time_min", help="minutes per job")
-    parser.add_argument("--mem", type=int, dest="mem_gb", help="GB of memory per job")
-    parser.add_argument("--folder", help="submitit's files (default slurm/%%j; shared disk)")
+    parser.add_argument("--workers", type=int, default=2, help="worker jobs to start (default 2)")
+    _slurm_arguments(parser)
+
+
+def run_tune(args: argparse.Namespace) -> int:
+    from kaggle_style.launch.slurm import submit_tuning
+
+    given = flag_values(args, TuneConfig)
+    if given.get("storage") is None:
+        raise UserError(
+            "--storage is required: a storage every node reaches "
+            "(postgresql+psycopg2://…, journal:///shared/path.log, or sqlite on a shared disk)"
+        )
+    workers = [
+        resolve_config(TuneConfig, cli={**given, "sampler_seed": i, "quiet": True})
+        for i in range(args.workers)
+    ]
+    submit_tuning(workers, _settings(args), wait=args.wait)
+    return 0
+
+
+def _slurm_arguments(parser: argparse.ArgumentParser) -> None:
+    """SlurmSettings' layers (`--slurm-config`, `--slurm KEY=VALUE`) and a flag per key."""
+    add_config_arguments(
+        parser,
+        ("--slurm-config", "--slurm"),
+        ("slurm_config", "slurm"),
+        ("YAML of SlurmSettings keys", "override SlurmSettings keys, e.g. --slurm qos=high"),
+    )
+    add_config_flags(parser, SlurmSettings, aliases=SLURM_ALIASES)
     parser.add_argument("--wait", action="store_true", help="return when the jobs are done")
 
 
-def run(args: argparse.Namespace, stage: str = "slurm-train") -> int:
-    from kaggle_style.launch.settings import SlurmSettings
-    from kaggle_style.launch.slurm import submit_training, submit_tuning
-
-    settings = resolve_config(
+def _settings(args: argparse.Namespace) -> SlurmSettings:
+    return resolve_config(
         SlurmSettings,
         args.slurm_config,
         parse_overrides(args.slurm) if args.slurm else (),
-        launcher=args.launcher,
-        partition=args.partition,
-        gpus_per_job=args.gpus_per_job,
-        time_min=args.time_min,
-        mem_gb=args.mem_gb,
-        folder=args.folder,
+        cli=flag_values(args, SlurmSettings),
     )
-    if stage == "slurm-train":
-        from kaggle_style.training.config import TrainConfig
 
-        cfgs = [
-            resolve_config(
-                TrainConfig,
-                recipe,
-                args.overrides,
-                name=recipe.stem,
-                data=args.data,
-                folds_file=args.folds_file,
-                runs_dir=args.runs_dir,
-                progress=False,
-            )
-            for recipe in args.recipes
-        ]
-        submit_training(cfgs, settings, wait=args.wait)
-        return 0
-    from kaggle_style.tuning.config import TuneConfig
 
-    workers = [
-        TuneConfig(
-            study=args.study,
-            storage=args.storage,
-            config=args.config,
-            overrides=args.overrides,
-            n_trials=args.n_trials,
-            sampler_seed=i,
-            quiet=True,
-        )
-        for i in range(args.workers)
-    ]
-    submit_tuning(workers, settings, wait=args.wait)
-    return 0
+COMMANDS = {
+    "slurm-train": Command(train_arguments, run_train),
+    "slurm-tune": Command(tune_arguments, run_tune),
+}

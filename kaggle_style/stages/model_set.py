@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 
+from kaggle_style.stages import Command
+
 FIELDS = ("models", "ensemble", "description", "gpu_time")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", help="set name (configs/sets/NAME.yaml) or a YAML file")
     parser.add_argument(
         "--field",
@@ -52,3 +54,6 @@ def run(args: argparse.Namespace) -> int:
         raise ModelSetError("give a set name (e.g. `kaggle-style model-set fast`) or --list")
     print(field_value(load_set(args.name, args.root), args.field))
     return 0
+
+
+COMMANDS = {"model-set": Command(arguments, run)}

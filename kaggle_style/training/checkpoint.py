@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from kaggle_style.errors import UserError
 from kaggle_style.files import disk_guard, write_json
+
+if TYPE_CHECKING:
+    from timm.utils import ModelEmaV3
 
 RUNS_FIX = "free space there or set runs_dir to a larger disk, then rerun with --resume"
 
@@ -33,10 +37,10 @@ class Checkpoints:
     def save(
         self,
         epoch: int,
-        model,
-        optimizer,
-        scheduler,
-        ema,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        ema: ModelEmaV3 | None,
         history: list[float],
         model_hash: str,
         learning_config: dict[str, Any],
@@ -78,7 +82,9 @@ class Checkpoints:
         path = self.folder / json.loads(pointer.read_text())["path"]
         return path if (path / "state.json").exists() else None
 
-    def check_same_config(self, path: Path, model_hash: str, changes) -> None:
+    def check_same_config(
+        self, path: Path, model_hash: str, changes: Callable[[dict[str, Any]], list[str]]
+    ) -> None:
         """Refuse to resume another config's state: its optimizer would bring back old rates."""
         state = json.loads((path / "state.json").read_text())
         if state.get("model_hash") != model_hash:
@@ -88,7 +94,14 @@ class Checkpoints:
                 "drop --resume to restart this fold under the new config, or restore the old one"
             )
 
-    def load(self, path: Path, model, optimizer, scheduler, ema) -> tuple[int, list[float]]:
+    def load(
+        self,
+        path: Path,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        ema: ModelEmaV3 | None,
+    ) -> tuple[int, list[float]]:
         from safetensors.torch import load_model
 
         load_model(model, str(path / "model.safetensors"))

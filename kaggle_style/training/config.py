@@ -14,6 +14,7 @@ from kaggle_style.config import (
     ConfigError,
     Count,
     Fraction,
+    Name,
     NonNegative,
     Positive,
     Whole,
@@ -64,70 +65,123 @@ NON_MODEL_KEYS = frozenset(
 class TrainConfig:
     """Everything a training run needs; a YAML file in configs/ sets these per model recipe."""
 
-    name: str = "model"
+    name: Name = "model"
+    """run name: outputs go to RUNS_DIR/NAME/"""
     data: str = "data/demo"
+    """DrivenData folder"""
     folds_file: str = "folds/folds.csv"
+    """folds file written by `kaggle-style folds`"""
     runs_dir: str = "runs"
+    """folder of the runs"""
     cache_dir: str = "cache"
+    """folder of the decoded-image caches"""
     # model
     backbone: str = "resnet18"
-    pretrained: bool | str = False  # false | true (timm hub / HF cache) | path to a weights file
-    image_size: Count | None = None  # None: the backbone's own input size
+    """any timm model name"""
+    pretrained: bool | str = False
+    """false | true (timm hub / HF cache) | path to a weights file"""
+    image_size: Count | None = None
+    """input side in px (null: the backbone's own input size)"""
     drop_rate: Fraction = 0.0
+    """dropout before the classifier head"""
     drop_path_rate: Fraction = 0.0
-    # which pixels: full frame, detector crops at a threshold, or both as two views per image
+    """stochastic depth (timm models that have it)"""
     view: View = "full"
+    """which pixels: full frame, detector crops at a threshold, or both as two views per image"""
     crops_manifest: str = "crops/manifest.csv"
+    """crops manifest of `kaggle-style crop` (view crop or crop+full)"""
     crop_threshold: Fraction = 0.1
+    """detection threshold whose crops are used (one of the crop stage's)"""
     # optimisation
     epochs: Count = 3
+    """training epochs per fold"""
     batch_size: Count = 32
+    """images per optimiser step per process"""
     lr: Positive = 1e-3
-    head_lr_mult: Positive = 1.0  # the new 8-class head often wants a larger rate than the backbone
-    weight_decay: NonNegative = 0.05  # never on norms, biases, position embeddings or tokens
-    layer_decay: Decay | None = None  # rate x layer_decay ** (depth - layer); None or 1.0: off
+    """peak learning rate of the backbone"""
+    head_lr_mult: Positive = 1.0
+    """the head's rate over the backbone's (a new 8-class head often wants more)"""
+    weight_decay: NonNegative = 0.05
+    """AdamW weight decay (never on norms, biases, position embeddings or tokens)"""
+    layer_decay: Decay | None = None
+    """layer-wise rate decay: rate x layer_decay ** (depth - layer); null or 1.0: off"""
     warmup_epochs: NonNegative = 0.0
+    """linear warm-up before the cosine decay"""
     min_lr_ratio: Fraction = 0.01
-    freeze_epochs: Whole = 0  # train only the head for the first N epochs (BatchNorm frozen too)
-    freeze_bn: bool = False  # keep BatchNorm statistics fixed all run (small data, small batches)
+    """the cosine decay's floor, as a share of the peak rate"""
+    freeze_epochs: Whole = 0
+    """train only the head for the first N epochs (BatchNorm frozen too)"""
+    freeze_bn: bool = False
+    """keep BatchNorm statistics fixed all run (small data, small batches)"""
     grad_accum: Count = 1
+    """batches per optimiser step"""
     label_smoothing: Fraction = 0.0
-    class_weights: ClassWeights = "none"  # against the rare hog class
+    """label smoothing of the cross-entropy"""
+    class_weights: ClassWeights = "none"
+    """loss weights per class, against the rare hog class"""
     mixup_alpha: NonNegative = 0.0
+    """mixup's Beta parameter (0: off)"""
     cutmix_alpha: NonNegative = 0.0
+    """cutmix's Beta parameter (0: off)"""
     mix_prob: Fraction = 1.0
-    ema_decay: EmaDecay = 0.0  # 0 disables the weight EMA
+    """share of batches that are mixed (when mixup or cutmix is on)"""
+    ema_decay: EmaDecay = 0.0
+    """decay of the weights' moving average (0: no EMA)"""
     # data
     augment: Augment = "light"
+    """augmentation preset"""
     augment_strength: NonNegative = 1.0
-    cache_scale: Scale = 1.15  # cache images a bit larger than the input for crop augmentation
-    cache_form: CacheForm = "uint8"  # uint8: fastest reads; jpeg: about 10x less disk
-    max_pixels: Count = MAX_PIXELS  # an image whose header claims more is a listed bad image
-    allow_outside_data: bool = False  # image paths must stay inside `data` unless this is set
-    num_workers: Annotated[int, Field(ge=-1)] = -1  # -1: chosen for the machine
-    normalize_on: NormalizeOn = "auto"  # auto: uint8 batches normalised on a GPU, in workers on CPU
-    augment_on: AugmentOn = "worker"  # device: flips and jitter on the GPU (none/light only)
+    """scales the preset's magnitudes"""
+    cache_scale: Scale = 1.15
+    """cached side over the input side: room for crop augmentation"""
+    cache_form: CacheForm = "uint8"
+    """how cached images are stored (uint8: fastest reads; jpeg: about 10x less disk)"""
+    max_pixels: Count = MAX_PIXELS
+    """largest image in pixels; one whose header claims more is a listed bad image"""
+    allow_outside_data: bool = False
+    """image paths must stay inside `data` unless this is set"""
+    num_workers: Annotated[int, Field(ge=-1)] = -1
+    """data-loading processes (-1: chosen for the machine)"""
+    normalize_on: NormalizeOn = "auto"
+    """where images are normalised (auto: uint8 batches on a GPU, in workers on CPU)"""
+    augment_on: AugmentOn = "worker"
+    """where augmentation runs (device: flips and jitter on the GPU; none/light only)"""
     # run control
     seed: int = 42
-    folds: list[int] | None = None  # None: every fold in the folds file
+    """seed of the run (weights, order, augmentation)"""
+    folds: list[int] | None = None
+    """train only these folds (null: every fold in the folds file)"""
     tta_hflip: bool = True
-    mixed_precision: Precision = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    """average predictions over the image and its mirror"""
+    mixed_precision: Precision = "auto"
+    """mixed precision (auto: bf16 on GPU, fp32 on CPU)"""
     channels_last: bool = True
+    """channels-last memory layout (faster convolutions on GPUs)"""
     compile: bool = False
-    grad_checkpointing: bool = False  # recompute activations in backward: less memory, ~30% slower
-    max_steps_per_epoch: Count | None = None  # cap per process, for smoke tests and quick tuning
+    """torch.compile the model"""
+    grad_checkpointing: bool = False
+    """recompute activations in backward: less memory, ~30% slower"""
+    max_steps_per_epoch: Count | None = None
+    """cap of training steps per epoch and process, for smoke tests and quick tuning"""
     max_steps_per_epoch_eval: Count | None = None
+    """cap of evaluation steps per epoch, for smoke tests"""
     resume: bool = False
+    """continue each unfinished fold from its last checkpoint"""
     progress: bool = True
-    log_every: Count = 20  # steps between loss reads (each read waits for the GPU)
-    tracker: Tracker = "tensorboard"  # files under the run (training/tracking.py); offline
-    log_with: Tracker | None = None  # tracker's older name: earlier runs' config.yaml reads back
-    search_space: dict[str, Any] = field(default_factory=dict)  # read by `tune`
-    # a second round that also learns from the test images: training.pseudo_labels.PseudoLabels
+    """progress bars (off in CI logs)"""
+    log_every: Count = 20
+    """steps between loss reads (each read waits for the GPU)"""
+    tracker: Tracker = "tensorboard"
+    """experiment tracker, writing files under the run (offline)"""
+    log_with: Tracker | None = None
+    """tracker's older name: earlier runs' config.yaml reads back"""
+    search_space: dict[str, Any] = field(default_factory=dict)
+    """the hyperparameters `tune` searches: key -> {type, low, high, ...}"""
     pseudo_labels: dict[str, Any] | None = None
-    # the task file or name (configs/tasks/NAME.yaml); default: what `folds` recorded beside
-    # folds_file, else conservision
+    """a second round that also learns from the test images (training.pseudo_labels)"""
     task: str | None = None
+    """the task file or name (configs/tasks/NAME.yaml); default: what folds recorded beside
+    folds_file, else conservision"""
 
     def __post_init__(self) -> None:
         """Checks across fields (each field's own range is its type), before any image is read."""

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,13 +15,16 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from kaggle_style.constants import FOLD_COL, ID_COL, LABEL_COL
-from kaggle_style.data.cache_forms import open_pixels
+from kaggle_style.data.cache_forms import CompressedPixels, open_pixels
 from kaggle_style.data.images import ImageCache, build_cache, cache_key, cache_size_for
 from kaggle_style.data.tables import CompetitionData, load_competition_data, read_folds
 from kaggle_style.errors import UserError
 from kaggle_style.files import usable_cpus
 from kaggle_style.task import load_task
 from kaggle_style.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    import albumentations as A
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,19 @@ class CachedImages(Dataset):
     on (seed, fold, epoch, position): identical across worker counts and after a resume.
     """
 
-    def __init__(self, pixels_file: Path, rows: np.ndarray, targets: np.ndarray, transform) -> None:
+    def __init__(
+        self, pixels_file: Path, rows: np.ndarray, targets: np.ndarray, transform: A.Compose
+    ) -> None:
         self.pixels_file = pixels_file
         self.rows = rows
         self.targets = targets
         self.transform = transform
-        self._pixels: np.ndarray | None = None
+        self._pixels: np.ndarray | CompressedPixels | None = None
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int | torch.Tensor]:
         index, seed = item if isinstance(item, tuple) else (item, None)
         if self._pixels is None:  # opened lazily: each worker maps the file itself
             self._pixels = open_pixels(self.pixels_file)
@@ -118,7 +123,7 @@ class PseudoLabelled(Dataset):
     def __len__(self) -> int:
         return len(self.labelled) + len(self.pseudo)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int | torch.Tensor]:
         index, seed = item if isinstance(item, tuple) else (item, None)
         part = self.labelled if index < len(self.labelled) else self.pseudo
         index -= 0 if part is self.labelled else len(self.labelled)
@@ -288,7 +293,7 @@ def normalize_on_device(choice: str, use_cuda: bool, augment_on: str = "worker")
 
 
 def batch_normalizer(
-    data_cfg: dict[str, Any], on_device: bool, device
+    data_cfg: dict[str, Any], on_device: bool, device: torch.device
 ) -> Callable[[torch.Tensor], torch.Tensor]:
     """What the loop applies to each batch: identity for worker-normalised floats, else
     albumentations' `Normalize` formula on the device for uint8 batches."""
@@ -345,6 +350,7 @@ def fold_loaders(prep: FoldInputs, fold: int, use_cuda: bool) -> FoldData:
     train_transform, eval_transform = worker_transforms(
         prep.data_cfg, cfg.augment, cfg.augment_strength, in_worker, cfg.augment_on
     )
+    train_ds: CachedImages | PseudoLabelled
     train_ds = CachedImages(pixels_file, train_rows, targets[train_rows], train_transform)
     if cfg.pseudo_labels is not None:
         train_ds = with_pseudo_labels(prep, fold, train_ds)
@@ -367,6 +373,7 @@ def with_pseudo_labels(prep: FoldInputs, fold: int, labelled: CachedImages) -> P
     from kaggle_style.training.pseudo_labels import fold_targets, labelled_vectors
 
     cfg, samples, cache = prep.cfg, prep.test_samples, prep.test_cache
+    assert cfg.pseudo_labels is not None  # fold_loaders calls this only with them
     if cache is None:
         raise UserError(
             f"pseudo_labels: {cfg.data} has no test images to learn from; remove "
@@ -395,6 +402,7 @@ def with_pseudo_labels(prep: FoldInputs, fold: int, labelled: CachedImages) -> P
 
 def make_test_loader(prep: FoldInputs, use_cuda: bool) -> DataLoader:
     """The test images, in order, through the evaluation transform."""
+    assert prep.test_cache is not None  # called only where the data has a test set
     return eval_loader(
         prep.test_cache.pixels_file,
         np.arange(len(prep.test_samples)),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -10,12 +11,15 @@ import torch
 
 from kaggle_style.constants import ID_COL
 
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+
 
 @torch.no_grad()
 def predict_probs(
-    model,
-    loader,
-    accelerator,
+    model: torch.nn.Module,
+    loader: Iterable[tuple[torch.Tensor, Any]],
+    accelerator: Accelerator,
     tta_hflip: bool,
     channels_last: bool,
     max_steps: int | None = None,

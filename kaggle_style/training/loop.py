@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +40,10 @@ from kaggle_style.training.recipe import (
 )
 from kaggle_style.training.tracking import FoldTracking, LossLogger
 
+if TYPE_CHECKING:
+    from accelerate import Accelerator
+    from timm.utils import ModelEmaV3
+
 EpochCallback = Callable[[int, int, float], None]  # (fold, epoch, val_log_loss)
 
 
@@ -52,7 +57,7 @@ class FoldResult:
     batch_fit: dict[str, int] | None = None  # the micro-batch and accumulation that fit
 
 
-def make_accelerator(cfg: TrainConfig):
+def make_accelerator(cfg: TrainConfig) -> Accelerator:
     from accelerate import Accelerator
 
     use_cuda = torch.cuda.is_available()
@@ -64,7 +69,7 @@ def make_accelerator(cfg: TrainConfig):
 
 
 def train_fold(
-    prep: FoldInputs, fold: int, accelerator, on_epoch_end: EpochCallback | None = None
+    prep: FoldInputs, fold: int, accelerator: Accelerator, on_epoch_end: EpochCallback | None = None
 ) -> FoldResult:
     """Train on every fold but `fold`; predict `fold` (OOF) and the test set."""
     from accelerate.utils import set_seed
@@ -102,7 +107,7 @@ def train_fold(
     )
     optimizer = accelerator.prepare(optimizer)
     if cfg.compile:
-        model = torch.compile(model)
+        model = torch.compile(model)  # type: ignore[assignment]  # an OptimizedModule: a Module
     weights = class_weight_vector(data.train_targets, cfg.class_weights, len(prep.classes)).to(
         accelerator.device
     )
@@ -117,7 +122,8 @@ def train_fold(
 
     key = model_hash(cfg)
     checkpoints = Checkpoints(cfg.run_dir / f"fold{fold}" / "checkpoints")
-    start_epoch, history = 0, []
+    start_epoch = 0
+    history: list[float] = []
     latest = checkpoints.latest()
     if latest is not None and cfg.resume:
         checkpoints.check_same_config(latest, key, lambda old: model_differences(old, cfg))
@@ -159,7 +165,7 @@ def train_fold(
             fit,
             track.losses(epoch),
         )
-        last_lr = scheduler.get_last_lr()[0]
+        last_lr = float(scheduler.get_last_lr()[0])
         val_probs = predict_probs(
             eval_model,
             val_loader,
@@ -243,12 +249,12 @@ def train_one_epoch(
     cfg: TrainConfig,
     fold: int,
     epoch: int,
-    model,
-    loader,
-    optimizer,
-    scheduler,
-    ema,
-    accelerator,
+    model: torch.nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    ema: ModelEmaV3 | None,
+    accelerator: Accelerator,
     weights: torch.Tensor,
     steps: int,
     channels_last: bool,
@@ -301,11 +307,11 @@ def train_one_epoch(
         where = f"fold {fold}, epoch {epoch + 1}, step {step + 1}"
         # Reading the loss waits for the GPU, so it is read every `log_every` steps, not each one.
         if since == cfg.log_every:
-            _read_loss(running, since, where, bar, scheduler.get_last_lr()[0], on_loss, step)
+            _read_loss(running, since, where, bar, float(scheduler.get_last_lr()[0]), on_loss, step)
             since = 0
         bar.update(1)
     if since:
-        _read_loss(running, since, where, bar, scheduler.get_last_lr()[0], on_loss, step)
+        _read_loss(running, since, where, bar, float(scheduler.get_last_lr()[0]), on_loss, step)
     bar.close()
 
 
@@ -313,7 +319,7 @@ def _read_loss(
     running: torch.Tensor,
     steps: int,
     where: str,
-    bar,
+    bar: tqdm[Any],
     lr: float,
     on_loss: LossLogger | None = None,
     step: int = 0,
@@ -331,7 +337,9 @@ def _read_loss(
         on_loss(step, mean, lr)
 
 
-def _oof_frame(prep: FoldInputs, fold: int, probs: np.ndarray, val_rows) -> pd.DataFrame:
+def _oof_frame(
+    prep: FoldInputs, fold: int, probs: np.ndarray, val_rows: np.ndarray
+) -> pd.DataFrame:
     """OOF rows for every image of the fold; an image with no readable view gets the prior."""
     frame = per_image(probs, prep.train_samples.ids[val_rows], prep.classes)
     fold_ids = prep.folds.loc[prep.folds[FOLD_COL] == fold, ID_COL]

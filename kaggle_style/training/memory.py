@@ -24,7 +24,10 @@ T = TypeVar("T")
 SAVED_STEPS = 2  # steps of a fold whose state is kept for an exact retry
 
 
-def _state(model: nn.Module) -> tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor]]:
+Saved = tuple[list[torch.Tensor], torch.Tensor, list[torch.Tensor]]
+
+
+def _state(model: nn.Module) -> Saved:
     """BatchNorm's running statistics and the random generators' states."""
     stats = [
         b.detach().clone()
@@ -36,7 +39,7 @@ def _state(model: nn.Module) -> tuple[list[torch.Tensor], torch.Tensor, list[tor
     return stats, torch.get_rng_state(), cuda
 
 
-def _restore(model: nn.Module, saved) -> None:
+def _restore(model: nn.Module, saved: Saved) -> None:
     stats, cpu, cuda = saved
     buffers = [
         b
@@ -68,7 +71,9 @@ class MemoryFit:
         """What a run's files say about the batch that fit."""
         return {"micro_batch": self.micro_batch, "grad_accum": self.grad_accum * self.chunks}
 
-    def run(self, step: Callable[[int], T], optimizer, model: nn.Module) -> T:
+    def run(
+        self, step: Callable[[int], T], optimizer: torch.optim.Optimizer, model: nn.Module
+    ) -> T:
         """`step(chunks)`, retried with twice the chunks while it runs out of memory."""
         from accelerate.utils.memory import should_reduce_batch_size
 
@@ -111,9 +116,10 @@ def grad_checkpointing(model: nn.Module, on: bool, backbone: str) -> None:
     """timm's activation recomputation: about a third slower, far less activation memory."""
     if not on:
         return
-    if not hasattr(model, "set_grad_checkpointing"):
+    set_grad_checkpointing = getattr(model, "set_grad_checkpointing", None)
+    if set_grad_checkpointing is None:
         raise UserError(
             f"grad_checkpointing: {backbone} has no set_grad_checkpointing in timm; "
             "set grad_checkpointing: false"
         )
-    model.set_grad_checkpointing(True)
+    set_grad_checkpointing(True)

@@ -17,7 +17,7 @@ import argparse
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,9 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kaggle_style.config import ConfigError, read_yaml
 from kaggle_style.constants import CONFIG_FILE, FOLD_COL, ID_COL, OOF_FILE, TEST_FILE
-from kaggle_style.errors import UserError
+from kaggle_style.errors import NAME_SEPARATORS, UserError, check_name
 from kaggle_style.prediction_files import align, classes_of, probs_of, read_predictions
 from kaggle_style.run_contract import check_run, fold_dirs, read_done
+
+if TYPE_CHECKING:
+    import torch
 
 FOLDS_HASH_KEY = "folds_sha256"  # written into a run's config.yaml: which folds it was trained on
 EXAMPLE = "pseudo_labels: {from: demo-crop, min_prob: 0.5, weight: 1.0, temperature: 0.5}"
@@ -50,6 +53,11 @@ class PseudoLabels(BaseModel):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_source_name(s) for s in value)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +93,16 @@ def check_pseudo_labels(value: Any) -> dict[str, Any] | None:
 def source_paths(spec: dict[str, Any], runs_dir: str | Path) -> list[Path]:
     """Each source run's folder: a bare name lives under runs_dir, anything else is a path."""
     return [Path(runs_dir) / s if len(Path(s).parts) == 1 else Path(s) for s in spec["from"]]
+
+
+def _source_name(value: str) -> str:
+    """A source without a path separator is a run name under runs_dir: `errors.check_name`."""
+    if not any(sep in value for sep in NAME_SEPARATORS):
+        try:
+            check_name(value, "run")
+        except UserError as err:
+            raise ValueError(str(err)) from None
+    return value
 
 
 def file_sha256(path: str | Path) -> str:
@@ -218,6 +236,27 @@ def fold_targets(
     return probs.index.to_numpy()[keep], weighted(soft, spec["weight"])
 
 
+def check_targets(
+    spec: dict[str, Any], runs_dir: str | Path, folds: Sequence[int], test_ids: Sequence[str]
+) -> None:
+    """Before any work: every fold to train keeps some test image. Where `min_prob` keeps none,
+    the second round would be a first round under another name, so it is refused."""
+    unique = list(dict.fromkeys(test_ids))
+    if not unique:
+        raise UserError(
+            "pseudo_labels: the data folder has no test images to learn from; remove "
+            "the pseudo_labels key"
+        )
+    for fold in folds:
+        if not len(fold_targets(spec, runs_dir, fold, unique)[0]):
+            top = probs_of(fold_predictions(source_paths(spec, runs_dir), fold))
+            raise UserError(
+                f"pseudo_labels.min_prob: {spec['min_prob']} keeps none of the {len(unique)} "
+                f"test images in fold {fold} (its sources' top probability reaches "
+                f"{top.max(axis=1).max():.3f} at most); lower min_prob, or remove the key"
+            )
+
+
 def weighted(soft: np.ndarray, weight: float | np.ndarray) -> np.ndarray:
     """Target vectors as the training dataset returns them: the class probabilities, then the
     sample's loss weight (a column, so mixup and cutmix mix it like the targets)."""
@@ -231,7 +270,9 @@ def labelled_vectors(labels: np.ndarray, smoothing: float, num_classes: int) -> 
     return weighted(soft * (1 - smoothing) + smoothing / num_classes, 1.0)
 
 
-def split_weights(targets, class_weights):
+def split_weights(
+    targets: torch.Tensor, class_weights: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(targets, weights) for the loss: a target vector's last column is its sample's weight,
     which scales the class weights row by row (the loss takes either shape)."""
     if targets.shape[1] == len(class_weights):

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from kaggle_style.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 
 def mixed_precision(choice: str, use_cuda: bool) -> str:
@@ -103,7 +106,9 @@ def lr_lambda(total_steps: int, warmup_steps: int, min_ratio: float) -> Callable
     return factor
 
 
-def build_optimizer(cfg: TrainConfig, model, steps_per_epoch: int, use_cuda: bool):
+def build_optimizer(
+    cfg: TrainConfig, model: torch.nn.Module, steps_per_epoch: int, use_cuda: bool
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, list[torch.nn.Parameter]]:
     """AdamW from timm's factory with a per-update cosine schedule.
 
     timm makes the groups: no weight decay on norms, biases and the model's `no_weight_decay()`
@@ -138,13 +143,15 @@ def build_optimizer(cfg: TrainConfig, model, steps_per_epoch: int, use_cuda: boo
     return optimizer, scheduler, backbone_params
 
 
-def _param_groups(model, cfg: TrainConfig, head_ids: set[int]) -> list[dict[str, Any]]:
+def _param_groups(
+    model: torch.nn.Module, cfg: TrainConfig, head_ids: set[int]
+) -> list[dict[str, Any]]:
     """timm's weight-decay (and layer-decay) groups, each split into backbone and head, with
     `lr` set from `lr_scale`: our LambdaLR scales each group's own starting rate, where timm's
     schedulers would read `lr_scale` themselves."""
     from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 
-    no_decay = getattr(model, "no_weight_decay", set)()
+    no_decay: set[str] = getattr(model, "no_weight_decay", set)()
     if layer_decay_on(cfg.layer_decay):
         if not hasattr(model, "group_matcher"):
             from kaggle_style.errors import UserError
@@ -169,15 +176,15 @@ def _param_groups(model, cfg: TrainConfig, head_ids: set[int]) -> list[dict[str,
     return out
 
 
-def layer_decay_on(value: float | None) -> bool:
+def layer_decay_on(value: float | None) -> TypeGuard[float]:
     """None and 1.0 both mean every layer learns at the same rate."""
     return value is not None and value != 1.0
 
 
 def optimisation_step(
-    model,
-    optimizer,
-    accelerator,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    accelerator: Accelerator,
     images: torch.Tensor,
     soft: torch.Tensor,
     weights: torch.Tensor,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,8 +33,16 @@ from kaggle_style.run_contract import DONE_FILE, read_done, remove_combined
 from kaggle_style.training.config import TrainConfig, model_hash
 from kaggle_style.training.data import FoldInputs, prepare_data
 from kaggle_style.training.fold_locks import FoldLock, live_locks
-from kaggle_style.training.loop import EpochCallback, make_accelerator, train_fold
-from kaggle_style.training.pseudo_labels import FOLDS_HASH_KEY, check_sources, file_sha256
+from kaggle_style.training.loop import EpochCallback, FoldResult, make_accelerator, train_fold
+from kaggle_style.training.pseudo_labels import (
+    FOLDS_HASH_KEY,
+    check_sources,
+    check_targets,
+    file_sha256,
+)
+
+if TYPE_CHECKING:
+    from accelerate import Accelerator
 
 __all__ = ["EpochCallback", "run_training"]
 
@@ -62,6 +70,9 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
             f"fold(s) {unknown} not in {cfg.folds_file} (folds: {all_folds}); "
             "use --fold with one of those"
         )
+    check_readable_folds(prep, wanted)
+    if cfg.pseudo_labels is not None:
+        check_targets(cfg.pseudo_labels, cfg.runs_dir, wanted, list(prep.test_samples.ids))
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(
@@ -100,6 +111,27 @@ def run_training(cfg: TrainConfig, on_epoch_end: EpochCallback | None = None) ->
     return _finish(prep, all_folds, wanted, key, started, main)
 
 
+def check_readable_folds(prep: FoldInputs, wanted: list[int]) -> None:
+    """Each fold to train has readable images to learn from and to score on: a fold whose
+    images are all unreadable would train on nothing or score nothing, so nothing is written."""
+    cache, ids = prep.train_cache, prep.train_samples.ids
+    listed = f"listed in {cache.folder}/bad_images.csv"
+    if not np.asarray(cache.ok).any():
+        first = next(iter(cache.errors.values()), "unreadable")
+        raise UserError(
+            f"none of the {len(ids)} training images can be read (e.g. {first}); nothing "
+            f"trained: replace them and rerun ({listed})"
+        )
+    sample_fold = np.array([prep.fold_of[i] for i in ids])
+    for fold in wanted:
+        for what, rows in (("training", sample_fold != fold), ("validation", sample_fold == fold)):
+            if not (rows & np.asarray(cache.ok)).any():
+                raise UserError(
+                    f"fold {fold} has no readable {what} image ({int(rows.sum())} unreadable, "
+                    f"{listed}); nothing trained: replace them or rebuild the folds"
+                )
+
+
 def _refuse_other_config(run_dir: Path, key: str) -> None:
     """Two configs never train into one run folder at the same time."""
     others = [h for h in live_locks(run_dir) if h.get("model_hash") != key]
@@ -111,7 +143,7 @@ def _refuse_other_config(run_dir: Path, key: str) -> None:
         )
 
 
-def _everyone_agrees(accelerator, flag: bool) -> bool:
+def _everyone_agrees(accelerator: Accelerator, flag: bool) -> bool:
     """The main process's decision, sent to every process of a distributed launch."""
     if accelerator.num_processes == 1:
         return flag
@@ -120,7 +152,7 @@ def _everyone_agrees(accelerator, flag: bool) -> bool:
     return bool(broadcast_object_list([flag])[0])
 
 
-def _write_fold(prep: FoldInputs, fold_dir: Path, result, key: str) -> None:
+def _write_fold(prep: FoldInputs, fold_dir: Path, result: FoldResult, key: str) -> None:
     write_predictions(fold_dir / OOF_FILE, result.oof)
     if result.test is not None:
         write_predictions(fold_dir / TEST_FILE, result.test)
@@ -175,7 +207,9 @@ def _combine(prep: FoldInputs, folds: list[int], run_dir: Path) -> dict[str, Any
     write_predictions(run_dir / OOF_FILE, oof)
     if prep.test_cache is not None:
         tests = [_read_fold(run_dir / f"fold{f}" / TEST_FILE).set_index(ID_COL) for f in folds]
-        test = sum(t[list(prep.classes)] for t in tests) / len(tests)
+        total = sum(t[list(prep.classes)] for t in tests)
+        assert isinstance(total, pd.DataFrame)  # (a run has at least one fold)
+        test = total / len(tests)
         test = test.div(test.sum(axis=1), axis=0).loc[prep.competition.test[ID_COL]].reset_index()
         write_predictions(run_dir / TEST_FILE, test)
     overall = _score_frame(prep, oof)

@@ -17,13 +17,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from kaggle_style.constants import ID_COL
 from kaggle_style.errors import UserError
+
+if TYPE_CHECKING:
+    import optuna
+    from accelerate import Accelerator
+    from accelerate.tracking import GeneralTracker
+
+    from kaggle_style.training.config import TrainConfig
 
 TRACKING_DIR = "tracking"
 TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
@@ -35,7 +42,7 @@ LossLogger = Callable[[int, float, float], None]  # (step in epoch, mean loss, l
 
 def open_tracker(
     kind: str, run_name: str, folder: Path, project: str, purge_step: int | None = None
-):
+) -> GeneralTracker | None:
     """An Accelerate tracker writing `run_name` under `folder` (None for `none`)."""
     if kind == "none":
         return None
@@ -89,7 +96,14 @@ def peak_memory() -> dict[str, float]:
 class FoldTracking:
     """One fold's tracker run; every method is a no-op off the main process or with `none`."""
 
-    def __init__(self, cfg, fold: int, accelerator, steps_per_epoch: int, start_epoch: int) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        fold: int,
+        accelerator: Accelerator,
+        steps_per_epoch: int,
+        start_epoch: int,
+    ) -> None:
         self.steps = steps_per_epoch
         self.images_per_step = cfg.batch_size * accelerator.num_processes  # per loader step
         self.tracker = None
@@ -160,7 +174,7 @@ class TrialTracking:
         self.folder = Path(runs_dir) / study_slug / TRACKING_DIR
         self.project = study_slug
 
-    def __call__(self, study, trial) -> None:
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         tracker = open_tracker(self.kind, "trials", self.folder, self.project)
         if tracker is None:
             return

@@ -55,7 +55,7 @@ def synthetic_training(
     return {"trained_folds_log_loss": value}
 
 
-def caught_errors() -> tuple[type[BaseException], ...]:
+def caught_errors() -> tuple[type[Exception], ...]:
     """Failures that end one trial, not the study: a diverging rate, a too-large batch."""
     import torch
 
@@ -110,8 +110,10 @@ class Objective:
                 self.train(
                     trial_config(self.cfg, params, trial_name(self.study_name, number)), report
                 )
-            except (optuna.TrialPruned, *caught_errors()):
+            except optuna.TrialPruned:
                 pass  # rank 0 records the trial's state
+            except caught_errors():
+                pass  # (the same)
             done += 1
         return done
 
@@ -142,6 +144,7 @@ def run_study(
     if rank > 0:
         objective.follow(rank)
         return None
+    assert storage is not None  # rank 0 is always given it
     sampler = optuna.samplers.TPESampler(seed=sampler_seed)
     study = open_study(storage, study_name, cfg, space, sampler=sampler, pruner=pruner)
     try:

@@ -88,7 +88,9 @@ def open_storage(
         if not path.name:
             raise TuneError(f"{url}: a journal storage needs a file, e.g. journal:///shared/s.log")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, IntegrityError, ProgrammingError
 
