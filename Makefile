@@ -151,7 +151,7 @@ DEMO_JOBS ?= 2
 DEMO_SPLITS ?= 3
 demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a few minutes; TASK=boreal: the Kaggle-layout demo)
 ifneq ($(filter-out conservision,$(TASK)),)
-	$(KS) task demo $(TASK) --out $(OUT) --threads $(or $(THREADS),2)
+	$(KS) task demo $(TASK) --work $(OUT) --threads $(or $(THREADS),2)
 else
 	$(MAKE) -j$(DEMO_JOBS) --output-sync=target submit report DATA=data/demo OUT=$(OUT) SET=demo \
 		N_SPLITS=$(DEMO_SPLITS) THREADS=$(DEMO_THREADS)

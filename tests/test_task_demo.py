@@ -86,7 +86,7 @@ def test_task_demo_runs_boreal_end_to_end_to_a_scored_submission(
     )
     monkeypatch.setattr(task_demo, "RECIPE", Path("configs") / "tiny-cpu.yaml")
     data = tmp_path / "data" / "boreal"
-    assert main(["task", "demo", "boreal", "--data", str(data), "--out", str(tmp_path)]) == 0
+    assert main(["task", "demo", "boreal", "--data", str(data), "--work", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     work = tmp_path / "runs" / "boreal"
     sub = pd.read_csv(work / "submission.csv", dtype=str)

@@ -21,9 +21,10 @@ from typing import Annotated, Literal
 import numpy as np
 import pandas as pd
 from PIL import Image
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
 
-from kaggle_style.config import ConfigError, Count, config_dict, stage_config
+from kaggle_style.config import ConfigError, Count, config_dict
 from kaggle_style.demo.frames import render_frame
 from kaggle_style.demo.plan import make_sites
 from kaggle_style.demo.scenes import Site
@@ -59,9 +60,10 @@ class KaggleDemoError(UserError, ValueError):
     """An output folder the generator must not write into."""
 
 
-@stage_config
+@dataclass(config=ConfigDict(extra="forbid"), frozen=True)
 class KaggleDemoConfig:
-    """What the Kaggle-layout demo writes; the defaults are `make demo TASK=boreal`'s data."""
+    """What the Kaggle-layout demo writes; the defaults are `make demo TASK=boreal`'s data (a
+    generator's settings, not a command's: `task demo` names the demo, tests vary the layout)."""
 
     out: str = "data/boreal"
     seed: int = 0

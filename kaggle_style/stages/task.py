@@ -7,8 +7,12 @@ import argparse
 import re
 from pathlib import Path
 
+from kaggle_style.config import stage_config
+from kaggle_style.config_flags import add_config_flags, config_from_args
 from kaggle_style.errors import UserError
 from kaggle_style.files import check_outputs
+from kaggle_style.stages import Command
+from kaggle_style.stages.task_demo import TaskDemoConfig, run_demo
 from kaggle_style.task import parse_task, write_task
 from kaggle_style.task_infer import infer_task
 
@@ -16,35 +20,48 @@ TASKS_DIR = Path("configs") / "tasks"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    infer = actions.add_parser(
-        "infer", help="write a task file inferred from a data folder (either layout)"
-    )
-    infer.add_argument("data", help="the competition's data folder")
-    infer.add_argument(
-        "--out", help="task file to write (default configs/tasks/<data folder's name>.yaml)"
-    )
-    infer.add_argument("--force", action="store_true", help="replace an existing task file")
-    demo = actions.add_parser(
-        "demo", help="generate an embedded demo and run folds, train, ensemble, submit, report"
-    )
-    from kaggle_style.stages.task_demo import add_demo_arguments
+@stage_config
+class TaskInferConfig:
+    """`task infer`: where the inferred task file goes."""
 
-    add_demo_arguments(demo)
+    out: str | None = None
+    """infer: task file to write (default configs/tasks/<data folder's name>.yaml)"""
+    force: bool = False
+    """infer: replace an existing task file"""
+
+
+ACTIONS = ("infer", "demo")
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "what",
+        nargs=2,
+        metavar=("ACTION", "DATA_OR_NAME"),
+        help="`infer DATA`: write a task file inferred from the data folder DATA (either "
+        "layout); `demo NAME`: generate the embedded demo NAME (boreal) and run folds, train, "
+        "ensemble, submit and report on it",
+    )
+    add_config_flags(parser, TaskInferConfig)
+    add_config_flags(parser, TaskDemoConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.action == "demo":
-        from kaggle_style.stages.task_demo import run_demo
+    action, target = args.what
+    if action not in ACTIONS:
+        raise UserError(f"task {action}: no such action; use `task infer DATA` or `task demo NAME`")
+    if action == "demo":
+        return run_demo(target, config_from_args(TaskDemoConfig, args))
+    return run_infer(target, config_from_args(TaskInferConfig, args))
 
-        return run_demo(args)
-    data = Path(args.data)
-    out = Path(args.out) if args.out else TASKS_DIR / f"{_name_of(data.resolve().name)}.yaml"
+
+def run_infer(data_folder: str, cfg: TaskInferConfig) -> int:
+    data = Path(data_folder)
+    out = Path(cfg.out) if cfg.out else TASKS_DIR / f"{_name_of(data.resolve().name)}.yaml"
     name = _name_of(out.stem)
     if out.suffix not in (".yaml", ".yml"):
         raise UserError(f"--out {out}: a task file is YAML; name it {out.stem}.yaml")
-    if out.exists() and not args.force:
+    if out.exists() and not cfg.force:
         raise UserError(f"--out {out}: exists; add --force to replace it, or choose another name")
     check_outputs({"out": out}, {"data": data})
     inference = infer_task(data, name)
@@ -69,3 +86,6 @@ def _name_of(stem: str) -> str:
             "name); pass --out configs/tasks/NAME.yaml"
         )
     return stem
+
+
+COMMANDS = {"task": Command(arguments, run)}

@@ -15,7 +15,11 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import Field
+
+from kaggle_style.config import stage_config
 from kaggle_style.demo.kaggle_layout import (
     INFO_FILE,
     TRUTH_FILE,
@@ -36,34 +40,40 @@ ENSEMBLE_CONFIG = Path("configs") / "ensemble-demo.yaml"
 N_SPLITS = 3
 
 
-def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=sorted(DEMOS), help="the demo's task (configs/tasks/)")
-    parser.add_argument("--data", help="its data folder (default data/NAME; generated if absent)")
-    parser.add_argument("--out", default=".", help="outputs go under OUT/runs/NAME (default .)")
-    parser.add_argument("--threads", type=int, default=2, help="torch's CPU threads (default 2)")
+@stage_config
+class TaskDemoConfig:
+    """`task demo`: where the demo's data and outputs go."""
+
+    data: str | None = None
+    """demo: its data folder (default data/NAME; generated when it holds no demo)"""
+    work: str = "."
+    """demo: outputs go under WORK/runs/NAME, the image cache under WORK/cache/NAME"""
+    threads: Annotated[int, Field(ge=1)] = 2
+    """demo: torch's CPU threads"""
 
 
-def run_demo(args: argparse.Namespace) -> int:
+def run_demo(name: str, cfg: TaskDemoConfig) -> int:
     started = time.perf_counter()
-    name = args.name
+    if name not in DEMOS:
+        raise UserError(f"task demo {name}: no such demo; the demos are {', '.join(DEMOS)}")
     task = TASKS_DIR / f"{name}.yaml"
     if not task.is_file():
         raise UserError(f"{task}: the task file of demo {name} is missing; run from the checkout")
-    data = Path(args.data or Path("data") / name)
+    data = Path(cfg.data or Path("data") / name)
     if not (data / INFO_FILE).is_file():
         generate_kaggle_demo(DEMOS[name](str(data)))
     print(describe_kaggle_demo(data), flush=True)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    os.environ["OMP_NUM_THREADS"] = str(cfg.threads)
     import torch
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.out) / "runs" / name
+    torch.set_num_threads(cfg.threads)
+    work = Path(cfg.work) / "runs" / name
     folds = work / "folds.csv"
     ensemble = work / "ensemble"
     submission = work / "submission.csv"
     model = work / RECIPE.stem
     fmt = data / _format_name(task)
-    cache = Path(args.out) / "cache" / name
+    cache = Path(cfg.work) / "cache" / name
     train = ["--config", str(RECIPE), "--name", RECIPE.stem, "--data", str(data)]
     train += ["--folds-file", str(folds), "--runs-dir", str(work), "--quiet"]
     steps: list[tuple[str, str | None, list[str]]] = [
@@ -87,20 +97,17 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_stage(name: str, stage: str | None, argv: list[str]) -> None:
-    """One stage as `kaggle-style` runs it: its module, its own parser, then its `run`."""
-    module = importlib.import_module(f"kaggle_style.stages.{name}")
-    label = stage or name
-    print(f"\n== {label}: {' '.join(argv)}", flush=True)
-    parser = argparse.ArgumentParser(prog=f"kaggle-style {label}")
-    if stage is None:
-        module.add_arguments(parser)
-        status = module.run(parser.parse_args(argv))
-    else:
-        module.add_arguments(parser, stage)
-        status = module.run(parser.parse_args(argv), stage)
+def _run_stage(module_name: str, command: str | None, argv: list[str]) -> None:
+    """One command as `kaggle-style` runs it: its module's `Command`, its parser, its `run`."""
+    module = importlib.import_module(f"kaggle_style.stages.{module_name}")
+    name = command or module_name
+    print(f"\n== {name}: {' '.join(argv)}", flush=True)
+    stage = module.COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"kaggle-style {name}")
+    stage.arguments(parser)
+    status = stage.run(parser.parse_args(argv))
     if status:
-        raise UserError(f"task demo: {label} stopped with status {status}")
+        raise UserError(f"task demo: {name} stopped with status {status}")
 
 
 def _format_name(task: Path) -> str:
