@@ -34,25 +34,20 @@ ACTIONS = ("infer", "demo")
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "what",
-        nargs=2,
-        metavar=("ACTION", "DATA_OR_NAME"),
-        help="`infer DATA`: write a task file inferred from the data folder DATA (either "
-        "layout); `demo NAME`: generate the embedded demo NAME (boreal) and run folds, train, "
-        "ensemble, submit and report on it",
-    )
+    positionals = {
+        "action": {"choices": ACTIONS, "help": "infer: write a task file; demo: run a demo"},
+        "target": {"help": "infer: the competition's data folder; demo: the demo's name (boreal)"},
+    }
+    for name, options in positionals.items():
+        parser.add_argument(name, **options)
     add_config_flags(parser, TaskInferConfig)
     add_config_flags(parser, TaskDemoConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    action, target = args.what
-    if action not in ACTIONS:
-        raise UserError(f"task {action}: no such action; use `task infer DATA` or `task demo NAME`")
-    if action == "demo":
-        return run_demo(target, config_from_args(TaskDemoConfig, args))
-    return run_infer(target, config_from_args(TaskInferConfig, args))
+    if args.action == "demo":
+        return run_demo(args.target, config_from_args(TaskDemoConfig, args))
+    return run_infer(args.target, config_from_args(TaskInferConfig, args))
 
 
 def run_infer(data_folder: str, cfg: TaskInferConfig) -> int:
