@@ -149,11 +149,15 @@ install: $(STAMP) ## create .venv (TORCH=pin: pinned torch from local disk; TORC
 # (meta reads the info bars meanwhile); each job's output is printed whole when it ends.
 DEMO_JOBS ?= 2
 DEMO_SPLITS ?= 3
-demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a few minutes)
+demo: $(STAMP) ## set up and run everything on the generated demo data (CPU, a few minutes; TASK=boreal: the Kaggle-layout demo)
+ifneq ($(filter-out conservision,$(TASK)),)
+	$(KS) task demo $(TASK) --work $(OUT) --threads $(or $(THREADS),2)
+else
 	$(MAKE) -j$(DEMO_JOBS) --output-sync=target submit report DATA=data/demo OUT=$(OUT) SET=demo \
 		N_SPLITS=$(DEMO_SPLITS) THREADS=$(DEMO_THREADS)
 	@$(KS) summary $(RUNS)/$(ENSEMBLE) $(SUBMISSION)
 	@echo "training curves: $(VENV)/bin/tensorboard --logdir $(RUNS) --host 127.0.0.1"
+endif
 
 data/demo/train_features.csv: | $(STAMP)
 	$(KS) demo-data --out data/demo --seed $(SEED)

@@ -30,6 +30,7 @@ DEBUG_ENV = "KAGGLE_STYLE_DEBUG"
 # command -> (module under kaggle_style.stages, one-line help). The order is the pipeline's.
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo-data": ("demo_data", "generate the embedded demo dataset"),
+    "task": ("task", "infer a competition's task file from its data folder; other-layout demos"),
     "check-data": ("check_data", "check a DrivenData folder: files, columns, ids, sites, images"),
     "folds": ("folds", "site-grouped, class-stratified folds -> folds/folds.csv"),
     "detect": ("detect", "run an animal detector once -> MegaDetector JSON"),
