@@ -12,6 +12,7 @@ the copy `folds` wrote beside the folds file (`recorded_task`), else the default
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -350,11 +351,13 @@ def load_task(
     return read_task(path)
 
 
-def task_option_help() -> str:
-    """The one help text of every stage's `--task`."""
-    return (
-        f"task file or name ({TASKS_DIR}/NAME.yaml); default: the task `folds` recorded beside "
-        f"{DEFAULT_FOLDS}, else {DEFAULT_TASK}"
+def add_task_option(parser: argparse.ArgumentParser) -> None:
+    """The one `--task` of the stages whose options are not all config fields (the others get it
+    from their config's `task` field)."""
+    parser.add_argument(
+        "--task",
+        help=f"task file or name ({TASKS_DIR}/NAME.yaml); default: the task `folds` recorded "
+        f"beside {DEFAULT_FOLDS}, else {DEFAULT_TASK}",
     )
 
 

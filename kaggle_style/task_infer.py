@@ -58,9 +58,9 @@ def infer_task(data: str | Path, name: str) -> Inference:
     if not root.is_dir():
         raise TaskInferError(f"{root}: not a folder; give the competition's data folder")
     csvs = sorted(p.name for p in root.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
-    fmt_name = _pick(csvs, FORMAT_NAMES, "submission format", root, required=True)
+    fmt_name = _pick_required(csvs, FORMAT_NAMES, "submission format", root)
     rest = [c for c in csvs if c != fmt_name]
-    train_name = _pick(rest, TRAIN_NAMES, "training table", root, required=True)
+    train_name = _pick_required(rest, TRAIN_NAMES, "training table", root)
     labels_name = _pick([c for c in rest if c != train_name], LABEL_NAMES, "labels", root)
     test_name = _pick([c for c in rest if c not in (train_name, labels_name)], TEST_NAMES, "", root)
     inf = Inference(task={"name": name})
@@ -120,6 +120,13 @@ def infer_task(data: str | Path, name: str) -> Inference:
         "for camera-trap photos to use meta, sequences and the field formats"
     )
     return inf
+
+
+def _pick_required(names: list[str], wanted: tuple[str, ...], role: str, root: Path) -> str:
+    """The CSV playing `role`, which the folder must have."""
+    name = _pick(names, wanted, role, root, required=True)
+    assert name is not None  # required: _pick raised instead
+    return name
 
 
 def _pick(

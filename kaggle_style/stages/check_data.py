@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kaggle_style.data.layout import check_layout
 from kaggle_style.stages import Command
-from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
+from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="accept filepaths outside the folder (absolute or ../)",
     )
 
-    parser.add_argument("--task", help=task_option_help())
+    add_task_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 from kaggle_style.export import export_run
 from kaggle_style.stages import Command
 from kaggle_style.stages.predict import output_arguments, output_options
-from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
+from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, required=True, help="a file (csv, md) or a folder (camtrap-dp, records)"
     )
     output_arguments(parser)
-    parser.add_argument("--task", help=task_option_help())
+    add_task_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

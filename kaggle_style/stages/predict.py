@@ -13,7 +13,7 @@ from kaggle_style.deployment import DetectorChoice
 from kaggle_style.export import OutputConfig, OutputOptions, predict_to
 from kaggle_style.files import check_outputs
 from kaggle_style.stages import Command
-from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
+from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
 
 
 @stage_config
@@ -62,7 +62,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--work", type=Path, help="work folder (detections, crops, cache)")
     add_config_flags(parser, PredictConfig, switches=SWITCHES)
     output_arguments(parser)
-    parser.add_argument("--task", help=task_option_help())
+    add_task_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from kaggle_style.config import Whole, resolve_config, stage_config
 from kaggle_style.config_flags import add_config_flags, flag_values
 from kaggle_style.report.page import build_report
 from kaggle_style.stages import Command
-from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
+from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
 
 
 @stage_config
@@ -31,7 +31,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
         help="meta.csv (kaggle-style meta): activity by hour, sequences per site",
     )
     add_config_flags(parser, ReportConfig)
-    parser.add_argument("--task", help=task_option_help())
+    add_task_option(parser)
 
 
 def run(args: argparse.Namespace) -> int:

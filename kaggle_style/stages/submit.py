@@ -21,7 +21,7 @@ from kaggle_style.submission import (
     make_submission,
     score_predictions,
 )
-from kaggle_style.task import DEFAULT_FOLDS, load_task, task_option_help
+from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
 
 
 def submit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,7 +105,7 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def _task_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--task", help=task_option_help())
+    add_task_option(parser)
 
 
 def _format_argument(parser: argparse.ArgumentParser) -> None:

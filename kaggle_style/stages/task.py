@@ -34,12 +34,12 @@ ACTIONS = ("infer", "demo")
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
-    positionals = {
-        "action": {"choices": ACTIONS, "help": "infer: write a task file; demo: run a demo"},
-        "target": {"help": "infer: the competition's data folder; demo: the demo's name (boreal)"},
-    }
-    for name, options in positionals.items():
-        parser.add_argument(name, **options)
+    parser.add_argument(
+        "action", choices=ACTIONS, help="infer: write a task file; demo: run a demo"
+    )
+    parser.add_argument(
+        "target", help="infer: the competition's data folder; demo: the demo's name (boreal)"
+    )
     add_config_flags(parser, TaskInferConfig)
     add_config_flags(parser, TaskDemoConfig)
 
