@@ -1,4 +1,5 @@
-# kaggle_style: `make folds train ensemble submit` on any DrivenData folder (DATA=path).
+# kaggle_style: `make folds train ensemble submit` on a competition's folder (DATA=path; TASK=its task
+# file for another competition than Conser-vision).
 # Every target is a file, so make rebuilds only what changed. `make help` lists the targets:
 # this file holds the pipeline's (15 at most); make/more.mk the user's other tools (tuning,
 # checks, housekeeping); benchmarks/Makefile the benchmarks, the lent-GPU check and the
@@ -33,8 +34,33 @@ SHARED_DATA ?= $(or $(KAGGLE_STYLE_SHARED_DATA),../shared/data)
 SHARED_DATA := $(SHARED_DATA)
 export KAGGLE_STYLE_SHARED_DATA := $(abspath $(SHARED_DATA))
 DETECTOR_WEIGHTS ?= $(SHARED_DATA)/models/megadetector_lite/yolox_tiny_640_20220528.pth
+# TASK=NAME or a task file (configs/tasks/NAME.yaml): another competition's layout, classes and
+# metric (docs/how-to/own-competition.md), passed to every stage; empty: the task `folds` recorded
+# beside the folds file, else Conser-vision. Another task's facts are asked once: its tables
+# (what `folds` reads), its submission format and whether the camera-trap stages apply.
+TASK ?=
+TASK_ARG = $(if $(TASK),--task $(TASK))
+RECORDED_TASK := $(shell sed -n 's/^name: *//p' $(OUT)/folds/folds.task.yaml 2>/dev/null | head -n1)
+TASK_SPEC := $(or $(TASK),$(if $(filter-out conservision,$(RECORDED_TASK)),$(OUT)/folds/folds.task.yaml))
+ifneq ($(filter-out conservision,$(TASK_SPEC)),)
+ifneq ($(wildcard $(KS)),)
+TASK_TABLES := $(shell $(KS) task show $(TASK_SPEC) --field tables 2>&1)
+ifneq ($(.SHELLSTATUS),0)
+$(error TASK=$(TASK_SPEC): $(TASK_TABLES))
+endif
+FORMAT_FILE := $(shell $(KS) task show $(TASK_SPEC) --field format)
+CAMERA_TRAP := $(shell $(KS) task show $(TASK_SPEC) --field camera-trap)
+endif
+else
+TASK_TABLES := train_features.csv train_labels.csv
+FORMAT_FILE := submission_format.csv
+CAMERA_TRAP := yes
+endif
+DATA_TABLES = $(addprefix $(DATA_DEP)/,$(TASK_TABLES))
 CROPS := $(OUT)/crops/manifest.csv
 META ?= $(OUT)/meta/meta.csv
+# Detections, crops and info-bar readings only for a task with camera-trap parts.
+CAMERA_DEPS = $(if $(filter yes,$(CAMERA_TRAP)),$(1))
 RUNS := $(OUT)/runs
 CACHE := $(OUT)/cache
 SET ?= demo
@@ -154,7 +180,7 @@ ifneq ($(filter-out conservision,$(TASK)),)
 	$(KS) task demo $(TASK) --work $(OUT) --threads $(or $(THREADS),2)
 else
 	$(MAKE) -j$(DEMO_JOBS) --output-sync=target submit report DATA=data/demo OUT=$(OUT) SET=demo \
-		N_SPLITS=$(DEMO_SPLITS) THREADS=$(DEMO_THREADS)
+		N_SPLITS=$(DEMO_SPLITS) THREADS=$(DEMO_THREADS) TASK=
 	@$(KS) summary $(RUNS)/$(ENSEMBLE) $(SUBMISSION)
 	@echo "training curves: $(VENV)/bin/tensorboard --logdir $(RUNS) --host 127.0.0.1"
 endif
@@ -170,9 +196,15 @@ data/demo/train_labels.csv: data/demo/train_features.csv ;
 	@echo "make: $@ not found: DATA='$(DATA)' must be a DrivenData folder (docs/tutorials/real-competition.md:" \
 		"Getting the data; \`kaggle-style check-data '$(DATA)'\` says what is missing)"; exit 2
 
+ifneq ($(filter-out conservision,$(TASK_SPEC)),)
+$(DATA_TABLES):
+	@echo "make: $@ not found: DATA='$(DATA)' must hold the tables of task $(TASK_SPEC)" \
+		"($(TASK_TABLES)); \`kaggle-style check-data '$(DATA)' --task $(TASK_SPEC)\` says what is missing"; exit 2
+endif
 
-$(FOLDS): $(DATA_DEP)/train_features.csv $(DATA_DEP)/train_labels.csv | $(STAMP)
-	$(KS) folds --data "$(DATA)" --out $@ --n-splits $(N_SPLITS) --seed 42
+
+$(FOLDS): $(DATA_TABLES) | $(STAMP)
+	$(KS) folds --data "$(DATA)" --out $@ --n-splits $(N_SPLITS) --seed 42 $(TASK_ARG)
 
 folds: $(FOLDS) ## site-grouped, class-stratified folds -> folds/folds.csv
 
@@ -180,7 +212,7 @@ ifeq ($(DETECTIONS),data/demo/detections.json)
 # The generator writes the demo's detections: under `make -j` they wait for it, no detector runs.
 $(DETECTIONS): data/demo/train_features.csv ;
 else
-$(DETECTIONS): | $(DATA_DEP)/train_features.csv $(STAMP)
+$(DETECTIONS): | $(firstword $(DATA_TABLES)) $(STAMP)
 	$(KS) detect --data "$(DATA)" --detector $(DETECTOR) --weights $(DETECTOR_WEIGHTS) --out $@ \
 		$(DETECT_ARGS)
 endif
@@ -198,18 +230,18 @@ crops: $(CROPS) ## crops at several thresholds + crops/manifest.csv
 PSEUDO_SOURCES = $(shell test -x $(PY) && $(PY) -m kaggle_style.training.pseudo_labels \
 	configs/$(1).yaml --runs-dir $(RUNS) 2>/dev/null)
 .SECONDEXPANSION:
-$(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(CROPS) $$(call PSEUDO_SOURCES,$$*) | $(STAMP)
+$(RUNS)/%/oof.csv: configs/%.yaml $(FOLDS) $(call CAMERA_DEPS,$(CROPS)) $$(call PSEUDO_SOURCES,$$*) | $(STAMP)
 	$(if $(GPUS),for g in $(GPUS); do CUDA_VISIBLE_DEVICES=$$g ,)$(TRAIN_CMD) --config $< \
-		--name $* --data "$(DATA)" --folds-file $(FOLDS) --runs-dir $(RUNS) \
-		--set crops_manifest=$(CROPS) cache_dir=$(CACHE) $(TRACK_SET) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
+		--name $* --data "$(DATA)" --folds-file $(FOLDS) --runs-dir $(RUNS) $(TASK_ARG) \
+		--set $(call CAMERA_DEPS,crops_manifest=$(CROPS)) cache_dir=$(CACHE) $(TRACK_SET) $(TRAIN_ARGS) $(QUIET)$(if $(GPUS), & \
 		done; wait)
 	@test -f $@ || { echo "$@ not written: folds still held by other processes or boxes"; exit 1; }
 
 ifneq ($(LAUNCHER),)
-train: $(FOLDS) $(CROPS) | $(STAMP)
+train: $(FOLDS) $(call CAMERA_DEPS,$(CROPS)) | $(STAMP)
 	$(KS) slurm-train $(foreach m,$(MODELS),--config configs/$(m).yaml) --data "$(DATA)" \
-		--folds-file $(FOLDS) --runs-dir $(RUNS) --set crops_manifest=$(CROPS) cache_dir=$(CACHE) \
-		$(TRACK_SET) $(TRAIN_ARGS) $(SLURM_ARGS)
+		--folds-file $(FOLDS) --runs-dir $(RUNS) $(TASK_ARG) \
+		--set $(call CAMERA_DEPS,crops_manifest=$(CROPS)) cache_dir=$(CACHE) $(TRACK_SET) $(TRAIN_ARGS) $(SLURM_ARGS)
 else
 train: $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) ## train every model of SET (or MODELS) on every fold (LAUNCHER=slurm: as Slurm jobs)
 endif
@@ -217,34 +249,35 @@ endif
 sets: | $(STAMP) ## list the model sets (configs/sets): name, GPU time, models
 	$(KS) model-set --list
 
-$(META): $(DATA_DEP)/train_features.csv | $(STAMP)
-	$(KS) meta --data "$(DATA)" --out $@
+$(META): $(firstword $(DATA_TABLES)) | $(STAMP)
+	$(KS) meta --data "$(DATA)" --out $@ $(TASK_ARG)
 
 meta: $(META) ## read every image's info bar (clock, camera, IR) and group bursts -> meta.csv
 
-$(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) $(META) \
-		$(DETECTIONS)
+# Conser-vision's labels are their own table; another task's come through the task file.
+$(RUNS)/$(ENSEMBLE)/test.csv: $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)/oof.csv) \
+		$(call CAMERA_DEPS,$(META) $(DETECTIONS))
 	$(KS) ensemble --config $(ENSEMBLE_CONFIG) $(foreach m,$(MODELS),$(RUNS)/$(m)) \
-		--labels "$(DATA)/train_labels.csv" --out $(RUNS)/$(ENSEMBLE) --data "$(DATA)" --meta $(META) \
-		--detections "$(DETECTIONS)"
+		$(if $(TASK_SPEC),$(TASK_ARG),--labels "$(DATA)/train_labels.csv") --out $(RUNS)/$(ENSEMBLE) --data "$(DATA)" \
+		$(call CAMERA_DEPS,--meta $(META) --detections "$(DETECTIONS)")
 
 ensemble: $(RUNS)/$(ENSEMBLE)/test.csv ## blend the models' OOF, temperature-scale -> runs/ensemble
 
 $(SUBMISSION): $(RUNS)/$(ENSEMBLE)/test.csv
-	$(KS) submit --predictions $< --format "$(DATA)/submission_format.csv" --out $@
+	$(KS) submit --predictions $< --format "$(DATA)/$(FORMAT_FILE)" --out $@ $(TASK_ARG)
 
 submit: $(SUBMISSION) ## write and validate submissions/<ensemble>.csv
 
 
-$(REPORT): $(RUNS)/$(ENSEMBLE)/test.csv $(META)
+$(REPORT): $(RUNS)/$(ENSEMBLE)/test.csv $(call CAMERA_DEPS,$(META))
 	$(KS) report $(foreach m,$(MODELS),$(RUNS)/$(m)) $(RUNS)/$(ENSEMBLE) \
-		--data "$(DATA)" --crops $(CROPS) --meta $(META) --out $(dir $@)
+		--data "$(DATA)" $(call CAMERA_DEPS,--crops $(CROPS) --meta $(META)) --out $(dir $@) $(TASK_ARG)
 
 report: $(REPORT) ## HTML report with tables, confusion matrices, calibration, per-site errors
 
 predict: | $(STAMP) ## a new deployment: IMAGES=folder [RUN=run or ensemble] -> predictions.csv
 	@test -n "$(IMAGES)" || { echo "make predict: set IMAGES=folder of images (one sub-folder per site)"; exit 2; }
-	$(KS) predict --images $(IMAGES) --run $(RUN) --out $(OUT)/predictions.csv \
+	$(KS) predict --images $(IMAGES) --run $(RUN) --out $(OUT)/predictions.csv $(TASK_ARG) \
 		$(if $(filter 1,$(SITE_FROM_FOLDER)),--site-from-folder) $(QUIET)
 
 # pytest-xdist: TEST_WORKERS processes share the tests (each test's torch on one thread, see

@@ -7,7 +7,7 @@
 demo-data: data/demo/train_features.csv ## generate the embedded demo dataset in data/demo
 
 validate: $(SUBMISSION) ## check the submission file against the format
-	$(KS) validate $< --format "$(DATA)/submission_format.csv"
+	$(KS) validate $< --format "$(DATA)/$(FORMAT_FILE)" $(TASK_ARG)
 
 ifneq ($(LAUNCHER),)
 tune: $(FOLDS) $(CROPS) | $(STAMP)
@@ -31,11 +31,11 @@ tune-set: | $(STAMP) ## one study per model of SET, in turn (TRIALS each, same S
 tune-export: | $(STAMP) ## write the study's best trial as configs/<study>.best.yaml
 	$(KS) tune-export --study $(STUDY) --storage $(STORAGE) --out configs/$(STUDY).best.yaml
 
-check-data: | $(STAMP) ## check a DrivenData folder: tables, ids, sites, image files (CSV_ONLY=1: tables only)
-	$(KS) check-data "$(DATA)" $(if $(filter 1,$(CSV_ONLY)),--csv-only)
+check-data: | $(STAMP) ## check a competition folder: tables, ids, groups, image files (CSV_ONLY=1: tables only)
+	$(KS) check-data "$(DATA)" $(if $(filter 1,$(CSV_ONLY)),--csv-only) $(TASK_ARG)
 
-lb-check: $(CROPS) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
-	$(KS) lb-check --data "$(DATA)" --work $(OUT)/lb_check --set crops_manifest=$(CROPS) cache_dir=$(CACHE)
+lb-check: $(call CAMERA_DEPS,$(CROPS)) | $(STAMP) ## play the leaderboard locally: hold out whole sites as a pseudo-test set
+	$(KS) lb-check --data "$(DATA)" --work $(OUT)/lb_check $(TASK_ARG) --set $(call CAMERA_DEPS,crops_manifest=$(CROPS)) cache_dir=$(CACHE)
 
 clean-cache: | $(STAMP) ## list caches no config in configs/ uses (YES=1 deletes them)
 	$(KS) clean-cache --configs configs --data "$(DATA)" --crops-manifest $(CROPS) \
