@@ -75,7 +75,8 @@ class TaskError(UserError, ValueError):
     """A task file, or a combination of its keys, that cannot describe a competition."""
 
 
-_STRICT = ConfigDict(extra="forbid", frozen=True)
+# a field's docstring is its description (the generated reference page of the task file)
+_STRICT = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -84,9 +85,13 @@ class Tables(BaseModel):
 
     model_config = _STRICT
     train: str
-    labels: str | None = None  # null: the labels are in `train`
-    test: str | None = None  # null: the test ids are the submission format's ids
+    """the table of the training ids (with image paths, groups, maybe labels)"""
+    labels: str | None = None
+    """a separate label table joined on the id (null: the labels are in `train`)"""
+    test: str | None = None
+    """the table of the test ids (null: the test ids are the submission format's ids)"""
     submission_format: str
+    """the format file: its columns, column order and id order are the submission's"""
 
 
 class Images(BaseModel):
@@ -94,8 +99,11 @@ class Images(BaseModel):
 
     model_config = _STRICT
     column: str | None = None
+    """a column of image paths, relative to the data folder"""
     train_pattern: str | None = None
+    """or a pattern per split: `{id}` the id, `**` any sub-folders (`train_images/**/{id}.jpg`)"""
     test_pattern: str | None = None
+    """the test images' pattern (with `train_pattern`)"""
 
     @model_validator(mode="after")
     def _one_way(self) -> Images:
@@ -114,8 +122,10 @@ class Images(BaseModel):
 
 class Labels(BaseModel):
     model_config = _STRICT
-    kind: LabelKind = "onehot"  # onehot: one 0/1 column per class; column: one column of names
+    kind: LabelKind = "onehot"
+    """onehot: one 0/1 column per class; column: one column of class names"""
     column: str | None = None
+    """the label column, for kind column (`label`, `species`, ...)"""
 
     @model_validator(mode="after")
     def _column_kind(self) -> Labels:
@@ -129,7 +139,9 @@ class Labels(BaseModel):
 class Submission(BaseModel):
     model_config = _STRICT
     kind: SubmissionKind = "probabilities"
+    """probabilities: one column per class; label: one predicted-label column (the argmax)"""
     label_column: str | None = None
+    """the format's column that receives the class name, for kind label"""
 
     @model_validator(mode="after")
     def _label_column(self) -> Submission:
@@ -144,10 +156,14 @@ class CameraTrap(BaseModel):
     """What the camera-trap steps need; a task without it skips them."""
 
     model_config = _STRICT
-    info_bar: bool = True  # the info-bar clock reader (meta) applies
-    day_hours: tuple[float, float] = (6.0, 18.5)  # between these the forest is lit
+    info_bar: bool = True
+    """the cameras burn a clock into an info bar that `meta` reads"""
+    day_hours: tuple[float, float] = (6.0, 18.5)
+    """between these hours the scene is lit (time-of-day features)"""
     blank_class: str | None = None
-    taxonomy: str | None = None  # the taxonomy the field outputs use
+    """the class of frames without an animal"""
+    taxonomy: str | None = None
+    """the taxonomy the field outputs (Camtrap DP, MegaDetector JSON) use"""
 
 
 class Task(BaseModel):
@@ -155,15 +171,25 @@ class Task(BaseModel):
 
     model_config = _STRICT
     name: str
+    """the task's name, its file's stem; recorded with folds, runs and ensembles"""
     tables: Tables
+    """the table file names inside the data folder"""
     id_column: str = "id"
+    """the id column, the same name in every table"""
     images: Images
+    """where each image is"""
     labels: Labels = Field(default_factory=Labels)
+    """how the labels are written"""
     classes: ClassNames
+    """the classes, in the column order of every prediction file"""
     group_column: str | None = None
+    """folds keep each group in one fold (`site`, `camera`, `patient`; null: stratified folds)"""
     submission: Submission = Field(default_factory=Submission)
-    metric: MetricName | None = None  # default: log_loss (probabilities) or accuracy (label)
+    """what the submission holds"""
+    metric: MetricName | None = None
+    """the competition's metric (null: log_loss for probabilities, accuracy for labels)"""
     camera_trap: CameraTrap | None = None
+    """what the camera-trap steps need (null: they are skipped, saying so)"""
 
     @model_validator(mode="after")
     def _consistent(self) -> Task:

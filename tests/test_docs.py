@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -109,6 +110,30 @@ def test_the_config_reference_lists_every_key_of_every_stage_config(site: Path) 
         assert node.name.lower() in page.ids
         for field in dataclasses.fields(cls):
             assert f"{node.name.lower()}-{field.name}" in page.ids, f"{node.name}.{field.name}"
+
+
+def test_the_task_reference_lists_every_key_of_the_task_file(site: Path) -> None:
+    from pydantic import BaseModel
+
+    from kaggle_style.task import Task
+
+    page = _parsed(site / "reference" / "task" / "index.html")
+
+    def keys(model: type[BaseModel], prefix: str) -> list[str]:
+        out = []
+        for name, info in model.model_fields.items():
+            out.append(f"{prefix}{name}")
+            for arg in (info.annotation, *typing.get_args(info.annotation)):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    out += keys(arg, f"{prefix}{name}.")
+        return out
+
+    expected = keys(Task, "")
+    assert {"tables.submission_format", "submission.label_column", "camera_trap.day_hours"} <= set(
+        expected
+    )
+    for key in expected:
+        assert key.replace(".", "-").replace("_", "-") in page.ids, key
 
 
 def test_every_measured_figure_keeps_its_machine_and_date(site: Path) -> None:

@@ -1,7 +1,8 @@
 """mkdocs hook: the pages written from the code and from `benchmarks/results/`, at build time.
 
 `reference/commands.md` comes from each command's argparse parser, `reference/config.md` from
-every `@stage_config` class, `measured/*.md` from the JSON files under `benchmarks/results/`:
+every `@stage_config` class, `reference/task.md` from the task
+file's model, `measured/*.md` from the JSON files under `benchmarks/results/`:
 none of them is kept in git, so none can drift from what it describes.
 """
 
@@ -27,6 +28,7 @@ def on_files(files: Files, config: MkDocsConfig) -> Files:
         "reference/commands.md": reference_pages.commands_page(),
         "reference/config.md": reference_pages.config_page(),
         "reference/make.md": reference_pages.make_page(),
+        "reference/task.md": reference_pages.task_page(),
     }
     pages.update(results_pages.pages(ROOT / "benchmarks" / "results"))
     for uri, text in pages.items():

@@ -337,3 +337,63 @@ def make_page() -> str:
             default = found[2].split("#")[0].strip()
             lines.append(f"| `{found[1]}` | {f'`{default}`' if default else '(empty)'} |")
     return "\n".join(lines) + "\n"
+
+
+# --- the task file ----------------------------------------------------------------------------
+
+
+def task_page() -> str:
+    """Every key of a task file (`configs/tasks/NAME.yaml`), from `kaggle_style.task.Task`."""
+    from kaggle_style.task import Task
+
+    lines = [
+        "# Task file keys",
+        "",
+        "A competition is one task file, `configs/tasks/NAME.yaml` ([your own",
+        "competition](../how-to/own-competition.md)); this page is written at build time from",
+        "`kaggle_style.task.Task`. Unknown keys and impossible combinations are one error line.",
+        "",
+        "| key | type | default | allowed | description |",
+        "|---|---|---|---|---|",
+    ]
+    lines += _model_rows(Task, "")
+    return "\n".join(lines) + "\n"
+
+
+def _model_rows(model: Any, prefix: str) -> list[str]:
+    """A row per field of a pydantic model, the fields of a nested model after it as `a.b`."""
+    from pydantic import BaseModel
+
+    rows = []
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        hint = info.annotation
+        nested = [
+            a
+            for a in (hint, *typing.get_args(hint))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if info.is_required():
+            default = "required"
+        elif nested:
+            default = "null" if info.default is None else "its keys' defaults"
+        else:
+            default = _yaml_text(info.get_default(call_default_factory=True))
+        anchor = key.replace(".", "-").replace("_", "-")
+        rows.append(
+            f"| `{key}` {{#{anchor}}} | {_cell(_type_text(hint))} | {_cell(default)} "
+            f"| {_cell(_allowed_text(hint))} | {_cell(info.description or '')} |"
+        )
+        for sub in nested:
+            rows += _model_rows(sub, f"{key}.")
+    return rows
+
+
+def _yaml_text(value: Any) -> str:
+    """A default as a task file would write it."""
+    import yaml
+
+    text = yaml.safe_dump(
+        list(value) if isinstance(value, tuple) else value, default_flow_style=True
+    )
+    return text.strip().removesuffix("...").strip()
