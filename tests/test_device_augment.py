@@ -16,13 +16,12 @@ from kaggle_style.task import CONSERVISION_CLASSES as CLASSES
 from kaggle_style.training.config import TrainConfig, model_differences, model_hash
 from kaggle_style.training.device_augment import DeviceAugment, jitter
 
-TAI = Path(__file__).resolve().parents[2] / "shared" / "data" / "tai_images"
-
 
 @pytest.fixture(scope="module")
-def frame() -> np.ndarray:
+def frame(shared_data: Path) -> np.ndarray:
     """A real Taï daylight (colour) frame, info bar cut off, small enough to be quick."""
-    image = cv2.cvtColor(cv2.imread(str(TAI / "ZJ016503.jpg")), cv2.COLOR_BGR2RGB)
+    path = shared_data / "tai_images" / "ZJ016503.jpg"
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
     return cv2.resize(image[: int(image.shape[0] * 0.9)], (160, 120))
 
 
