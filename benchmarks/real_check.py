@@ -87,10 +87,10 @@ def build_camtrapr_data(source: Path, out: Path) -> dict[str, str]:
     return mapping
 
 
-def prior_log_loss(y: np.ndarray) -> float:
+def prior_log_loss(y: np.ndarray, n_classes: int) -> float:
     """The log loss of predicting every image's class by the present classes' frequencies: the
     baseline any trained model must beat (the entropy of the label distribution)."""
-    counts = np.bincount(y, minlength=len(CLASSES))
+    counts = np.bincount(y, minlength=n_classes)
     prior = counts[counts > 0] / len(y)
     return float(-(prior * np.log(prior)).sum())
 

@@ -7,9 +7,10 @@ import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kaggle_style"
-# task.py; outputs/taxonomy.py, the taxonomy Conser-vision's task names (camera_trap.taxonomy);
-# and the demo generator (demo/), which writes a Conser-vision folder
-ALLOWED = {"task.py", "outputs/taxonomy.py"}
+# task.py; task_infer.py, which recognises DrivenData's and Kaggle's file names to write a task;
+# outputs/taxonomy.py, the taxonomy Conser-vision's task names (camera_trap.taxonomy); and the
+# demo generator (demo/), which writes a Conser-vision folder
+ALLOWED = {"task.py", "task_infer.py", "outputs/taxonomy.py"}
 
 
 def modules_naming(pattern: str) -> list[str]:

@@ -38,13 +38,13 @@ from kaggle_style.ensemble.config import EnsembleConfig
 from kaggle_style.ensemble.inputs import load_inputs
 from kaggle_style.ensemble.schema import VERSION, EnsembleReport, Summary, write_report
 from kaggle_style.ensemble.stacking import stacking
-from kaggle_style.ensemble.steps import STEPS
+from kaggle_style.ensemble.steps import STEPS, camera_trap_off
 from kaggle_style.ensemble.table import loss_only, summary
 from kaggle_style.errors import check_name
 from kaggle_style.files import atomic_folder, git_commit, write_json, write_yaml
 from kaggle_style.metrics import log_loss, metric, score
 from kaggle_style.prediction_files import make_frame, write_predictions
-from kaggle_style.task import DEFAULT_FOLDS, Task, load_task
+from kaggle_style.task import DEFAULT_FOLDS, load_task
 
 Figures = Callable[[np.ndarray, np.ndarray | None], dict[str, float] | None]
 
@@ -319,20 +319,6 @@ def _task_fields(inputs: Inputs, stream: StepPredictions) -> dict[str, Any]:
             "nested": None if nested is None else scorer(inputs.y, nested),
         },
     }
-
-
-def camera_trap_off(cfg: EnsembleConfig, task: Task) -> tuple[EnsembleConfig, str]:
-    """The config with the camera-trap steps off when the task has no camera-trap part, and the
-    one line that says so ("" when nothing was turned off)."""
-    if task.camera_trap_parts:
-        return cfg, ""
-    steps = [s for s in STEPS if set(s.inputs) & {"meta", "detections"} and s.mode(cfg) != "off"]
-    if not steps:
-        return cfg, ""
-    off: dict[str, Any] = {s.config_key: "off" for s in steps}
-    cfg = replace(cfg, **off)
-    names = ", ".join(s.title for s in steps)
-    return cfg, f"ensemble: task {task.name} has no camera_trap part: {names} skipped"
 
 
 def write_ensemble(cfg: EnsembleConfig, inputs: Inputs, result: EnsembleResult) -> Path:

@@ -11,6 +11,7 @@ and how that record is read back. `build_ensemble`, `Blend`, the printed table, 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -36,6 +37,7 @@ from kaggle_style.ensemble.sites import (
 
 if TYPE_CHECKING:
     from kaggle_style.ensemble.schema import EnsembleReport
+    from kaggle_style.task import Task
 
 Fit = Callable[[np.ndarray, RowFacts], tuple[Any, np.ndarray]]
 
@@ -292,3 +294,17 @@ def applied_needs(report: EnsembleReport) -> set[str]:
         if (record := report.step(step.key)) is not None and record.applied
         for need in step.needs
     }
+
+
+def camera_trap_off(cfg: EnsembleConfig, task: Task) -> tuple[EnsembleConfig, str]:
+    """The config with the camera-trap steps off when the task has no camera-trap part, and the
+    one line that says so ("" when nothing was turned off)."""
+    if task.camera_trap_parts:
+        return cfg, ""
+    steps = [s for s in STEPS if set(s.inputs) & {"meta", "detections"} and s.mode(cfg) != "off"]
+    if not steps:
+        return cfg, ""
+    off: dict[str, Any] = {s.config_key: "off" for s in steps}
+    cfg = replace(cfg, **off)
+    names = ", ".join(s.title for s in steps)
+    return cfg, f"ensemble: task {task.name} has no camera_trap part: {names} skipped"
