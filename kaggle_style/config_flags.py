@@ -31,6 +31,7 @@ from kaggle_style.config import (
     add_config_arguments,
     resolve_config,
 )
+from kaggle_style.task import DEFAULT_FOLDS, DEFAULT_TASK, TASKS_DIR
 
 __all__ = [
     "add_config_arguments",
@@ -231,3 +232,13 @@ def _yaml_mapping(text: str) -> dict[str, Any]:
 
 _yaml_value.__name__ = "YAML"  # argparse names the type in "invalid YAML value: ..."
 _yaml_mapping.__name__ = "YAML mapping"
+
+
+def add_task_option(parser: argparse.ArgumentParser) -> None:
+    """The one `--task` of the stages whose options are not all config fields (the others get it
+    from their config's `task` field)."""
+    parser.add_argument(
+        "--task",
+        help=f"task file or name ({TASKS_DIR}/NAME.yaml); default: the task `folds` recorded "
+        f"beside {DEFAULT_FOLDS}, else {DEFAULT_TASK}",
+    )

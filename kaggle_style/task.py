@@ -12,7 +12,6 @@ the copy `folds` wrote beside the folds file (`recorded_task`), else the default
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -375,16 +374,6 @@ def load_task(
         if name == DEFAULT_TASK:
             return conservision()
     return read_task(path)
-
-
-def add_task_option(parser: argparse.ArgumentParser) -> None:
-    """The one `--task` of the stages whose options are not all config fields (the others get it
-    from their config's `task` field)."""
-    parser.add_argument(
-        "--task",
-        help=f"task file or name ({TASKS_DIR}/NAME.yaml); default: the task `folds` recorded "
-        f"beside {DEFAULT_FOLDS}, else {DEFAULT_TASK}",
-    )
 
 
 def task_record_path(folds: str | Path) -> Path:

@@ -8,9 +8,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kaggle_style.config_flags import add_task_option
 from kaggle_style.data.layout import check_layout
 from kaggle_style.stages import Command
-from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
+from kaggle_style.task import DEFAULT_FOLDS, load_task
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,10 +7,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from kaggle_style.config_flags import add_task_option
 from kaggle_style.export import export_run
 from kaggle_style.stages import Command
 from kaggle_style.stages.predict import output_arguments, output_options
-from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
+from kaggle_style.task import DEFAULT_FOLDS, load_task
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

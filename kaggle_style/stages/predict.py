@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Literal
 
 from kaggle_style.config import resolve_config, stage_config
-from kaggle_style.config_flags import add_config_flags, flag_values
+from kaggle_style.config_flags import add_config_flags, add_task_option, flag_values
 from kaggle_style.deployment import DetectorChoice
 from kaggle_style.export import OutputConfig, OutputOptions, predict_to
 from kaggle_style.files import check_outputs
 from kaggle_style.stages import Command
-from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
+from kaggle_style.task import DEFAULT_FOLDS, load_task
 
 
 @stage_config

@@ -6,10 +6,10 @@ import argparse
 from pathlib import Path
 
 from kaggle_style.config import Whole, resolve_config, stage_config
-from kaggle_style.config_flags import add_config_flags, flag_values
+from kaggle_style.config_flags import add_config_flags, add_task_option, flag_values
 from kaggle_style.report.page import build_report
 from kaggle_style.stages import Command
-from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
+from kaggle_style.task import DEFAULT_FOLDS, load_task
 
 
 @stage_config

@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from kaggle_style.config_flags import add_task_option
 from kaggle_style.ensemble.inputs import check_ensemble_folder
 from kaggle_style.run_contract import check_run_task
 from kaggle_style.stages import Command
@@ -21,7 +22,7 @@ from kaggle_style.submission import (
     make_submission,
     score_predictions,
 )
-from kaggle_style.task import DEFAULT_FOLDS, add_task_option, load_task
+from kaggle_style.task import DEFAULT_FOLDS, load_task
 
 
 def submit_arguments(parser: argparse.ArgumentParser) -> None:
