@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from benchmarks import data_path as data_path_module
-from benchmarks.bench import NAME_WIDTH, BenchConfig, main
+from benchmarks.bench import NAME_WIDTH, BenchConfig, main, resolve
 from benchmarks.data_path import DATA_PATHS
 from benchmarks.frames import make_frames
 from kaggle_style.data.images import decode_rgb, load_resized
@@ -44,6 +44,16 @@ class _CountingClock:
         return self.now
 
 
+def _small_bench(device: str, work: Path) -> list[str]:
+    """The benchmark's arguments at a test's size: test_resnet at 32 px, 12 images x 2 epochs in
+    batches of 4, every data path."""
+    sizes = ["--image-size", "32", "--batch-size", "4", "--n-images", "12", "--epochs", "2"]
+    return [
+        *["--device", device, "--backbone", "test_resnet", *sizes, "--workers", "1"],
+        *["--frame-size", "96x54", "--work-dir", str(work), "--json", "--data-paths", *DATA_PATHS],
+    ]
+
+
 def _table_value(lines: list[str], row: str) -> float:
     """The images/s column of the table row that starts with `row`."""
     (line,) = [line for line in lines if line.startswith(row)]
@@ -59,31 +69,7 @@ def test_bench_prints_a_table_then_every_figure_as_json(
     """Each figure counts what its docstring says, read off a one-second-per-reading clock: 12
     images x 2 epochs in batches of 4, 8 bound steps (two halves); the table equals the JSON."""
     monkeypatch.setattr(data_path_module, "time", _CountingClock())
-    code = main(
-        [
-            "--device",
-            "cpu",
-            "--backbone",
-            "test_resnet",
-            "--image-size",
-            "32",
-            "--batch-size",
-            "4",
-            "--n-images",
-            "12",
-            "--epochs",
-            "2",
-            "--workers",
-            "1",
-            "--frame-size",
-            "96x54",
-            "--work-dir",
-            str(tmp_path),
-            "--json",
-            "--data-paths",
-            *DATA_PATHS,
-        ]
-    )
+    code = main(_small_bench("cpu", tmp_path))
     printed = capsys.readouterr()
     lines = printed.out.strip().splitlines()
     assert code == 0
@@ -270,3 +256,26 @@ def test_epochs_in_row_are_each_epoch_as_batched_alone() -> None:
         alone += list(BatchSampler(sampler, 4, drop_last=True))
     in_row = EpochsInRow(SeededSampler(10, seed=3), 4, 2, 5)
     assert list(in_row) == alone and len(in_row) == len(alone) == 6
+
+
+# On a real CUDA GPU (the `gpu` marker: skipped, saying so, where torch sees none, as in CI): the
+# device path runs for real (bf16, channels-last, the card named). No timing asserts.
+
+
+@pytest.mark.gpu
+def test_auto_device_is_the_cuda_gpu_where_one_is_visible() -> None:
+    assert resolve(BenchConfig()).device == "cuda"
+
+
+@pytest.mark.gpu
+def test_bench_on_a_cuda_gpu_trains_in_bf16_and_names_the_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(_small_bench("cuda", tmp_path))
+    assert code == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["device"] == "cuda" and result["gpu_name"] == torch.cuda.get_device_name()
+    assert result["precision"] == "bf16" and result["channels_last"] is True
+    assert list(result["paths"]) == list(DATA_PATHS)
+    for name, path in result["paths"].items():
+        assert path["e2e_train_img_s"] > 0 and path["e2e_infer_img_s"] > 0, name
