@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from demo_truth import truth_meta
 from test_outputs import _classified, metadata, tai  # noqa: F401 (fixtures used by name)
 
 from kaggle_style.cli import main
@@ -96,28 +97,14 @@ def test_camtrapr_stations_package_loads_in_camtrapdp(
 def demo_export(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path]:
     """A run's test.csv over the demo's test set (random probabilities: the readers only need
     ours to compare with), its meta.csv, and the command that exports it."""
-    from kaggle_style.meta.sequences import assign_sequences
-
     tmp = tmp_path_factory.mktemp("demo_export")
-    test = pd.read_csv(tiny_data / "truth.csv").query("split == 'test'").reset_index(drop=True)
+    test, meta = truth_meta(tiny_data)
     run = tmp / "run"
     run.mkdir()
     probs = np.random.default_rng(0).dirichlet(np.full(len(CLASSES), 0.3), size=len(test))
     predictions = pd.DataFrame(probs, columns=list(CLASSES))
     predictions.insert(0, "id", test["id"])
     predictions.to_csv(run / "test.csv", index=False)
-    stamps = pd.to_datetime(test["datetime"])
-    meta = pd.DataFrame(
-        {
-            "id": test["id"],
-            "datetime": test["datetime"],
-            "hour": stamps.dt.hour + stamps.dt.minute / 60,
-            "camera": "",
-            "night": test["night"].astype(int),
-            "confidence": 1.0,
-            "sequence": assign_sequences(test["site"], test["datetime"]),
-        }
-    )
     meta.to_csv(tmp / "meta.csv", index=False)
     (tmp / "metadata.yaml").write_text(DEMO_METADATA)
     command = [

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from demo_truth import truth_meta
 
 from kaggle_style.cli import main
 from kaggle_style.config import resolve_config
@@ -360,22 +361,7 @@ def test_export_writes_the_competition_test_set(
     probabilities (calibration is the run's: nothing is rescaled)."""
     from megadetector.postprocessing.validate_batch_results import validate_batch_results
 
-    from kaggle_style.meta.sequences import assign_sequences
-
-    truth = pd.read_csv(tiny_data / "truth.csv")
-    test = truth[truth["split"] == "test"].reset_index(drop=True)
-    stamps = pd.to_datetime(test["datetime"])
-    meta = pd.DataFrame(
-        {
-            "id": test["id"],
-            "datetime": test["datetime"],
-            "hour": stamps.dt.hour + stamps.dt.minute / 60,
-            "camera": "",
-            "night": test["night"].astype(int),
-            "confidence": 1.0,
-            "sequence": assign_sequences(test["site"], test["datetime"]),
-        }
-    )
+    test, meta = truth_meta(tiny_data)
     meta.to_csv(tmp_path / "meta.csv", index=False)
     (tmp_path / "m.yaml").write_text(TAI_METADATA)
     common = [
